@@ -1,0 +1,379 @@
+/*
+ * gfpool_conn.c: connect to a gluster volume with a deadline, finalize in the
+ * background.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "gfpool_conn.h"
+
+G_DEFINE_QUARK(gfpool-error-quark, gfpool_error)
+
+struct _GfpoolConn {
+    glfs_t *fs;
+    GfpoolSource *src;
+};
+
+/* One connect attempt, shared by the caller and the worker thread: whoever
+ * drops the last reference frees it, so an abandoned attempt cleans up after
+ * itself whenever glfs_init returns. */
+typedef struct {
+    gint refs;
+    GMutex lock;
+    GCond cond;
+    gboolean done;
+    gboolean abandoned;
+    GfpoolSource *src;
+    glfs_t *fs;         /* set by the worker once glfs_init succeeded */
+    int err;            /* errno of the failing step */
+    const char *step;   /* which gfapi call failed */
+} ConnectJob;
+
+/* Background finalizers still running: gfpool_conn_drain waits for them. */
+static GMutex fini_lock;
+static GCond fini_cond;
+static guint fini_pending;
+
+
+GfpoolErrorCode
+gfpool_error_from_errno(int err)
+{
+    switch (err) {
+    case EEXIST:
+        return GFPOOL_ERROR_EXISTS;
+    case ENOENT:
+        return GFPOOL_ERROR_NOT_FOUND;
+    case ENOTEMPTY:
+        return GFPOOL_ERROR_NOT_EMPTY;
+    case EINVAL:
+    case ENAMETOOLONG:
+        return GFPOOL_ERROR_INVALID;
+    case ETIMEDOUT:
+        return GFPOOL_ERROR_TIMEOUT;
+    case ENOTSUP:
+        return GFPOOL_ERROR_UNSUPPORTED;
+    default:
+        return GFPOOL_ERROR_FAILED;
+    }
+}
+
+
+void
+gfpool_set_error_errno(GError **error, int err, GfpoolConn *conn,
+                       const char *what, const char *object)
+{
+    g_set_error(error, GFPOOL_ERROR, gfpool_error_from_errno(err),
+                "%s '%s' on gluster volume '%s': %s",
+                what, object, conn->src->volume, g_strerror(err));
+}
+
+
+static void
+fini_begin(void)
+{
+    g_mutex_lock(&fini_lock);
+    fini_pending++;
+    g_mutex_unlock(&fini_lock);
+}
+
+
+static void
+fini_end(void)
+{
+    g_mutex_lock(&fini_lock);
+    fini_pending--;
+    g_cond_broadcast(&fini_cond);
+    g_mutex_unlock(&fini_lock);
+}
+
+
+static gpointer
+fini_thread(gpointer opaque)
+{
+    glfs_t *fs = opaque;
+
+    /* glfs_fini returns only at the next tick of gfapi's 10 s call-bail
+     * timer; nobody should wait for that. */
+    glfs_fini(fs);
+    fini_end();
+    return NULL;
+}
+
+
+static void
+fini_in_background(glfs_t *fs)
+{
+    g_autoptr(GError) err = NULL;
+    GThread *t;
+
+    if (!fs)
+        return;
+    fini_begin();
+    if (!(t = g_thread_try_new("gfpool-fini", fini_thread, fs, &err))) {
+        /* Out of threads: leaking the connection beats blocking the caller. */
+        g_warning("cannot start a thread to finalize a gluster connection: %s",
+                  err->message);
+        fini_end();
+        return;
+    }
+    g_thread_unref(t);
+}
+
+
+gboolean
+gfpool_conn_drain(guint timeout_ms)
+{
+    gint64 deadline = g_get_monotonic_time() + (gint64)timeout_ms * 1000;
+    gboolean ok = TRUE;
+
+    g_mutex_lock(&fini_lock);
+    while (fini_pending > 0) {
+        if (!g_cond_wait_until(&fini_cond, &fini_lock, deadline)) {
+            ok = fini_pending == 0;
+            break;
+        }
+    }
+    g_mutex_unlock(&fini_lock);
+    return ok;
+}
+
+
+static void
+connect_job_unref(ConnectJob *job)
+{
+    if (!g_atomic_int_dec_and_test(&job->refs))
+        return;
+    gfpool_source_free(job->src);
+    g_mutex_clear(&job->lock);
+    g_cond_clear(&job->cond);
+    g_free(job);
+}
+
+
+static const char *
+gfapi_log_file(void)
+{
+    const char *f = g_getenv("GFPOOL_GFAPI_LOG");
+
+    /* gfapi logs to /var/log/glusterfs/<something>.log by default, a file
+     * per process that nobody cleans up; only log when asked to. */
+    return f && *f ? f : "/dev/null";
+}
+
+
+static int
+gfapi_log_level(void)
+{
+    const char *l = g_getenv("GFPOOL_GFAPI_LOG_LEVEL");
+    gint64 v;
+
+    if (l && g_ascii_string_to_signed(l, 10, 0, 9, &v, NULL))
+        return (int)v;
+    return 4;   /* GF_LOG_WARNING */
+}
+
+
+static gpointer
+connect_thread(gpointer opaque)
+{
+    ConnectJob *job = opaque;
+    const GfpoolSource *src = job->src;
+    glfs_t *fs = NULL;
+    const char *step = NULL;
+    int err = 0;
+
+    if (!(fs = glfs_new(src->volume))) {
+        step = "glfs_new";
+        err = errno;
+        goto out;
+    }
+
+    for (guint i = 0; i < src->hosts->len; i++) {
+        const GfpoolHost *h = g_ptr_array_index(src->hosts, i);
+        const char *where = h->transport == GFPOOL_TRANSPORT_UNIX ? h->socket : h->name;
+
+        if (glfs_set_volfile_server(fs, gfpool_transport_to_string(h->transport),
+                                    where, h->port) < 0) {
+            step = "glfs_set_volfile_server";
+            err = errno;
+            goto out;
+        }
+    }
+
+    glfs_set_logging(fs, gfapi_log_file(), gfapi_log_level());
+
+    if (glfs_init(fs) < 0) {
+        step = "glfs_init";
+        err = errno ? errno : ENOTCONN;
+        goto out;
+    }
+
+ out:
+    g_mutex_lock(&job->lock);
+    if (job->abandoned || err) {
+        g_mutex_unlock(&job->lock);
+        /* Nobody will use it: either the caller gave up at its deadline or
+         * the connect failed. Either way finalize it here, off any caller. */
+        if (fs) {
+            fini_begin();
+            glfs_fini(fs);
+            fini_end();
+        }
+        g_mutex_lock(&job->lock);
+        fs = NULL;
+    }
+    job->fs = fs;
+    job->err = err;
+    job->step = step;
+    job->done = TRUE;
+    g_cond_signal(&job->cond);
+    g_mutex_unlock(&job->lock);
+
+    connect_job_unref(job);
+    return NULL;
+}
+
+
+static guint
+connect_timeout_ms(guint timeout_ms)
+{
+    const char *env = g_getenv("GFPOOL_CONNECT_TIMEOUT_MS");
+    guint64 v;
+
+    if (timeout_ms)
+        return timeout_ms;
+    if (env && g_ascii_string_to_unsigned(env, 10, 100, 600000, &v, NULL))
+        return (guint)v;
+    return GFPOOL_CONNECT_TIMEOUT_MS_DEFAULT;
+}
+
+
+GfpoolConn *
+gfpool_conn_open(const GfpoolSource *src, guint timeout_ms, GError **error)
+{
+    g_autofree char *hosts = gfpool_source_hosts_string(src);
+    g_autoptr(GError) thread_err = NULL;
+    ConnectJob *job;
+    GfpoolConn *conn = NULL;
+    GThread *t;
+    gint64 deadline;
+    struct stat st;
+
+    if (src->hosts->len == 0) {
+        g_set_error(error, GFPOOL_ERROR, GFPOOL_ERROR_INVALID,
+                    "gluster volume '%s': no host given", src->volume);
+        return NULL;
+    }
+
+    timeout_ms = connect_timeout_ms(timeout_ms);
+    deadline = g_get_monotonic_time() + (gint64)timeout_ms * 1000;
+
+    job = g_new0(ConnectJob, 1);
+    job->refs = 2;     /* caller + worker */
+    g_mutex_init(&job->lock);
+    g_cond_init(&job->cond);
+    job->src = gfpool_source_copy(src);
+
+    if (!(t = g_thread_try_new("gfpool-connect", connect_thread, job, &thread_err))) {
+        g_set_error(error, GFPOOL_ERROR, GFPOOL_ERROR_FAILED,
+                    "cannot connect to gluster volume '%s': cannot start a thread: %s",
+                    src->volume, thread_err->message);
+        job->refs = 1;
+        connect_job_unref(job);
+        return NULL;
+    }
+    g_thread_unref(t);
+
+    g_mutex_lock(&job->lock);
+    while (!job->done) {
+        if (!g_cond_wait_until(&job->cond, &job->lock, deadline))
+            break;
+    }
+    if (!job->done) {
+        job->abandoned = TRUE;
+        g_mutex_unlock(&job->lock);
+        g_set_error(error, GFPOOL_ERROR, GFPOOL_ERROR_TIMEOUT,
+                    "cannot connect to gluster volume '%s' via %s: "
+                    "no answer within %u ms",
+                    src->volume, hosts, timeout_ms);
+        connect_job_unref(job);
+        return NULL;
+    }
+    g_mutex_unlock(&job->lock);
+
+    if (!job->fs) {
+        g_set_error(error, GFPOOL_ERROR, gfpool_error_from_errno(job->err),
+                    "cannot connect to gluster volume '%s' via %s: %s failed: %s",
+                    src->volume, hosts, job->step, g_strerror(job->err));
+        connect_job_unref(job);
+        return NULL;
+    }
+
+    conn = g_new0(GfpoolConn, 1);
+    conn->fs = g_steal_pointer(&job->fs);
+    conn->src = gfpool_source_copy(src);
+    connect_job_unref(job);
+
+    if (glfs_stat(conn->fs, src->dir, &st) < 0) {
+        int err = errno;
+        g_set_error(error, GFPOOL_ERROR, gfpool_error_from_errno(err),
+                    "cannot access directory '%s' of gluster volume '%s': %s",
+                    src->dir, src->volume, g_strerror(err));
+        gfpool_conn_close(conn);
+        return NULL;
+    }
+    if (!S_ISDIR(st.st_mode)) {
+        g_set_error(error, GFPOOL_ERROR, GFPOOL_ERROR_INVALID,
+                    "'%s' of gluster volume '%s' is not a directory",
+                    src->dir, src->volume);
+        gfpool_conn_close(conn);
+        return NULL;
+    }
+    return conn;
+}
+
+
+void
+gfpool_conn_close(GfpoolConn *conn)
+{
+    if (!conn)
+        return;
+    fini_in_background(conn->fs);
+    gfpool_source_free(conn->src);
+    g_free(conn);
+}
+
+
+void
+gfpool_conn_abandon(GfpoolConn *conn)
+{
+    if (!conn)
+        return;
+    gfpool_source_free(conn->src);
+    g_free(conn);
+}
+
+
+glfs_t *
+gfpool_conn_glfs(GfpoolConn *conn)
+{
+    return conn->fs;
+}
+
+
+const GfpoolSource *
+gfpool_conn_source(GfpoolConn *conn)
+{
+    return conn->src;
+}
+
+
+char *
+gfpool_conn_path(GfpoolConn *conn, const char *name)
+{
+    const char *dir = conn->src->dir;
+
+    if (g_str_equal(dir, "/"))
+        return g_strconcat("/", name, NULL);
+    return g_strconcat(dir, "/", name, NULL);
+}

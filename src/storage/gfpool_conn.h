@@ -1,0 +1,71 @@
+/*
+ * gfpool_conn.h: one gfapi connection per started pool.
+ *
+ * gfapi has no connect timeout (glfs_init blocks forever against a host that
+ * accepts TCP and never answers) and glfs_fini takes up to 10 s (it waits for
+ * gfapi's call-bail timer). So: connects run in a worker thread and the
+ * caller waits only up to a deadline; closes hand glfs_fini to a background
+ * thread. Callers never block on either.
+ */
+#pragma once
+
+#include <glusterfs/api/glfs.h>
+#include <glusterfs/api/glfs-handles.h>
+
+#include "gfpool_source.h"
+
+/* Deadline for glfs_init when the caller passes 0. Refused ports fail in
+ * about 1 s; a host that never answers is cut off here. */
+#define GFPOOL_CONNECT_TIMEOUT_MS_DEFAULT 5000
+
+typedef struct _GfpoolConn GfpoolConn;
+
+/* Error domain of the gfapi core. Messages name the operation, the object
+ * (volume, path, hosts) and gfapi's reason. */
+#define GFPOOL_ERROR (gfpool_error_quark())
+GQuark gfpool_error_quark(void);
+typedef enum {
+    GFPOOL_ERROR_FAILED,
+    GFPOOL_ERROR_TIMEOUT,
+    GFPOOL_ERROR_EXISTS,
+    GFPOOL_ERROR_NOT_FOUND,
+    GFPOOL_ERROR_INVALID,
+    GFPOOL_ERROR_NOT_EMPTY,
+    GFPOOL_ERROR_UNSUPPORTED,
+} GfpoolErrorCode;
+
+/* Map an errno from gfapi to our codes. */
+GfpoolErrorCode gfpool_error_from_errno(int err);
+
+/*
+ * Connect to src->volume through every host of src (in order: gfapi fails
+ * over to the next volfile server), and check that src->dir exists.
+ * timeout_ms 0 = GFPOOL_CONNECT_TIMEOUT_MS_DEFAULT, overridable with the
+ * environment variable GFPOOL_CONNECT_TIMEOUT_MS.
+ * On timeout the half-made connection is left to its worker thread, which
+ * finalizes it if glfs_init ever returns.
+ */
+GfpoolConn *gfpool_conn_open(const GfpoolSource *src, guint timeout_ms,
+                             GError **error);
+
+/* Returns at once; glfs_fini runs in a background thread. NULL is fine. */
+void gfpool_conn_close(GfpoolConn *conn);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(GfpoolConn, gfpool_conn_close)
+
+/* For short-lived processes (the CLI): drop the connection without
+ * finalizing it; the caller is about to exit and all its fds are closed. */
+void gfpool_conn_abandon(GfpoolConn *conn);
+
+glfs_t *gfpool_conn_glfs(GfpoolConn *conn);
+const GfpoolSource *gfpool_conn_source(GfpoolConn *conn);
+
+/* Path of name inside the pool dir, as gfapi wants it ("/dir/name"). */
+char *gfpool_conn_path(GfpoolConn *conn, const char *name);
+
+/* Wait until every background glfs_fini has returned or timeout_ms passed.
+ * TRUE when none is left. For clean exits in tests and tools. */
+gboolean gfpool_conn_drain(guint timeout_ms);
+
+/* Set *error from errno with "what 'object' on volume 'vol': strerror". */
+void gfpool_set_error_errno(GError **error, int err, GfpoolConn *conn,
+                            const char *what, const char *object);

@@ -1,0 +1,1280 @@
+/*
+ * gfpool_image.c: disk image formats, as bytes.
+ *
+ * Two halves: a prober that identifies an image from its first bytes, and a
+ * qcow2 writer. The prober runs inside libvirtd on files a guest may have
+ * written, so every on-disk offset and length is checked before use, all
+ * offset arithmetic is done in the "len > limit - off" form that cannot
+ * overflow, and no allocation depends on a length read from the file.
+ */
+#include "gfpool_image.h"
+
+#include <string.h>
+
+G_DEFINE_QUARK(gfpool-image-error-quark, gfpool_image_error)
+
+static const char *const format_names[GFPOOL_FORMAT_LAST] = {
+    [GFPOOL_FORMAT_NONE] = "none",
+    [GFPOOL_FORMAT_RAW] = "raw",
+    [GFPOOL_FORMAT_QCOW2] = "qcow2",
+    [GFPOOL_FORMAT_QCOW] = "qcow",
+    [GFPOOL_FORMAT_QED] = "qed",
+    [GFPOOL_FORMAT_VMDK] = "vmdk",
+    [GFPOOL_FORMAT_VDI] = "vdi",
+    [GFPOOL_FORMAT_VHDX] = "vhdx",
+    [GFPOOL_FORMAT_VPC] = "vpc",
+    [GFPOOL_FORMAT_ISO] = "iso",
+};
+
+const char *
+gfpool_format_to_string(GfpoolFormat f)
+{
+    if ((unsigned)f >= GFPOOL_FORMAT_LAST)
+        return NULL;
+    return format_names[f];
+}
+
+int
+gfpool_format_from_string(const char *s)
+{
+    if (!s)
+        return -1;
+    for (int i = 0; i < GFPOOL_FORMAT_LAST; i++) {
+        if (g_str_equal(s, format_names[i]))
+            return i;
+    }
+    return -1;
+}
+
+void
+gfpool_probe_clear(GfpoolProbe *p)
+{
+    if (!p)
+        return;
+    g_free(p->backing);
+    g_free(p->warning);
+    memset(p, 0, sizeof(*p));
+}
+
+
+/* ---- byte order --------------------------------------------------------- */
+
+static guint16
+rd_be16(const guint8 *b)
+{
+    return (guint16)((b[0] << 8) | b[1]);
+}
+
+static guint32
+rd_be32(const guint8 *b)
+{
+    return ((guint32)b[0] << 24) | ((guint32)b[1] << 16) |
+           ((guint32)b[2] << 8) | b[3];
+}
+
+static guint64
+rd_be64(const guint8 *b)
+{
+    return ((guint64)rd_be32(b) << 32) | rd_be32(b + 4);
+}
+
+static guint16
+rd_le16(const guint8 *b)
+{
+    return (guint16)(b[0] | (b[1] << 8));
+}
+
+static guint32
+rd_le32(const guint8 *b)
+{
+    return b[0] | ((guint32)b[1] << 8) | ((guint32)b[2] << 16) |
+           ((guint32)b[3] << 24);
+}
+
+static guint64
+rd_le64(const guint8 *b)
+{
+    return rd_le32(b) | ((guint64)rd_le32(b + 4) << 32);
+}
+
+static void
+wr_be16(guint8 *b, guint16 v)
+{
+    b[0] = v >> 8;
+    b[1] = v & 0xff;
+}
+
+static void
+wr_be32(guint8 *b, guint32 v)
+{
+    wr_be16(b, v >> 16);
+    wr_be16(b + 2, v & 0xffff);
+}
+
+static void
+wr_be64(guint8 *b, guint64 v)
+{
+    wr_be32(b, v >> 32);
+    wr_be32(b + 4, v & 0xffffffff);
+}
+
+
+/* ---- probing ------------------------------------------------------------ */
+
+/* Total bytes the prober may look at, header included: enough for every
+ * header we parse, small enough that a hostile file cannot make libvirtd
+ * read (or allocate) much. */
+#define PROBE_READ_LIMIT (64 * 1024)
+
+/* Longest backing name we accept. qcow2 and qcow cap it at 1023 bytes in
+ * QEMU; QED allows up to the size of QEMU's backing_file buffer. */
+#define QCOW_BACKING_MAX 1023
+#define QED_BACKING_MAX 4095
+
+typedef struct {
+    const guint8 *header;
+    gsize header_len;           /* bytes of header that are inside the file */
+    guint64 file_size;
+    GfpoolReadFunc read_fn;
+    void *opaque;
+    gsize budget;               /* bytes read_fn may still fetch */
+} ProbeCtx;
+
+/*
+ * Copy len bytes at off into dst, from the header when they are all in it,
+ * else through read_fn. what names the structure for the error message.
+ */
+static gboolean
+probe_fetch(ProbeCtx *c, guint64 off, gsize len, void *dst,
+            const char *what, GError **error)
+{
+    gssize n;
+
+    if (len > c->file_size || off > c->file_size - len) {
+        g_set_error(error, GFPOOL_IMAGE_ERROR, GFPOOL_IMAGE_ERROR_CORRUPT,
+                    "%s at offset %" G_GUINT64_FORMAT " (%" G_GSIZE_FORMAT
+                    " bytes) lies past the end of the %" G_GUINT64_FORMAT
+                    "-byte file", what, off, len, c->file_size);
+        return FALSE;
+    }
+    if (len <= c->header_len && off <= c->header_len - len) {
+        memcpy(dst, c->header + off, len);
+        return TRUE;
+    }
+    if (!c->read_fn) {
+        g_set_error(error, GFPOOL_IMAGE_ERROR, GFPOOL_IMAGE_ERROR_CORRUPT,
+                    "%s at offset %" G_GUINT64_FORMAT " lies outside the %"
+                    G_GSIZE_FORMAT " header bytes given and no reader was given",
+                    what, off, c->header_len);
+        return FALSE;
+    }
+    if (len > c->budget) {
+        g_set_error(error, GFPOOL_IMAGE_ERROR, GFPOOL_IMAGE_ERROR_CORRUPT,
+                    "%s at offset %" G_GUINT64_FORMAT " (%" G_GSIZE_FORMAT
+                    " bytes) would exceed the probe's %u-byte read limit",
+                    what, off, len, PROBE_READ_LIMIT);
+        return FALSE;
+    }
+    c->budget -= len;
+    n = c->read_fn(c->opaque, off, dst, len, error);
+    if (n < 0) {
+        /* read_fn is supposed to set it; don't leave the caller without one */
+        if (error && !*error)
+            g_set_error(error, GFPOOL_IMAGE_ERROR, GFPOOL_IMAGE_ERROR_CORRUPT,
+                        "reading %s at offset %" G_GUINT64_FORMAT " failed",
+                        what, off);
+        return FALSE;
+    }
+    if ((gsize)n != len) {
+        g_set_error(error, GFPOOL_IMAGE_ERROR, GFPOOL_IMAGE_ERROR_CORRUPT,
+                    "%s at offset %" G_GUINT64_FORMAT ": short read of %"
+                    G_GSSIZE_FORMAT " of %" G_GSIZE_FORMAT " bytes",
+                    what, off, n, len);
+        return FALSE;
+    }
+    return TRUE;
+}
+
+static gboolean
+probe_need_header(ProbeCtx *c, gsize need, const char *fmt, GError **error)
+{
+    if (c->header_len >= need)
+        return TRUE;
+    g_set_error(error, GFPOOL_IMAGE_ERROR, GFPOOL_IMAGE_ERROR_CORRUPT,
+                "%s header truncated: %" G_GSIZE_FORMAT " bytes available, "
+                "the header needs %" G_GSIZE_FORMAT,
+                fmt, c->header_len, need);
+    return FALSE;
+}
+
+/*
+ * Read a backing file name of len bytes at off. An embedded NUL would make
+ * the name QEMU uses differ from the bytes on disk, so such a name is corrupt.
+ */
+static gboolean
+probe_read_name(ProbeCtx *c, guint64 off, gsize len, gsize max,
+                char **name, GError **error)
+{
+    g_autofree char *buf = NULL;
+
+    if (len > max) {
+        g_set_error(error, GFPOOL_IMAGE_ERROR, GFPOOL_IMAGE_ERROR_CORRUPT,
+                    "backing file name length %" G_GSIZE_FORMAT " is invalid: "
+                    "must be at most %" G_GSIZE_FORMAT " bytes", len, max);
+        return FALSE;
+    }
+    buf = g_malloc0(len + 1);
+    if (!probe_fetch(c, off, len, buf, "backing file name", error))
+        return FALSE;
+    if (memchr(buf, '\0', len)) {
+        g_set_error(error, GFPOOL_IMAGE_ERROR, GFPOOL_IMAGE_ERROR_CORRUPT,
+                    "backing file name at offset %" G_GUINT64_FORMAT
+                    " contains a NUL byte", off);
+        return FALSE;
+    }
+    *name = g_steal_pointer(&buf);
+    return TRUE;
+}
+
+#define QCOW_MAGIC "QFI\xfb"
+#define QCOW2_EXT_END 0x00000000u
+#define QCOW2_EXT_BACKING_FORMAT 0xe2792acau
+#define QCOW2_V2_HEADER_LEN 72
+#define QCOW2_V3_HEADER_LEN 104
+/* qemu 7.2 writes the compression type byte plus padding */
+#define QCOW2_HEADER_LEN_WRITTEN 112
+#define QCOW2_MIN_CLUSTER_BITS 9
+#define QCOW2_MAX_CLUSTER_BITS 21
+/* QEMU's QCOW_MAX_L1_SIZE (block/qcow2.h), in bytes of 8-byte entries */
+#define QCOW2_MAX_L1_BYTES (32u * 1024 * 1024)
+#define QCOW2_MAX_REFTABLE_BYTES (8u * 1024 * 1024)
+/* QCOW_MAX_CLUSTER_OFFSET + 1: L1/L2 entries hold offsets in bits 9..55 */
+#define QCOW2_MAX_FILE_SIZE (G_GUINT64_CONSTANT(1) << 56)
+#define QCOW2_OFLAG_COPIED (G_GUINT64_CONSTANT(1) << 63)
+/* dirty, corrupt, external data file, compression type, extended L2 */
+#define QCOW2_INCOMPAT_KNOWN G_GUINT64_CONSTANT(0x1f)
+#define QCOW2_INCOMPAT_CORRUPT G_GUINT64_CONSTANT(0x2)
+
+static guint64
+qcow2_max_capacity_bits(unsigned cluster_bits)
+{
+    /* Each L1 entry maps one L2 table of cluster_size / 8 entries, each
+     * mapping one cluster: 2^(cluster_bits - 3 + cluster_bits) bytes. */
+    guint64 per_l1 = G_GUINT64_CONSTANT(1) << (2 * cluster_bits - 3);
+    return (guint64)(QCOW2_MAX_L1_BYTES / 8) * per_l1;
+}
+
+guint64
+gfpool_qcow2_max_capacity(guint32 cluster_size)
+{
+    if (cluster_size == 0)
+        cluster_size = 65536;
+    if (cluster_size < 512 || cluster_size > 2 * 1024 * 1024 ||
+        (cluster_size & (cluster_size - 1)))
+        return 0;
+    /* At most 2^61, below QEMU's BDRV_MAX_LENGTH (INT64_MAX rounded down
+     * to 1 GiB), so the L1 limit is the only one that binds. */
+    return qcow2_max_capacity_bits(g_bit_nth_lsf(cluster_size, -1));
+}
+
+/* Walk the header extensions between the header and end, like QEMU's
+ * qcow2_read_extensions(), remembering the backing format. */
+static gboolean
+probe_qcow2_extensions(ProbeCtx *c, guint64 offset, guint64 end,
+                       GfpoolProbe *p, GError **error)
+{
+    while (offset < end) {
+        guint8 eh[8];
+        guint32 magic, len;
+
+        if (end - offset < sizeof(eh)) {
+            g_set_error(error, GFPOOL_IMAGE_ERROR, GFPOOL_IMAGE_ERROR_CORRUPT,
+                        "qcow2 header extension at offset %" G_GUINT64_FORMAT
+                        " is invalid: its 8-byte header crosses the end of the "
+                        "extension area at %" G_GUINT64_FORMAT, offset, end);
+            return FALSE;
+        }
+        if (!probe_fetch(c, offset, sizeof(eh), eh, "qcow2 header extension",
+                         error))
+            return FALSE;
+        magic = rd_be32(eh);
+        len = rd_be32(eh + 4);
+        offset += sizeof(eh);
+        if (len > end - offset) {
+            g_set_error(error, GFPOOL_IMAGE_ERROR, GFPOOL_IMAGE_ERROR_CORRUPT,
+                        "qcow2 header extension 0x%08x length %u is invalid: "
+                        "must end within the extension area at %"
+                        G_GUINT64_FORMAT, magic, len, end);
+            return FALSE;
+        }
+
+        if (magic == QCOW2_EXT_END)
+            return TRUE;
+
+        if (magic == QCOW2_EXT_BACKING_FORMAT) {
+            char fmt[16] = { 0 };
+            int f;
+
+            /* QEMU's backing_format buffer is 16 bytes with the NUL */
+            if (len >= sizeof(fmt)) {
+                g_set_error(error, GFPOOL_IMAGE_ERROR,
+                            GFPOOL_IMAGE_ERROR_CORRUPT,
+                            "qcow2 backing format extension length %u is "
+                            "invalid: must be less than %zu", len, sizeof(fmt));
+                return FALSE;
+            }
+            if (!probe_fetch(c, offset, len, fmt, "qcow2 backing format",
+                             error))
+                return FALSE;
+            f = gfpool_format_from_string(fmt);
+            /* names we do not model ("luks", "file") leave it unknown */
+            p->backing_format = f > 0 ? (GfpoolFormat)f : GFPOOL_FORMAT_NONE;
+        }
+        /* len <= end - offset <= 2 MiB here, so this cannot overflow */
+        offset += ((guint64)len + 7) & ~G_GUINT64_CONSTANT(7);
+    }
+    return TRUE;
+}
+
+static gboolean
+probe_qcow2(ProbeCtx *c, guint32 version, GfpoolProbe *p, GError **error)
+{
+    const guint8 *h = c->header;
+    guint64 backing_off, size, l1_off, rt_off, incompat = 0;
+    guint32 backing_len, cluster_bits, l1_size, header_length;
+    guint64 cluster_size, l1_needed, max;
+
+    if (!probe_need_header(c, version == 2 ? QCOW2_V2_HEADER_LEN
+                                           : QCOW2_V3_HEADER_LEN,
+                           "qcow2", error))
+        return FALSE;
+
+    backing_off = rd_be64(h + 8);
+    backing_len = rd_be32(h + 16);
+    cluster_bits = rd_be32(h + 20);
+    size = rd_be64(h + 24);
+    l1_size = rd_be32(h + 36);
+    l1_off = rd_be64(h + 40);
+    rt_off = rd_be64(h + 48);
+
+    if (cluster_bits < QCOW2_MIN_CLUSTER_BITS ||
+        cluster_bits > QCOW2_MAX_CLUSTER_BITS) {
+        g_set_error(error, GFPOOL_IMAGE_ERROR, GFPOOL_IMAGE_ERROR_CORRUPT,
+                    "qcow2 cluster_bits %u is invalid: must be between %d "
+                    "and %d", cluster_bits, QCOW2_MIN_CLUSTER_BITS,
+                    QCOW2_MAX_CLUSTER_BITS);
+        return FALSE;
+    }
+    cluster_size = G_GUINT64_CONSTANT(1) << cluster_bits;
+
+    if (version == 2) {
+        header_length = QCOW2_V2_HEADER_LEN;
+    } else {
+        guint32 refcount_order;
+
+        incompat = rd_be64(h + 72);
+        refcount_order = rd_be32(h + 96);
+        header_length = rd_be32(h + 100);
+        if (header_length < QCOW2_V3_HEADER_LEN ||
+            header_length > cluster_size) {
+            g_set_error(error, GFPOOL_IMAGE_ERROR, GFPOOL_IMAGE_ERROR_CORRUPT,
+                        "qcow2 header_length %u is invalid: must be between "
+                        "%d and the cluster size %" G_GUINT64_FORMAT,
+                        header_length, QCOW2_V3_HEADER_LEN, cluster_size);
+            return FALSE;
+        }
+        if (refcount_order > 6) {
+            g_set_error(error, GFPOOL_IMAGE_ERROR, GFPOOL_IMAGE_ERROR_CORRUPT,
+                        "qcow2 refcount_order %u is invalid: must be at most 6",
+                        refcount_order);
+            return FALSE;
+        }
+    }
+
+    max = qcow2_max_capacity_bits(cluster_bits);
+    if (size > max) {
+        g_set_error(error, GFPOOL_IMAGE_ERROR, GFPOOL_IMAGE_ERROR_CORRUPT,
+                    "qcow2 virtual size %" G_GUINT64_FORMAT " is invalid: must "
+                    "be at most %" G_GUINT64_FORMAT " with %" G_GUINT64_FORMAT
+                    "-byte clusters", size, max, cluster_size);
+        return FALSE;
+    }
+    /* As QEMU: the L1 table must be able to map the whole virtual size, and
+     * the tables must be cluster aligned. */
+    l1_needed = (size >> (2 * cluster_bits - 3)) +
+                ((size & ((G_GUINT64_CONSTANT(1) << (2 * cluster_bits - 3)) - 1))
+                 != 0);
+    if (l1_size < l1_needed || l1_size > QCOW2_MAX_L1_BYTES / 8) {
+        g_set_error(error, GFPOOL_IMAGE_ERROR, GFPOOL_IMAGE_ERROR_CORRUPT,
+                    "qcow2 l1_size %u is invalid: must be between %"
+                    G_GUINT64_FORMAT " (to map %" G_GUINT64_FORMAT " bytes) and %u",
+                    l1_size, l1_needed, size, QCOW2_MAX_L1_BYTES / 8);
+        return FALSE;
+    }
+    if ((l1_off & (cluster_size - 1)) || (rt_off & (cluster_size - 1)) ||
+        l1_off >= QCOW2_MAX_FILE_SIZE || rt_off >= QCOW2_MAX_FILE_SIZE) {
+        g_set_error(error, GFPOOL_IMAGE_ERROR, GFPOOL_IMAGE_ERROR_CORRUPT,
+                    "qcow2 table offsets L1 %" G_GUINT64_FORMAT " / refcount %"
+                    G_GUINT64_FORMAT " are invalid: must be multiples of the "
+                    "cluster size below 2^56", l1_off, rt_off);
+        return FALSE;
+    }
+
+    if (backing_off != 0) {
+        /* QEMU keeps the name inside cluster 0 and at most 1023 bytes */
+        if (backing_off > cluster_size ||
+            backing_len > cluster_size - backing_off) {
+            g_set_error(error, GFPOOL_IMAGE_ERROR, GFPOOL_IMAGE_ERROR_CORRUPT,
+                        "qcow2 backing file name at offset %" G_GUINT64_FORMAT
+                        " (%u bytes) is invalid: must lie within the first "
+                        "cluster (%" G_GUINT64_FORMAT " bytes)",
+                        backing_off, backing_len, cluster_size);
+            return FALSE;
+        }
+        if (!probe_read_name(c, backing_off, backing_len, QCOW_BACKING_MAX,
+                             &p->backing, error))
+            return FALSE;
+    }
+
+    if (!probe_qcow2_extensions(c, header_length,
+                                backing_off ? backing_off : cluster_size,
+                                p, error))
+        return FALSE;
+
+    p->format = GFPOOL_FORMAT_QCOW2;
+    p->capacity = size;
+    p->cluster_size = (guint32)cluster_size;
+
+    /* qemu-img info still describes such images, so we do too; the warning
+     * tells the caller QEMU will refuse to run them. */
+    if (incompat & ~QCOW2_INCOMPAT_KNOWN) {
+        p->warning = g_strdup_printf("qcow2 incompatible features 0x%016"
+                                     G_GINT64_MODIFIER "x include unknown bits "
+                                     "0x%016" G_GINT64_MODIFIER "x: QEMU will "
+                                     "not open the image", incompat,
+                                     incompat & ~QCOW2_INCOMPAT_KNOWN);
+    } else if (incompat & QCOW2_INCOMPAT_CORRUPT) {
+        p->warning = g_strdup("qcow2 image is marked corrupt: QEMU opens it "
+                              "read-only until it is repaired");
+    }
+    return TRUE;
+}
+
+/* qcow version 1: QEMU's block/qcow.c QCowHeader, 48 bytes big-endian. */
+static gboolean
+probe_qcow(ProbeCtx *c, GfpoolProbe *p, GError **error)
+{
+    const guint8 *h = c->header;
+    guint64 backing_off, size;
+    guint32 backing_len;
+    guint8 cluster_bits, l2_bits;
+
+    if (!probe_need_header(c, 48, "qcow", error))
+        return FALSE;
+    backing_off = rd_be64(h + 8);
+    backing_len = rd_be32(h + 16);
+    size = rd_be64(h + 24);
+    cluster_bits = h[32];
+    l2_bits = h[33];
+
+    /* the limits of QEMU's qcow_open() */
+    if (cluster_bits < 9 || cluster_bits > 16 || l2_bits < 6 || l2_bits > 13) {
+        g_set_error(error, GFPOOL_IMAGE_ERROR, GFPOOL_IMAGE_ERROR_CORRUPT,
+                    "qcow cluster_bits %u / l2_bits %u are invalid: must be "
+                    "9..16 and 6..13", cluster_bits, l2_bits);
+        return FALSE;
+    }
+    if (size <= 1 || size > (guint64)G_MAXINT64) {
+        g_set_error(error, GFPOOL_IMAGE_ERROR, GFPOOL_IMAGE_ERROR_CORRUPT,
+                    "qcow size %" G_GUINT64_FORMAT " is invalid: must be "
+                    "between 2 and 2^63-1", size);
+        return FALSE;
+    }
+    if (backing_off != 0 &&
+        !probe_read_name(c, backing_off, backing_len, QCOW_BACKING_MAX,
+                         &p->backing, error))
+        return FALSE;
+
+    p->format = GFPOOL_FORMAT_QCOW;
+    p->capacity = size;
+    return TRUE;
+}
+
+/* QED: block/qed.h QEDHeader, 64 bytes little-endian. */
+#define QED_F_BACKING_FILE 0x1
+#define QED_F_BACKING_FORMAT_NO_PROBE 0x4
+#define QED_FEATURE_MASK G_GUINT64_CONSTANT(0x7)
+
+static gboolean
+probe_qed(ProbeCtx *c, GfpoolProbe *p, GError **error)
+{
+    const guint8 *h = c->header;
+    guint32 cluster_size, table_size, header_size;
+    guint64 features, image_size, table_entries, max;
+
+    if (!probe_need_header(c, 64, "qed", error))
+        return FALSE;
+    cluster_size = rd_le32(h + 4);
+    table_size = rd_le32(h + 8);
+    header_size = rd_le32(h + 12);
+    features = rd_le64(h + 16);
+    image_size = rd_le64(h + 48);
+
+    if (cluster_size < 4096 || cluster_size > 64u * 1024 * 1024 ||
+        (cluster_size & (cluster_size - 1))) {
+        g_set_error(error, GFPOOL_IMAGE_ERROR, GFPOOL_IMAGE_ERROR_CORRUPT,
+                    "qed cluster size %u is invalid: must be a power of two "
+                    "between 4096 and 67108864", cluster_size);
+        return FALSE;
+    }
+    if (table_size < 1 || table_size > 16 || (table_size & (table_size - 1))) {
+        g_set_error(error, GFPOOL_IMAGE_ERROR, GFPOOL_IMAGE_ERROR_CORRUPT,
+                    "qed table size %u is invalid: must be a power of two "
+                    "between 1 and 16 clusters", table_size);
+        return FALSE;
+    }
+    if (header_size < 1 || header_size > G_MAXUINT32 / cluster_size) {
+        g_set_error(error, GFPOOL_IMAGE_ERROR, GFPOOL_IMAGE_ERROR_CORRUPT,
+                    "qed header size %u clusters is invalid: must be at least "
+                    "1 and span less than 4 GiB", header_size);
+        return FALSE;
+    }
+    /* qed_max_image_size(): at most 2^26 * 2^4 / 8 entries squared times
+     * 2^26, i.e. below 2^71; compute it without overflowing. */
+    table_entries = (guint64)table_size * cluster_size / 8;
+    if (image_size % 512 != 0 ||
+        (image_size > 0 &&
+         (image_size - 1) / cluster_size / table_entries >= table_entries)) {
+        max = table_entries * cluster_size;
+        g_set_error(error, GFPOOL_IMAGE_ERROR, GFPOOL_IMAGE_ERROR_CORRUPT,
+                    "qed image size %" G_GUINT64_FORMAT " is invalid: must be "
+                    "a multiple of 512 mappable by %" G_GUINT64_FORMAT
+                    " tables of %" G_GUINT64_FORMAT " bytes",
+                    image_size, table_entries, max);
+        return FALSE;
+    }
+    if (features & QED_F_BACKING_FILE) {
+        guint32 off = rd_le32(h + 56), len = rd_le32(h + 60);
+
+        if ((guint64)off + len > (guint64)cluster_size * header_size) {
+            g_set_error(error, GFPOOL_IMAGE_ERROR, GFPOOL_IMAGE_ERROR_CORRUPT,
+                        "qed backing file name at offset %u (%u bytes) is "
+                        "invalid: must lie within the %u-cluster header",
+                        off, len, header_size);
+            return FALSE;
+        }
+        if (!probe_read_name(c, off, len, QED_BACKING_MAX, &p->backing, error))
+            return FALSE;
+        if (features & QED_F_BACKING_FORMAT_NO_PROBE)
+            p->backing_format = GFPOOL_FORMAT_RAW;
+    }
+
+    p->format = GFPOOL_FORMAT_QED;
+    p->capacity = image_size;
+    p->cluster_size = cluster_size;
+    if (features & ~QED_FEATURE_MASK)
+        p->warning = g_strdup_printf("qed features 0x%" G_GINT64_MODIFIER "x "
+                                     "include unknown bits: QEMU will not "
+                                     "open the image", features);
+    return TRUE;
+}
+
+/* Sectors to bytes, refusing what does not fit QEMU's int64 lengths. */
+static gboolean
+probe_sectors(guint64 sectors, const char *what, guint64 *bytes,
+              GError **error)
+{
+    if (sectors > (guint64)G_MAXINT64 / 512) {
+        g_set_error(error, GFPOOL_IMAGE_ERROR, GFPOOL_IMAGE_ERROR_CORRUPT,
+                    "%s %" G_GUINT64_FORMAT " sectors is invalid: must be at "
+                    "most 2^63 bytes", what, sectors);
+        return FALSE;
+    }
+    *bytes = sectors * 512;
+    return TRUE;
+}
+
+/*
+ * Find parentFileNameHint="..." in a VMDK descriptor. Lines are bounded by
+ * the buffer, so a missing newline or quote just ends the search.
+ */
+static char *
+vmdk_descriptor_parent(const char *desc, gsize len)
+{
+    static const char key[] = "parentFileNameHint=\"";
+    const char *s = desc, *end = desc + len;
+
+    while (s < end) {
+        const char *eol = memchr(s, '\n', end - s);
+        const char *line_end = eol ? eol : end;
+
+        if ((gsize)(line_end - s) > sizeof(key) - 1 &&
+            memcmp(s, key, sizeof(key) - 1) == 0) {
+            const char *v = s + sizeof(key) - 1;
+            const char *q = memchr(v, '"', line_end - v);
+
+            if (q && q > v && !memchr(v, '\0', q - v) &&
+                (gsize)(q - v) <= QCOW_BACKING_MAX)
+                return g_strndup(v, q - v);
+            return NULL;
+        }
+        s = line_end + 1;
+    }
+    return NULL;
+}
+
+/* Sum of the extent sizes ("RW 2097152 SPARSE "x.vmdk"") of a descriptor. */
+static gboolean
+vmdk_descriptor_capacity(const char *desc, gsize len, guint64 *sectors)
+{
+    const char *s = desc, *end = desc + len;
+    gboolean found = FALSE;
+
+    *sectors = 0;
+    while (s < end) {
+        const char *eol = memchr(s, '\n', end - s);
+        const char *line_end = eol ? eol : end;
+        gsize n = line_end - s;
+        const char *num = NULL;
+
+        if (n > 3 && memcmp(s, "RW ", 3) == 0)
+            num = s + 3;
+        else if (n > 7 && memcmp(s, "RDONLY ", 7) == 0)
+            num = s + 7;
+        else if (n > 9 && memcmp(s, "NOACCESS ", 9) == 0)
+            num = s + 9;
+        if (num) {
+            guint64 v = 0;
+
+            if (num >= line_end || !g_ascii_isdigit(*num))
+                return FALSE;
+            for (; num < line_end && g_ascii_isdigit(*num); num++) {
+                if (v > (G_MAXUINT64 - 9) / 10)
+                    return FALSE;
+                v = v * 10 + (guint64)(*num - '0');
+            }
+            if (v > G_MAXUINT64 - *sectors)
+                return FALSE;
+            *sectors += v;
+            found = TRUE;
+        }
+        s = line_end + 1;
+    }
+    return found;
+}
+
+static gboolean
+probe_vmdk_descriptor(ProbeCtx *c, GfpoolProbe *p, GError **error)
+{
+    const char *desc = (const char *)c->header;
+    guint64 sectors;
+
+    if (!vmdk_descriptor_capacity(desc, c->header_len, &sectors)) {
+        g_set_error(error, GFPOOL_IMAGE_ERROR, GFPOOL_IMAGE_ERROR_CORRUPT,
+                    "vmdk descriptor has no valid extent line within its first "
+                    "%" G_GSIZE_FORMAT " bytes", c->header_len);
+        return FALSE;
+    }
+    if (!probe_sectors(sectors, "vmdk extent total", &p->capacity, error))
+        return FALSE;
+    p->backing = vmdk_descriptor_parent(desc, c->header_len);
+    p->format = GFPOOL_FORMAT_VMDK;
+    return TRUE;
+}
+
+/* VMDK4 sparse extent header (block/vmdk.c VMDK4Header), little-endian. */
+static gboolean
+probe_vmdk_sparse(ProbeCtx *c, GfpoolProbe *p, GError **error)
+{
+    const guint8 *h = c->header;
+    guint32 version;
+    guint64 desc_off, desc_size;
+
+    if (!probe_need_header(c, 79, "vmdk", error))
+        return FALSE;
+    version = rd_le32(h + 4);
+    if (version > 3) {
+        g_set_error(error, GFPOOL_IMAGE_ERROR, GFPOOL_IMAGE_ERROR_CORRUPT,
+                    "vmdk version %u is invalid: must be at most 3", version);
+        return FALSE;
+    }
+    if (!probe_sectors(rd_le64(h + 12), "vmdk capacity", &p->capacity, error))
+        return FALSE;
+
+    /* The embedded descriptor only matters for the parent name; one that
+     * is missing, huge or unreadable simply leaves it unknown. */
+    desc_off = rd_le64(h + 28);
+    desc_size = rd_le64(h + 36);
+    if (desc_off != 0 && desc_size != 0 &&
+        desc_off <= G_MAXUINT64 / 512) {
+        gsize len = (gsize)MIN(desc_size, (guint64)(4096 / 512)) * 512;
+        g_autofree char *desc = g_malloc(len);
+
+        if (probe_fetch(c, desc_off * 512, len, desc, "vmdk descriptor", NULL))
+            p->backing = vmdk_descriptor_parent(desc, len);
+    }
+    p->format = GFPOOL_FORMAT_VMDK;
+    return TRUE;
+}
+
+/* ESX "COWD" sparse extents (VMDK3Header): sectors at offset 12. */
+static gboolean
+probe_vmdk3(ProbeCtx *c, GfpoolProbe *p, GError **error)
+{
+    if (!probe_need_header(c, 16, "vmdk", error))
+        return FALSE;
+    p->capacity = (guint64)rd_le32(c->header + 12) * 512;
+    p->format = GFPOOL_FORMAT_VMDK;
+    return TRUE;
+}
+
+#define VDI_SIGNATURE 0xbeda107fu
+#define VDI_VERSION_1_1 0x00010001u
+
+static gboolean
+probe_vdi(ProbeCtx *c, GfpoolProbe *p, GError **error)
+{
+    guint32 version = rd_le32(c->header + 0x44);
+    guint64 disk_size;
+
+    if (!probe_need_header(c, 0x178, "vdi", error))
+        return FALSE;
+    if (version != VDI_VERSION_1_1) {
+        g_set_error(error, GFPOOL_IMAGE_ERROR, GFPOOL_IMAGE_ERROR_CORRUPT,
+                    "vdi version 0x%08x is invalid: QEMU supports only 1.1 "
+                    "(0x%08x)", version, VDI_VERSION_1_1);
+        return FALSE;
+    }
+    disk_size = rd_le64(c->header + 0x170);
+    if (disk_size > (guint64)G_MAXINT64) {
+        g_set_error(error, GFPOOL_IMAGE_ERROR, GFPOOL_IMAGE_ERROR_CORRUPT,
+                    "vdi disk size %" G_GUINT64_FORMAT " is invalid: must be "
+                    "below 2^63", disk_size);
+        return FALSE;
+    }
+    p->capacity = disk_size;
+    p->format = GFPOOL_FORMAT_VDI;
+    return TRUE;
+}
+
+/* VHD footer (block/vpc.c VHDFooter), 512 bytes big-endian. */
+#define VHD_FOOTER_SIZE 512
+#define VHD_MAX_GEOMETRY (65535ULL * 16 * 255)
+
+static gboolean
+probe_vpc(ProbeCtx *c, GfpoolProbe *p, GError **error)
+{
+    const guint8 *f = c->header;
+    guint32 sum = 0, checksum;
+    guint64 sectors, current_size;
+    gboolean use_chs;
+
+    if (!probe_need_header(c, VHD_FOOTER_SIZE, "vpc", error))
+        return FALSE;
+    checksum = rd_be32(f + 64);
+    for (gsize i = 0; i < VHD_FOOTER_SIZE; i++) {
+        if (i < 64 || i >= 68)
+            sum += f[i];
+    }
+    if (~sum != checksum) {
+        g_set_error(error, GFPOOL_IMAGE_ERROR, GFPOOL_IMAGE_ERROR_CORRUPT,
+                    "vpc footer checksum 0x%08x is invalid: the footer sums "
+                    "to 0x%08x", checksum, ~sum);
+        return FALSE;
+    }
+
+    /* QEMU's vpc_open(): Virtual PC and old QEMU size the disk by its CHS
+     * geometry, Hyper-V and friends by current_size. */
+    sectors = (guint64)rd_be16(f + 56) * f[58] * f[59];
+    use_chs = memcmp(f + 28, "win ", 4) != 0 && memcmp(f + 28, "qem2", 4) != 0 &&
+              memcmp(f + 28, "d2v ", 4) != 0 && memcmp(f + 28, "CTXS", 4) != 0 &&
+              memcmp(f + 28, "tap", 4) != 0;
+    current_size = rd_be64(f + 48);
+    if (!use_chs || sectors == VHD_MAX_GEOMETRY) {
+        if (current_size > (guint64)G_MAXINT64) {
+            g_set_error(error, GFPOOL_IMAGE_ERROR, GFPOOL_IMAGE_ERROR_CORRUPT,
+                        "vpc current size %" G_GUINT64_FORMAT " is invalid: "
+                        "must be below 2^63", current_size);
+            return FALSE;
+        }
+        sectors = current_size / 512;
+    }
+    p->capacity = sectors * 512;
+    p->format = GFPOOL_FORMAT_VPC;
+    return TRUE;
+}
+
+/* VHDX keeps the virtual size in a metadata item a few MiB into the file.
+ * GUIDs are as stored on disk (first three fields little-endian). */
+static const guint8 vhdx_metadata_region_guid[16] = {
+    0x06, 0xa2, 0x7c, 0x8b, 0x90, 0x47, 0x9a, 0x4b,
+    0xb8, 0xfe, 0x57, 0x5f, 0x05, 0x0f, 0x88, 0x6e
+};
+static const guint8 vhdx_virtual_size_guid[16] = {
+    0x24, 0x42, 0xa5, 0x2f, 0x1b, 0xcd, 0x76, 0x48,
+    0xb2, 0x11, 0x5d, 0xbe, 0xd8, 0x3b, 0xf4, 0xb8
+};
+#define VHDX_REGION_TABLE_OFFSET (192 * 1024)
+#define VHDX_MAX_ENTRIES 2047
+#define VHDX_ENTRY_SIZE 32
+
+/*
+ * Scan count 32-byte entries at off for guid, reading them in small batches
+ * so a large (but legal) count costs only what is actually scanned.
+ */
+static gboolean
+vhdx_find_entry(ProbeCtx *c, guint64 off, guint32 count, const guint8 *guid,
+                guint8 *entry)
+{
+    guint8 batch[8 * VHDX_ENTRY_SIZE];
+
+    for (guint32 i = 0; i < count;) {
+        guint32 n = MIN(count - i, (guint32)G_N_ELEMENTS(batch) / VHDX_ENTRY_SIZE);
+
+        if (!probe_fetch(c, off + (guint64)i * VHDX_ENTRY_SIZE,
+                         (gsize)n * VHDX_ENTRY_SIZE, batch, "vhdx table", NULL))
+            return FALSE;
+        for (guint32 j = 0; j < n; j++) {
+            if (memcmp(batch + j * VHDX_ENTRY_SIZE, guid, 16) == 0) {
+                memcpy(entry, batch + j * VHDX_ENTRY_SIZE, VHDX_ENTRY_SIZE);
+                return TRUE;
+            }
+        }
+        i += n;
+    }
+    return FALSE;
+}
+
+/* Best effort: the "vhdxfile" signature identifies the format on its own,
+ * so a size we cannot find is reported as 0 rather than as corruption. */
+static guint64
+vhdx_capacity(ProbeCtx *c)
+{
+    guint8 rt[16], md[32], entry[VHDX_ENTRY_SIZE], size[8];
+    guint32 count;
+    guint64 region_off, item_off, capacity;
+
+    if (!probe_fetch(c, VHDX_REGION_TABLE_OFFSET, sizeof(rt), rt,
+                     "vhdx region table", NULL) ||
+        memcmp(rt, "regi", 4) != 0)
+        return 0;
+    count = rd_le32(rt + 8);
+    if (count > VHDX_MAX_ENTRIES ||
+        !vhdx_find_entry(c, VHDX_REGION_TABLE_OFFSET + sizeof(rt), count,
+                         vhdx_metadata_region_guid, entry))
+        return 0;
+    region_off = rd_le64(entry + 16);
+
+    if (!probe_fetch(c, region_off, sizeof(md), md, "vhdx metadata table",
+                     NULL) ||
+        memcmp(md, "metadata", 8) != 0)
+        return 0;
+    count = rd_le16(md + 10);
+    /* the table header leaves room for at most 2047 entries */
+    if (count > VHDX_MAX_ENTRIES ||
+        !vhdx_find_entry(c, region_off + sizeof(md), count,
+                         vhdx_virtual_size_guid, entry))
+        return 0;
+    if (rd_le32(entry + 20) < sizeof(size))
+        return 0;
+    item_off = rd_le32(entry + 16);
+    if (item_off > G_MAXUINT64 - region_off ||
+        !probe_fetch(c, region_off + item_off, sizeof(size), size,
+                     "vhdx virtual disk size", NULL))
+        return 0;
+    capacity = rd_le64(size);
+    return capacity <= (guint64)G_MAXINT64 ? capacity : 0;
+}
+
+static gboolean
+probe_vhdx(ProbeCtx *c, GfpoolProbe *p, GError **error G_GNUC_UNUSED)
+{
+    p->capacity = vhdx_capacity(c);
+    p->format = GFPOOL_FORMAT_VHDX;
+    return TRUE;
+}
+
+#define ISO_MAGIC_OFFSET 0x8001
+
+static gboolean
+probe_is_iso(ProbeCtx *c)
+{
+    char magic[5];
+
+    return probe_fetch(c, ISO_MAGIC_OFFSET, sizeof(magic), magic, "iso", NULL) &&
+           memcmp(magic, "CD001", sizeof(magic)) == 0;
+}
+
+static gboolean
+has_magic(ProbeCtx *c, gsize off, const char *magic, gsize len)
+{
+    return c->header_len >= len && off <= c->header_len - len &&
+           memcmp(c->header + off, magic, len) == 0;
+}
+
+void
+gfpool_image_probe(const guint8 *header, gsize header_len, guint64 file_size,
+                   GfpoolReadFunc read_fn, void *opaque, GfpoolProbe *p)
+{
+    g_autoptr(GError) err = NULL;
+    const char *name = NULL;
+    gboolean ok = TRUE;
+    ProbeCtx c = {
+        .header = header,
+        /* bytes past the end of the file are not the file's */
+        .header_len = header ? (gsize)MIN((guint64)header_len, file_size) : 0,
+        .file_size = file_size,
+        .read_fn = read_fn,
+        .opaque = opaque,
+    };
+
+    c.budget = PROBE_READ_LIMIT - MIN(c.header_len, (gsize)PROBE_READ_LIMIT);
+    memset(p, 0, sizeof(*p));
+
+    if (has_magic(&c, 0, QCOW_MAGIC, 4)) {
+        guint32 version = c.header_len >= 8 ? rd_be32(header + 4) : 0;
+
+        if (version == 2 || version == 3) {
+            name = "qcow2";
+            ok = probe_qcow2(&c, version, p, &err);
+        } else if (version == 1) {
+            name = "qcow";
+            ok = probe_qcow(&c, p, &err);
+        } else {
+            name = "qcow";
+            ok = FALSE;
+            if (c.header_len < 8)
+                g_set_error(&err, GFPOOL_IMAGE_ERROR, GFPOOL_IMAGE_ERROR_CORRUPT,
+                            "qcow header truncated: %" G_GSIZE_FORMAT " bytes "
+                            "available, the version needs 8", c.header_len);
+            else
+                g_set_error(&err, GFPOOL_IMAGE_ERROR, GFPOOL_IMAGE_ERROR_CORRUPT,
+                            "qcow version %u is invalid: must be 1, 2 or 3",
+                            version);
+        }
+    } else if (has_magic(&c, 0, "QED\0", 4)) {
+        name = "qed";
+        ok = probe_qed(&c, p, &err);
+    } else if (has_magic(&c, 0, "KDMV", 4)) {
+        name = "vmdk";
+        ok = probe_vmdk_sparse(&c, p, &err);
+    } else if (has_magic(&c, 0, "COWD", 4)) {
+        name = "vmdk";
+        ok = probe_vmdk3(&c, p, &err);
+    } else if (has_magic(&c, 0, "# Disk DescriptorFile", 21)) {
+        name = "vmdk";
+        ok = probe_vmdk_descriptor(&c, p, &err);
+    } else if (c.header_len >= 0x48 && rd_le32(header + 0x40) == VDI_SIGNATURE) {
+        name = "vdi";
+        ok = probe_vdi(&c, p, &err);
+    } else if (has_magic(&c, 0, "vhdxfile", 8)) {
+        name = "vhdx";
+        ok = probe_vhdx(&c, p, &err);
+    } else if (has_magic(&c, 0, "conectix", 8)) {
+        name = "vpc";
+        ok = probe_vpc(&c, p, &err);
+    } else if (probe_is_iso(&c)) {
+        p->format = GFPOOL_FORMAT_ISO;
+        p->capacity = file_size;
+    } else {
+        p->format = GFPOOL_FORMAT_RAW;
+        p->capacity = file_size;
+    }
+
+    if (!ok) {
+        /* A half-parsed probe must not leak a backing name into a raw
+         * answer: that is exactly what a guest-written header would want. */
+        gfpool_probe_clear(p);
+        p->format = GFPOOL_FORMAT_RAW;
+        p->capacity = file_size;
+        p->warning = g_strdup_printf("%s signature found but the image is "
+                                     "unusable, treating it as raw: %s",
+                                     name, err ? err->message : "unknown error");
+    }
+}
+
+
+/* ---- qcow2 creation ----------------------------------------------------- */
+
+/* Bounded buffer for streamed tables: a multiple of every cluster size. */
+#define WRITE_CHUNK (2u * 1024 * 1024)
+
+/*
+ * Write count big-endian 64-bit entries at off, entry i being
+ * (base + i * step) | flags: the shape of every table we write (refcount
+ * table, L1, L2), so one streaming loop serves all of them.
+ */
+static gboolean
+write_entries(GfpoolWriteFunc write_fn, void *opaque, guint64 off,
+              guint64 count, guint64 base, guint64 step, guint64 flags,
+              GError **error)
+{
+    g_autofree guint8 *buf = g_malloc(MIN(count * 8, (guint64)WRITE_CHUNK));
+    guint64 i = 0;
+
+    while (i < count) {
+        gsize n = (gsize)MIN(count - i, (guint64)WRITE_CHUNK / 8);
+
+        for (gsize j = 0; j < n; j++)
+            wr_be64(buf + j * 8, (base + (i + j) * step) | flags);
+        if (!write_fn(opaque, off + i * 8, buf, n * 8, error))
+            return FALSE;
+        i += n;
+    }
+    return TRUE;
+}
+
+/* count 16-bit refcounts of 1, contiguous from off */
+static gboolean
+write_refcounts(GfpoolWriteFunc write_fn, void *opaque, guint64 off,
+                guint64 count, GError **error)
+{
+    gsize cap = (gsize)MIN(count * 2, (guint64)WRITE_CHUNK);
+    g_autofree guint8 *buf = g_malloc(cap);
+    guint64 i = 0;
+
+    for (gsize j = 0; j < cap; j += 2)
+        wr_be16(buf + j, 1);
+    while (i < count) {
+        gsize n = (gsize)MIN(count - i, (guint64)cap / 2);
+
+        if (!write_fn(opaque, off + i * 2, buf, n * 2, error))
+            return FALSE;
+        i += n;
+    }
+    return TRUE;
+}
+
+static guint64
+div_round_up(guint64 a, guint64 b)
+{
+    return a / b + (a % b != 0);
+}
+
+typedef struct {
+    guint64 cluster_size;
+    guint64 capacity;           /* rounded up to 512 */
+    guint64 l1_size;            /* entries */
+    guint64 reftable_clusters;
+    guint64 refblocks;
+    guint64 l1_clusters;
+    guint64 l2_tables;          /* prealloc only */
+    guint64 data_clusters;      /* prealloc only */
+    guint64 total_clusters;
+    /* cluster indexes of each area, in file order */
+    guint64 reftable_start, refblock_start, l1_start, l2_start, data_start;
+} Qcow2Layout;
+
+/*
+ * Cluster 0 header, refcount table, refcount blocks, L1, then (prealloc)
+ * L2 tables and data. The refcount structures must count themselves, so
+ * grow them until they cover every cluster including their own.
+ */
+static gboolean
+qcow2_layout(Qcow2Layout *l, guint64 capacity, guint64 cluster_size,
+             bool prealloc, GError **error)
+{
+    guint64 per_l2 = cluster_size / 8;
+    guint64 per_refblock = cluster_size / 2;  /* refcount_order 4 */
+
+    l->cluster_size = cluster_size;
+    l->capacity = capacity;
+    l->l1_size = div_round_up(capacity, cluster_size * per_l2);
+    l->l1_clusters = div_round_up(l->l1_size * 8, cluster_size);
+    l->l2_tables = prealloc ? l->l1_size : 0;
+    l->data_clusters = prealloc ? div_round_up(capacity, cluster_size) : 0;
+    l->reftable_clusters = 1;
+    l->refblocks = 0;
+
+    for (;;) {
+        guint64 total = 1 + l->reftable_clusters + l->refblocks +
+                        l->l1_clusters + l->l2_tables + l->data_clusters;
+        guint64 rb = div_round_up(total, per_refblock);
+        guint64 rt = div_round_up(rb * 8, cluster_size);
+
+        if (rb == l->refblocks && rt == l->reftable_clusters) {
+            l->total_clusters = total;
+            break;
+        }
+        /* both only grow, so this converges in a few rounds */
+        l->refblocks = MAX(rb, l->refblocks);
+        l->reftable_clusters = MAX(rt, l->reftable_clusters);
+    }
+
+    if (l->reftable_clusters * cluster_size > QCOW2_MAX_REFTABLE_BYTES ||
+        l->total_clusters > QCOW2_MAX_FILE_SIZE / cluster_size) {
+        g_set_error(error, GFPOOL_IMAGE_ERROR, GFPOOL_IMAGE_ERROR_INVALID,
+                    "capacity %" G_GUINT64_FORMAT " with metadata "
+                    "preallocation is invalid: its %" G_GUINT64_FORMAT
+                    " clusters of %" G_GUINT64_FORMAT " bytes need a refcount "
+                    "table over QEMU's 8 MiB limit or offsets past 2^56; use "
+                    "a larger cluster size", capacity, l->total_clusters,
+                    cluster_size);
+        return FALSE;
+    }
+
+    l->reftable_start = 1;
+    l->refblock_start = l->reftable_start + l->reftable_clusters;
+    l->l1_start = l->refblock_start + l->refblocks;
+    l->l2_start = l->l1_start + l->l1_clusters;
+    l->data_start = l->l2_start + l->l2_tables;
+    return TRUE;
+}
+
+static gboolean
+qcow2_validate(const GfpoolQcow2Params *params, guint32 cluster_size,
+               GError **error)
+{
+    guint64 max;
+
+    if (cluster_size < 512 || cluster_size > 2 * 1024 * 1024 ||
+        (cluster_size & (cluster_size - 1))) {
+        g_set_error(error, GFPOOL_IMAGE_ERROR, GFPOOL_IMAGE_ERROR_INVALID,
+                    "cluster size %u is invalid: must be a power of two "
+                    "between 512 and 2097152 bytes", cluster_size);
+        return FALSE;
+    }
+    if (params->capacity == 0) {
+        g_set_error(error, GFPOOL_IMAGE_ERROR, GFPOOL_IMAGE_ERROR_INVALID,
+                    "capacity 0 is invalid: must be at least 512 bytes");
+        return FALSE;
+    }
+    max = gfpool_qcow2_max_capacity(cluster_size);
+    if (params->capacity > max) {
+        g_set_error(error, GFPOOL_IMAGE_ERROR, GFPOOL_IMAGE_ERROR_INVALID,
+                    "capacity %" G_GUINT64_FORMAT " is invalid: must be at most "
+                    "%" G_GUINT64_FORMAT " bytes with %u-byte clusters "
+                    "(QEMU's 32 MiB L1 table limit)",
+                    params->capacity, max, cluster_size);
+        return FALSE;
+    }
+    if (params->backing) {
+        gsize len = strlen(params->backing);
+
+        if (len == 0) {
+            g_set_error(error, GFPOOL_IMAGE_ERROR, GFPOOL_IMAGE_ERROR_INVALID,
+                        "backing file name \"\" is invalid: must not be empty");
+            return FALSE;
+        }
+        if (len > QCOW_BACKING_MAX) {
+            g_set_error(error, GFPOOL_IMAGE_ERROR, GFPOOL_IMAGE_ERROR_INVALID,
+                        "backing file name of %" G_GSIZE_FORMAT " bytes is "
+                        "invalid: must be at most %d bytes",
+                        len, QCOW_BACKING_MAX);
+            return FALSE;
+        }
+    }
+    if (params->backing_format != GFPOOL_FORMAT_NONE) {
+        if (!params->backing) {
+            g_set_error(error, GFPOOL_IMAGE_ERROR, GFPOOL_IMAGE_ERROR_INVALID,
+                        "backing format %d is invalid without a backing file",
+                        (int)params->backing_format);
+            return FALSE;
+        }
+        if ((unsigned)params->backing_format >= GFPOOL_FORMAT_LAST ||
+            params->backing_format == GFPOOL_FORMAT_ISO) {
+            /* "iso" is libvirt's name; QEMU knows no such driver */
+            g_set_error(error, GFPOOL_IMAGE_ERROR, GFPOOL_IMAGE_ERROR_INVALID,
+                        "backing format %d is invalid: must be a format QEMU "
+                        "can open", (int)params->backing_format);
+            return FALSE;
+        }
+    }
+    return TRUE;
+}
+
+/*
+ * Cluster 0: header, extensions and the backing name right after them, as
+ * QEMU's qcow2_update_header() lays it out.
+ */
+static gboolean
+qcow2_header(const GfpoolQcow2Params *params, const Qcow2Layout *l,
+             guint8 *buf, GError **error)
+{
+    guint64 cs = l->cluster_size;
+    gsize off = QCOW2_HEADER_LEN_WRITTEN;
+    gsize backing_len = params->backing ? strlen(params->backing) : 0;
+
+    memcpy(buf, QCOW_MAGIC, 4);
+    wr_be32(buf + 4, 3);
+    wr_be32(buf + 20, g_bit_nth_lsf(cs, -1));
+    wr_be64(buf + 24, l->capacity);
+    wr_be32(buf + 36, (guint32)l->l1_size);
+    wr_be64(buf + 40, l->l1_start * cs);
+    wr_be64(buf + 48, l->reftable_start * cs);
+    wr_be32(buf + 56, (guint32)l->reftable_clusters);
+    wr_be32(buf + 96, 4);
+    wr_be32(buf + 100, QCOW2_HEADER_LEN_WRITTEN);
+
+    if (params->backing_format != GFPOOL_FORMAT_NONE) {
+        const char *fmt = gfpool_format_to_string(params->backing_format);
+        gsize len = strlen(fmt);
+
+        wr_be32(buf + off, QCOW2_EXT_BACKING_FORMAT);
+        wr_be32(buf + off + 4, (guint32)len);
+        memcpy(buf + off + 8, fmt, len);
+        off += 8 + ((len + 7) & ~(gsize)7);
+    }
+    off += 8;   /* end-of-extensions marker: all zero */
+
+    if (backing_len) {
+        if (backing_len > cs - off) {
+            g_set_error(error, GFPOOL_IMAGE_ERROR, GFPOOL_IMAGE_ERROR_INVALID,
+                        "backing file name of %" G_GSIZE_FORMAT " bytes is "
+                        "invalid with %" G_GUINT64_FORMAT "-byte clusters: "
+                        "must fit the %" G_GUINT64_FORMAT " bytes left in "
+                        "the header cluster", backing_len, cs, cs - off);
+            return FALSE;
+        }
+        wr_be64(buf + 8, off);
+        wr_be32(buf + 16, (guint32)backing_len);
+        memcpy(buf + off, params->backing, backing_len);
+    }
+    return TRUE;
+}
+
+gboolean
+gfpool_qcow2_create(const GfpoolQcow2Params *params,
+                    GfpoolWriteFunc write_fn, void *opaque,
+                    guint64 *file_size, GError **error)
+{
+    guint32 cluster_size = params->cluster_size ? params->cluster_size : 65536;
+    g_autofree guint8 *header = NULL;
+    Qcow2Layout l = { 0 };
+    guint64 cs;
+
+    if (!qcow2_validate(params, cluster_size, error))
+        return FALSE;
+    cs = cluster_size;
+
+    /* QEMU rounds the size up to whole sectors; the max is sector aligned,
+     * so this cannot pass it. */
+    if (!qcow2_layout(&l, (params->capacity + 511) & ~G_GUINT64_CONSTANT(511),
+                      cs, params->prealloc_metadata, error))
+        return FALSE;
+
+    header = g_malloc0(cs);
+    if (!qcow2_header(params, &l, header, error) ||
+        !write_fn(opaque, 0, header, cs, error))
+        return FALSE;
+
+    /* every cluster in use has refcount 1; they are all contiguous */
+    if (!write_entries(write_fn, opaque, l.reftable_start * cs, l.refblocks,
+                       l.refblock_start * cs, cs, 0, error) ||
+        !write_refcounts(write_fn, opaque, l.refblock_start * cs,
+                         l.total_clusters, error))
+        return FALSE;
+
+    /* Refcount 1 means the COPIED flag must be set, or qemu-img check
+     * reports every entry. Without prealloc L1 stays zero: the caller's
+     * truncate provides it. */
+    if (params->prealloc_metadata &&
+        (!write_entries(write_fn, opaque, l.l1_start * cs, l.l1_size,
+                        l.l2_start * cs, cs, QCOW2_OFLAG_COPIED, error) ||
+         !write_entries(write_fn, opaque, l.l2_start * cs, l.data_clusters,
+                        l.data_start * cs, cs, QCOW2_OFLAG_COPIED, error)))
+        return FALSE;
+
+    *file_size = l.total_clusters * cs;
+    return TRUE;
+}

@@ -1,0 +1,109 @@
+/*
+ * gfpool_volume.h: the pool and volume operations of the gfapi core, named
+ * after the virsh verbs they serve. The libvirt module and the gfpool CLI
+ * both call these; nothing here knows about libvirt.
+ */
+#pragma once
+
+#include "gfpool_conn.h"
+#include "gfpool_image.h"
+
+/* Prefix of the hidden names images are written under before they are
+ * published; refresh never lists them. */
+#define GFPOOL_TEMP_PREFIX ".gfpool-tmp-"
+
+typedef enum {
+    GFPOOL_VOL_FILE,
+    GFPOOL_VOL_DIR,
+} GfpoolVolKind;
+
+typedef struct {
+    char *name;
+    GfpoolVolKind kind;
+    GfpoolFormat format;        /* NONE for directories */
+    guint64 capacity;
+    guint64 allocation;         /* bytes actually stored (st_blocks * 512) */
+    guint32 mode;               /* permission bits */
+    guint32 uid;
+    guint32 gid;
+    char *backing;              /* as stored in the image, or NULL */
+    GfpoolFormat backing_format;
+    guint32 cluster_size;
+    char *warning;              /* probe found a corrupt header */
+} GfpoolVolInfo;
+
+void gfpool_vol_info_free(GfpoolVolInfo *info);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(GfpoolVolInfo, gfpool_vol_info_free)
+
+/* Rules for a volume name: not empty, not "." or "..", no '/', no NUL
+ * (len covers the whole name), at most 255 bytes, not our temp prefix.
+ * The message names the rule broken. */
+gboolean gfpool_vol_name_validate(const char *name, gsize len, GError **error);
+
+/* Results of header probes, remembered by what a directory listing already
+ * returns (gfid, size, mtime, ctime), so an unchanged image is never read
+ * again. Thread-safe. */
+typedef struct _GfpoolProbeCache GfpoolProbeCache;
+GfpoolProbeCache *gfpool_probe_cache_new(void);
+void gfpool_probe_cache_free(GfpoolProbeCache *cache);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(GfpoolProbeCache, gfpool_probe_cache_free)
+/* Persist across pool-stop/start and daemon restarts. Load ignores a
+ * missing or corrupt file (entry by entry); save writes atomically. */
+void gfpool_probe_cache_load(GfpoolProbeCache *cache, const char *path);
+gboolean gfpool_probe_cache_save(GfpoolProbeCache *cache, const char *path,
+                                 GError **error);
+guint gfpool_probe_cache_size(GfpoolProbeCache *cache);
+
+/* pool-refresh / vol-list: every file and directory of the pool dir, headers
+ * probed concurrently (cache may be NULL). GPtrArray of GfpoolVolInfo*. */
+GPtrArray *gfpool_pool_refresh(GfpoolConn *conn, GfpoolProbeCache *cache,
+                               GError **error);
+
+/* pool-info: capacity/allocation/available of the gluster volume. */
+gboolean gfpool_pool_info(GfpoolConn *conn, guint64 *capacity,
+                          guint64 *allocation, guint64 *available,
+                          GError **error);
+
+/* vol-info: one volume, probed afresh. */
+GfpoolVolInfo *gfpool_vol_info(GfpoolConn *conn, const char *name,
+                               GfpoolProbeCache *cache, GError **error);
+
+typedef enum {
+    GFPOOL_PREALLOC_OFF = 0,    /* sparse */
+    GFPOOL_PREALLOC_METADATA,   /* qcow2: L2 tables and refcounts; raw: = off */
+    GFPOOL_PREALLOC_FALLOC,     /* raw: glfs_fallocate */
+    GFPOOL_PREALLOC_FULL,       /* raw: zeros written */
+} GfpoolPrealloc;
+
+typedef struct {
+    const char *name;
+    GfpoolFormat format;        /* RAW or QCOW2 */
+    guint64 capacity;           /* bytes; 0 with a backing file = its size */
+    GfpoolPrealloc prealloc;
+    guint32 cluster_size;       /* qcow2; 0 = 64 KiB */
+    const char *backing;        /* qcow2: name of a volume of the pool */
+    GfpoolFormat backing_format;/* NONE = probe it */
+    gint64 mode;                /* -1 = 0600 */
+    gint64 uid;                 /* -1 = leave as created */
+    gint64 gid;                 /* -1 = leave as created */
+} GfpoolVolCreateParams;
+
+#define GFPOOL_VOL_CREATE_PARAMS_INIT { .mode = -1, .uid = -1, .gid = -1 }
+
+/* Longest backing chain we follow (QEMU's limit is 16 too). */
+#define GFPOOL_BACKING_DEPTH_MAX 16
+
+/*
+ * vol-create / vol-create-as: write the image under a hidden temporary name,
+ * then publish it with glfs_link, which fails if the name exists: an image
+ * is either complete and visible or absent, and nothing is overwritten.
+ */
+gboolean gfpool_vol_create(GfpoolConn *conn, const GfpoolVolCreateParams *params,
+                           GError **error);
+
+/* vol-delete: a file, or an empty directory. */
+gboolean gfpool_vol_delete(GfpoolConn *conn, const char *name, GError **error);
+
+/* Parse "raw"/"qcow2"/... for creation; FALSE naming the supported ones. */
+gboolean gfpool_create_format_parse(const char *s, GfpoolFormat *format,
+                                    GError **error);

@@ -1,0 +1,573 @@
+/*
+ * storage_backend_gfpool.c: the libvirt side of gfpool.
+ *
+ * The only file that includes libvirt's internal headers. It translates
+ * between libvirt's pool/volume definitions and the gfapi core
+ * (gfpool_conn.h, gfpool_volume.h) and turns GErrors into libvirt errors;
+ * every decision about gluster lives in the core.
+ *
+ * libvirtd loads this as libvirt_storage_backend_gluster.so in place of
+ * Debian's module and calls virStorageBackendGlusterRegister().
+ */
+#include <config.h>
+
+#include "configmake.h"
+#include "internal.h"
+#include "storage_backend.h"
+#include "storage_conf.h"
+#include "virstorageobj.h"
+#include "virerror.h"
+#include "virlog.h"
+#include "viruuid.h"
+
+#include "gfpool_pool_xml.h"
+#include "gfpool_uri.h"
+#include "gfpool_volume.h"
+
+#define VIR_FROM_THIS VIR_FROM_STORAGE
+
+VIR_LOG_INIT("storage.storage_backend_gfpool");
+
+int virStorageBackendGlusterRegister(void);
+
+
+/*
+ * One state per started pool, found by the pool's UUID: libvirt gives
+ * backends no per-pool private data. It outlives nothing but the pool's
+ * active period, except the probe cache, which is also on disk.
+ */
+typedef struct {
+    gint refs;          /* the table's, plus one per callback using it */
+    GfpoolConn *conn;
+    GfpoolProbeCache *cache;
+    char *cache_path;
+} GfpoolPoolState;
+
+static GMutex gfpoolStatesLock;
+static GHashTable *gfpoolStates;   /* uuid string -> GfpoolPoolState* */
+
+
+/* Callbacks that run with the pool unlocked (buildVol, uploads) may still use
+ * a state that pool-stop has dropped: the last reference closes it. */
+static void
+gfpoolPoolStateUnref(GfpoolPoolState *state)
+{
+    if (!state || !g_atomic_int_dec_and_test(&state->refs))
+        return;
+    gfpool_conn_close(state->conn);
+    gfpool_probe_cache_free(state->cache);
+    g_free(state->cache_path);
+    g_free(state);
+}
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(GfpoolPoolState, gfpoolPoolStateUnref)
+
+
+static void
+gfpoolReportGError(const GError *err)
+{
+    int code = VIR_ERR_OPERATION_FAILED;
+
+    if (err->domain == GFPOOL_ERROR) {
+        switch ((GfpoolErrorCode)err->code) {
+        case GFPOOL_ERROR_EXISTS:
+            code = VIR_ERR_STORAGE_VOL_EXIST;
+            break;
+        case GFPOOL_ERROR_NOT_FOUND:
+            code = VIR_ERR_NO_STORAGE_VOL;
+            break;
+        case GFPOOL_ERROR_INVALID:
+            code = VIR_ERR_INVALID_ARG;
+            break;
+        case GFPOOL_ERROR_TIMEOUT:
+            code = VIR_ERR_OPERATION_TIMEOUT;
+            break;
+        case GFPOOL_ERROR_UNSUPPORTED:
+            code = VIR_ERR_OPERATION_UNSUPPORTED;
+            break;
+        case GFPOOL_ERROR_NOT_EMPTY:
+        case GFPOOL_ERROR_FAILED:
+            break;
+        }
+    } else if (err->domain == GFPOOL_CONF_ERROR) {
+        code = VIR_ERR_XML_ERROR;
+    }
+    virReportError(code, "%s", err->message);
+}
+
+
+/* The gfapi core's view of a libvirt pool definition. */
+static GfpoolSource *
+gfpoolSourceFromDef(virStoragePoolDef *def)
+{
+    g_autoptr(GfpoolSource) src = gfpool_source_new();
+    g_autoptr(GError) err = NULL;
+    size_t i;
+
+    src->volume = g_strdup(def->source.name);
+    if (def->source.dir && *def->source.dir) {
+        /* libvirt accepts '/images/'; the core wants one spelling. */
+        g_autofree char *dir = g_strdup(def->source.dir);
+        size_t len = strlen(dir);
+        while (len > 1 && dir[len - 1] == '/')
+            dir[--len] = '\0';
+        src->dir = g_steal_pointer(&dir);
+    } else {
+        src->dir = g_strdup("/");
+    }
+
+    if (def->namespaceData) {
+        /* Our namespace lists every host with its transport. */
+        const GfpoolSource *ns = def->namespaceData;
+        for (i = 0; i < ns->hosts->len; i++)
+            g_ptr_array_add(src->hosts, gfpool_host_copy(g_ptr_array_index(ns->hosts, i)));
+    } else {
+        for (i = 0; i < def->source.nhost; i++)
+            g_ptr_array_add(src->hosts,
+                            gfpool_host_new(GFPOOL_TRANSPORT_TCP, def->source.hosts[i].name,
+                                            def->source.hosts[i].port, NULL));
+    }
+
+    if (!gfpool_source_validate(src, &err)) {
+        virReportError(VIR_ERR_XML_ERROR,
+                       _("gluster pool '%s': %s"), def->name, err->message);
+        return NULL;
+    }
+    return g_steal_pointer(&src);
+}
+
+
+static char *
+gfpoolProbeCachePath(const unsigned char *uuid)
+{
+    char uuidstr[VIR_UUID_STRING_BUFLEN];
+    g_autofree char *dir = NULL;
+
+    virUUIDFormat(uuid, uuidstr);
+    if (geteuid() == 0)
+        dir = g_build_filename(LOCALSTATEDIR, "cache", "libvirt", "gfpool", NULL);
+    else
+        dir = g_build_filename(g_get_user_cache_dir(), "libvirt", "gfpool", NULL);
+    if (g_mkdir_with_parents(dir, 0700) < 0) {
+        VIR_WARN("cannot create probe cache directory '%s': %s", dir, g_strerror(errno));
+        return NULL;
+    }
+    return g_strdup_printf("%s/%s.probe", dir, uuidstr);
+}
+
+
+/*
+ * The running state of a pool, connecting first if there is none: after a
+ * libvirtd restart, libvirt marks pools that were active as active and
+ * refreshes them without calling startPool.
+ */
+static GfpoolPoolState *
+gfpoolPoolStateGet(virStoragePoolObj *pool)
+{
+    virStoragePoolDef *def = virStoragePoolObjGetDef(pool);
+    char uuidstr[VIR_UUID_STRING_BUFLEN];
+    g_autoptr(GfpoolSource) src = NULL;
+    g_autoptr(GError) err = NULL;
+    GfpoolPoolState *state;
+    GfpoolConn *conn;
+
+    virUUIDFormat(def->uuid, uuidstr);
+    g_mutex_lock(&gfpoolStatesLock);
+    if ((state = g_hash_table_lookup(gfpoolStates, uuidstr)))
+        g_atomic_int_inc(&state->refs);
+    g_mutex_unlock(&gfpoolStatesLock);
+    if (state)
+        return state;
+
+    if (!(src = gfpoolSourceFromDef(def)))
+        return NULL;
+
+    /* Bounded by the core's deadline: a host that never answers costs
+     * seconds, not libvirtd. */
+    if (!(conn = gfpool_conn_open(src, 0, &err))) {
+        virReportError(err->code == GFPOOL_ERROR_TIMEOUT ?
+                       VIR_ERR_OPERATION_TIMEOUT : VIR_ERR_OPERATION_FAILED,
+                       _("cannot start gluster pool '%s': %s"),
+                       def->name, err->message);
+        return NULL;
+    }
+
+    state = g_new0(GfpoolPoolState, 1);
+    state->refs = 2;    /* the table's and the caller's */
+    state->conn = conn;
+    state->cache = gfpool_probe_cache_new();
+    if ((state->cache_path = gfpoolProbeCachePath(def->uuid)))
+        gfpool_probe_cache_load(state->cache, state->cache_path);
+
+    g_mutex_lock(&gfpoolStatesLock);
+    g_hash_table_replace(gfpoolStates, g_strdup(uuidstr), state);
+    g_mutex_unlock(&gfpoolStatesLock);
+    return state;
+}
+
+
+static void
+gfpoolPoolStateDrop(virStoragePoolObj *pool)
+{
+    virStoragePoolDef *def = virStoragePoolObjGetDef(pool);
+    char uuidstr[VIR_UUID_STRING_BUFLEN];
+
+    virUUIDFormat(def->uuid, uuidstr);
+    g_mutex_lock(&gfpoolStatesLock);
+    g_hash_table_remove(gfpoolStates, uuidstr);
+    g_mutex_unlock(&gfpoolStatesLock);
+}
+
+
+/* ---- pool callbacks ------------------------------------------------- */
+
+static int
+gfpoolCheckPool(virStoragePoolObj *pool, bool *active)
+{
+    /* Trust the state libvirt remembered; the refresh that follows for an
+     * active pool connects and fails cleanly if the servers are gone. */
+    *active = virStoragePoolObjIsActive(pool);
+    return 0;
+}
+
+
+static int
+gfpoolStartPool(virStoragePoolObj *pool)
+{
+    /* A stale state (pool restarted with a new definition) must not be
+     * reused: its connection may point at other hosts. */
+    g_autoptr(GfpoolPoolState) state = NULL;
+
+    gfpoolPoolStateDrop(pool);
+    state = gfpoolPoolStateGet(pool);
+    return state ? 0 : -1;
+}
+
+
+static int
+gfpoolStopPool(virStoragePoolObj *pool)
+{
+    /* Returns at once: the connection is finalized in the background. */
+    gfpoolPoolStateDrop(pool);
+    return 0;
+}
+
+
+static void
+gfpoolVolDefSetFormat(virStorageVolDef *vol, GfpoolFormat format)
+{
+    switch (format) {
+    case GFPOOL_FORMAT_QCOW2:
+        vol->target.format = VIR_STORAGE_FILE_QCOW2;
+        break;
+    case GFPOOL_FORMAT_QCOW:
+        vol->target.format = VIR_STORAGE_FILE_QCOW;
+        break;
+    case GFPOOL_FORMAT_QED:
+        vol->target.format = VIR_STORAGE_FILE_QED;
+        break;
+    case GFPOOL_FORMAT_VMDK:
+        vol->target.format = VIR_STORAGE_FILE_VMDK;
+        break;
+    case GFPOOL_FORMAT_VDI:
+        vol->target.format = VIR_STORAGE_FILE_VDI;
+        break;
+    case GFPOOL_FORMAT_VPC:
+        vol->target.format = VIR_STORAGE_FILE_VPC;
+        break;
+    case GFPOOL_FORMAT_ISO:
+        vol->target.format = VIR_STORAGE_FILE_ISO;
+        break;
+    case GFPOOL_FORMAT_VHDX:   /* libvirt has no name for it */
+    case GFPOOL_FORMAT_RAW:
+    case GFPOOL_FORMAT_NONE:
+    case GFPOOL_FORMAT_LAST:
+        vol->target.format = VIR_STORAGE_FILE_RAW;
+        break;
+    }
+}
+
+
+/* Key and target path as Debian's module sets them, so tools that stored
+ * them see no change: gluster://HOST[:PORT]/VOL/DIR/NAME, first host. */
+static int
+gfpoolVolDefSetIdentity(GfpoolConn *conn, virStorageVolDef *vol)
+{
+    const GfpoolSource *src = gfpool_conn_source(conn);
+    const GfpoolHost *h = g_ptr_array_index(src->hosts, 0);
+
+    g_free(vol->key);
+    g_free(vol->target.path);
+    vol->target.path = gfpool_uri_for_volume(h, src->volume, src->dir, vol->name);
+    vol->key = g_strdup(vol->target.path);
+    return 0;
+}
+
+
+static void
+gfpoolVolDefFill(GfpoolConn *conn, virStorageVolDef *vol, const GfpoolVolInfo *info)
+{
+    if (info->kind == GFPOOL_VOL_DIR) {
+        vol->type = VIR_STORAGE_VOL_NETDIR;
+        vol->target.format = VIR_STORAGE_FILE_DIR;
+    } else {
+        vol->type = VIR_STORAGE_VOL_NETWORK;
+        gfpoolVolDefSetFormat(vol, info->format);
+    }
+    vol->target.capacity = info->capacity;
+    vol->target.allocation = info->allocation;
+    vol->target.physical = info->allocation;
+
+    if (!vol->target.perms)
+        vol->target.perms = g_new0(virStoragePerms, 1);
+    vol->target.perms->mode = info->mode;
+    vol->target.perms->uid = info->uid;
+    vol->target.perms->gid = info->gid;
+
+    g_clear_pointer(&vol->target.backingStore, virObjectUnref);
+    if (info->backing) {
+        virStorageSource *bs = virStorageSourceNew();
+        bs->type = VIR_STORAGE_TYPE_NETWORK;
+        bs->path = g_strdup(info->backing);
+        bs->format = VIR_STORAGE_FILE_RAW;
+        if (info->backing_format == GFPOOL_FORMAT_QCOW2)
+            bs->format = VIR_STORAGE_FILE_QCOW2;
+        vol->target.backingStore = bs;
+    }
+    gfpoolVolDefSetIdentity(conn, vol);
+}
+
+
+static int
+gfpoolRefreshPool(virStoragePoolObj *pool)
+{
+    virStoragePoolDef *def = virStoragePoolObjGetDef(pool);
+    g_autoptr(GPtrArray) vols = NULL;
+    g_autoptr(GError) err = NULL;
+    g_autoptr(GfpoolPoolState) state = NULL;
+    guint64 capacity, allocation, available;
+
+    if (!(state = gfpoolPoolStateGet(pool)))
+        return -1;
+
+    if (!(vols = gfpool_pool_refresh(state->conn, state->cache, &err))) {
+        virReportError(VIR_ERR_OPERATION_FAILED,
+                       _("cannot refresh gluster pool '%s': %s"), def->name, err->message);
+        return -1;
+    }
+
+    for (guint i = 0; i < vols->len; i++) {
+        const GfpoolVolInfo *info = g_ptr_array_index(vols, i);
+        g_autoptr(virStorageVolDef) vol = g_new0(virStorageVolDef, 1);
+
+        vol->name = g_strdup(info->name);
+        gfpoolVolDefFill(state->conn, vol, info);
+        if (virStoragePoolObjAddVol(pool, vol) < 0)
+            return -1;
+        vol = NULL;
+    }
+
+    if (!gfpool_pool_info(state->conn, &capacity, &allocation, &available, &err)) {
+        virReportError(VIR_ERR_OPERATION_FAILED,
+                       _("cannot refresh gluster pool '%s': %s"), def->name, err->message);
+        return -1;
+    }
+    def->capacity = capacity;
+    def->allocation = allocation;
+    def->available = available;
+
+    if (state->cache_path &&
+        !gfpool_probe_cache_save(state->cache, state->cache_path, &err)) {
+        VIR_WARN("cannot save probe cache '%s': %s", state->cache_path, err->message);
+    }
+    return 0;
+}
+
+
+/* ---- volume callbacks ----------------------------------------------- */
+
+static int
+gfpoolRefreshVol(virStoragePoolObj *pool, virStorageVolDef *vol)
+{
+    virStoragePoolDef *def = virStoragePoolObjGetDef(pool);
+    g_autoptr(GfpoolVolInfo) info = NULL;
+    g_autoptr(GError) err = NULL;
+    g_autoptr(GfpoolPoolState) state = NULL;
+
+    if (!(state = gfpoolPoolStateGet(pool)))
+        return -1;
+    if (!(info = gfpool_vol_info(state->conn, vol->name, state->cache, &err))) {
+        virReportError(err->code == GFPOOL_ERROR_NOT_FOUND ?
+                       VIR_ERR_NO_STORAGE_VOL : VIR_ERR_OPERATION_FAILED,
+                       _("cannot refresh volume '%s' of gluster pool '%s': %s"),
+                       vol->name, def->name, err->message);
+        return -1;
+    }
+    gfpoolVolDefFill(state->conn, vol, info);
+    return 0;
+}
+
+
+/*
+ * createVol only names the volume (libvirt then adds it to the pool as
+ * "building" and calls buildVol with the pool unlocked): type, key and
+ * target path must be set here, also for virt-install's <volume> that has
+ * neither type nor format.
+ */
+static int
+gfpoolCreateVol(virStoragePoolObj *pool, virStorageVolDef *vol)
+{
+    virStoragePoolDef *def = virStoragePoolObjGetDef(pool);
+    g_autoptr(GError) err = NULL;
+    g_autoptr(GfpoolPoolState) state = NULL;
+
+    if (!gfpool_vol_name_validate(vol->name, strlen(vol->name), &err)) {
+        virReportError(VIR_ERR_INVALID_ARG, _("gluster pool '%s': %s"),
+                       def->name, err->message);
+        return -1;
+    }
+    if (vol->target.encryption) {
+        virReportError(VIR_ERR_CONFIG_UNSUPPORTED, "%s",
+                       _("encrypted volumes are not supported by the gluster backend"));
+        return -1;
+    }
+    if (vol->target.format == VIR_STORAGE_FILE_NONE ||
+        vol->target.format == VIR_STORAGE_FILE_AUTO)
+        vol->target.format = VIR_STORAGE_FILE_RAW;
+    if (vol->target.format != VIR_STORAGE_FILE_RAW &&
+        vol->target.format != VIR_STORAGE_FILE_QCOW2) {
+        virReportError(VIR_ERR_CONFIG_UNSUPPORTED,
+                       _("cannot create volume '%s' of format '%s' in gluster pool '%s': "
+                         "supported formats are raw and qcow2"),
+                       vol->name, virStorageFileFormatTypeToString(vol->target.format),
+                       def->name);
+        return -1;
+    }
+    if (!(state = gfpoolPoolStateGet(pool)))
+        return -1;
+    vol->type = VIR_STORAGE_VOL_NETWORK;
+    return gfpoolVolDefSetIdentity(state->conn, vol);
+}
+
+
+/* The core's creation parameters for a libvirt volume definition. */
+static int
+gfpoolCreateParamsFromDef(virStorageVolDef *vol, unsigned int flags,
+                          GfpoolVolCreateParams *p)
+{
+    p->name = vol->name;
+    p->format = vol->target.format == VIR_STORAGE_FILE_QCOW2 ?
+        GFPOOL_FORMAT_QCOW2 : GFPOOL_FORMAT_RAW;
+    p->capacity = vol->target.capacity;
+    if (flags & VIR_STORAGE_VOL_CREATE_PREALLOC_METADATA)
+        p->prealloc = GFPOOL_PREALLOC_METADATA;
+    else if (p->format == GFPOOL_FORMAT_RAW && vol->target.allocation > 0 &&
+             vol->target.allocation >= vol->target.capacity)
+        /* libvirt's own raw volumes: allocation == capacity means allocated. */
+        p->prealloc = GFPOOL_PREALLOC_FALLOC;
+    if (vol->target.backingStore && vol->target.backingStore->path) {
+        const char *b = vol->target.backingStore->path;
+        /* Accept the backing volume's name, or its key/path in this pool
+         * (what vol-create-as --backing-vol resolves a name to). */
+        const char *slash = strrchr(b, '/');
+        p->backing = slash && (g_str_has_prefix(b, "gluster") || b[0] == '/') ? slash + 1 : b;
+        switch (vol->target.backingStore->format) {
+        case VIR_STORAGE_FILE_QCOW2:
+            p->backing_format = GFPOOL_FORMAT_QCOW2;
+            break;
+        case VIR_STORAGE_FILE_RAW:
+            p->backing_format = GFPOOL_FORMAT_RAW;
+            break;
+        case VIR_STORAGE_FILE_NONE:
+        case VIR_STORAGE_FILE_AUTO:
+        case VIR_STORAGE_FILE_AUTO_SAFE:
+            p->backing_format = GFPOOL_FORMAT_NONE;
+            break;
+        default:
+            virReportError(VIR_ERR_CONFIG_UNSUPPORTED,
+                           _("volume '%s': backing format '%s' is not supported "
+                             "(raw or qcow2)"), vol->name,
+                           virStorageFileFormatTypeToString(vol->target.backingStore->format));
+            return -1;
+        }
+    }
+    if (vol->target.perms) {
+        if (vol->target.perms->mode != (mode_t)-1)
+            p->mode = vol->target.perms->mode;
+        if (vol->target.perms->uid != (uid_t)-1)
+            p->uid = vol->target.perms->uid;
+        if (vol->target.perms->gid != (gid_t)-1)
+            p->gid = vol->target.perms->gid;
+    }
+    return 0;
+}
+
+
+static int
+gfpoolBuildVol(virStoragePoolObj *pool, virStorageVolDef *vol, unsigned int flags)
+{
+    virStoragePoolDef *def = virStoragePoolObjGetDef(pool);
+    GfpoolVolCreateParams params = GFPOOL_VOL_CREATE_PARAMS_INIT;
+    g_autoptr(GError) err = NULL;
+    g_autoptr(GfpoolPoolState) state = NULL;
+
+    virCheckFlags(VIR_STORAGE_VOL_CREATE_PREALLOC_METADATA, -1);
+
+    if (gfpoolCreateParamsFromDef(vol, flags, &params) < 0)
+        return -1;
+    if (!(state = gfpoolPoolStateGet(pool)))
+        return -1;
+    /* On failure the core has removed whatever it wrote, as libvirt wants
+     * from buildVol. */
+    if (!gfpool_vol_create(state->conn, &params, &err)) {
+        gfpoolReportGError(err);
+        VIR_DEBUG("vol-create '%s' in pool '%s' failed", vol->name, def->name);
+        return -1;
+    }
+    return 0;
+}
+
+
+static int
+gfpoolDeleteVol(virStoragePoolObj *pool, virStorageVolDef *vol, unsigned int flags)
+{
+    g_autoptr(GError) err = NULL;
+    g_autoptr(GfpoolPoolState) state = NULL;
+
+    virCheckFlags(0, -1);
+
+    if (!(state = gfpoolPoolStateGet(pool)))
+        return -1;
+    if (!gfpool_vol_delete(state->conn, vol->name, &err)) {
+        gfpoolReportGError(err);
+        return -1;
+    }
+    return 0;
+}
+
+
+virStorageBackend virStorageBackendGfpool = {
+    .type = VIR_STORAGE_POOL_GLUSTER,
+
+    .checkPool = gfpoolCheckPool,
+    .startPool = gfpoolStartPool,
+    .stopPool = gfpoolStopPool,
+    .refreshPool = gfpoolRefreshPool,
+
+    .createVol = gfpoolCreateVol,
+    .buildVol = gfpoolBuildVol,
+    .refreshVol = gfpoolRefreshVol,
+    .deleteVol = gfpoolDeleteVol,
+};
+
+
+int
+virStorageBackendGlusterRegister(void)
+{
+    g_mutex_lock(&gfpoolStatesLock);
+    if (!gfpoolStates)
+        gfpoolStates = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
+                                             (GDestroyNotify)gfpoolPoolStateUnref);
+    g_mutex_unlock(&gfpoolStatesLock);
+
+    return virStorageBackendRegister(&virStorageBackendGfpool);
+}

@@ -1,0 +1,772 @@
+/*
+ * gfpool: GlusterFS storage pool work without a libvirt daemon.
+ *
+ * Verbs are virsh's, acting straight on a gluster volume through gfapi. The
+ * pool is a libvirt pool XML file (--pool-xml) or options (--host, repeatable,
+ * --volume, --dir, --transport, --socket). The libvirt module calls the same
+ * core functions.
+ *
+ * Exit codes (scripts rely on them):
+ *   0 success, 1 operation failed, 2 usage or invalid input,
+ *   3 no such volume, 4 volume exists, 5 cannot reach the gluster volume.
+ */
+#include <errno.h>
+#include <locale.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "gfpool_pool_xml.h"
+#include "gfpool_uri.h"
+#include "gfpool_vol_xml.h"
+#include "gfpool_volume.h"
+
+enum {
+    EXIT_OK = 0,
+    EXIT_FAILED = 1,
+    EXIT_USAGE = 2,
+    EXIT_NOT_FOUND = 3,
+    EXIT_EXISTS = 4,
+    EXIT_CONNECT = 5,
+};
+
+/* Options shared by every verb that works on a pool. */
+static char *opt_pool_xml;
+static char **opt_hosts;
+static char *opt_volume;
+static char *opt_dir;
+static char *opt_transport;
+static char *opt_socket;
+static int opt_timeout_ms;
+
+static const GOptionEntry pool_entries[] = {
+    { "pool-xml", 'p', 0, G_OPTION_ARG_FILENAME, &opt_pool_xml,
+      "libvirt pool XML (<pool type='gluster'>) describing the pool", "FILE" },
+    { "host", 'H', 0, G_OPTION_ARG_STRING_ARRAY, &opt_hosts,
+      "gluster server, HOST[:PORT] or [IPV6][:PORT]; repeat for every server", "HOST" },
+    { "volume", 'V', 0, G_OPTION_ARG_STRING, &opt_volume, "gluster volume name", "NAME" },
+    { "dir", 'd', 0, G_OPTION_ARG_STRING, &opt_dir, "directory inside the volume (default /)", "PATH" },
+    { "transport", 't', 0, G_OPTION_ARG_STRING, &opt_transport,
+      "tcp (default), unix or rdma", "T" },
+    { "socket", 's', 0, G_OPTION_ARG_FILENAME, &opt_socket,
+      "glusterd socket for --transport unix", "PATH" },
+    { "timeout", 0, 0, G_OPTION_ARG_INT, &opt_timeout_ms,
+      "connect deadline in ms (default 5000)", "MS" },
+    { NULL }
+};
+
+typedef struct {
+    const char *name;
+    const char *args;       /* usage line after the verb */
+    const char *summary;
+    int (*run)(int argc, char **argv);
+} Verb;
+
+static int
+exit_code_for(const GError *err)
+{
+    if (err->domain == GFPOOL_CONF_ERROR)
+        return EXIT_USAGE;
+    if (err->domain == GFPOOL_IMAGE_ERROR)
+        return err->code == GFPOOL_IMAGE_ERROR_INVALID ? EXIT_USAGE : EXIT_FAILED;
+    if (err->domain != GFPOOL_ERROR)
+        return EXIT_FAILED;
+    switch ((GfpoolErrorCode)err->code) {
+    case GFPOOL_ERROR_NOT_FOUND:
+        return EXIT_NOT_FOUND;
+    case GFPOOL_ERROR_EXISTS:
+        return EXIT_EXISTS;
+    case GFPOOL_ERROR_INVALID:
+        return EXIT_USAGE;
+    case GFPOOL_ERROR_TIMEOUT:
+    case GFPOOL_ERROR_UNSUPPORTED:
+    case GFPOOL_ERROR_NOT_EMPTY:
+    case GFPOOL_ERROR_FAILED:
+        break;
+    }
+    return EXIT_FAILED;
+}
+
+static int
+fail(GError *err)
+{
+    g_printerr("gfpool: error: %s\n", err->message);
+    return exit_code_for(err);
+}
+
+static int
+usage_error(const char *fmt, ...) G_GNUC_PRINTF(1, 2);
+static int
+usage_error(const char *fmt, ...)
+{
+    va_list ap;
+    g_autofree char *msg = NULL;
+
+    va_start(ap, fmt);
+    msg = g_strdup_vprintf(fmt, ap);
+    va_end(ap);
+    g_printerr("gfpool: error: %s\n", msg);
+    return EXIT_USAGE;
+}
+
+/* "host", "host:port", "[v6]", "[v6]:port" */
+static GfpoolHost *
+parse_host_opt(const char *s, GfpoolTransport t, GError **error)
+{
+    g_autofree char *name = NULL;
+    const char *port_str = NULL;
+    guint64 port = 0;
+
+    if (s[0] == '[') {
+        const char *close = strchr(s, ']');
+        if (!close || (close[1] && close[1] != ':')) {
+            g_set_error(error, GFPOOL_CONF_ERROR, GFPOOL_CONF_ERROR_INVALID,
+                        "invalid --host '%s': expected [IPV6] or [IPV6]:PORT", s);
+            return NULL;
+        }
+        name = g_strndup(s + 1, close - s - 1);
+        if (close[1] == ':')
+            port_str = close + 2;
+    } else {
+        const char *colon = strchr(s, ':');
+        if (colon && strchr(colon + 1, ':')) {
+            g_set_error(error, GFPOOL_CONF_ERROR, GFPOOL_CONF_ERROR_INVALID,
+                        "invalid --host '%s': put IPv6 addresses in brackets", s);
+            return NULL;
+        }
+        name = colon ? g_strndup(s, colon - s) : g_strdup(s);
+        if (colon)
+            port_str = colon + 1;
+    }
+    if (port_str && !g_ascii_string_to_unsigned(port_str, 10, 1, 65535, &port, NULL)) {
+        g_set_error(error, GFPOOL_CONF_ERROR, GFPOOL_CONF_ERROR_INVALID,
+                    "invalid --host '%s': port '%s' is not in 1-65535", s, port_str);
+        return NULL;
+    }
+    return gfpool_host_new(t, name, (int)port, NULL);
+}
+
+/* The pool from --pool-xml or the options; options override the file. */
+static GfpoolSource *
+pool_source(GError **error)
+{
+    g_autoptr(GfpoolSource) src = NULL;
+    int transport = GFPOOL_TRANSPORT_TCP;
+
+    if (opt_pool_xml) {
+        g_autofree char *xml = NULL;
+        gsize len;
+        g_autoptr(GfpoolPoolDef) def = NULL;
+
+        if (!g_file_get_contents(opt_pool_xml, &xml, &len, error))
+            return NULL;
+        if (!(def = gfpool_pool_def_parse(xml, len, error))) {
+            g_prefix_error(error, "%s: ", opt_pool_xml);
+            return NULL;
+        }
+        src = g_steal_pointer(&def->source);
+    } else {
+        src = gfpool_source_new();
+    }
+
+    if (opt_transport && (transport = gfpool_transport_from_string(opt_transport)) < 0) {
+        g_set_error(error, GFPOOL_CONF_ERROR, GFPOOL_CONF_ERROR_INVALID,
+                    "invalid --transport '%s': use tcp, unix or rdma", opt_transport);
+        return NULL;
+    }
+    if (opt_hosts || opt_socket) {
+        g_ptr_array_set_size(src->hosts, 0);
+        if (transport == GFPOOL_TRANSPORT_UNIX) {
+            if (opt_hosts) {
+                g_set_error(error, GFPOOL_CONF_ERROR, GFPOOL_CONF_ERROR_INVALID,
+                            "--host cannot be used with --transport unix: give --socket");
+                return NULL;
+            }
+            g_ptr_array_add(src->hosts, gfpool_host_new(GFPOOL_TRANSPORT_UNIX, NULL, 0, opt_socket));
+        } else {
+            if (opt_socket) {
+                g_set_error(error, GFPOOL_CONF_ERROR, GFPOOL_CONF_ERROR_INVALID,
+                            "--socket needs --transport unix");
+                return NULL;
+            }
+            for (char **h = opt_hosts; *h; h++) {
+                GfpoolHost *host = parse_host_opt(*h, transport, error);
+                if (!host)
+                    return NULL;
+                g_ptr_array_add(src->hosts, host);
+            }
+        }
+    }
+    if (opt_volume) {
+        g_free(src->volume);
+        src->volume = g_strdup(opt_volume);
+    }
+    if (opt_dir) {
+        g_free(src->dir);
+        src->dir = gfpool_dir_sanitize(opt_dir);
+    }
+    if (!src->dir)
+        src->dir = g_strdup("/");
+    if (!src->volume) {
+        g_set_error(error, GFPOOL_CONF_ERROR, GFPOOL_CONF_ERROR_INVALID,
+                    "no gluster volume: give --pool-xml or --volume");
+        return NULL;
+    }
+    if (src->hosts->len == 0) {
+        g_set_error(error, GFPOOL_CONF_ERROR, GFPOOL_CONF_ERROR_INVALID,
+                    "no gluster server: give --pool-xml, --host or --socket");
+        return NULL;
+    }
+    if (!gfpool_source_validate(src, error))
+        return NULL;
+    return g_steal_pointer(&src);
+}
+
+static GfpoolConn *
+pool_connect(int *rc)
+{
+    g_autoptr(GError) err = NULL;
+    g_autoptr(GfpoolSource) src = NULL;
+    GfpoolConn *conn;
+
+    if (!(src = pool_source(&err))) {
+        *rc = fail(err);
+        return NULL;
+    }
+    if (!(conn = gfpool_conn_open(src, opt_timeout_ms > 0 ? (guint)opt_timeout_ms : 0, &err))) {
+        g_printerr("gfpool: error: %s\n", err->message);
+        *rc = EXIT_CONNECT;
+        return NULL;
+    }
+    return conn;
+}
+
+/*
+ * A short-lived process never waits for glfs_fini (up to 10 s): everything
+ * it wrote is fsynced and closed by then, so it just leaves.
+ */
+static int
+finish(GfpoolConn *conn, int rc)
+{
+    fflush(stdout);
+    fflush(stderr);
+    gfpool_conn_abandon(conn);
+    _exit(rc);
+}
+
+/* Parse argv for one verb: pool options + the verb's own. */
+static gboolean
+parse_verb_args(const Verb *verb, const GOptionEntry *own, gboolean needs_pool,
+                int *argc, char ***argv, int *rc)
+{
+    g_autoptr(GOptionContext) ctx = NULL;
+    g_autoptr(GError) err = NULL;
+    g_autofree char *param = g_strdup_printf("%s %s", verb->name, verb->args);
+
+    ctx = g_option_context_new(param);
+    g_option_context_set_summary(ctx, verb->summary);
+    if (own)
+        g_option_context_add_main_entries(ctx, own, NULL);
+    if (needs_pool) {
+        GOptionGroup *g = g_option_group_new("pool", "Pool options:",
+                                             "Show the pool options", NULL, NULL);
+        g_option_group_add_entries(g, pool_entries);
+        g_option_context_add_group(ctx, g);
+        g_option_context_set_description(ctx,
+            "Pool options (--pool-xml FILE, or --host/--volume/--dir/--transport/--socket)\n"
+            "are listed by --help-pool.\n\n"
+            "Exit codes: 0 ok, 1 failed, 2 usage/invalid input, 3 no such volume,\n"
+            "4 volume exists, 5 cannot reach the gluster volume.");
+    }
+    if (!g_option_context_parse(ctx, argc, argv, &err)) {
+        *rc = usage_error("%s: %s (see 'gfpool %s --help')", verb->name, err->message, verb->name);
+        return FALSE;
+    }
+    return TRUE;
+}
+
+static const char *
+format_name(GfpoolFormat f)
+{
+    const char *s = gfpool_format_to_string(f);
+    return s ? s : "unknown";
+}
+
+static char *
+human_size(guint64 v)
+{
+    return g_format_size_full(v, G_FORMAT_SIZE_IEC_UNITS);
+}
+
+static GfpoolVolDef *
+vol_def_from_info(GfpoolConn *conn, const GfpoolVolInfo *info)
+{
+    const GfpoolSource *src = gfpool_conn_source(conn);
+    GfpoolVolDef *def = gfpool_vol_def_new();
+
+    def->name = g_strdup(info->name);
+    def->type = g_strdup(info->kind == GFPOOL_VOL_DIR ? "netdir" : "network");
+    def->path = gfpool_uri_for_volume(g_ptr_array_index(src->hosts, 0), src->volume,
+                                      src->dir, info->name);
+    def->key = g_strdup(def->path);
+    def->capacity = info->capacity;
+    def->allocation = info->allocation;
+    def->format = g_strdup(info->kind == GFPOOL_VOL_DIR ? "dir" : format_name(info->format));
+    def->mode = info->mode;
+    def->uid = info->uid;
+    def->gid = info->gid;
+    if (info->backing) {
+        def->backing_path = g_strdup(info->backing);
+        def->backing_format = g_strdup(info->backing_format != GFPOOL_FORMAT_NONE ?
+                                       format_name(info->backing_format) : "raw");
+    }
+    return def;
+}
+
+
+/* ---- verbs ---------------------------------------------------------- */
+
+static gboolean opt_details;
+
+static int
+cmd_vol_list(int argc, char **argv)
+{
+    static const GOptionEntry own[] = {
+        { "details", 0, 0, G_OPTION_ARG_NONE, &opt_details, "show type, format, capacity and allocation", NULL },
+        { NULL }
+    };
+    static const Verb v = { "vol-list", "", "List the volumes of the pool.", NULL };
+    g_autoptr(GError) err = NULL;
+    g_autoptr(GPtrArray) vols = NULL;
+    GfpoolConn *conn;
+    int rc = EXIT_OK;
+
+    if (!parse_verb_args(&v, own, TRUE, &argc, &argv, &rc))
+        return rc;
+    if (argc != 1)
+        return usage_error("vol-list takes no arguments");
+    if (!(conn = pool_connect(&rc)))
+        return rc;
+    if (!(vols = gfpool_pool_refresh(conn, NULL, &err)))
+        return finish(conn, fail(err));
+
+    if (opt_details)
+        printf(" %-30s %-8s %-8s %-12s %-12s\n", "Name", "Type", "Format", "Capacity", "Allocation");
+    else
+        printf(" %-30s %s\n", "Name", "Path");
+    printf("---------------------------------------------------------------------------------\n");
+    for (guint i = 0; i < vols->len; i++) {
+        const GfpoolVolInfo *info = g_ptr_array_index(vols, i);
+        if (opt_details) {
+            g_autofree char *cap = human_size(info->capacity);
+            g_autofree char *alloc = human_size(info->allocation);
+            printf(" %-30s %-8s %-8s %-12s %-12s\n", info->name,
+                   info->kind == GFPOOL_VOL_DIR ? "netdir" : "network",
+                   info->kind == GFPOOL_VOL_DIR ? "dir" : format_name(info->format), cap, alloc);
+        } else {
+            const GfpoolSource *src = gfpool_conn_source(conn);
+            g_autofree char *uri = gfpool_uri_for_volume(g_ptr_array_index(src->hosts, 0),
+                                                         src->volume, src->dir, info->name);
+            printf(" %-30s %s\n", info->name, uri);
+        }
+    }
+    return finish(conn, EXIT_OK);
+}
+
+static int
+cmd_pool_refresh(int argc, char **argv)
+{
+    static const Verb v = { "pool-refresh", "", "Read every volume's header; print how many.", NULL };
+    g_autoptr(GError) err = NULL;
+    g_autoptr(GPtrArray) vols = NULL;
+    GfpoolConn *conn;
+    int rc = EXIT_OK;
+
+    if (!parse_verb_args(&v, NULL, TRUE, &argc, &argv, &rc))
+        return rc;
+    if (argc != 1)
+        return usage_error("pool-refresh takes no arguments");
+    if (!(conn = pool_connect(&rc)))
+        return rc;
+    if (!(vols = gfpool_pool_refresh(conn, NULL, &err)))
+        return finish(conn, fail(err));
+    printf("Pool refreshed: %u volumes\n", vols->len);
+    return finish(conn, EXIT_OK);
+}
+
+static int
+cmd_pool_info(int argc, char **argv)
+{
+    static const Verb v = { "pool-info", "", "Capacity, allocation and available space of the pool.", NULL };
+    g_autoptr(GError) err = NULL;
+    g_autofree char *hosts = NULL;
+    guint64 cap, alloc, avail;
+    GfpoolConn *conn;
+    int rc = EXIT_OK;
+
+    if (!parse_verb_args(&v, NULL, TRUE, &argc, &argv, &rc))
+        return rc;
+    if (argc != 1)
+        return usage_error("pool-info takes no arguments");
+    if (!(conn = pool_connect(&rc)))
+        return rc;
+    if (!gfpool_pool_info(conn, &cap, &alloc, &avail, &err))
+        return finish(conn, fail(err));
+    hosts = gfpool_source_hosts_string(gfpool_conn_source(conn));
+    {
+        g_autofree char *c = human_size(cap);
+        g_autofree char *a = human_size(alloc);
+        g_autofree char *f = human_size(avail);
+        printf("%-15s %s\n", "Volume:", gfpool_conn_source(conn)->volume);
+        printf("%-15s %s\n", "Directory:", gfpool_conn_source(conn)->dir);
+        printf("%-15s %s\n", "Hosts:", hosts);
+        printf("%-15s %s\n", "Capacity:", c);
+        printf("%-15s %s\n", "Allocation:", a);
+        printf("%-15s %s\n", "Available:", f);
+    }
+    return finish(conn, EXIT_OK);
+}
+
+static int
+get_vol_info(int argc, char **argv, const Verb *v, GfpoolConn **connp, GfpoolVolInfo **infop)
+{
+    g_autoptr(GError) err = NULL;
+    int rc = EXIT_OK;
+
+    if (!parse_verb_args(v, NULL, TRUE, &argc, &argv, &rc))
+        return rc;
+    if (argc != 2)
+        return usage_error("%s takes one argument, the volume name", v->name);
+    if (!(*connp = pool_connect(&rc)))
+        return rc;
+    if (!(*infop = gfpool_vol_info(*connp, argv[1], NULL, &err)))
+        return finish(*connp, fail(err));
+    return -1;
+}
+
+static int
+cmd_vol_info(int argc, char **argv)
+{
+    static const Verb v = { "vol-info", "VOL", "Type, capacity and allocation of a volume.", NULL };
+    GfpoolConn *conn = NULL;
+    GfpoolVolInfo *info = NULL;
+    int rc;
+
+    if ((rc = get_vol_info(argc, argv, &v, &conn, &info)) >= 0)
+        return rc;
+    {
+        g_autofree char *cap = human_size(info->capacity);
+        g_autofree char *alloc = human_size(info->allocation);
+        printf("%-15s %s\n", "Name:", info->name);
+        printf("%-15s %s\n", "Type:", info->kind == GFPOOL_VOL_DIR ? "netdir" : "network");
+        printf("%-15s %s\n", "Format:", info->kind == GFPOOL_VOL_DIR ? "dir" : format_name(info->format));
+        printf("%-15s %s\n", "Capacity:", cap);
+        printf("%-15s %s\n", "Allocation:", alloc);
+        if (info->backing)
+            printf("%-15s %s (%s)\n", "Backing:", info->backing,
+                   info->backing_format ? format_name(info->backing_format) : "probed");
+        if (info->warning)
+            printf("%-15s %s\n", "Warning:", info->warning);
+    }
+    gfpool_vol_info_free(info);
+    return finish(conn, EXIT_OK);
+}
+
+static int
+cmd_vol_dumpxml(int argc, char **argv)
+{
+    static const Verb v = { "vol-dumpxml", "VOL", "The volume's XML, as virsh vol-dumpxml prints it.", NULL };
+    GfpoolConn *conn = NULL;
+    GfpoolVolInfo *info = NULL;
+    int rc;
+
+    if ((rc = get_vol_info(argc, argv, &v, &conn, &info)) >= 0)
+        return rc;
+    {
+        g_autoptr(GfpoolVolDef) def = vol_def_from_info(conn, info);
+        g_autofree char *xml = gfpool_vol_def_format(def);
+        fputs(xml, stdout);
+    }
+    gfpool_vol_info_free(info);
+    return finish(conn, EXIT_OK);
+}
+
+static int
+cmd_vol_path(int argc, char **argv)
+{
+    static const Verb v = { "vol-path", "VOL", "The volume's gluster:// URI.", NULL };
+    GfpoolConn *conn = NULL;
+    GfpoolVolInfo *info = NULL;
+    int rc;
+
+    if ((rc = get_vol_info(argc, argv, &v, &conn, &info)) >= 0)
+        return rc;
+    {
+        const GfpoolSource *src = gfpool_conn_source(conn);
+        g_autofree char *uri = gfpool_uri_for_volume(g_ptr_array_index(src->hosts, 0),
+                                                     src->volume, src->dir, info->name);
+        printf("%s\n", uri);
+    }
+    gfpool_vol_info_free(info);
+    return finish(conn, EXIT_OK);
+}
+
+static int
+cmd_vol_delete(int argc, char **argv)
+{
+    static const Verb v = { "vol-delete", "VOL", "Delete a volume (a file, or an empty directory).", NULL };
+    g_autoptr(GError) err = NULL;
+    GfpoolConn *conn;
+    int rc = EXIT_OK;
+
+    if (!parse_verb_args(&v, NULL, TRUE, &argc, &argv, &rc))
+        return rc;
+    if (argc != 2)
+        return usage_error("vol-delete takes one argument, the volume name");
+    if (!gfpool_vol_name_validate(argv[1], strlen(argv[1]), &err))
+        return fail(err);
+    if (!(conn = pool_connect(&rc)))
+        return rc;
+    if (!gfpool_vol_delete(conn, argv[1], &err))
+        return finish(conn, fail(err));
+    printf("Vol %s deleted\n", argv[1]);
+    return finish(conn, EXIT_OK);
+}
+
+static int
+create_and_report(GfpoolVolCreateParams *p)
+{
+    g_autoptr(GError) err = NULL;
+    GfpoolConn *conn;
+    int rc = EXIT_OK;
+
+    if (!gfpool_vol_name_validate(p->name, strlen(p->name), &err))
+        return fail(err);
+    if (!(conn = pool_connect(&rc)))
+        return rc;
+    if (!gfpool_vol_create(conn, p, &err))
+        return finish(conn, fail(err));
+    printf("Vol %s created\n", p->name);
+    return finish(conn, EXIT_OK);
+}
+
+static char *opt_format;
+static char *opt_allocation;
+static gboolean opt_prealloc_metadata;
+static char *opt_backing_vol;
+static char *opt_backing_vol_format;
+static char *opt_cluster_size;
+static char *opt_prealloc;
+
+static gboolean
+prealloc_parse(const char *s, GfpoolPrealloc *out, GError **error)
+{
+    static const char *names[] = { "off", "metadata", "falloc", "full" };
+    for (guint i = 0; i < G_N_ELEMENTS(names); i++) {
+        if (g_str_equal(s, names[i])) {
+            *out = (GfpoolPrealloc)i;
+            return TRUE;
+        }
+    }
+    g_set_error(error, GFPOOL_CONF_ERROR, GFPOOL_CONF_ERROR_INVALID,
+                "invalid --prealloc '%s': use off, metadata, falloc or full", s);
+    return FALSE;
+}
+
+static int
+cmd_vol_create_as(int argc, char **argv)
+{
+    static const GOptionEntry own[] = {
+        { "format", 0, 0, G_OPTION_ARG_STRING, &opt_format, "raw (default) or qcow2", "F" },
+        { "allocation", 0, 0, G_OPTION_ARG_STRING, &opt_allocation,
+          "raw: allocate up front when equal to the capacity", "SIZE" },
+        { "prealloc-metadata", 0, 0, G_OPTION_ARG_NONE, &opt_prealloc_metadata,
+          "qcow2: preallocate metadata", NULL },
+        { "prealloc", 0, 0, G_OPTION_ARG_STRING, &opt_prealloc,
+          "off, metadata (qcow2), falloc or full (raw)", "MODE" },
+        { "backing-vol", 0, 0, G_OPTION_ARG_STRING, &opt_backing_vol,
+          "qcow2: backing volume (a volume of the pool)", "VOL" },
+        { "backing-vol-format", 0, 0, G_OPTION_ARG_STRING, &opt_backing_vol_format,
+          "format of the backing volume (default: probed)", "F" },
+        { "cluster-size", 0, 0, G_OPTION_ARG_STRING, &opt_cluster_size,
+          "qcow2 cluster size (default 64KiB)", "SIZE" },
+        { NULL }
+    };
+    static const Verb v = { "vol-create-as", "NAME CAPACITY",
+                            "Create a raw or qcow2 volume. CAPACITY takes libvirt's units (10G, 512MiB, 1TB).",
+                            NULL };
+    GfpoolVolCreateParams p = GFPOOL_VOL_CREATE_PARAMS_INIT;
+    g_autoptr(GError) err = NULL;
+    int rc = EXIT_OK;
+
+    if (!parse_verb_args(&v, own, TRUE, &argc, &argv, &rc))
+        return rc;
+    if (argc != 3)
+        return usage_error("vol-create-as takes two arguments, NAME and CAPACITY");
+    p.name = argv[1];
+    if (!gfpool_parse_scaled(argv[2], &p.capacity, &err))
+        return fail(err);
+    p.format = GFPOOL_FORMAT_RAW;
+    if (opt_format && !gfpool_create_format_parse(opt_format, &p.format, &err))
+        return usage_error("%s", err->message);
+    if (opt_prealloc && !prealloc_parse(opt_prealloc, &p.prealloc, &err))
+        return fail(err);
+    if (opt_prealloc_metadata)
+        p.prealloc = GFPOOL_PREALLOC_METADATA;
+    if (opt_allocation) {
+        guint64 alloc;
+        if (!gfpool_parse_scaled(opt_allocation, &alloc, &err))
+            return fail(err);
+        if (p.format == GFPOOL_FORMAT_RAW && alloc >= p.capacity && p.capacity > 0)
+            p.prealloc = GFPOOL_PREALLOC_FALLOC;
+    }
+    if (p.format == GFPOOL_FORMAT_QCOW2 &&
+        (p.prealloc == GFPOOL_PREALLOC_FALLOC || p.prealloc == GFPOOL_PREALLOC_FULL))
+        return usage_error("qcow2 volumes take --prealloc off or metadata");
+    if (opt_cluster_size) {
+        guint64 cs;
+        if (!gfpool_parse_scaled(opt_cluster_size, &cs, &err))
+            return fail(err);
+        if (cs > G_MAXUINT32)
+            return usage_error("invalid --cluster-size '%s'", opt_cluster_size);
+        p.cluster_size = (guint32)cs;
+    }
+    p.backing = opt_backing_vol;
+    if (opt_backing_vol_format) {
+        int f = gfpool_format_from_string(opt_backing_vol_format);
+        if (f <= GFPOOL_FORMAT_NONE)
+            return usage_error("invalid --backing-vol-format '%s'", opt_backing_vol_format);
+        p.backing_format = f;
+    }
+    return create_and_report(&p);
+}
+
+static int
+cmd_vol_create(int argc, char **argv)
+{
+    static const GOptionEntry own[] = {
+        { "prealloc-metadata", 0, 0, G_OPTION_ARG_NONE, &opt_prealloc_metadata,
+          "qcow2: preallocate metadata", NULL },
+        { NULL }
+    };
+    static const Verb v = { "vol-create", "FILE.xml", "Create a volume from a <volume> XML file.", NULL };
+    GfpoolVolCreateParams p = GFPOOL_VOL_CREATE_PARAMS_INIT;
+    g_autoptr(GError) err = NULL;
+    g_autoptr(GfpoolVolDef) def = NULL;
+    g_autofree char *xml = NULL;
+    gsize len;
+    int rc = EXIT_OK;
+
+    if (!parse_verb_args(&v, own, TRUE, &argc, &argv, &rc))
+        return rc;
+    if (argc != 2)
+        return usage_error("vol-create takes one argument, the XML file");
+    if (!g_file_get_contents(argv[1], &xml, &len, &err))
+        return usage_error("%s", err->message);
+    if (!(def = gfpool_vol_def_parse(xml, len, &err))) {
+        g_printerr("gfpool: error: %s: %s\n", argv[1], err->message);
+        return EXIT_USAGE;
+    }
+    p.name = def->name;
+    p.capacity = def->capacity;
+    p.format = GFPOOL_FORMAT_RAW;
+    if (def->format && !gfpool_create_format_parse(def->format, &p.format, &err))
+        return usage_error("%s", err->message);
+    if (opt_prealloc_metadata)
+        p.prealloc = GFPOOL_PREALLOC_METADATA;
+    else if (p.format == GFPOOL_FORMAT_RAW && def->has_allocation &&
+             def->allocation >= def->capacity && def->capacity > 0)
+        p.prealloc = GFPOOL_PREALLOC_FALLOC;
+    p.cluster_size = def->cluster_size;
+    if (def->backing_path) {
+        const char *slash = strrchr(def->backing_path, '/');
+        p.backing = slash ? slash + 1 : def->backing_path;
+        if (def->backing_format) {
+            int f = gfpool_format_from_string(def->backing_format);
+            if (f <= GFPOOL_FORMAT_NONE)
+                return usage_error("invalid backing format '%s'", def->backing_format);
+            p.backing_format = f;
+        }
+    }
+    p.mode = def->mode;
+    p.uid = def->uid;
+    p.gid = def->gid;
+    return create_and_report(&p);
+}
+
+static int
+cmd_uri_parse(int argc, char **argv)
+{
+    static const Verb v = { "uri-parse", "URI", "Check a gluster:// URI and print its parts.", NULL };
+    g_autoptr(GError) err = NULL;
+    g_autoptr(GfpoolUri) uri = NULL;
+    g_autofree char *canon = NULL;
+    int rc = EXIT_OK;
+
+    if (!parse_verb_args(&v, NULL, FALSE, &argc, &argv, &rc))
+        return rc;
+    if (argc != 2)
+        return usage_error("uri-parse takes one argument, the URI");
+    if (!(uri = gfpool_uri_parse(argv[1], &err)))
+        return fail(err);
+    canon = gfpool_uri_format(uri);
+    printf("transport: %s\n", gfpool_transport_to_string(uri->host->transport));
+    if (uri->host->name)
+        printf("server: %s\n", uri->host->name);
+    if (uri->host->port)
+        printf("port: %d\n", uri->host->port);
+    if (uri->host->socket)
+        printf("socket: %s\n", uri->host->socket);
+    printf("volume: %s\npath: %s\nuri: %s\n", uri->volume, uri->path, canon);
+    return EXIT_OK;
+}
+
+static const Verb verbs[] = {
+    { "pool-info", "", "Capacity, allocation and available space of the pool.", cmd_pool_info },
+    { "pool-refresh", "", "Read every volume's header; print how many.", cmd_pool_refresh },
+    { "vol-list", "[--details]", "List the volumes of the pool.", cmd_vol_list },
+    { "vol-create-as", "NAME CAPACITY [--format raw|qcow2] ...", "Create a volume.", cmd_vol_create_as },
+    { "vol-create", "FILE.xml", "Create a volume from a <volume> XML file.", cmd_vol_create },
+    { "vol-delete", "VOL", "Delete a volume.", cmd_vol_delete },
+    { "vol-info", "VOL", "Type, capacity and allocation of a volume.", cmd_vol_info },
+    { "vol-dumpxml", "VOL", "The volume's XML, as virsh prints it.", cmd_vol_dumpxml },
+    { "vol-path", "VOL", "The volume's gluster:// URI.", cmd_vol_path },
+    { "uri-parse", "URI", "Check a gluster:// URI and print its parts.", cmd_uri_parse },
+};
+
+static void
+print_usage(FILE *out)
+{
+    fprintf(out,
+            "Usage: gfpool VERB [OPTIONS] [ARGS]\n\n"
+            "GlusterFS storage pools over gfapi, without a libvirt daemon.\n"
+            "The pool: --pool-xml FILE, or --host HOST[:PORT] (repeat) --volume NAME [--dir PATH]\n"
+            "[--transport tcp|unix|rdma] [--socket PATH].\n\nVerbs:\n");
+    for (guint i = 0; i < G_N_ELEMENTS(verbs); i++)
+        fprintf(out, "  %-15s %s\n", verbs[i].name, verbs[i].summary);
+    fprintf(out, "\n'gfpool VERB --help' describes a verb.\n"
+            "Exit codes: 0 ok, 1 failed, 2 usage/invalid input, 3 no such volume,\n"
+            "4 volume exists, 5 cannot reach the gluster volume.\n");
+}
+
+int
+main(int argc, char **argv)
+{
+    setlocale(LC_ALL, "");
+    if (argc < 2) {
+        print_usage(stderr);
+        return EXIT_USAGE;
+    }
+    if (g_str_equal(argv[1], "--help") || g_str_equal(argv[1], "-h") ||
+        g_str_equal(argv[1], "help")) {
+        print_usage(stdout);
+        return EXIT_OK;
+    }
+    for (guint i = 0; i < G_N_ELEMENTS(verbs); i++) {
+        if (g_str_equal(argv[1], verbs[i].name))
+            return verbs[i].run(argc - 1, argv + 1);
+    }
+    g_printerr("gfpool: error: unknown verb '%s'\n\n", argv[1]);
+    print_usage(stderr);
+    return EXIT_USAGE;
+}

@@ -1,0 +1,178 @@
+"""pytest wiring for gfpool integration tests.
+
+Session fixtures
+    cluster       one private 3-node GlusterFS cluster per run (volumes
+                  `rep3`, `single`); or reuse a running one from
+                  `testbed.py cluster-up DIR` with GFPOOL_CLUSTER_DIR=DIR
+                  (then it is not stopped at the end).
+    libvirtd      private storage-only libvirtd whose
+                  LIBVIRT_STORAGE_BACKEND_DIR holds our module
+                  (GFPOOL_MODULE, default
+                  <repo>/build/src/storage/libvirt_storage_backend_gluster.so)
+                  plus Debian's other storage backends.
+    gfapi_rep3, gfapi_single
+                  shared tests/gfapi_ctypes.Gfapi connections (never
+                  glfs_fini'ed, see gfapi_ctypes.py).
+Function fixtures
+    unique_name   unique_name('pool') -> 'pool-<test>-<n>-<rand>'
+    make_libvirtd make_libvirtd(module=None, with_qemu=False, **kw) -> an
+                  extra started Libvirtd stopped after the test.
+
+When a fixture cannot start its servers the test is SKIPPED, unless
+CI=true in the environment: then it FAILS with the reason and log tail.
+"""
+
+import itertools
+import os
+import re
+import secrets
+import shutil
+import sys
+import tempfile
+
+import pytest
+
+TESTS = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if TESTS not in sys.path:
+    sys.path.insert(0, TESTS)
+
+import testbed  # noqa: E402
+from gfapi_ctypes import Gfapi  # noqa: E402
+
+REPO = os.path.dirname(TESTS)
+
+
+def module_path():
+    return os.environ.get('GFPOOL_MODULE') or testbed.DEFAULT_MODULE
+
+
+def unavailable(reason):
+    """Skip, or fail when CI=true."""
+    if os.environ.get('CI') == 'true':
+        pytest.fail(reason, pytrace=False)
+    pytest.skip(reason)
+
+
+def _work_root():
+    root = os.environ.get('GFPOOL_TEST_TMP') or '/tmp'
+    return root
+
+
+@pytest.fixture(scope='session')
+def cluster():
+    reuse = os.environ.get('GFPOOL_CLUSTER_DIR')
+    if reuse:
+        try:
+            c = testbed.Cluster.from_state(reuse)
+        except Exception as e:
+            unavailable('GFPOOL_CLUSTER_DIR=%s unusable: %s' % (reuse, e))
+        down = [i for i in range(1, c.nodes + 1) if not c.node_running(i)]
+        if down:
+            unavailable('cluster in %s: nodes %s not running' % (reuse, down))
+        yield c
+        return
+    c = testbed.Cluster()
+    try:
+        c.start()
+    except Exception as e:
+        tails = ''
+        if c.base_dir:
+            for i in range(1, c.nodes + 1):
+                tails += '\n--- glusterd %d ---\n%s' % (
+                    i, testbed._tail(c.logfile(i), 15))
+        try:
+            c.stop()
+        except Exception:
+            pass
+        unavailable('cannot start GlusterFS test cluster: %s%s' % (e, tails))
+    try:
+        yield c
+    finally:
+        c.stop()
+
+
+def _gfapi(cluster, vol):
+    try:
+        return Gfapi.shared(vol, cluster.volume_hosts(vol),
+                            logfile=os.path.join(cluster.base_dir,
+                                                 'gfapi-%s.log' % vol))
+    except Exception as e:
+        unavailable('gfapi connection to %s failed: %s' % (vol, e))
+
+
+@pytest.fixture(scope='session')
+def gfapi_rep3(cluster):
+    return _gfapi(cluster, 'rep3')
+
+
+@pytest.fixture(scope='session')
+def gfapi_single(cluster):
+    return _gfapi(cluster, 'single')
+
+
+def _start_libvirtd(module, with_qemu=False, **kw):
+    if not module or not os.path.exists(module):
+        unavailable('storage backend module not built: %s (set '
+                    'GFPOOL_MODULE)' % module)
+    work = tempfile.mkdtemp(prefix='gfpl', dir=_work_root())
+    d = testbed.Libvirtd(work, os.path.join(work, 'backends'),
+                         with_qemu=with_qemu, module=module, **kw)
+    try:
+        d.start()
+    except Exception as e:
+        try:
+            d.stop()
+        except Exception:
+            pass
+        unavailable('cannot start private libvirtd with %s: %s'
+                    % (module, e))
+    return d
+
+
+def _cleanup_libvirtd(d):
+    d.stop()
+    if not os.environ.get('GFPOOL_KEEP_LIBVIRTD'):
+        shutil.rmtree(d.workdir, ignore_errors=True)
+
+
+@pytest.fixture(scope='session')
+def libvirtd():
+    d = _start_libvirtd(module_path())
+    try:
+        yield d
+    finally:
+        _cleanup_libvirtd(d)
+
+
+@pytest.fixture
+def make_libvirtd():
+    started = []
+
+    def make(module=None, with_qemu=False, **kw):
+        d = _start_libvirtd(module or module_path(), with_qemu=with_qemu,
+                            **kw)
+        started.append(d)
+        return d
+
+    yield make
+    for d in reversed(started):
+        _cleanup_libvirtd(d)
+
+
+_counter = itertools.count(1)
+
+
+def make_unique_name(prefix='t', test=None):
+    """A name unique in this run and across runs: [a-z0-9-], <= 60 chars."""
+    base = prefix
+    if test:
+        t = re.sub(r'[^a-zA-Z0-9]+', '-', test).strip('-').lower()
+        base = '%s-%s' % (prefix, t[-30:].strip('-'))
+    return '%s-%d-%s' % (base, next(_counter), secrets.token_hex(3))
+
+
+@pytest.fixture
+def unique_name(request):
+    def make(prefix='t'):
+        return make_unique_name(prefix, request.node.name)
+    return make

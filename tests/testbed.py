@@ -1,0 +1,1261 @@
+#!/usr/bin/python3
+"""gfpool test bed: a private loopback GlusterFS cluster and a private libvirtd.
+
+Run with Debian's /usr/bin/python3 (python3-libvirt lives there).
+
+Cluster
+    Starts N glusterd on 127.A.B.1..N (random A.B per run, never 127.0.0.1),
+    one private directory per node under a single base dir, exactly like
+    GlusterFS's tests/cluster.rc (management.working-directory,
+    management.transport.socket.bind-address, management.run-directory,
+    management.glusterd-sockfile, management.logging-directory,
+    --pid-file, --log-file).  Volumes `rep3` (replica 3) and `single`
+    (1 brick on node 1) are created and started.
+
+Libvirtd
+    A libvirtd in a private mount namespace with its own /etc/libvirt,
+    /var/lib/libvirt, /var/cache/libvirt, /var/log/libvirt and /run, a
+    storage-only driver dir and LIBVIRT_STORAGE_BACKEND_DIR pointing at a
+    directory holding our module.
+
+CLI
+    testbed.py cluster-up DIR      start a cluster in DIR, print JSON, exit
+                                   (daemons keep running; state in
+                                   DIR/state.json)
+    testbed.py cluster-down DIR    stop it and clean up
+    testbed.py cluster-status DIR  print the state JSON
+"""
+
+import atexit
+import json
+import os
+import random
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import xml.etree.ElementTree as ET
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+PYTHON = '/usr/bin/python3'
+GLUSTERD = shutil.which('glusterd') or '/usr/sbin/glusterd'
+GLUSTER = shutil.which('gluster') or '/usr/sbin/gluster'
+GLUSTER_SOCK_DIR = '/var/run/gluster'
+GLUSTER_LOG_DIR = '/var/log/glusterfs'
+GLUSTERD_PORT = 24007
+
+LIBVIRT_LIBDIR = '/usr/lib/x86_64-linux-gnu/libvirt'
+DISTRO_BACKEND_DIR = LIBVIRT_LIBDIR + '/storage-backend'
+DISTRO_DRIVER_DIR = LIBVIRT_LIBDIR + '/connection-driver'
+DEFAULT_MODULE = os.path.join(
+    REPO, 'build', 'src', 'storage', 'libvirt_storage_backend_gluster.so')
+
+
+class TestbedError(RuntimeError):
+    pass
+
+
+def _log(msg):
+    if os.environ.get('TESTBED_VERBOSE'):
+        sys.stderr.write('[testbed %.3f] %s\n' % (time.time(), msg))
+
+
+def _tail(path, n=40):
+    try:
+        with open(path, 'rb') as f:
+            try:
+                f.seek(-16384, os.SEEK_END)
+            except OSError:
+                pass
+            lines = f.read().decode('utf-8', 'replace').splitlines()
+        return '\n'.join(lines[-n:])
+    except OSError as e:
+        return '<cannot read %s: %s>' % (path, e)
+
+
+def _proc_cmdline(pid):
+    try:
+        with open('/proc/%d/cmdline' % pid, 'rb') as f:
+            return [a.decode('utf-8', 'replace') for a in
+                    f.read().split(b'\0') if a]
+    except OSError:
+        return None
+
+
+def _all_pids():
+    for d in os.listdir('/proc'):
+        if d.isdigit():
+            yield int(d)
+
+
+def _pid_alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # zombies count as dead
+    try:
+        with open('/proc/%d/stat' % pid) as f:
+            st = f.read().rsplit(')', 1)[1].split()[0]
+        return st != 'Z'
+    except OSError:
+        return False
+
+
+def _read_pidfile(path):
+    try:
+        with open(path) as f:
+            return int(f.read().strip() or 0) or None
+    except (OSError, ValueError):
+        return None
+
+
+def _kill_pids(pids, grace=2.0):
+    """SIGTERM, wait up to `grace`, then SIGKILL. Only the given pids."""
+    pids = [p for p in set(pids) if p and p != os.getpid() and _pid_alive(p)]
+    for p in pids:
+        try:
+            os.kill(p, signal.SIGTERM)
+        except OSError:
+            pass
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        pids = [p for p in pids if _pid_alive(p)]
+        if not pids:
+            return
+        time.sleep(0.05)
+    for p in pids:
+        try:
+            os.kill(p, signal.SIGKILL)
+        except OSError:
+            pass
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and any(_pid_alive(p) for p in pids):
+        time.sleep(0.05)
+
+
+def _my_mntns():
+    return os.readlink('/proc/self/ns/mnt')
+
+
+def _pids_in_mntns(ns):
+    out = []
+    for p in _all_pids():
+        try:
+            if os.readlink('/proc/%d/ns/mnt' % p) == ns:
+                out.append(p)
+        except OSError:
+            pass
+    return out
+
+
+def _port_free(addr, port):
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        s.bind((addr, port))
+        return True
+    except OSError:
+        return False
+    finally:
+        s.close()
+
+
+def _tcp_open(addr, port, timeout=0.5):
+    try:
+        with socket.create_connection((addr, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def _unix_open(path, timeout=0.5):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(timeout)
+    try:
+        s.connect(path)
+        return True
+    except OSError:
+        return False
+    finally:
+        s.close()
+
+
+# ---------------------------------------------------------------------------
+# Cleanup registry (atexit + SIGTERM/SIGHUP)
+# ---------------------------------------------------------------------------
+_LIVE = []
+_LIVE_LOCK = threading.Lock()
+_HANDLERS_INSTALLED = False
+
+
+def _cleanup_all():
+    with _LIVE_LOCK:
+        objs = list(reversed(_LIVE))
+    for o in objs:
+        try:
+            o.stop()
+        except Exception as e:  # pragma: no cover
+            sys.stderr.write('testbed cleanup of %r failed: %s\n' % (o, e))
+
+
+def _signal_handler(signum, frame):
+    _cleanup_all()
+    # re-raise default behaviour
+    signal.signal(signum, signal.SIG_DFL)
+    os.kill(os.getpid(), signum)
+
+
+def _register(obj):
+    global _HANDLERS_INSTALLED
+    with _LIVE_LOCK:
+        if obj not in _LIVE:
+            _LIVE.append(obj)
+        if not _HANDLERS_INSTALLED:
+            _HANDLERS_INSTALLED = True
+            atexit.register(_cleanup_all)
+            if threading.current_thread() is threading.main_thread():
+                for sig in (signal.SIGTERM, signal.SIGHUP):
+                    try:
+                        if signal.getsignal(sig) in (signal.SIG_DFL, None):
+                            signal.signal(sig, _signal_handler)
+                    except (ValueError, OSError):
+                        pass
+
+
+def _unregister(obj):
+    with _LIVE_LOCK:
+        if obj in _LIVE:
+            _LIVE.remove(obj)
+
+
+_REAPER_CODE = r"""
+import json, os, sys, time, signal
+spec = json.loads(sys.argv[1])
+ppid = spec['ppid']
+while True:
+    time.sleep(0.5)
+    try:
+        os.kill(ppid, 0)
+        continue
+    except ProcessLookupError:
+        break
+    except PermissionError:
+        continue
+me = os.getpid()
+pids = set()
+for d in os.listdir('/proc'):
+    if not d.isdigit() or int(d) == me:
+        continue
+    try:
+        cl = open('/proc/%s/cmdline' % d, 'rb').read().split(b'\0')
+        cl = [x.decode('utf-8', 'replace') for x in cl if x]
+    except Exception:
+        continue
+    if not cl:
+        continue
+    argv0 = cl[0].rsplit('/', 1)[-1]
+    if spec.get('marker') and any(argv0.startswith(p) for p in spec['argv0']) \
+            and any(spec['marker'] in a for a in cl):
+        pids.add(int(d))
+    if spec.get('mntns'):
+        try:
+            if os.readlink('/proc/%s/ns/mnt' % d) == spec['mntns']:
+                pids.add(int(d))
+        except Exception:
+            pass
+socks = set()
+for p in pids:
+    try:
+        cl = open('/proc/%d/cmdline' % p, 'rb').read().split(b'\0')
+        cl = [x.decode('utf-8', 'replace') for x in cl]
+        for i, a in enumerate(cl[:-1]):
+            if a in ('-S', '--socket-file') and \
+                    cl[i + 1].startswith('/var/run/gluster/'):
+                socks.add(cl[i + 1])
+    except Exception:
+        pass
+for p in pids:
+    try:
+        os.kill(p, signal.SIGKILL)
+    except Exception:
+        pass
+time.sleep(0.5)
+for s in socks:
+    try:
+        os.unlink(s)
+    except Exception:
+        pass
+if spec.get('rmtree'):
+    import shutil
+    shutil.rmtree(spec['rmtree'], ignore_errors=True)
+"""
+
+
+def _spawn_reaper(marker=None, argv0=('gluster',), mntns=None, rmtree=None):
+    """Start a detached watchdog that, once this process has died (even by
+    SIGKILL, when atexit cannot run), SIGKILLs every process whose argv[0]
+    starts with one of `argv0` and whose cmdline mentions `marker`, and/or
+    every process in mount namespace `mntns`; it also unlinks the
+    /var/run/gluster sockets named on the killed processes' command lines
+    and removes `rmtree`.  stop() terminates it."""
+    spec = {'ppid': os.getpid(), 'marker': marker, 'argv0': list(argv0),
+            'mntns': mntns, 'rmtree': rmtree}
+    return subprocess.Popen([PYTHON, '-c', _REAPER_CODE, json.dumps(spec)],
+                            stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL,
+                            start_new_session=True, close_fds=True)
+
+
+def _stop_reaper(proc):
+    if proc is not None and proc.poll() is None:
+        proc.kill()
+        proc.wait()
+
+
+# ---------------------------------------------------------------------------
+# GlusterFS cluster
+# ---------------------------------------------------------------------------
+class Cluster:
+    """A private N-node GlusterFS cluster on 127.A.B.{1..N}.
+
+    Layout under base_dir (kept short: unix socket paths must be < 108):
+        base/<i>/glusterd/        management.working-directory
+        base/<i>/glusterd/gd.sock management.glusterd-sockfile
+        base/<i>/run/gluster/     management.run-directory (pid files)
+        base/<i>/log/             management.logging-directory (bricks, shd)
+        base/<i>/glusterd.log     --log-file
+        base/<i>/glusterd.pid     --pid-file
+        base/<i>/bricks/<vol>     brick directories
+        base/cli.log              gluster CLI log
+        base/state.json           state for cluster-up/-down
+    """
+
+    VOLUMES = ('rep3', 'single')
+
+    def __init__(self, base_dir=None, nodes=3, volumes=True, reaper=True,
+                 volume_options=None):
+        self.nodes = int(nodes)
+        self._own_base = base_dir is None
+        self.base_dir = base_dir
+        self.addresses = []
+        self.volumes = {}          # name -> list of (host, brickpath)
+        self.volume_options = dict(volume_options or {})
+        self.with_volumes = volumes
+        self.reaper = reaper
+        self._sockets_before = set()
+        self._logs_before = set()
+        self.created_sockets = set()
+        self.started = False
+        self.start_seconds = None
+        self._reaper = None
+
+    # -- paths ---------------------------------------------------------
+    def node_dir(self, i):
+        return os.path.join(self.base_dir, str(i))
+
+    def sockfile(self, i):
+        return os.path.join(self.node_dir(i), 'glusterd', 'gd.sock')
+
+    def pidfile(self, i):
+        return os.path.join(self.node_dir(i), 'glusterd.pid')
+
+    def logfile(self, i):
+        return os.path.join(self.node_dir(i), 'glusterd.log')
+
+    def brick_path(self, i, vol):
+        return os.path.join(self.node_dir(i), 'bricks', vol)
+
+    @property
+    def marker(self):
+        return self.base_dir.rstrip('/') + '/'
+
+    def __repr__(self):
+        return '<Cluster %s %s>' % (self.base_dir, self.addresses)
+
+    # -- address selection ---------------------------------------------
+    def _pick_addresses(self):
+        rnd = random.SystemRandom()
+        for _ in range(200):
+            a, b = rnd.randint(2, 254), rnd.randint(1, 254)
+            addrs = ['127.%d.%d.%d' % (a, b, i + 1) for i in range(self.nodes)]
+            if all(_port_free(x, GLUSTERD_PORT) and not _tcp_open(
+                    x, GLUSTERD_PORT, 0.05) for x in addrs):
+                return addrs
+        raise TestbedError('no free 127.x.y.* address block for glusterd')
+
+    # -- gluster CLI -----------------------------------------------------
+    def cli(self, *args, node=1, check=True, timeout=120, xml=False):
+        cmd = [GLUSTER, '--mode=script',
+               '--glusterd-sock=%s' % self.sockfile(node),
+               '--log-file=%s' % os.path.join(self.base_dir, 'cli.log')]
+        if xml:
+            cmd.append('--xml')
+        cmd += [str(a) for a in args]
+        p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           universal_newlines=True, timeout=timeout)
+        _log('%s -> rc=%d %s %s' % (' '.join(cmd[4:]), p.returncode,
+                                    p.stdout.strip()[:200], p.stderr.strip()))
+        if check and p.returncode != 0:
+            raise TestbedError('gluster %s (node %d) failed rc=%d: %s %s' % (
+                ' '.join(map(str, args)), node, p.returncode,
+                p.stdout.strip(), p.stderr.strip()))
+        return p
+
+    # -- glusterd --------------------------------------------------------
+    def _glusterd_cmd(self, i):
+        nd = self.node_dir(i)
+        addr = self.addresses[i - 1]
+        opts = [
+            'management.working-directory=%s/glusterd' % nd,
+            'management.transport.socket.bind-address=%s' % addr,
+            'management.run-directory=%s/run/gluster' % nd,
+            'management.glusterd-sockfile=%s' % self.sockfile(i),
+            'management.logging-directory=%s/log' % nd,
+        ]
+        cmd = [GLUSTERD]
+        for o in opts:
+            cmd += ['--xlator-option', o]
+        cmd += ['--log-file=%s' % self.logfile(i),
+                '--pid-file=%s' % self.pidfile(i)]
+        return cmd
+
+    def _start_glusterd(self, i):
+        nd = self.node_dir(i)
+        for d in ('glusterd', 'run/gluster', 'log', 'bricks'):
+            os.makedirs(os.path.join(nd, d), exist_ok=True)
+        try:
+            os.unlink(self.pidfile(i))
+        except FileNotFoundError:
+            pass
+        # glusterd daemonizes itself: the foreground process exits once
+        # the daemon is initialised.
+        return subprocess.Popen(self._glusterd_cmd(i), stdin=subprocess.DEVNULL,
+                                stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT,
+                                universal_newlines=True,
+                                start_new_session=True)
+
+    def _finish_glusterd(self, i, proc, timeout=60):
+        try:
+            out, _ = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            out, _ = proc.communicate()
+        if proc.returncode != 0:
+            raise TestbedError('glusterd %d failed to start rc=%d: %s\n%s' % (
+                i, proc.returncode, out, _tail(self.logfile(i))))
+
+    def _wait_glusterd(self, i, timeout=20):
+        deadline = time.monotonic() + timeout
+        sock = self.sockfile(i)
+        addr = self.addresses[i - 1]
+        while time.monotonic() < deadline:
+            pid = _read_pidfile(self.pidfile(i))
+            if pid and not _pid_alive(pid):
+                raise TestbedError('glusterd %d (pid %d) died:\n%s' % (
+                    i, pid, _tail(self.logfile(i))))
+            if (os.path.exists(sock) and _unix_open(sock)
+                    and _tcp_open(addr, GLUSTERD_PORT)):
+                return
+            time.sleep(0.05)
+        raise TestbedError('glusterd %d not up after %ss:\n%s' % (
+            i, timeout, _tail(self.logfile(i))))
+
+    # -- lifecycle ---------------------------------------------------------
+    def start(self, timeout=60):
+        t0 = time.monotonic()
+        if self.base_dir is None:
+            self.base_dir = tempfile.mkdtemp(prefix='gfp', dir='/tmp')
+        else:
+            os.makedirs(self.base_dir, exist_ok=True)
+        self.base_dir = os.path.abspath(self.base_dir)
+        if len(self.sockfile(self.nodes)) > 100:
+            raise TestbedError('base dir path too long for unix sockets: %s'
+                               % self.base_dir)
+        self._sockets_before = self._list_dir(GLUSTER_SOCK_DIR)
+        self._logs_before = self._list_tree(GLUSTER_LOG_DIR)
+        self.addresses = self._pick_addresses()
+        _register(self)
+        self.started = True
+        self._save_state()
+        if self.reaper:
+            self._reaper = _spawn_reaper(
+                marker=self.marker,
+                rmtree=self.base_dir if self._own_base else None)
+        try:
+            procs = [(i, self._start_glusterd(i))
+                     for i in range(1, self.nodes + 1)]
+            for i, p in procs:
+                self._finish_glusterd(i, p)
+            for i in range(1, self.nodes + 1):
+                self._wait_glusterd(i)
+            _log('glusterds up %.2fs' % (time.monotonic() - t0))
+            self._probe_peers(timeout)
+            _log('peers connected %.2fs' % (time.monotonic() - t0))
+            if self.with_volumes:
+                self.create_volume('rep3', replica=self.nodes,
+                                   nodes=range(1, self.nodes + 1),
+                                   start=False)
+                self.create_volume('single', nodes=[1], start=False)
+                for v in ('rep3', 'single'):
+                    for k, val in self.volume_options.items():
+                        self.cli('volume', 'set', v, k, val)
+                    self.cli('volume', 'start', v)
+                for v in ('rep3', 'single'):
+                    self.wait_volume_online(v, timeout=timeout)
+                _log('bricks online %.2fs' % (time.monotonic() - t0))
+                for v in ('rep3', 'single'):
+                    self.probe_gfapi(v, timeout=timeout)
+                _log('gfapi probes ok %.2fs' % (time.monotonic() - t0))
+            self._collect_sockets()
+            self._save_state()
+        except BaseException:
+            try:
+                self.stop()
+            finally:
+                pass
+            raise
+        self.start_seconds = time.monotonic() - t0
+        self._save_state()
+        return self
+
+    def _probe_peers(self, timeout):
+        for i in range(2, self.nodes + 1):
+            self.cli('peer', 'probe', self.addresses[i - 1])
+        deadline = time.monotonic() + timeout
+        while True:
+            ok = True
+            for i in range(1, self.nodes + 1):
+                out = self.cli('peer', 'status', node=i).stdout
+                if out.count('Peer in Cluster (Connected)') != self.nodes - 1:
+                    ok = False
+                    break
+            if ok:
+                return
+            if time.monotonic() > deadline:
+                raise TestbedError('peers not connected: %s' % out)
+            time.sleep(0.1)
+
+    def create_volume(self, name, nodes, replica=None, start=True,
+                      options=None):
+        bricks = []
+        for i in nodes:
+            bp = self.brick_path(i, name)
+            bricks.append('%s:%s' % (self.addresses[i - 1], bp))
+        args = ['volume', 'create', name]
+        if replica and replica > 1:
+            args += ['replica', str(replica)]
+        args += bricks + ['force']
+        self.cli(*args)
+        self.volumes[name] = [(self.addresses[i - 1], self.brick_path(i, name))
+                              for i in nodes]
+        for k, v in (options or {}).items():
+            self.cli('volume', 'set', name, k, v)
+        if start:
+            self.cli('volume', 'start', name)
+            self.wait_volume_online(name)
+            self.probe_gfapi(name)
+        self._save_state()
+
+    def volume_status(self, name, node=1):
+        """-> {(host, path): (online: bool, port, pid)} for bricks and
+        {('Self-heal Daemon', host)...} entries for shd."""
+        p = self.cli('volume', 'status', name, node=node, xml=True,
+                     check=False, timeout=30)
+        res = {}
+        if p.returncode != 0:
+            return res
+        try:
+            root = ET.fromstring(p.stdout)
+        except ET.ParseError:
+            return res
+        for n in root.iter('node'):
+            host = (n.findtext('hostname') or '').strip()
+            path = (n.findtext('path') or '').strip()
+            st = (n.findtext('status') or '0').strip() == '1'
+            port = (n.findtext('port') or '').strip()
+            pid = (n.findtext('pid') or '').strip()
+            res[(host, path)] = (st, port, pid)
+        return res
+
+    def wait_volume_online(self, name, timeout=60, nodes=None):
+        """Wait until every brick of `name` (on running nodes) is online."""
+        deadline = time.monotonic() + timeout
+        want = [(h, p) for h, p in self.volumes[name]
+                if nodes is None or h in [self.addresses[i - 1]
+                                          for i in nodes]]
+        live = [i for i in range(1, self.nodes + 1) if self.node_running(i)]
+        st = {}
+        while time.monotonic() < deadline:
+            st = self.volume_status(name, node=live[0])
+            if all(st.get(k, (False,))[0] for k in want):
+                # and the bricks really accept TCP on their node address
+                if all(_tcp_open(h, int(st[(h, p)][1]))
+                       for h, p in want if st[(h, p)][1].isdigit()):
+                    return st
+            time.sleep(0.1)
+        raise TestbedError('volume %s bricks not online after %ss: %s' % (
+            name, timeout, st))
+
+    def probe_gfapi(self, name, timeout=30, hosts=None):
+        """Write+read+unlink a file through gfapi in a throwaway process
+        (which _exits without glfs_fini)."""
+        hosts = hosts or self.volume_hosts(name)
+        code = r'''
+import os, sys, json
+sys.path.insert(0, %r)
+from gfapi_ctypes import Gfapi
+g = Gfapi(%r, json.loads(sys.argv[1]), logfile=sys.argv[2])
+p = '/.testbed-probe-%%d' %% os.getpid()
+g.put(p, b'probe')
+assert g.read(p) == b'probe'
+g.unlink(p)
+sys.stdout.flush()
+os._exit(0)
+''' % (HERE, name)
+        deadline = time.monotonic() + timeout
+        last = None
+        while time.monotonic() < deadline:
+            try:
+                p = subprocess.run(
+                    [PYTHON, '-c', code, json.dumps(hosts),
+                     os.path.join(self.base_dir, 'gfapi-probe.log')],
+                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                    universal_newlines=True,
+                    timeout=max(1, deadline - time.monotonic()))
+                if p.returncode == 0:
+                    return True
+                last = p.stdout
+            except subprocess.TimeoutExpired as e:
+                last = 'timeout: %s' % e
+            time.sleep(0.2)
+        raise TestbedError('gfapi probe of %s failed: %s' % (name, last))
+
+    def volume_hosts(self, volname, port=GLUSTERD_PORT):
+        """[(host, 24007), ...] for gfapi: the volume's brick hosts first,
+        then every other node (all run glusterd and serve volfiles)."""
+        hosts = []
+        for h, _ in self.volumes.get(volname, []):
+            if h not in hosts:
+                hosts.append(h)
+        for h in self.addresses:
+            if h not in hosts:
+                hosts.append(h)
+        return [(h, port) for h in hosts]
+
+    # -- node control ------------------------------------------------------
+    def node_pids(self, i):
+        """pids of glusterd, bricks and shd belonging to node i."""
+        mark = self.node_dir(i).rstrip('/') + '/'
+        pids = set()
+        pid = _read_pidfile(self.pidfile(i))
+        if pid and _pid_alive(pid):
+            cl = _proc_cmdline(pid) or []
+            if any(mark in a or a.endswith(self.pidfile(i)) for a in cl):
+                pids.add(pid)
+        for p in _all_pids():
+            if p == os.getpid():
+                continue
+            cl = _proc_cmdline(p)
+            if cl and cl[0].split('/')[-1].startswith('gluster') and any(
+                    mark in a for a in cl):
+                pids.add(p)
+        return pids
+
+    def all_pids(self):
+        pids = set()
+        for i in range(1, self.nodes + 1):
+            pids |= self.node_pids(i)
+        # anything else mentioning our base dir that is a gluster process
+        for p in _all_pids():
+            cl = _proc_cmdline(p)
+            if cl and cl[0].split('/')[-1].startswith('gluster') and any(
+                    self.marker in a for a in cl):
+                pids.add(p)
+        return pids
+
+    def node_running(self, i):
+        pid = _read_pidfile(self.pidfile(i))
+        return bool(pid and _pid_alive(pid))
+
+    def stop_node(self, i):
+        """Kill glusterd and all brick/shd processes of node i (SIGKILL
+        glusterd first so it cannot respawn anything)."""
+        self._collect_sockets()
+        gd = _read_pidfile(self.pidfile(i))
+        if gd and _pid_alive(gd):
+            try:
+                os.kill(gd, signal.SIGKILL)
+            except OSError:
+                pass
+            _kill_pids([gd], grace=0)
+        _kill_pids(self.node_pids(i), grace=0)
+        # stale pid files confuse the restart (cf. cluster.rc kill_node)
+        rd = os.path.join(self.node_dir(i), 'run')
+        for root, _, files in os.walk(rd):
+            for f in files:
+                if f.endswith('.pid'):
+                    try:
+                        os.unlink(os.path.join(root, f))
+                    except OSError:
+                        pass
+        for root, _, files in os.walk(os.path.join(self.node_dir(i),
+                                                   'glusterd', 'vols')):
+            for f in files:
+                if f.endswith('.pid'):
+                    try:
+                        os.unlink(os.path.join(root, f))
+                    except OSError:
+                        pass
+
+    def start_node(self, i, timeout=60):
+        """Restart glusterd of node i; it restarts its bricks; wait until
+        they are online."""
+        self._finish_glusterd(i, self._start_glusterd(i))
+        self._wait_glusterd(i)
+        deadline = time.monotonic() + timeout
+        # wait for peers to reconnect from this node's point of view
+        while True:
+            out = self.cli('peer', 'status', node=i, check=False).stdout
+            up = [j for j in range(1, self.nodes + 1)
+                  if j != i and self.node_running(j)]
+            if out.count('Peer in Cluster (Connected)') >= len(up):
+                break
+            if time.monotonic() > deadline:
+                raise TestbedError('node %d peers not reconnected: %s'
+                                   % (i, out))
+            time.sleep(0.1)
+        addr = self.addresses[i - 1]
+        for v, bricks in self.volumes.items():
+            if any(h == addr for h, _ in bricks):
+                self.wait_volume_online(
+                    v, timeout=max(1, deadline - time.monotonic()),
+                    nodes=[i])
+        self._collect_sockets()
+        self._save_state()
+
+    # -- teardown ------------------------------------------------------------
+    def _collect_sockets(self):
+        """Remember /var/run/gluster sockets named on our processes'
+        command lines (-S / --socket-file) so stop() can remove them."""
+        if not self.base_dir:
+            return
+        for p in self.all_pids():
+            cl = _proc_cmdline(p) or []
+            for k, a in enumerate(cl):
+                val = None
+                if a in ('-S', '--socket-file') and k + 1 < len(cl):
+                    val = cl[k + 1]
+                elif a.startswith('--socket-file='):
+                    val = a.split('=', 1)[1]
+                if val and val.startswith(GLUSTER_SOCK_DIR + '/'):
+                    self.created_sockets.add(val)
+
+    @staticmethod
+    def _list_dir(d):
+        try:
+            return set(os.path.join(d, f) for f in os.listdir(d))
+        except OSError:
+            return set()
+
+    @staticmethod
+    def _list_tree(d):
+        out = set()
+        for root, _, files in os.walk(d):
+            for f in files:
+                out.add(os.path.join(root, f))
+        return out
+
+    def stop(self):
+        if not self.started or not self.base_dir:
+            return
+        self._collect_sockets()
+        # glusterds first so they do not restart bricks
+        gds = [_read_pidfile(self.pidfile(i)) for i in range(1, self.nodes + 1)]
+        _kill_pids([p for p in gds if p], grace=1.0)
+        _kill_pids(self.all_pids(), grace=1.0)
+        left = self.all_pids()
+        if left:
+            _kill_pids(left, grace=0)
+        # files glusterd wrote outside base_dir that are ours
+        for s in sorted(self.created_sockets):
+            if s in self._sockets_before:
+                continue
+            try:
+                os.unlink(s)
+            except OSError:
+                pass
+        for f in self._list_tree(GLUSTER_LOG_DIR) - self._logs_before:
+            if self._log_is_ours(f):
+                try:
+                    os.unlink(f)
+                except OSError:
+                    pass
+        self.started = False
+        _unregister(self)
+        _stop_reaper(self._reaper)
+        self._reaper = None
+        if self._own_base:
+            shutil.rmtree(self.base_dir, ignore_errors=True)
+        else:
+            # keep DIR (may hold state.json of the caller); remove our tree
+            for i in range(1, self.nodes + 1):
+                shutil.rmtree(self.node_dir(i), ignore_errors=True)
+            for f in os.listdir(self.base_dir):
+                if f in ('cli.log', 'state.json', '.state.json.tmp') or (
+                        f.startswith('gfapi-') and f.endswith('.log')):
+                    try:
+                        os.unlink(os.path.join(self.base_dir, f))
+                    except OSError:
+                        pass
+
+    def _log_is_ours(self, path):
+        """A log file in /var/log/glusterfs created during our run whose
+        name mentions our base dir (gluster mangles '/' into '-'),
+        our volumes or our addresses."""
+        name = os.path.basename(path)
+        mangled = self.base_dir.strip('/').replace('/', '-')
+        if mangled and mangled in name:
+            return True
+        for a in self.addresses:
+            if a in name:
+                return True
+        try:
+            with open(path, 'rb') as f:
+                head = f.read(65536).decode('utf-8', 'replace')
+            return self.marker in head
+        except OSError:
+            return False
+
+    def __enter__(self):
+        if not self.started:
+            self.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    # -- state ---------------------------------------------------------------
+    def state(self):
+        return {
+            'base_dir': self.base_dir,
+            'nodes': self.nodes,
+            'addresses': self.addresses,
+            'volumes': {v: {'bricks': ['%s:%s' % b for b in bricks],
+                            'hosts': [h for h, _ in self.volume_hosts(v)],
+                            'port': GLUSTERD_PORT}
+                        for v, bricks in self.volumes.items()},
+            'glusterd_sockets': [self.sockfile(i)
+                                 for i in range(1, self.nodes + 1)],
+            'glusterd_pidfiles': [self.pidfile(i)
+                                  for i in range(1, self.nodes + 1)],
+            'sockets_before': sorted(self._sockets_before),
+            'logs_before': sorted(self._logs_before),
+            'created_sockets': sorted(self.created_sockets),
+            'own_base': self._own_base,
+            'start_seconds': self.start_seconds,
+        }
+
+    def _save_state(self):
+        if not self.base_dir or not os.path.isdir(self.base_dir):
+            return
+        tmp = os.path.join(self.base_dir, '.state.json.tmp')
+        with open(tmp, 'w') as f:
+            json.dump(self.state(), f, indent=1)
+        os.replace(tmp, os.path.join(self.base_dir, 'state.json'))
+
+    @classmethod
+    def from_state(cls, base_dir):
+        with open(os.path.join(base_dir, 'state.json')) as f:
+            st = json.load(f)
+        c = cls(base_dir=st['base_dir'], nodes=st['nodes'], reaper=False)
+        c._own_base = st.get('own_base', False)
+        c.addresses = st['addresses']
+        c.volumes = {}
+        for v, d in st['volumes'].items():
+            c.volumes[v] = [tuple(b.split(':', 1)) for b in d['bricks']]
+        c._sockets_before = set(st.get('sockets_before', ()))
+        c._logs_before = set(st.get('logs_before', ()))
+        c.created_sockets = set(st.get('created_sockets', ()))
+        c.start_seconds = st.get('start_seconds')
+        c.started = True
+        return c
+
+
+# ---------------------------------------------------------------------------
+# Private libvirtd
+# ---------------------------------------------------------------------------
+_PASSWD_EXTRA = 'libvirt-qemu:x:64055:64055:Libvirt Qemu,,,:/var/lib/libvirt:/usr/sbin/nologin\n'
+_GROUP_EXTRA = {'kvm': 'kvm:x:{gid}:libvirt-qemu\n',
+                'libvirt-qemu': 'libvirt-qemu:x:64055:libvirt-qemu\n'}
+
+
+def make_backend_dir(path, module, include_distro=True):
+    """Populate `path` with a symlink libvirt_storage_backend_gluster.so ->
+    `module` plus Debian's other storage backends (not gluster)."""
+    os.makedirs(path, exist_ok=True)
+    for f in os.listdir(path):
+        os.unlink(os.path.join(path, f))
+    if include_distro and os.path.isdir(DISTRO_BACKEND_DIR):
+        for f in sorted(os.listdir(DISTRO_BACKEND_DIR)):
+            if f.endswith('.so') and 'gluster' not in f:
+                os.symlink(os.path.join(DISTRO_BACKEND_DIR, f),
+                           os.path.join(path, f))
+    if module:
+        os.symlink(os.path.abspath(module),
+                   os.path.join(path, 'libvirt_storage_backend_gluster.so'))
+    return path
+
+
+class Libvirtd:
+    """libvirtd in a private mount namespace.
+
+    workdir      all state: etc/, lib/, cache/, log/, run/ (mounted over the
+                 system dirs inside the namespace) and sock/ (the unix
+                 socket dir, reachable from outside the namespace).
+    backend_dir  LIBVIRT_STORAGE_BACKEND_DIR.  If `module` is given the
+                 directory is (re)populated by make_backend_dir().
+    """
+
+    def __init__(self, workdir, backend_dir=None, with_qemu=False,
+                 module=None, log_filters='1:storage 3:util 4:rpc',
+                 extra_env=None, start_timeout=30):
+        self.workdir = os.path.abspath(workdir)
+        self.backend_dir = os.path.abspath(
+            backend_dir or os.path.join(self.workdir, 'backends'))
+        self.module = module
+        self.with_qemu = with_qemu
+        self.log_filters = log_filters
+        self.extra_env = dict(extra_env or {})
+        self.start_timeout = start_timeout
+        self.driver_dir = os.path.join(self.workdir, 'drivers')
+        self.sock_dir = os.path.join(self.workdir, 'sock')
+        self.sock = os.path.join(self.sock_dir, 'libvirt-sock')
+        self.log_path = os.path.join(self.workdir, 'log', 'libvirtd.log')
+        self.stderr_path = os.path.join(self.workdir, 'libvirtd.stderr')
+        self.pidfile = os.path.join(self.workdir, 'libvirtd.pid')
+        self.conf_path = os.path.join(self.workdir, 'etc', 'libvirt',
+                                      'libvirtd.conf')
+        self._unshare = None
+        self.pid = None
+        self._conn = None
+        self.prepared = False
+        self.mntns = None
+        self._reaper = None
+
+    @property
+    def uri(self):
+        drv = 'qemu' if self.with_qemu else 'storage'
+        return '%s:///system?socket=%s' % (drv, self.sock)
+
+    def __repr__(self):
+        return '<Libvirtd %s pid=%s>' % (self.workdir, self.pid)
+
+    # -- setup ---------------------------------------------------------------
+    def _prepare(self):
+        w = self.workdir
+        for d in ('etc', 'lib', 'cache', 'log', 'run', 'sock', 'drivers'):
+            os.makedirs(os.path.join(w, d), exist_ok=True)
+        etc = os.path.join(w, 'etc', 'libvirt')
+        if not os.path.isdir(etc):
+            if os.path.isdir('/etc/libvirt'):
+                shutil.copytree('/etc/libvirt', etc, symlinks=True)
+            else:
+                os.makedirs(etc)
+        for d in ('lib/libvirt', 'cache/libvirt', 'log/libvirt'):
+            os.makedirs(os.path.join(w, d), exist_ok=True)
+        with open(self.conf_path, 'w') as f:
+            f.write('# gfpool test bed\n'
+                    'auth_unix_rw = "none"\n'
+                    'auth_unix_ro = "none"\n'
+                    'unix_sock_group = "root"\n'
+                    'unix_sock_rw_perms = "0770"\n'
+                    'unix_sock_dir = "%s"\n'
+                    'log_outputs = "1:file:%s"\n'
+                    'log_filters = "%s"\n'
+                    'max_workers = 20\n'
+                    'admin_max_workers = 2\n'
+                    % (self.sock_dir, self.log_path, self.log_filters))
+        if self.with_qemu:
+            self._prepare_qemu(etc)
+        # driver dir: storage only (+ qemu)
+        for f in os.listdir(self.driver_dir):
+            os.unlink(os.path.join(self.driver_dir, f))
+        drivers = ['libvirt_driver_storage.so']
+        if self.with_qemu:
+            drivers.append('libvirt_driver_qemu.so')
+        for d in drivers:
+            os.symlink(os.path.join(DISTRO_DRIVER_DIR, d),
+                       os.path.join(self.driver_dir, d))
+        if self.module is not None or not os.path.isdir(self.backend_dir):
+            make_backend_dir(self.backend_dir, self.module)
+        self.prepared = True
+
+    def _prepare_qemu(self, etc):
+        with open(os.path.join(etc, 'qemu.conf'), 'w') as f:
+            f.write('user = "root"\n'
+                    'group = "root"\n'
+                    'stdio_handler = "file"\n'
+                    'namespaces = []\n'
+                    'remember_owner = 0\n'
+                    'dynamic_ownership = 0\n'
+                    'security_driver = "none"\n')
+        pw = os.path.join(self.workdir, 'etc', 'passwd')
+        gr = os.path.join(self.workdir, 'etc', 'group')
+        with open('/etc/passwd') as f:
+            passwd = f.read()
+        if not re.search(r'^libvirt-qemu:', passwd, re.M):
+            passwd += _PASSWD_EXTRA
+        with open(pw, 'w') as f:
+            f.write(passwd)
+        with open('/etc/group') as f:
+            group = f.read()
+        if not re.search(r'^kvm:', group, re.M):
+            used = set(int(l.split(':')[2]) for l in group.splitlines()
+                       if l.count(':') >= 3 and l.split(':')[2].isdigit())
+            gid = next(g for g in range(990, 100, -1) if g not in used)
+            group += _GROUP_EXTRA['kvm'].format(gid=gid)
+        if not re.search(r'^libvirt-qemu:', group, re.M):
+            group += _GROUP_EXTRA['libvirt-qemu']
+        with open(gr, 'w') as f:
+            f.write(group)
+
+    def _ns_script(self):
+        w = self.workdir
+        binds = [
+            (os.path.join(w, 'etc', 'libvirt'), '/etc/libvirt'),
+            (os.path.join(w, 'lib', 'libvirt'), '/var/lib/libvirt'),
+            (os.path.join(w, 'cache', 'libvirt'), '/var/cache/libvirt'),
+            (os.path.join(w, 'log', 'libvirt'), '/var/log/libvirt'),
+        ]
+        if self.with_qemu:
+            binds += [(os.path.join(w, 'etc', 'passwd'), '/etc/passwd'),
+                      (os.path.join(w, 'etc', 'group'), '/etc/group')]
+        lines = ['set -e']
+        for src, dst in binds:
+            lines.append('mkdir -p %s 2>/dev/null || true' % _q(dst))
+            lines.append('mount --bind %s %s' % (_q(src), _q(dst)))
+        # private /run/libvirt: a dir of ours that survives restart() like
+        # the real /run survives a daemon restart (restart(reboot=True)
+        # empties it).  /run itself is left alone so that /run/gluster
+        # stays the host's.
+        lines.append('mkdir -p /run/libvirt')
+        lines.append('mount --bind %s /run/libvirt'
+                     % _q(os.path.join(w, 'run')))
+        lines.append('exec libvirtd --config %s --pid-file %s'
+                     % (_q(self.conf_path), _q(self.pidfile)))
+        return '\n'.join(lines)
+
+    def start(self):
+        if self.pid and _pid_alive(self.pid):
+            return self
+        self._prepare()
+        for f in (self.sock, self.sock + '-ro', self.sock + '-admin',
+                  self.pidfile):
+            try:
+                os.unlink(f)
+            except FileNotFoundError:
+                pass
+        env = dict(os.environ)
+        env.update({
+            'LIBVIRT_STORAGE_BACKEND_DIR': self.backend_dir,
+            'LIBVIRT_DRIVER_DIR': self.driver_dir,
+            'LC_ALL': 'C',
+        })
+        env.pop('LIBVIRT_DEFAULT_URI', None)
+        env.update(self.extra_env)
+        self._stderr = open(self.stderr_path, 'ab')
+        self._log_offset = os.path.getsize(self.log_path) if os.path.exists(
+            self.log_path) else 0
+        self._unshare = subprocess.Popen(
+            ['unshare', '-m', '--propagation', 'private', 'sh', '-c',
+             self._ns_script()],
+            stdin=subprocess.DEVNULL, stdout=self._stderr,
+            stderr=self._stderr, env=env, start_new_session=True)
+        # unshare execs sh which execs libvirtd: same pid throughout
+        self.pid = self._unshare.pid
+        _register(self)
+        deadline = time.monotonic() + self.start_timeout
+        while time.monotonic() < deadline:
+            rc = self._unshare.poll()
+            if rc is not None:
+                self.pid = None
+                raise TestbedError(
+                    'libvirtd exited rc=%d during start (backend dir %s)\n'
+                    '--- stderr ---\n%s\n--- log ---\n%s' % (
+                        rc, self.backend_dir, _tail(self.stderr_path),
+                        _tail(self.log_path)))
+            if os.path.exists(self.sock) and _unix_open(self.sock):
+                try:
+                    self.mntns = os.readlink('/proc/%d/ns/mnt' % self.pid)
+                except OSError:
+                    self.mntns = None
+                if self.mntns and self.mntns != _my_mntns():
+                    self._reaper = _spawn_reaper(mntns=self.mntns)
+                break
+            time.sleep(0.05)
+        else:
+            self.stop()
+            raise TestbedError('libvirtd socket %s not up after %ss\n%s' % (
+                self.sock, self.start_timeout, _tail(self.log_path)))
+        # a quick round trip proves the driver is there
+        p = self.virsh('pool-list', '--all', check=False, timeout=30)
+        if p.returncode != 0:
+            err = p.stderr
+            self.stop()
+            raise TestbedError('libvirtd up but virsh failed: %s\n%s' % (
+                err, _tail(self.log_path)))
+        return self
+
+    def stop(self, timeout=10):
+        self._conn_close()
+        if self._unshare is not None:
+            if self._unshare.poll() is None:
+                try:
+                    self._unshare.terminate()
+                    self._unshare.wait(timeout)
+                except subprocess.TimeoutExpired:
+                    self._unshare.kill()
+                    self._unshare.wait(10)
+            self._unshare = None
+        if self.mntns and self.mntns != _my_mntns():
+            # everything the daemon spawned (QEMU, helpers) lives in its
+            # private mount namespace: kill what is left there
+            _kill_pids(_pids_in_mntns(self.mntns))
+        _stop_reaper(self._reaper)
+        self._reaper = None
+        self.mntns = None
+        self.pid = None
+        try:
+            self._stderr.close()
+        except Exception:
+            pass
+        _unregister(self)
+
+    def restart(self, reboot=False):
+        """Stop and start again keeping all state dirs.  reboot=True
+        also empties the private /run/libvirt (like a host reboot)."""
+        self.stop()
+        if reboot:
+            rd = os.path.join(self.workdir, 'run')
+            shutil.rmtree(rd, ignore_errors=True)
+            os.makedirs(rd)
+        self.start()
+        return self
+
+    def alive(self):
+        return bool(self._unshare and self._unshare.poll() is None)
+
+    # -- clients ----------------------------------------------------------------
+    def virsh(self, *args, check=True, timeout=60, input=None):
+        cmd = ['virsh', '-q', '-c', self.uri] + [str(a) for a in args]
+        env = dict(os.environ, LC_ALL='C')
+        env.pop('LIBVIRT_DEFAULT_URI', None)
+        p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           universal_newlines=True, timeout=timeout,
+                           input=input, env=env)
+        if check and p.returncode != 0:
+            raise TestbedError('virsh %s failed rc=%d: %s%s' % (
+                ' '.join(map(str, args)), p.returncode, p.stderr, p.stdout))
+        return p
+
+    def conn(self):
+        """A (cached) python3-libvirt connection to this daemon."""
+        import libvirt
+        if self._conn is not None:
+            try:
+                if self._conn.isAlive():
+                    return self._conn
+            except libvirt.libvirtError:
+                pass
+        self._conn = libvirt.open(self.uri)
+        return self._conn
+
+    def _conn_close(self):
+        if self._conn is not None:
+            try:
+                self._conn.close()
+            except Exception:
+                pass
+            self._conn = None
+
+    def maps(self):
+        with open('/proc/%d/maps' % self.pid) as f:
+            return f.read()
+
+    def log_tail(self, n=60):
+        return _tail(self.log_path, n)
+
+    def log_since_start(self):
+        try:
+            with open(self.log_path, 'rb') as f:
+                f.seek(self._log_offset)
+                return f.read().decode('utf-8', 'replace')
+        except OSError:
+            return ''
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+def _q(s):
+    return "'" + s.replace("'", "'\\''") + "'"
+
+
+# ---------------------------------------------------------------------------
+# CLI
+# ---------------------------------------------------------------------------
+def _main(argv):
+    import argparse
+    ap = argparse.ArgumentParser(prog='testbed.py')
+    sub = ap.add_subparsers(dest='cmd', required=True)
+    up = sub.add_parser('cluster-up')
+    up.add_argument('dir')
+    up.add_argument('--nodes', type=int, default=3)
+    down = sub.add_parser('cluster-down')
+    down.add_argument('dir')
+    stt = sub.add_parser('cluster-status')
+    stt.add_argument('dir')
+    a = ap.parse_args(argv)
+    if a.cmd == 'cluster-up':
+        d = os.path.abspath(a.dir)
+        if os.path.exists(os.path.join(d, 'state.json')):
+            sys.exit('%s already holds a cluster (state.json); '
+                     'run cluster-down first' % d)
+        c = Cluster(base_dir=d, nodes=a.nodes, reaper=False)
+        c.start()
+        _unregister(c)      # keep it running after we exit
+        print(json.dumps(c.state(), indent=1))
+        return 0
+    if a.cmd == 'cluster-down':
+        d = os.path.abspath(a.dir)
+        try:
+            c = Cluster.from_state(d)
+        except FileNotFoundError:
+            sys.exit('no state.json in %s' % d)
+        c.stop()
+        return 0
+    if a.cmd == 'cluster-status':
+        with open(os.path.join(os.path.abspath(a.dir), 'state.json')) as f:
+            st = json.load(f)
+        c = Cluster.from_state(a.dir)
+        st['running_nodes'] = [i for i in range(1, c.nodes + 1)
+                               if c.node_running(i)]
+        print(json.dumps(st, indent=1))
+        return 0
+
+
+if __name__ == '__main__':
+    sys.exit(_main(sys.argv[1:]))

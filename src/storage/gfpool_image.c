@@ -164,8 +164,8 @@ probe_fetch(ProbeCtx *c, guint64 off, gsize len, void *dst,
     if (!c->read_fn) {
         g_set_error(error, GFPOOL_IMAGE_ERROR, GFPOOL_IMAGE_ERROR_CORRUPT,
                     "%s at offset %" G_GUINT64_FORMAT " lies outside the %"
-                    G_GSIZE_FORMAT " header bytes given and no reader was given",
-                    what, off, c->header_len);
+                    G_GSIZE_FORMAT " header bytes given and there is no "
+                    "reader", what, off, c->header_len);
         return FALSE;
     }
     if (len > c->budget) {
@@ -342,7 +342,7 @@ probe_qcow2(ProbeCtx *c, guint32 version, GfpoolProbe *p, GError **error)
     const guint8 *h = c->header;
     guint64 backing_off, size, l1_off, rt_off, incompat = 0;
     guint32 backing_len, cluster_bits, l1_size, header_length;
-    guint64 cluster_size, l1_needed, max;
+    guint64 cluster_size, l1_span, l1_needed, max;
 
     if (!probe_need_header(c, version == 2 ? QCOW2_V2_HEADER_LEN
                                            : QCOW2_V3_HEADER_LEN,
@@ -366,6 +366,7 @@ probe_qcow2(ProbeCtx *c, guint32 version, GfpoolProbe *p, GError **error)
         return FALSE;
     }
     cluster_size = G_GUINT64_CONSTANT(1) << cluster_bits;
+    l1_span = G_GUINT64_CONSTANT(1) << (2 * cluster_bits - 3);
 
     if (version == 2) {
         header_length = QCOW2_V2_HEADER_LEN;
@@ -402,12 +403,12 @@ probe_qcow2(ProbeCtx *c, guint32 version, GfpoolProbe *p, GError **error)
     /* As QEMU: the L1 table must be able to map the whole virtual size, and
      * the tables must be cluster aligned. */
     l1_needed = (size >> (2 * cluster_bits - 3)) +
-                ((size & ((G_GUINT64_CONSTANT(1) << (2 * cluster_bits - 3)) - 1))
-                 != 0);
+                ((size & (l1_span - 1)) != 0);
     if (l1_size < l1_needed || l1_size > QCOW2_MAX_L1_BYTES / 8) {
         g_set_error(error, GFPOOL_IMAGE_ERROR, GFPOOL_IMAGE_ERROR_CORRUPT,
                     "qcow2 l1_size %u is invalid: must be between %"
-                    G_GUINT64_FORMAT " (to map %" G_GUINT64_FORMAT " bytes) and %u",
+                    G_GUINT64_FORMAT " (to map %" G_GUINT64_FORMAT " bytes) "
+                    "and %u",
                     l1_size, l1_needed, size, QCOW2_MAX_L1_BYTES / 8);
         return FALSE;
     }
@@ -786,9 +787,11 @@ probe_vpc(ProbeCtx *c, GfpoolProbe *p, GError **error)
     /* QEMU's vpc_open(): Virtual PC and old QEMU size the disk by its CHS
      * geometry, Hyper-V and friends by current_size. */
     sectors = (guint64)rd_be16(f + 56) * f[58] * f[59];
-    use_chs = memcmp(f + 28, "win ", 4) != 0 && memcmp(f + 28, "qem2", 4) != 0 &&
-              memcmp(f + 28, "d2v ", 4) != 0 && memcmp(f + 28, "CTXS", 4) != 0 &&
-              memcmp(f + 28, "tap", 4) != 0;
+    use_chs = memcmp(f + 28, "win ", 4) != 0 &&
+              memcmp(f + 28, "qem2", 4) != 0 &&
+              memcmp(f + 28, "d2v ", 4) != 0 &&
+              memcmp(f + 28, "CTXS", 4) != 0 &&
+              memcmp(f + 28, "tap", 4) != 0;   /* "tap\0" */
     current_size = rd_be64(f + 48);
     if (!use_chs || sectors == VHD_MAX_GEOMETRY) {
         if (current_size > (guint64)G_MAXINT64) {
@@ -829,7 +832,7 @@ vhdx_find_entry(ProbeCtx *c, guint64 off, guint32 count, const guint8 *guid,
     guint8 batch[8 * VHDX_ENTRY_SIZE];
 
     for (guint32 i = 0; i < count;) {
-        guint32 n = MIN(count - i, (guint32)G_N_ELEMENTS(batch) / VHDX_ENTRY_SIZE);
+        guint32 n = MIN(count - i, (guint32)sizeof(batch) / VHDX_ENTRY_SIZE);
 
         if (!probe_fetch(c, off + (guint64)i * VHDX_ENTRY_SIZE,
                          (gsize)n * VHDX_ENTRY_SIZE, batch, "vhdx table", NULL))
@@ -901,7 +904,8 @@ probe_is_iso(ProbeCtx *c)
 {
     char magic[5];
 
-    return probe_fetch(c, ISO_MAGIC_OFFSET, sizeof(magic), magic, "iso", NULL) &&
+    return probe_fetch(c, ISO_MAGIC_OFFSET, sizeof(magic), magic,
+                       "iso volume descriptor", NULL) &&
            memcmp(magic, "CD001", sizeof(magic)) == 0;
 }
 
@@ -944,11 +948,13 @@ gfpool_image_probe(const guint8 *header, gsize header_len, guint64 file_size,
             name = "qcow";
             ok = FALSE;
             if (c.header_len < 8)
-                g_set_error(&err, GFPOOL_IMAGE_ERROR, GFPOOL_IMAGE_ERROR_CORRUPT,
+                g_set_error(&err, GFPOOL_IMAGE_ERROR,
+                            GFPOOL_IMAGE_ERROR_CORRUPT,
                             "qcow header truncated: %" G_GSIZE_FORMAT " bytes "
                             "available, the version needs 8", c.header_len);
             else
-                g_set_error(&err, GFPOOL_IMAGE_ERROR, GFPOOL_IMAGE_ERROR_CORRUPT,
+                g_set_error(&err, GFPOOL_IMAGE_ERROR,
+                            GFPOOL_IMAGE_ERROR_CORRUPT,
                             "qcow version %u is invalid: must be 1, 2 or 3",
                             version);
         }
@@ -964,7 +970,8 @@ gfpool_image_probe(const guint8 *header, gsize header_len, guint64 file_size,
     } else if (has_magic(&c, 0, "# Disk DescriptorFile", 21)) {
         name = "vmdk";
         ok = probe_vmdk_descriptor(&c, p, &err);
-    } else if (c.header_len >= 0x48 && rd_le32(header + 0x40) == VDI_SIGNATURE) {
+    } else if (c.header_len >= 0x48 &&
+               rd_le32(header + 0x40) == VDI_SIGNATURE) {
         name = "vdi";
         ok = probe_vdi(&c, p, &err);
     } else if (has_magic(&c, 0, "vhdxfile", 8)) {
@@ -989,7 +996,8 @@ gfpool_image_probe(const guint8 *header, gsize header_len, guint64 file_size,
         p->capacity = file_size;
         p->warning = g_strdup_printf("%s signature found but the image is "
                                      "unusable, treating it as raw: %s",
-                                     name, err ? err->message : "unknown error");
+                                     name,
+                                     err ? err->message : "unknown error");
     }
 }
 
@@ -1142,8 +1150,8 @@ qcow2_validate(const GfpoolQcow2Params *params, guint32 cluster_size,
     max = gfpool_qcow2_max_capacity(cluster_size);
     if (params->capacity > max) {
         g_set_error(error, GFPOOL_IMAGE_ERROR, GFPOOL_IMAGE_ERROR_INVALID,
-                    "capacity %" G_GUINT64_FORMAT " is invalid: must be at most "
-                    "%" G_GUINT64_FORMAT " bytes with %u-byte clusters "
+                    "capacity %" G_GUINT64_FORMAT " is invalid: must be at "
+                    "most %" G_GUINT64_FORMAT " bytes with %u-byte clusters "
                     "(QEMU's 32 MiB L1 table limit)",
                     params->capacity, max, cluster_size);
         return FALSE;

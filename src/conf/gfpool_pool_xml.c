@@ -474,6 +474,33 @@ parse_ns_hosts(const xmlNode *nssource, GPtrArray *hosts, GError **error)
     return TRUE;
 }
 
+GPtrArray *
+gfpool_pool_ns_parse(const xmlNode *pool, GError **error)
+{
+    xmlNode *nssource = NULL;
+    g_autoptr(GPtrArray) hosts = NULL;
+
+    if (!unique_child(pool, "source", GFPOOL_XML_NS, "pool", &nssource, error))
+        return NULL;
+    for (xmlNode *c = pool->children; c; c = c->next) {
+        if (node_in_ns(c, GFPOOL_XML_NS) && c != nssource) {
+            conf_error(error, "unknown element <%s:%s> in <pool>",
+                       GFPOOL_XML_PREFIX, (const char *)c->name);
+            return NULL;
+        }
+    }
+    hosts = g_ptr_array_new_with_free_func((GDestroyNotify)gfpool_host_free);
+    if (!nssource)
+        return g_steal_pointer(&hosts);
+    if (!parse_ns_hosts(nssource, hosts, error))
+        return NULL;
+    for (guint i = 0; i < hosts->len; i++) {
+        if (!gfpool_host_validate(g_ptr_array_index(hosts, i), error))
+            return NULL;
+    }
+    return g_steal_pointer(&hosts);
+}
+
 static gboolean
 check_uuid(const char *uuid, GError **error)
 {
@@ -759,6 +786,27 @@ format_element(GString *s, const char *indent, const char *name, const char *tex
 }
 
 char *
+gfpool_pool_ns_format(const GPtrArray *hosts, const char *indent)
+{
+    g_autoptr(GString) s = g_string_new(NULL);
+
+    g_string_append_printf(s, "%s<%s:source>\n", indent, GFPOOL_XML_PREFIX);
+    for (guint i = 0; i < hosts->len; i++) {
+        const GfpoolHost *h = g_ptr_array_index(hosts, i);
+
+        g_string_append_printf(s, "%s  <%s:host", indent, GFPOOL_XML_PREFIX);
+        format_attr(s, "name", h->name);
+        if (h->port)
+            g_string_append_printf(s, " port='%d'", h->port);
+        format_attr(s, "transport", gfpool_transport_to_string(h->transport));
+        format_attr(s, "socket", h->socket);
+        g_string_append(s, "/>\n");
+    }
+    g_string_append_printf(s, "%s</%s:source>\n", indent, GFPOOL_XML_PREFIX);
+    return g_string_free(g_steal_pointer(&s), FALSE);
+}
+
+char *
 gfpool_pool_def_format(const GfpoolPoolDef *def)
 {
     g_autoptr(GString) s = g_string_new("<pool type='gluster'");
@@ -800,19 +848,8 @@ gfpool_pool_def_format(const GfpoolPoolDef *def)
         g_string_append(s, "  </source>\n");
 
         if (ns) {
-            g_string_append_printf(s, "  <%s:source>\n", GFPOOL_XML_PREFIX);
-            for (guint i = 0; i < src->hosts->len; i++) {
-                const GfpoolHost *h = g_ptr_array_index(src->hosts, i);
-
-                g_string_append_printf(s, "    <%s:host", GFPOOL_XML_PREFIX);
-                format_attr(s, "name", h->name);
-                if (h->port)
-                    g_string_append_printf(s, " port='%d'", h->port);
-                format_attr(s, "transport", gfpool_transport_to_string(h->transport));
-                format_attr(s, "socket", h->socket);
-                g_string_append(s, "/>\n");
-            }
-            g_string_append_printf(s, "  </%s:source>\n", GFPOOL_XML_PREFIX);
+            g_autofree char *nsxml = gfpool_pool_ns_format(src->hosts, "  ");
+            g_string_append(s, nsxml);
         }
     }
     g_string_append(s, "</pool>\n");

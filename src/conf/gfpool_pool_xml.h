@@ -22,6 +22,8 @@
  */
 #pragma once
 
+#include <libxml/tree.h>
+
 #include "gfpool_source.h"
 
 #define GFPOOL_XML_NS "http://gfpool.org/schemas/storagepool/gluster/1.0"
@@ -55,3 +57,13 @@ gboolean gfpool_host_validate(const GfpoolHost *h, GError **error);
 /* libvirt's virFileSanitizePath for a gluster dir: collapse runs of '/',
  * drop a trailing '/' (keeping "/" itself). NULL stays "/". */
 char *gfpool_dir_sanitize(const char *dir);
+
+/*
+ * The namespace part alone, for libvirt's virXMLNamespace callbacks (libvirt
+ * parses the rest of the pool): the hosts of <gfpool:source> under the
+ * <pool> element, validated, in order; an empty array when there is none.
+ */
+GPtrArray *gfpool_pool_ns_parse(const xmlNode *pool, GError **error);
+/* "<gfpool:source>...</gfpool:source>\n", each line prefixed by indent
+ * (libvirt's formatter adds its own). */
+char *gfpool_pool_ns_format(const GPtrArray *hosts, const char *indent);

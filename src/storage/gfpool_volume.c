@@ -358,7 +358,7 @@ probe_object(glfs_t *fs, glfs_object_t *obj, guint64 size, GfpoolVolInfo *info)
     info->backing = g_steal_pointer(&p.backing);
     info->backing_format = p.backing_format;
     if (p.warning) {
-        g_warning("volume '%s': %s; listing it as raw", info->name, p.warning);
+        g_warning("volume '%s': %s; listing it as %s", info->name, p.warning, gfpool_format_to_string(p.format));
         info->warning = g_steal_pointer(&p.warning);
     }
     gfpool_probe_clear(&p);

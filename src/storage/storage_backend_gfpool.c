@@ -14,6 +14,7 @@
 #include "configmake.h"
 #include "internal.h"
 #include "storage_backend.h"
+#include "storage_util.h"
 #include "storage_conf.h"
 #include "virstorageobj.h"
 #include "virerror.h"
@@ -117,9 +118,9 @@ gfpoolSourceFromDef(virStoragePoolDef *def)
 
     if (def->namespaceData) {
         /* Our namespace lists every host with its transport. */
-        const GfpoolSource *ns = def->namespaceData;
-        for (i = 0; i < ns->hosts->len; i++)
-            g_ptr_array_add(src->hosts, gfpool_host_copy(g_ptr_array_index(ns->hosts, i)));
+        const GPtrArray *hosts = def->namespaceData;
+        for (i = 0; i < hosts->len; i++)
+            g_ptr_array_add(src->hosts, gfpool_host_copy(g_ptr_array_index(hosts, i)));
     } else {
         for (i = 0; i < def->source.nhost; i++)
             g_ptr_array_add(src->hosts,
@@ -545,6 +546,64 @@ gfpoolDeleteVol(virStoragePoolObj *pool, virStorageVolDef *vol, unsigned int fla
 }
 
 
+/* ---- pool XML namespace ------------------------------------------- */
+
+/*
+ * libvirt's gluster pool XML has no place for a transport: <gfpool:source>
+ * lists the hosts with theirs (see gfpool_pool_xml.h). libvirt parses the
+ * rest of the pool and keeps our element across define/dumpxml.
+ */
+static int
+gfpoolNamespaceParse(xmlXPathContextPtr ctxt, void **data)
+{
+    g_autoptr(GError) err = NULL;
+    GPtrArray *hosts;
+
+    if (!(hosts = gfpool_pool_ns_parse(ctxt->node, &err))) {
+        virReportError(VIR_ERR_XML_ERROR, "%s", err->message);
+        return -1;
+    }
+    if (hosts->len == 0) {
+        g_ptr_array_unref(hosts);
+        return 0;
+    }
+    *data = hosts;
+    return 0;
+}
+
+
+static void
+gfpoolNamespaceFree(void *data)
+{
+    if (data)
+        g_ptr_array_unref(data);
+}
+
+
+static int
+gfpoolNamespaceFormat(virBuffer *buf, void *data)
+{
+    g_autofree char *xml = gfpool_pool_ns_format(data, "");
+    g_auto(GStrv) lines = g_strsplit(xml, "\n", -1);
+
+    /* Line by line, so libvirt's buffer indents each one. */
+    for (size_t i = 0; lines[i]; i++) {
+        if (*lines[i])
+            virBufferAsprintf(buf, "%s\n", lines[i]);
+    }
+    return 0;
+}
+
+
+static virXMLNamespace gfpoolXMLNamespace = {
+    .parse = gfpoolNamespaceParse,
+    .free = gfpoolNamespaceFree,
+    .format = gfpoolNamespaceFormat,
+    .prefix = GFPOOL_XML_PREFIX,
+    .uri = GFPOOL_XML_NS,
+};
+
+
 virStorageBackend virStorageBackendGfpool = {
     .type = VIR_STORAGE_POOL_GLUSTER,
 
@@ -560,14 +619,33 @@ virStorageBackend virStorageBackendGfpool = {
 };
 
 
+/* The core logs through GLib (domain "gfpool"); inside libvirtd that
+ * belongs in libvirt's log, not on the daemon's stderr. */
+static void
+gfpoolLogHandler(const char *domain G_GNUC_UNUSED, GLogLevelFlags level,
+                 const char *message, gpointer opaque G_GNUC_UNUSED)
+{
+    if (level & (G_LOG_LEVEL_ERROR | G_LOG_LEVEL_CRITICAL | G_LOG_LEVEL_WARNING))
+        VIR_WARN("%s", message);
+    else if (level & (G_LOG_LEVEL_MESSAGE | G_LOG_LEVEL_INFO))
+        VIR_INFO("%s", message);
+    else
+        VIR_DEBUG("%s", message);
+}
+
+
 int
 virStorageBackendGlusterRegister(void)
 {
+    g_log_set_handler("gfpool", G_LOG_LEVEL_MASK | G_LOG_FLAG_FATAL | G_LOG_FLAG_RECURSION,
+                      gfpoolLogHandler, NULL);
     g_mutex_lock(&gfpoolStatesLock);
     if (!gfpoolStates)
         gfpoolStates = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
                                              (GDestroyNotify)gfpoolPoolStateUnref);
     g_mutex_unlock(&gfpoolStatesLock);
 
-    return virStorageBackendRegister(&virStorageBackendGfpool);
+    if (virStorageBackendRegister(&virStorageBackendGfpool) < 0)
+        return -1;
+    return virStorageBackendNamespaceInit(VIR_STORAGE_POOL_GLUSTER, &gfpoolXMLNamespace);
 }

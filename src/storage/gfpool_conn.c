@@ -251,6 +251,14 @@ connect_timeout_ms(guint timeout_ms)
 GfpoolConn *
 gfpool_conn_open(const GfpoolSource *src, guint timeout_ms, GError **error)
 {
+    return gfpool_conn_open_flags(src, timeout_ms, 0, error);
+}
+
+
+GfpoolConn *
+gfpool_conn_open_flags(const GfpoolSource *src, guint timeout_ms,
+                       unsigned int flags, GError **error)
+{
     g_autofree char *hosts = gfpool_source_hosts_string(src);
     g_autoptr(GError) thread_err = NULL;
     ConnectJob *job;
@@ -314,6 +322,8 @@ gfpool_conn_open(const GfpoolSource *src, guint timeout_ms, GError **error)
     conn->src = gfpool_source_copy(src);
     connect_job_unref(job);
 
+    if (flags & GFPOOL_CONN_OPEN_NO_DIR)
+        return conn;
     if (glfs_stat(conn->fs, src->dir, &st) < 0) {
         int err = errno;
         g_set_error(error, GFPOOL_ERROR, gfpool_error_from_errno(err),

@@ -45,8 +45,15 @@ GfpoolErrorCode gfpool_error_from_errno(int err);
  * On timeout the half-made connection is left to its worker thread, which
  * finalizes it if glfs_init ever returns.
  */
+typedef enum {
+    /* Don't insist that src->dir exists (pool-build creates it). */
+    GFPOOL_CONN_OPEN_NO_DIR = 1 << 0,
+} GfpoolConnOpenFlags;
+
 GfpoolConn *gfpool_conn_open(const GfpoolSource *src, guint timeout_ms,
                              GError **error);
+GfpoolConn *gfpool_conn_open_flags(const GfpoolSource *src, guint timeout_ms,
+                                   unsigned int flags, GError **error);
 
 /* Returns at once; glfs_fini runs in a background thread. NULL is fine. */
 void gfpool_conn_close(GfpoolConn *conn);

@@ -664,101 +664,88 @@ fd_write(void *opaque, guint64 off, const void *buf, gsize len, GError **error)
     return TRUE;
 }
 
-static gssize
-fd_read(void *opaque, guint64 off, void *buf, gsize len, GError **error)
+GPtrArray *
+gfpool_vol_backing_chain(GfpoolConn *conn, const char *name, GfpoolProbeCache *cache,
+                         GError **error)
 {
-    FdWriter *r = opaque;
-    ssize_t n;
+    g_autoptr(GPtrArray) chain = g_ptr_array_new_with_free_func((GDestroyNotify)gfpool_vol_info_free);
+    g_autoptr(GHashTable) seen = g_hash_table_new(g_str_hash, g_str_equal);
+    const char *cur = name;
 
-    do {
-        n = glfs_pread(r->fd, buf, len, (off_t)off, 0, NULL);
-    } while (n < 0 && errno == EINTR);
-    if (n < 0) {
-        int err = errno;
-        g_set_error(error, GFPOOL_ERROR, gfpool_error_from_errno(err),
-                    "read failed: %s", g_strerror(err));
-        return -1;
-    }
-    return n;
-}
+    while (cur) {
+        g_autoptr(GError) name_err = NULL;
+        GfpoolVolInfo *info;
 
-/* Probe a volume of the pool by name (used for backing files). */
-static gboolean
-probe_by_name(GfpoolConn *conn, const char *name, GfpoolProbe *p, GError **error)
-{
-    glfs_t *fs = gfpool_conn_glfs(conn);
-    g_autofree char *path = gfpool_conn_path(conn, name);
-    guint8 header[GFPOOL_PROBE_HEADER_SIZE];
-    FdWriter r;
-    struct stat st;
-    gssize n;
-
-    if (!(r.fd = glfs_open(fs, path, O_RDONLY))) {
-        gfpool_set_error_errno(error, errno, conn, "cannot open backing volume", name);
-        return FALSE;
+        if (chain->len > GFPOOL_BACKING_DEPTH_MAX) {
+            g_set_error(error, GFPOOL_ERROR, GFPOOL_ERROR_INVALID,
+                        "backing chain of '%s' is longer than %d images",
+                        name, GFPOOL_BACKING_DEPTH_MAX);
+            return NULL;
+        }
+        /* QEMU resolves a relative backing name against the overlay's
+         * directory, the pool dir: only plain names stay in the pool. */
+        if (!gfpool_vol_name_validate(cur, strlen(cur), &name_err)) {
+            g_set_error(error, GFPOOL_ERROR, GFPOOL_ERROR_INVALID,
+                        "backing file '%s' in the chain of '%s' is not a volume of the pool",
+                        cur, name);
+            return NULL;
+        }
+        if (g_hash_table_contains(seen, cur)) {
+            g_set_error(error, GFPOOL_ERROR, GFPOOL_ERROR_INVALID,
+                        "backing chain of '%s' loops back to '%s'", name, cur);
+            return NULL;
+        }
+        if (!(info = gfpool_vol_info(conn, cur, cache, error))) {
+            if (chain->len > 0)
+                g_prefix_error(error, "backing chain of '%s': ", name);
+            return NULL;
+        }
+        if (info->kind != GFPOOL_VOL_FILE) {
+            g_set_error(error, GFPOOL_ERROR, GFPOOL_ERROR_INVALID,
+                        "'%s' in the chain of '%s' is a directory", cur, name);
+            gfpool_vol_info_free(info);
+            return NULL;
+        }
+        g_ptr_array_add(chain, info);
+        g_hash_table_add(seen, info->name);
+        cur = info->backing;
     }
-    if (glfs_fstat(r.fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-        glfs_close(r.fd);
-        g_set_error(error, GFPOOL_ERROR, GFPOOL_ERROR_INVALID,
-                    "backing volume '%s' is not a regular file", name);
-        return FALSE;
-    }
-    if ((n = fd_read(&r, 0, header, sizeof(header), error)) < 0) {
-        glfs_close(r.fd);
-        g_prefix_error(error, "cannot read backing volume '%s': ", name);
-        return FALSE;
-    }
-    gfpool_image_probe(header, n, (guint64)st.st_size, fd_read, &r, p);
-    glfs_close(r.fd);
-    return TRUE;
+    return g_steal_pointer(&chain);
 }
 
 /*
- * A backing file must be a volume of this pool (a plain name: QEMU resolves
- * it relative to the overlay's directory, which is the pool dir), and its
- * chain must end within GFPOOL_BACKING_DEPTH_MAX without a loop. Returns the
- * backing volume's format and capacity.
+ * A backing file must be a volume of this pool whose chain ends within
+ * GFPOOL_BACKING_DEPTH_MAX without a loop, and must not lead back to the
+ * image being created. Returns the backing volume's format and capacity.
  */
 static gboolean
 check_backing_chain(GfpoolConn *conn, const char *overlay, const char *backing,
                     GfpoolFormat *format, guint64 *capacity, GError **error)
 {
-    g_autoptr(GHashTable) seen = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
-    g_autofree char *cur = g_strdup(backing);
+    g_autoptr(GPtrArray) chain = NULL;
+    const GfpoolVolInfo *top;
 
-    g_hash_table_add(seen, g_strdup(overlay));
-    for (guint depth = 0; cur; depth++) {
-        GfpoolProbe p = { 0 };
-        g_autoptr(GError) name_err = NULL;
-
-        if (depth >= GFPOOL_BACKING_DEPTH_MAX) {
-            g_set_error(error, GFPOOL_ERROR, GFPOOL_ERROR_INVALID,
-                        "backing chain of '%s' is longer than %d images",
-                        backing, GFPOOL_BACKING_DEPTH_MAX);
-            return FALSE;
-        }
-        if (!gfpool_vol_name_validate(cur, strlen(cur), &name_err)) {
-            g_set_error(error, GFPOOL_ERROR, GFPOOL_ERROR_INVALID,
-                        "backing file '%s' (in the chain of '%s') is not a volume of the pool: %s",
-                        cur, backing, name_err->message);
-            return FALSE;
-        }
-        if (g_hash_table_contains(seen, cur)) {
-            g_set_error(error, GFPOOL_ERROR, GFPOOL_ERROR_INVALID,
-                        "backing chain of '%s' loops back to '%s'", backing, cur);
-            return FALSE;
-        }
-        g_hash_table_add(seen, g_strdup(cur));
-        if (!probe_by_name(conn, cur, &p, error))
-            return FALSE;
-        if (depth == 0) {
-            *format = p.format;
-            *capacity = p.capacity;
-        }
-        g_free(cur);
-        cur = g_steal_pointer(&p.backing);
-        gfpool_probe_clear(&p);
+    if (g_str_equal(overlay, backing)) {
+        g_set_error(error, GFPOOL_ERROR, GFPOOL_ERROR_INVALID,
+                    "volume '%s' cannot be its own backing file", overlay);
+        return FALSE;
     }
+    if (!(chain = gfpool_vol_backing_chain(conn, backing, NULL, error))) {
+        if (g_error_matches(*error, GFPOOL_ERROR, GFPOOL_ERROR_NOT_FOUND))
+            g_prefix_error(error, "backing volume of '%s': ", overlay);
+        return FALSE;
+    }
+    for (guint i = 0; i < chain->len; i++) {
+        const GfpoolVolInfo *l = g_ptr_array_index(chain, i);
+        if (g_str_equal(l->name, overlay)) {
+            g_set_error(error, GFPOOL_ERROR, GFPOOL_ERROR_INVALID,
+                        "backing chain of '%s' loops back to '%s'", backing, overlay);
+            return FALSE;
+        }
+    }
+    top = g_ptr_array_index(chain, 0);
+    *format = top->format;
+    *capacity = top->capacity;
     return TRUE;
 }
 
@@ -996,6 +983,104 @@ gfpool_vol_delete(GfpoolConn *conn, const char *name, GError **error)
     }
     if (glfs_unlink(fs, path) < 0) {
         gfpool_set_error_errno(error, errno, conn, "cannot delete volume", name);
+        return FALSE;
+    }
+    return TRUE;
+}
+
+
+/* ---- pool-build / pool-delete -------------------------------------- */
+
+static gboolean
+dir_is_empty(GfpoolConn *conn, const char *dir, gboolean *empty, GError **error)
+{
+    glfs_fd_t *fd;
+    struct dirent de;
+    struct dirent *ent = NULL;
+
+    if (!(fd = glfs_opendir(gfpool_conn_glfs(conn), dir))) {
+        gfpool_set_error_errno(error, errno, conn, "cannot open directory", dir);
+        return FALSE;
+    }
+    *empty = TRUE;
+    while (glfs_readdir_r(fd, &de, &ent) == 0 && ent) {
+        if (!g_str_equal(ent->d_name, ".") && !g_str_equal(ent->d_name, "..")) {
+            *empty = FALSE;
+            break;
+        }
+    }
+    glfs_closedir(fd);
+    return TRUE;
+}
+
+gboolean
+gfpool_pool_build(GfpoolConn *conn, guint32 mode, gboolean no_overwrite, GError **error)
+{
+    glfs_t *fs = gfpool_conn_glfs(conn);
+    const char *dir = gfpool_conn_source(conn)->dir;
+    g_auto(GStrv) parts = g_strsplit(dir, "/", -1);
+    g_autoptr(GString) path = g_string_new(NULL);
+    gboolean existed = TRUE;
+    struct stat st;
+
+    for (guint i = 0; parts[i]; i++) {
+        if (!*parts[i])
+            continue;
+        g_string_append_c(path, '/');
+        g_string_append(path, parts[i]);
+        if (glfs_mkdir(fs, path->str, mode ? mode : 0755) == 0) {
+            existed = FALSE;
+            continue;
+        }
+        if (errno != EEXIST) {
+            gfpool_set_error_errno(error, errno, conn, "cannot create directory", path->str);
+            return FALSE;
+        }
+    }
+    if (glfs_stat(fs, dir, &st) < 0) {
+        gfpool_set_error_errno(error, errno, conn, "cannot access pool directory", dir);
+        return FALSE;
+    }
+    if (!S_ISDIR(st.st_mode)) {
+        g_set_error(error, GFPOOL_ERROR, GFPOOL_ERROR_EXISTS,
+                    "cannot build pool: '%s' on gluster volume '%s' exists and is not a directory",
+                    dir, gfpool_conn_source(conn)->volume);
+        return FALSE;
+    }
+    if (existed && no_overwrite) {
+        gboolean empty;
+        if (!dir_is_empty(conn, dir, &empty, error))
+            return FALSE;
+        if (!empty) {
+            g_set_error(error, GFPOOL_ERROR, GFPOOL_ERROR_EXISTS,
+                        "pool directory '%s' on gluster volume '%s' already exists and is not empty",
+                        dir, gfpool_conn_source(conn)->volume);
+            return FALSE;
+        }
+    }
+    return TRUE;
+}
+
+gboolean
+gfpool_pool_delete(GfpoolConn *conn, GError **error)
+{
+    const char *dir = gfpool_conn_source(conn)->dir;
+
+    if (g_str_equal(dir, "/")) {
+        g_set_error(error, GFPOOL_ERROR, GFPOOL_ERROR_INVALID,
+                    "cannot delete the pool: its directory is the root of gluster volume '%s'",
+                    gfpool_conn_source(conn)->volume);
+        return FALSE;
+    }
+    if (glfs_rmdir(gfpool_conn_glfs(conn), dir) < 0) {
+        int err = errno;
+        if (err == ENOTEMPTY || err == EEXIST) {
+            g_set_error(error, GFPOOL_ERROR, GFPOOL_ERROR_NOT_EMPTY,
+                        "cannot delete pool directory '%s' on gluster volume '%s': it is not empty "
+                        "(delete its volumes first)", dir, gfpool_conn_source(conn)->volume);
+            return FALSE;
+        }
+        gfpool_set_error_errno(error, err, conn, "cannot delete pool directory", dir);
         return FALSE;
     }
     return TRUE;

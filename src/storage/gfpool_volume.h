@@ -107,3 +107,19 @@ gboolean gfpool_vol_delete(GfpoolConn *conn, const char *name, GError **error);
 /* Parse "raw"/"qcow2"/... for creation; FALSE naming the supported ones. */
 gboolean gfpool_create_format_parse(const char *s, GfpoolFormat *format,
                                     GError **error);
+
+/* The image and its backing files, outermost first, each probed; fails on
+ * a backing file outside the pool (not a plain name), a loop, or a chain
+ * deeper than GFPOOL_BACKING_DEPTH_MAX. GPtrArray of GfpoolVolInfo*. */
+GPtrArray *gfpool_vol_backing_chain(GfpoolConn *conn, const char *name,
+                                    GfpoolProbeCache *cache, GError **error);
+
+/* pool-build: create the pool directory and its parents (mode for the
+ * ones created). With no_overwrite, fail if the directory already exists
+ * and holds anything: that pool was built already. Never deletes. */
+gboolean gfpool_pool_build(GfpoolConn *conn, guint32 mode, gboolean no_overwrite,
+                           GError **error);
+
+/* pool-delete: remove the pool directory, only when empty; never the
+ * volume's root. */
+gboolean gfpool_pool_delete(GfpoolConn *conn, GError **error);

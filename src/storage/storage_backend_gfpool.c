@@ -253,6 +253,78 @@ gfpoolStopPool(virStoragePoolObj *pool)
 }
 
 
+/*
+ * pool-build and pool-delete run on inactive pools: a connection for the one
+ * call, finalized in the background like every other.
+ */
+static GfpoolConn *
+gfpoolConnectOnce(virStoragePoolObj *pool, unsigned int flags, const char *verb)
+{
+    virStoragePoolDef *def = virStoragePoolObjGetDef(pool);
+    g_autoptr(GfpoolSource) src = NULL;
+    g_autoptr(GError) err = NULL;
+    GfpoolConn *conn;
+
+    if (!(src = gfpoolSourceFromDef(def)))
+        return NULL;
+    if (!(conn = gfpool_conn_open_flags(src, 0, flags, &err))) {
+        virReportError(err->code == GFPOOL_ERROR_TIMEOUT ?
+                       VIR_ERR_OPERATION_TIMEOUT : VIR_ERR_OPERATION_FAILED,
+                       _("cannot %s gluster pool '%s': %s"), verb, def->name, err->message);
+        return NULL;
+    }
+    return conn;
+}
+
+
+static int
+gfpoolBuildPool(virStoragePoolObj *pool, unsigned int flags)
+{
+    virStoragePoolDef *def = virStoragePoolObjGetDef(pool);
+    g_autoptr(GfpoolConn) conn = NULL;
+    g_autoptr(GError) err = NULL;
+    guint32 mode = 0755;
+
+    virCheckFlags(VIR_STORAGE_POOL_BUILD_OVERWRITE |
+                  VIR_STORAGE_POOL_BUILD_NO_OVERWRITE, -1);
+    VIR_EXCLUSIVE_FLAGS_RET(VIR_STORAGE_POOL_BUILD_OVERWRITE,
+                            VIR_STORAGE_POOL_BUILD_NO_OVERWRITE, -1);
+
+    if (def->target.perms.mode != (mode_t)-1)
+        mode = def->target.perms.mode;
+    if (!(conn = gfpoolConnectOnce(pool, GFPOOL_CONN_OPEN_NO_DIR, "build")))
+        return -1;
+    /* --overwrite would mean "format over what is there" for disk pools;
+     * a directory of images is never wiped by a build. */
+    if (!gfpool_pool_build(conn, mode, !!(flags & VIR_STORAGE_POOL_BUILD_NO_OVERWRITE), &err)) {
+        virReportError(VIR_ERR_OPERATION_FAILED, _("cannot build gluster pool '%s': %s"),
+                       def->name, err->message);
+        return -1;
+    }
+    return 0;
+}
+
+
+static int
+gfpoolDeletePool(virStoragePoolObj *pool, unsigned int flags)
+{
+    virStoragePoolDef *def = virStoragePoolObjGetDef(pool);
+    g_autoptr(GfpoolConn) conn = NULL;
+    g_autoptr(GError) err = NULL;
+
+    virCheckFlags(0, -1);
+
+    if (!(conn = gfpoolConnectOnce(pool, 0, "delete")))
+        return -1;
+    if (!gfpool_pool_delete(conn, &err)) {
+        virReportError(VIR_ERR_OPERATION_FAILED, _("cannot delete gluster pool '%s': %s"),
+                       def->name, err->message);
+        return -1;
+    }
+    return 0;
+}
+
+
 static void
 gfpoolVolDefSetFormat(virStorageVolDef *vol, GfpoolFormat format)
 {
@@ -610,6 +682,8 @@ virStorageBackend virStorageBackendGfpool = {
     .checkPool = gfpoolCheckPool,
     .startPool = gfpoolStartPool,
     .stopPool = gfpoolStopPool,
+    .buildPool = gfpoolBuildPool,
+    .deletePool = gfpoolDeletePool,
     .refreshPool = gfpoolRefreshPool,
 
     .createVol = gfpoolCreateVol,

@@ -16,6 +16,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "gfpool_disk_xml.h"
 #include "gfpool_pool_xml.h"
 #include "gfpool_uri.h"
 #include "gfpool_vol_xml.h"
@@ -223,7 +224,7 @@ pool_source(GError **error)
 }
 
 static GfpoolConn *
-pool_connect(int *rc)
+pool_connect_flags(int *rc, unsigned int flags)
 {
     g_autoptr(GError) err = NULL;
     g_autoptr(GfpoolSource) src = NULL;
@@ -233,12 +234,20 @@ pool_connect(int *rc)
         *rc = fail(err);
         return NULL;
     }
-    if (!(conn = gfpool_conn_open(src, opt_timeout_ms > 0 ? (guint)opt_timeout_ms : 0, &err))) {
+    if (!(conn = gfpool_conn_open_flags(src, opt_timeout_ms > 0 ? (guint)opt_timeout_ms : 0,
+                                        flags, &err))) {
         g_printerr("gfpool: error: %s\n", err->message);
-        *rc = EXIT_CONNECT;
+        /* Reached the volume but not the pool dir: that is "not found". */
+        *rc = err->code == GFPOOL_ERROR_NOT_FOUND ? EXIT_NOT_FOUND : EXIT_CONNECT;
         return NULL;
     }
     return conn;
+}
+
+static GfpoolConn *
+pool_connect(int *rc)
+{
+    return pool_connect_flags(rc, 0);
 }
 
 /*
@@ -721,7 +730,135 @@ cmd_uri_parse(int argc, char **argv)
     return EXIT_OK;
 }
 
+static char *opt_target;
+static char *opt_bus;
+static char *opt_cache;
+static char *opt_discard;
+static gboolean opt_readonly;
+static char *opt_output;
+
+static int
+cmd_disk_xml(int argc, char **argv)
+{
+    static const GOptionEntry own[] = {
+        { "target", 0, 0, G_OPTION_ARG_STRING, &opt_target, "target dev (default vda)", "DEV" },
+        { "bus", 0, 0, G_OPTION_ARG_STRING, &opt_bus, "target bus (default virtio)", "BUS" },
+        { "cache", 0, 0, G_OPTION_ARG_STRING, &opt_cache, "driver cache mode (none, writeback, ...)", "MODE" },
+        { "discard", 0, 0, G_OPTION_ARG_STRING, &opt_discard, "driver discard (unmap, ignore)", "MODE" },
+        { "readonly", 0, 0, G_OPTION_ARG_NONE, &opt_readonly, "read-only disk", NULL },
+        { "format", 0, 0, G_OPTION_ARG_STRING, &opt_output, "xml (default) or uri", "OUT" },
+        { NULL }
+    };
+    static const Verb v = { "disk-xml", "VOL",
+                            "Domain <disk> XML (or --format=uri: the gluster:// URI) that makes "
+                            "QEMU open the volume with its gluster driver, every host included.", NULL };
+    g_autoptr(GError) err = NULL;
+    g_autoptr(GPtrArray) chain = NULL;
+    g_autoptr(GPtrArray) layers = g_ptr_array_new_with_free_func((GDestroyNotify)gfpool_disk_layer_free);
+    GfpoolConn *conn;
+    int rc = EXIT_OK;
+
+    if (!parse_verb_args(&v, own, TRUE, &argc, &argv, &rc))
+        return rc;
+    if (argc != 2)
+        return usage_error("disk-xml takes one argument, the volume name");
+    if (opt_output && !g_str_equal(opt_output, "xml") && !g_str_equal(opt_output, "uri"))
+        return usage_error("invalid --format '%s': use xml or uri", opt_output);
+    if (!(conn = pool_connect(&rc)))
+        return rc;
+    /* The format is probed, never assumed: a qcow2 opened as raw would
+     * hand the guest its metadata. */
+    if (!(chain = gfpool_vol_backing_chain(conn, argv[1], NULL, &err)))
+        return finish(conn, fail(err));
+
+    if (opt_output && g_str_equal(opt_output, "uri")) {
+        const GfpoolSource *src = gfpool_conn_source(conn);
+        for (guint i = 0; i < src->hosts->len; i++) {
+            g_autofree char *uri = gfpool_uri_for_volume(g_ptr_array_index(src->hosts, i),
+                                                         src->volume, src->dir, argv[1]);
+            printf("%s\n", uri);
+        }
+        return finish(conn, EXIT_OK);
+    }
+
+    for (guint i = 0; i < chain->len; i++) {
+        const GfpoolVolInfo *info = g_ptr_array_index(chain, i);
+        g_ptr_array_add(layers, gfpool_disk_layer_new(info->name, format_name(info->format)));
+    }
+    {
+        GfpoolDiskParams dp = {
+            .src = gfpool_conn_source(conn),
+            .chain = layers,
+            .target_dev = opt_target,
+            .bus = opt_bus,
+            .cache = opt_cache,
+            .discard = opt_discard,
+            .readonly = opt_readonly,
+        };
+        g_autofree char *warn = NULL;
+        g_autofree char *xml = gfpool_disk_xml(&dp, &warn);
+        if (warn)
+            g_printerr("gfpool: warning: %s\n", warn);
+        fputs(xml, stdout);
+    }
+    return finish(conn, EXIT_OK);
+}
+
+static gboolean opt_no_overwrite;
+static gboolean opt_overwrite;
+
+static int
+cmd_pool_build(int argc, char **argv)
+{
+    static const GOptionEntry own[] = {
+        { "no-overwrite", 0, 0, G_OPTION_ARG_NONE, &opt_no_overwrite,
+          "fail if the pool directory exists and is not empty", NULL },
+        { "overwrite", 0, 0, G_OPTION_ARG_NONE, &opt_overwrite,
+          "accepted for virsh compatibility; images are never deleted", NULL },
+        { NULL }
+    };
+    static const Verb v = { "pool-build", "", "Create the pool directory and its parents.", NULL };
+    g_autoptr(GError) err = NULL;
+    GfpoolConn *conn;
+    int rc = EXIT_OK;
+
+    if (!parse_verb_args(&v, own, TRUE, &argc, &argv, &rc))
+        return rc;
+    if (argc != 1)
+        return usage_error("pool-build takes no arguments");
+    if (opt_overwrite && opt_no_overwrite)
+        return usage_error("--overwrite and --no-overwrite are mutually exclusive");
+    if (!(conn = pool_connect_flags(&rc, GFPOOL_CONN_OPEN_NO_DIR)))
+        return rc;
+    if (!gfpool_pool_build(conn, 0755, opt_no_overwrite, &err))
+        return finish(conn, fail(err));
+    printf("Pool directory %s built\n", gfpool_conn_source(conn)->dir);
+    return finish(conn, EXIT_OK);
+}
+
+static int
+cmd_pool_delete(int argc, char **argv)
+{
+    static const Verb v = { "pool-delete", "", "Remove the pool directory (only when empty).", NULL };
+    g_autoptr(GError) err = NULL;
+    GfpoolConn *conn;
+    int rc = EXIT_OK;
+
+    if (!parse_verb_args(&v, NULL, TRUE, &argc, &argv, &rc))
+        return rc;
+    if (argc != 1)
+        return usage_error("pool-delete takes no arguments");
+    if (!(conn = pool_connect(&rc)))
+        return rc;
+    if (!gfpool_pool_delete(conn, &err))
+        return finish(conn, fail(err));
+    printf("Pool directory %s deleted\n", gfpool_conn_source(conn)->dir);
+    return finish(conn, EXIT_OK);
+}
+
 static const Verb verbs[] = {
+    { "pool-build", "[--no-overwrite]", "Create the pool directory and its parents.", cmd_pool_build },
+    { "pool-delete", "", "Remove the pool directory (only when empty).", cmd_pool_delete },
     { "pool-info", "", "Capacity, allocation and available space of the pool.", cmd_pool_info },
     { "pool-refresh", "", "Read every volume's header; print how many.", cmd_pool_refresh },
     { "vol-list", "[--details]", "List the volumes of the pool.", cmd_vol_list },
@@ -731,6 +868,7 @@ static const Verb verbs[] = {
     { "vol-info", "VOL", "Type, capacity and allocation of a volume.", cmd_vol_info },
     { "vol-dumpxml", "VOL", "The volume's XML, as virsh prints it.", cmd_vol_dumpxml },
     { "vol-path", "VOL", "The volume's gluster:// URI.", cmd_vol_path },
+    { "disk-xml", "VOL", "Domain <disk> XML (or URI) for QEMU's gluster driver.", cmd_disk_xml },
     { "uri-parse", "URI", "Check a gluster:// URI and print its parts.", cmd_uri_parse },
 };
 

@@ -1,0 +1,137 @@
+/*
+ * gfpool_disk_xml.c: domain disk XML for pool images.
+ */
+#include <string.h>
+
+#include "gfpool_disk_xml.h"
+
+void
+gfpool_disk_layer_free(GfpoolDiskLayer *l)
+{
+    if (!l)
+        return;
+    g_free(l->name);
+    g_free(l->format);
+    g_free(l);
+}
+
+GfpoolDiskLayer *
+gfpool_disk_layer_new(const char *name, const char *format)
+{
+    GfpoolDiskLayer *l = g_new0(GfpoolDiskLayer, 1);
+    l->name = g_strdup(name);
+    l->format = g_strdup(format);
+    return l;
+}
+
+char *
+gfpool_disk_source_name(const GfpoolSource *src, const char *image)
+{
+    const char *dir = src->dir ? src->dir : "/";
+
+    while (*dir == '/')
+        dir++;
+    if (!*dir)
+        return g_strdup_printf("%s/%s", src->volume, image);
+    return g_strdup_printf("%s/%s%s%s", src->volume, dir,
+                           g_str_has_suffix(dir, "/") ? "" : "/", image);
+}
+
+static void
+attr(GString *s, const char *name, const char *value)
+{
+    g_autofree char *esc = NULL;
+
+    if (!value)
+        return;
+    esc = g_markup_escape_text(value, -1);
+    g_string_append_printf(s, " %s='%s'", name, esc);
+}
+
+static void
+format_source(GString *s, const char *indent, const GfpoolSource *src,
+              const char *image, gboolean *rdma)
+{
+    g_autofree char *name = gfpool_disk_source_name(src, image);
+
+    g_string_append_printf(s, "%s<source protocol='gluster'", indent);
+    attr(s, "name", name);
+    g_string_append(s, ">\n");
+    for (guint i = 0; i < src->hosts->len; i++) {
+        const GfpoolHost *h = g_ptr_array_index(src->hosts, i);
+
+        g_string_append_printf(s, "%s  <host", indent);
+        if (h->transport == GFPOOL_TRANSPORT_UNIX) {
+            g_string_append(s, " transport='unix'");
+            attr(s, "socket", h->socket);
+        } else {
+            attr(s, "name", h->name);
+            /* QEMU wants a port for every server in its server list;
+             * spell out gluster's default. */
+            g_string_append_printf(s, " port='%d'", h->port ? h->port : GFPOOL_DEFAULT_PORT);
+            if (h->transport == GFPOOL_TRANSPORT_RDMA) {
+                g_string_append(s, " transport='rdma'");
+                *rdma = TRUE;
+            } else {
+                g_string_append(s, " transport='tcp'");
+            }
+        }
+        g_string_append(s, "/>\n");
+    }
+    g_string_append_printf(s, "%s</source>\n", indent);
+}
+
+char *
+gfpool_disk_xml(const GfpoolDiskParams *p, char **warnings)
+{
+    g_autoptr(GString) s = g_string_new(NULL);
+    const GfpoolDiskLayer *top = g_ptr_array_index(p->chain, 0);
+    gboolean rdma = FALSE;
+    g_autofree char *indent = NULL;
+
+    g_string_append(s, "<disk type='network' device='disk'>\n");
+    g_string_append(s, "  <driver name='qemu'");
+    attr(s, "type", top->format);
+    attr(s, "cache", p->cache);
+    attr(s, "discard", p->discard);
+    g_string_append(s, "/>\n");
+    format_source(s, "  ", p->src, top->name, &rdma);
+
+    /* Each backing layer nests in the previous one; an empty
+     * <backingStore/> says the chain ends there, so libvirt does not probe
+     * further (it cannot open gluster images itself). */
+    for (guint i = 1; i < p->chain->len; i++) {
+        const GfpoolDiskLayer *l = g_ptr_array_index(p->chain, i);
+        g_autofree char *in = g_strnfill(2 * i, ' ');
+
+        g_string_append_printf(s, "%s<backingStore type='network'>\n", in);
+        g_string_append_printf(s, "%s  <format", in);
+        attr(s, "type", l->format);
+        g_string_append(s, "/>\n");
+        {
+            g_autofree char *in2 = g_strnfill(2 * i + 2, ' ');
+            format_source(s, in2, p->src, l->name, &rdma);
+        }
+    }
+    indent = g_strnfill(2 * p->chain->len, ' ');
+    g_string_append_printf(s, "%s<backingStore/>\n", indent);
+    for (guint i = p->chain->len - 1; i >= 1; i--) {
+        g_autofree char *in = g_strnfill(2 * i, ' ');
+        g_string_append_printf(s, "%s</backingStore>\n", in);
+    }
+
+    g_string_append(s, "  <target");
+    attr(s, "dev", p->target_dev ? p->target_dev : "vda");
+    attr(s, "bus", p->bus ? p->bus : "virtio");
+    g_string_append(s, "/>\n");
+    if (p->readonly)
+        g_string_append(s, "  <readonly/>\n");
+    g_string_append(s, "</disk>\n");
+
+    if (warnings) {
+        *warnings = rdma ?
+            g_strdup("the pool has rdma hosts: QEMU >= 9.1 dropped gluster's rdma transport "
+                     "and libvirt's QEMU driver refuses it; use tcp hosts for guests") : NULL;
+    }
+    return g_string_free(g_steal_pointer(&s), FALSE);
+}

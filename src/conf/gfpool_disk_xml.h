@@ -1,0 +1,38 @@
+/*
+ * gfpool_disk_xml.h: the domain <disk> that makes QEMU open a pool's image
+ * with its own gluster driver (libvirt refuses <disk type='volume'> for
+ * gluster pools), and the same image as a gluster:// URI. Pure code.
+ */
+#pragma once
+
+#include "gfpool_source.h"
+
+typedef struct {
+    char *name;     /* image name inside the pool directory */
+    char *format;   /* "raw", "qcow2", ... as probed */
+} GfpoolDiskLayer;
+
+void gfpool_disk_layer_free(GfpoolDiskLayer *l);
+GfpoolDiskLayer *gfpool_disk_layer_new(const char *name, const char *format);
+
+typedef struct {
+    const GfpoolSource *src;
+    GPtrArray *chain;           /* of GfpoolDiskLayer*: the image first, then its backing files */
+    const char *target_dev;     /* NULL = "vda" */
+    const char *bus;            /* NULL = "virtio" */
+    const char *cache;          /* NULL = not written */
+    const char *discard;        /* NULL = not written */
+    gboolean readonly;
+} GfpoolDiskParams;
+
+/*
+ * <disk type='network' device='disk'> with <driver name='qemu' type=FORMAT>,
+ * <source protocol='gluster' name='VOLUME/DIR/IMAGE'> listing every host of
+ * the pool in order with its transport, and the backing chain as nested
+ * network <backingStore>s. *warnings (may be NULL) receives text for the
+ * user, e.g. that QEMU >= 9.1 and libvirt's QEMU driver refuse rdma.
+ */
+char *gfpool_disk_xml(const GfpoolDiskParams *p, char **warnings);
+
+/* "VOLUME/DIR/IMAGE" as <source name=''> wants it. */
+char *gfpool_disk_source_name(const GfpoolSource *src, const char *image);

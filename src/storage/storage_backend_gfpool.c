@@ -396,11 +396,22 @@ gfpoolVolDefFill(GfpoolConn *conn, virStorageVolDef *vol, const GfpoolVolInfo *i
     vol->target.perms->uid = info->uid;
     vol->target.perms->gid = info->gid;
 
+    /* virStorageVolDefFormat prints <backingStore> only for a target
+     * whose type is set. */
+    vol->target.type = VIR_STORAGE_TYPE_NETWORK;
     g_clear_pointer(&vol->target.backingStore, virObjectUnref);
     if (info->backing) {
         virStorageSource *bs = virStorageSourceNew();
+        const GfpoolSource *src = gfpool_conn_source(conn);
         bs->type = VIR_STORAGE_TYPE_NETWORK;
-        bs->path = g_strdup(info->backing);
+        /* A plain name is a volume of this pool (QEMU resolves it in the
+         * overlay's directory): show its key, which vol-key/vol-path and
+         * virsh's --backing-vol resolve. Anything else as stored. */
+        if (gfpool_vol_name_validate(info->backing, strlen(info->backing), NULL))
+            bs->path = gfpool_uri_for_volume(g_ptr_array_index(src->hosts, 0), src->volume,
+                                             src->dir, info->backing);
+        else
+            bs->path = g_strdup(info->backing);
         bs->format = VIR_STORAGE_FILE_RAW;
         if (info->backing_format == GFPOOL_FORMAT_QCOW2)
             bs->format = VIR_STORAGE_FILE_QCOW2;

@@ -325,7 +325,12 @@ vol_def_from_info(GfpoolConn *conn, const GfpoolVolInfo *info)
     def->uid = info->uid;
     def->gid = info->gid;
     if (info->backing) {
-        def->backing_path = g_strdup(info->backing);
+        /* As the module shows it: a pool volume by its key. */
+        if (gfpool_vol_name_validate(info->backing, strlen(info->backing), NULL))
+            def->backing_path = gfpool_uri_for_volume(g_ptr_array_index(src->hosts, 0),
+                                                      src->volume, src->dir, info->backing);
+        else
+            def->backing_path = g_strdup(info->backing);
         def->backing_format = g_strdup(info->backing_format != GFPOOL_FORMAT_NONE ?
                                        format_name(info->backing_format) : "raw");
     }

@@ -20,6 +20,7 @@
 #include <libxml/globals.h>
 
 #include "gfpool_pool_xml.h"
+#include "gfpool_xml.h"
 
 /* glusterd's buffer for a volume name is GD_VOLUME_NAME_MAX = NAME_MAX + 1
  * bytes (rpc/protocol-common.h), NUL included. */
@@ -318,8 +319,6 @@ gfpool_pool_def_free(GfpoolPoolDef *def)
     g_free(def);
 }
 
-G_DEFINE_AUTOPTR_CLEANUP_FUNC(xmlDoc, xmlFreeDoc)
-G_DEFINE_AUTOPTR_CLEANUP_FUNC(xmlParserCtxt, xmlFreeParserCtxt)
 
 static gboolean
 node_is(const xmlNode *n, const char *name, const char *ns)
@@ -651,100 +650,14 @@ pool_def_from_root(xmlNode *root, GError **error)
     return g_steal_pointer(&def);
 }
 
-/* libxml2 reports some errors (encoding conversion, for one) through the
- * thread's global handlers rather than the parser context, so NOERROR
- * alone does not keep them off libvirtd's stderr. Swap in a silent
- * handler for the duration of one parse and put the caller's back. */
-typedef struct {
-    xmlStructuredErrorFunc func;
-    void *ctx;
-} SavedErrorHandler;
-
-/* Keeps the first message, for when the parser context has none. */
-static void
-capture_error(void *data, xmlErrorPtr err)
-{
-    char **first = data;
-
-    if (!*first && err && err->message)
-        *first = g_strdup(err->message);
-}
-
-static void
-error_handler_push(SavedErrorHandler *saved, char **first)
-{
-    saved->func = xmlStructuredError;
-    saved->ctx = xmlStructuredErrorContext;
-    xmlSetStructuredErrorFunc(first, capture_error);
-}
-
-static void
-error_handler_pop(SavedErrorHandler *saved)
-{
-    xmlSetStructuredErrorFunc(saved->ctx, saved->func);
-}
-
-static xmlDoc *
-read_doc(xmlParserCtxt *ctxt, const char *xml, int len, char **first_error)
-{
-    SavedErrorHandler saved;
-    xmlDoc *doc;
-
-    error_handler_push(&saved, first_error);
-    /* No NOENT (entities stay unexpanded) and no DTDLOAD: nothing outside
-     * the buffer is read; NONET covers anything that slips through. */
-    doc = xmlCtxtReadMemory(ctxt, xml, len, "pool.xml", NULL,
-                            XML_PARSE_NONET | XML_PARSE_NOERROR |
-                            XML_PARSE_NOWARNING | XML_PARSE_NOCDATA);
-    error_handler_pop(&saved);
-    return doc;
-}
-
 GfpoolPoolDef *
 gfpool_pool_def_parse(const char *xml, gsize len, GError **error)
 {
-    g_autoptr(xmlParserCtxt) ctxt = NULL;
     g_autoptr(xmlDoc) doc = NULL;
-    g_autofree char *first_error = NULL;
-    xmlNode *root;
 
-    if (!xml || len == 0) {
-        conf_error(error, "pool XML is empty");
+    if (!(doc = gfpool_xml_read(xml, len, "pool", error)))
         return NULL;
-    }
-    if (len > INT_MAX) {
-        conf_error(error, "pool XML is %" G_GSIZE_FORMAT " bytes, too large", len);
-        return NULL;
-    }
-
-    xmlInitParser();
-    if (!(ctxt = xmlNewParserCtxt()))
-        g_error("xmlNewParserCtxt: out of memory");
-
-    doc = read_doc(ctxt, xml, (int)len, &first_error);
-    if (!doc || !ctxt->wellFormed) {
-        const xmlError *e = xmlCtxtGetLastError(ctxt);
-        g_autofree char *msg = NULL;
-
-        if (e && e->message)
-            msg = g_strdup(e->message);
-        else
-            msg = g_strdup(first_error ? first_error : "unknown error");
-        conf_error(error, "pool XML is not well-formed: line %d: %s",
-                   e ? e->line : 0, g_strstrip(msg));
-        return NULL;
-    }
-    /* A pool document never needs a DTD; refusing one rules out entity
-     * expansion tricks when we read text content. */
-    if (doc->intSubset || doc->extSubset) {
-        conf_error(error, "pool XML must not contain a <!DOCTYPE>");
-        return NULL;
-    }
-    if (!(root = xmlDocGetRootElement(doc))) {
-        conf_error(error, "pool XML has no root element");
-        return NULL;
-    }
-    return pool_def_from_root(root, error);
+    return pool_def_from_root(xmlDocGetRootElement(doc), error);
 }
 
 /* ---------------------------------------------------------------------

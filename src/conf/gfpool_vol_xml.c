@@ -8,8 +8,8 @@
 #include <libxml/tree.h>
 
 #include "gfpool_vol_xml.h"
+#include "gfpool_xml.h"
 
-#define VOL_XML_MAX (1024 * 1024)
 
 
 GfpoolVolDef *
@@ -200,26 +200,12 @@ GfpoolVolDef *
 gfpool_vol_def_parse(const char *xml, gsize len, GError **error)
 {
     g_autoptr(GfpoolVolDef) def = gfpool_vol_def_new();
-    xmlDocPtr doc;
+    g_autoptr(xmlDoc) doc = NULL;
     xmlNodePtr root, target, n;
     gboolean ok = FALSE;
 
-    if (len > VOL_XML_MAX || len > G_MAXINT) {
-        g_set_error(error, GFPOOL_CONF_ERROR, GFPOOL_CONF_ERROR_INVALID,
-                    "volume XML of %" G_GSIZE_FORMAT " bytes is too large", len);
+    if (!(doc = gfpool_xml_read(xml, len, "volume", error)))
         return NULL;
-    }
-    /* No network, no entity expansion, no DTD loading: the document may
-     * come from anyone. */
-    doc = xmlReadMemory(xml, (int)len, "volume.xml", NULL,
-                        XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
-    if (!doc) {
-        const xmlError *e = xmlGetLastError();
-        g_set_error(error, GFPOOL_CONF_ERROR, GFPOOL_CONF_ERROR_INVALID,
-                    "malformed volume XML: %s",
-                    e && e->message ? g_strstrip(g_strdup(e->message)) : "not well-formed");
-        return NULL;
-    }
     root = xmlDocGetRootElement(doc);
     if (!root || !xmlStrEqual(root->name, (const xmlChar *)"volume")) {
         g_set_error(error, GFPOOL_CONF_ERROR, GFPOOL_CONF_ERROR_INVALID,
@@ -276,7 +262,6 @@ gfpool_vol_def_parse(const char *xml, gsize len, GError **error)
     }
     ok = TRUE;
  out:
-    xmlFreeDoc(doc);
     return ok ? g_steal_pointer(&def) : NULL;
 }
 

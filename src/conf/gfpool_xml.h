@@ -1,0 +1,21 @@
+/*
+ * gfpool_xml.h: read an XML document from an untrusted buffer: no network,
+ * no DTD, no entity expansion, libxml2's messages kept off stderr (inside
+ * libvirtd they would land in its log unasked) and returned as a GError.
+ */
+#pragma once
+
+#include <libxml/tree.h>
+
+#include "gfpool_source.h"
+
+#define GFPOOL_XML_MAX (1024 * 1024)
+
+/* what names the document in errors ("pool", "volume"). The document has a
+ * root element when this returns non-NULL. */
+#include <libxml/parser.h>
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(xmlDoc, xmlFreeDoc)
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(xmlParserCtxt, xmlFreeParserCtxt)
+
+xmlDoc *gfpool_xml_read(const char *xml, gsize len, const char *what, GError **error);

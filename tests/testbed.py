@@ -1118,7 +1118,10 @@ class Libvirtd:
 
     def stop(self, timeout=10):
         self._conn_close()
+        self.last_exit = None
+        self.last_stop_seconds = None
         if self._unshare is not None:
+            t0 = time.monotonic()
             if self._unshare.poll() is None:
                 try:
                     self._unshare.terminate()
@@ -1126,6 +1129,10 @@ class Libvirtd:
                 except subprocess.TimeoutExpired:
                     self._unshare.kill()
                     self._unshare.wait(10)
+            # libvirtd's own exit status (sh and unshare exec'ed it):
+            # 0 after SIGTERM means a clean shutdown, -9 that we had to kill it.
+            self.last_exit = self._unshare.returncode
+            self.last_stop_seconds = time.monotonic() - t0
             self._unshare = None
         if self.mntns and self.mntns != _my_mntns():
             # everything the daemon spawned (QEMU, helpers) lives in its

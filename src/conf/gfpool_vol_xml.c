@@ -120,7 +120,11 @@ gfpool_parse_scaled(const char *str, guint64 *out, GError **error)
                     str ? str : "");
         return FALSE;
     }
-    return gfpool_parse_size(num, *p ? p : NULL, NULL, out, error);
+    if (!gfpool_parse_size(num, *p ? p : NULL, NULL, out, error)) {
+        g_prefix_error(error, "'%s': ", str);
+        return FALSE;
+    }
+    return TRUE;
 }
 
 

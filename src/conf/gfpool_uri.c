@@ -481,3 +481,26 @@ gfpool_uri_for_volume(const GfpoolHost *h, const char *volume,
     xmlFree(out);
     return ret;
 }
+
+
+char *
+gfpool_uri_pool_volume_name(const GfpoolSource *src, const char *path)
+{
+    const char *base;
+
+    if (!path || !*path)
+        return NULL;
+    if (!strchr(path, '/'))
+        return g_str_equal(path, ".") || g_str_equal(path, "..") ? NULL : g_strdup(path);
+    base = strrchr(path, '/') + 1;
+    if (!*base)
+        return NULL;
+    /* Compare whole keys rather than parse: the key is what we hand out. */
+    for (guint i = 0; i < src->hosts->len; i++) {
+        g_autofree char *key = gfpool_uri_for_volume(g_ptr_array_index(src->hosts, i),
+                                                     src->volume, src->dir, base);
+        if (g_str_equal(key, path))
+            return g_strdup(base);
+    }
+    return NULL;
+}

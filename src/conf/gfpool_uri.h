@@ -31,3 +31,11 @@ char *gfpool_uri_format(const GfpoolUri *uri);
  * keys/paths and vol-path). dir is the pool's directory ("/" or "/a/b"). */
 char *gfpool_uri_for_volume(const GfpoolHost *h, const char *volume,
                             const char *dir, const char *name);
+
+/*
+ * The name of the pool volume a backing path refers to: a plain name (what
+ * QEMU resolves in the overlay's directory, the pool dir), or the volume's
+ * key through any host of the pool. NULL for anything else: a path of
+ * another volume or directory, a local path, a name with '/'.
+ */
+char *gfpool_uri_pool_volume_name(const GfpoolSource *src, const char *path);

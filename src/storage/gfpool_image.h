@@ -70,12 +70,41 @@ void gfpool_image_probe(const guint8 *header, gsize header_len, guint64 file_siz
  * down to a cluster... see implementation). */
 guint64 gfpool_qcow2_max_capacity(guint32 cluster_size);
 
+/* A guest byte range. */
+typedef struct {
+    guint64 offset;
+    guint64 length;
+} GfpoolRange;
+
+typedef enum {
+    GFPOOL_EXTENT_DATA,         /* stored in the image at host_off */
+    GFPOOL_EXTENT_ZERO,         /* reads as zeros */
+    GFPOOL_EXTENT_BACKING,      /* not in the image: read the backing file */
+} GfpoolExtentKind;
+
+typedef struct {
+    guint64 guest_off;
+    guint64 len;
+    GfpoolExtentKind kind;
+    guint64 host_off;           /* DATA only, else 0 */
+} GfpoolExtent;
+
+/* Called once per extent; FALSE with *error set stops the walk. */
+typedef gboolean (*GfpoolExtentFunc)(void *opaque, const GfpoolExtent *e,
+                                     GError **error);
+
 typedef struct {
     guint64 capacity;           /* bytes, > 0 */
     guint32 cluster_size;       /* power of two, 512 .. 2 MiB; 0 = 65536 */
     const char *backing;        /* or NULL */
     GfpoolFormat backing_format;/* NONE = don't record it */
     bool prealloc_metadata;     /* allocate L2 tables and data clusters' refcounts */
+    /* Guest ranges whose clusters are to be allocated (data clusters laid
+     * out contiguously in guest order, contents left for the caller to
+     * write): sorted, non-overlapping, non-empty, within the capacity; need
+     * not be cluster aligned. NULL/0 = none. */
+    const GfpoolRange *allocate;
+    gsize n_allocate;
 } GfpoolQcow2Params;
 
 /*
@@ -89,6 +118,59 @@ typedef struct {
 gboolean gfpool_qcow2_create(const GfpoolQcow2Params *params,
                              GfpoolWriteFunc write_fn, void *opaque,
                              guint64 *file_size, GError **error);
+
+/*
+ * gfpool_qcow2_create() that also says where the data of params->allocate
+ * goes: runs (n_allocate entries, may be NULL) receives for range i
+ * {allocate[i].offset, allocate[i].length, DATA, host_off}: the range's
+ * bytes belong at host_off .. host_off + length in the image file, one
+ * contiguous run (so one copy_file_range per range). Clusters of an
+ * allocated range that the caller does not write read as zeros, as the file
+ * is sparse; *file_size covers every data cluster.
+ */
+gboolean gfpool_qcow2_create_allocated(const GfpoolQcow2Params *params,
+                                       GfpoolWriteFunc write_fn, void *opaque,
+                                       GfpoolExtent *runs, guint64 *file_size,
+                                       GError **error);
+
+/*
+ * Walk the L1/L2 tables of the qcow2 image whose first bytes are
+ * header[0..header_len) (at least the 4 KiB the prober reads) and whose file
+ * is file_size bytes, calling cb for each extent in guest order: the extents
+ * tile [0, virtual size) exactly. DATA extents are coalesced while they are
+ * contiguous in guest and host space; ZERO covers zero-flagged clusters and
+ * unallocated ones of an image without a backing file; BACKING the
+ * unallocated ones of an image with one. Reads one table cluster at a time
+ * (memory bounded by 2 MiB plus a 64 KiB L1 window). UNSUPPORTED for
+ * compressed clusters, encryption, external data files and extended L2
+ * entries; CORRUPT for any table or data offset that is unaligned or past
+ * the end of the file.
+ */
+gboolean gfpool_qcow2_map(const guint8 *header, gsize header_len,
+                          guint64 file_size, GfpoolReadFunc read_fn,
+                          void *opaque, GfpoolExtentFunc cb, void *cb_opaque,
+                          GError **error);
+
+/*
+ * Grow the qcow2 image to new_capacity (rounded up to 512 bytes, like
+ * QEMU). Updates the virtual size and, if the L1 table no longer fits the
+ * clusters it occupies, writes a larger one (and the refcount blocks or a
+ * larger refcount table it needs) past the end of the file, switches the
+ * header to it with one write, and only then frees the old L1: a crash at
+ * any point leaves a valid image, at worst with leaked clusters.
+ * *new_file_size receives the file's new length (never less than
+ * file_size). Refuses to shrink (UNSUPPORTED), images with internal
+ * snapshots, persistent bitmaps, external data files, extended L2 entries or
+ * stale (dirty, lazy) refcounts (UNSUPPORTED) and images marked corrupt or
+ * whose tables are unusable (CORRUPT). Data is not touched: with a backing
+ * file longer than the old size, the new area shows the backing file's
+ * bytes (QEMU would zero it).
+ */
+gboolean gfpool_qcow2_resize(const guint8 *header, gsize header_len,
+                             guint64 file_size, GfpoolReadFunc read_fn,
+                             GfpoolWriteFunc write_fn, void *opaque,
+                             guint64 new_capacity, guint64 *new_file_size,
+                             GError **error);
 
 #define GFPOOL_IMAGE_ERROR (gfpool_image_error_quark())
 GQuark gfpool_image_error_quark(void);

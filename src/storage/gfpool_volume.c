@@ -443,6 +443,28 @@ vol_info_from_stat(const char *name, const struct stat *st)
 }
 
 
+/*
+ * A creator that died (killed CLI, crashed daemon) leaves its temp file
+ * behind, invisible to every listing. One not written to for this long is
+ * nobody's any more: creators write continuously until they publish.
+ */
+#define TEMP_STALE_SECONDS (6 * 3600)
+
+static void
+sweep_stale_temp(GfpoolConn *conn, const char *name, const struct stat *st)
+{
+    g_autofree char *path = NULL;
+    gint64 now = g_get_real_time() / G_USEC_PER_SEC;
+
+    if (!S_ISREG(st->st_mode) || now - (gint64)st->st_mtim.tv_sec < TEMP_STALE_SECONDS)
+        return;
+    path = gfpool_conn_path(conn, name);
+    if (glfs_unlink(gfpool_conn_glfs(conn), path) == 0)
+        g_message("removed '%s' on gluster volume '%s': an image left half-written "
+                  "by a creator that went away", name, gfpool_conn_source(conn)->volume);
+}
+
+
 GPtrArray *
 gfpool_pool_refresh(GfpoolConn *conn, GfpoolProbeCache *cache, GError **error)
 {
@@ -484,6 +506,9 @@ gfpool_pool_refresh(GfpoolConn *conn, GfpoolProbeCache *cache, GError **error)
                 glfs_free(xstat);
             break;
         }
+        if (g_str_has_prefix(ent->d_name, GFPOOL_TEMP_PREFIX) && (rc & GFAPI_XREADDIRP_STAT) &&
+            (stp = glfs_xreaddirplus_get_stat(xstat)))
+            sweep_stale_temp(conn, ent->d_name, stp);
         if (g_str_equal(ent->d_name, ".") || g_str_equal(ent->d_name, "..") ||
             g_str_has_prefix(ent->d_name, GFPOOL_TEMP_PREFIX) ||
             !(rc & GFAPI_XREADDIRP_STAT) || !(stp = glfs_xreaddirplus_get_stat(xstat))) {
@@ -679,7 +704,7 @@ gfpool_vol_backing_chain(GfpoolConn *conn, const char *name, GfpoolProbeCache *c
         g_autoptr(GError) name_err = NULL;
         GfpoolVolInfo *info;
 
-        if (chain->len > GFPOOL_BACKING_DEPTH_MAX) {
+        if (chain->len >= GFPOOL_BACKING_DEPTH_MAX) {
             g_set_error(error, GFPOOL_ERROR, GFPOOL_ERROR_INVALID,
                         "backing chain of '%s' is longer than %d images",
                         name, GFPOOL_BACKING_DEPTH_MAX);
@@ -787,6 +812,18 @@ create_write_image(GfpoolConn *conn, glfs_fd_t *fd, const GfpoolVolCreateParams 
     FdWriter w = { fd };
     guint64 file_size = capacity;
 
+    /* Find out now, not after minutes of preallocation, that the bricks'
+     * file system cannot hold a file this large. */
+    if (p->prealloc != GFPOOL_PREALLOC_OFF &&
+        (glfs_ftruncate(fd, (off_t)capacity, NULL, NULL) < 0 ||
+         glfs_ftruncate(fd, 0, NULL, NULL) < 0)) {
+        int err = errno;
+        g_set_error(error, GFPOOL_ERROR, gfpool_error_from_errno(err),
+                    "cannot make a file of %" G_GUINT64_FORMAT " bytes: %s",
+                    capacity, g_strerror(err));
+        return FALSE;
+    }
+
     if (p->format == GFPOOL_FORMAT_QCOW2) {
         GfpoolQcow2Params q = {
             .capacity = capacity,
@@ -817,32 +854,120 @@ create_write_image(GfpoolConn *conn, glfs_fd_t *fd, const GfpoolVolCreateParams 
                     file_size, g_strerror(err));
         return FALSE;
     }
-    if (p->uid >= 0 || p->gid >= 0) {
-        if (glfs_fchown(fd, p->uid >= 0 ? (uid_t)p->uid : (uid_t)-1,
-                        p->gid >= 0 ? (gid_t)p->gid : (gid_t)-1) < 0) {
+    return TRUE;
+}
+
+/* ---- publishing a new volume ---------------------------------------- */
+
+static gboolean
+apply_perms(glfs_fd_t *fd, const GfpoolNewVolume *nv, GError **error)
+{
+    if (nv->mode > 07777) {
+        g_set_error(error, GFPOOL_ERROR, GFPOOL_ERROR_INVALID,
+                    "invalid mode 0%" G_GINT64_MODIFIER "o", nv->mode);
+        return FALSE;
+    }
+    if (nv->uid >= 0 || nv->gid >= 0) {
+        if (glfs_fchown(fd, nv->uid >= 0 ? (uid_t)nv->uid : (uid_t)-1,
+                        nv->gid >= 0 ? (gid_t)nv->gid : (gid_t)-1) < 0) {
             int err = errno;
             g_set_error(error, GFPOOL_ERROR, gfpool_error_from_errno(err),
                         "cannot set owner %" G_GINT64_FORMAT ":%" G_GINT64_FORMAT ": %s",
-                        p->uid, p->gid, g_strerror(err));
+                        nv->uid, nv->gid, g_strerror(err));
             return FALSE;
         }
     }
     /* After chown, which may clear set-id bits. */
-    if (glfs_fchmod(fd, p->mode >= 0 ? (mode_t)p->mode : 0600) < 0) {
+    if (glfs_fchmod(fd, nv->mode >= 0 ? (mode_t)nv->mode : 0600) < 0) {
         int err = errno;
         g_set_error(error, GFPOOL_ERROR, gfpool_error_from_errno(err),
                     "cannot set mode: %s", g_strerror(err));
         return FALSE;
     }
+    return TRUE;
+}
+
+gboolean
+gfpool_vol_publish_new(GfpoolConn *conn, const GfpoolNewVolume *nv,
+                       GfpoolFillFunc fill, void *opaque, GError **error)
+{
+    glfs_t *fs = gfpool_conn_glfs(conn);
+    const char *vol = gfpool_conn_source(conn)->volume;
+    g_autofree char *path = gfpool_conn_path(conn, nv->name);
+    g_autofree char *tmp = temp_name();
+    g_autofree char *tmp_path = gfpool_conn_path(conn, tmp);
+    glfs_fd_t *fd;
+    struct stat st;
+
+    if (!gfpool_vol_name_validate(nv->name, strlen(nv->name), error))
+        return FALSE;
+    /* Fail early; glfs_link below is what really guards against races. */
+    if (glfs_lstat(fs, path, &st) == 0) {
+        g_set_error(error, GFPOOL_ERROR, GFPOOL_ERROR_EXISTS,
+                    "volume '%s' already exists on gluster volume '%s'", nv->name, vol);
+        return FALSE;
+    }
+    if (!(fd = glfs_creat(fs, tmp_path, O_CREAT | O_EXCL | O_RDWR, 0600))) {
+        gfpool_set_error_errno(error, errno, conn, "cannot create temporary file", tmp);
+        return FALSE;
+    }
+    if (!fill(conn, fd, opaque, error) || !apply_perms(fd, nv, error))
+        goto fail;
     if (glfs_fsync(fd, NULL, NULL) < 0) {
         int err = errno;
         g_set_error(error, GFPOOL_ERROR, gfpool_error_from_errno(err),
                     "cannot flush the image: %s", g_strerror(err));
+        goto fail;
+    }
+    if (glfs_close(fd) < 0) {
+        int err = errno;
+        fd = NULL;
+        g_set_error(error, GFPOOL_ERROR, gfpool_error_from_errno(err),
+                    "close failed: %s", g_strerror(err));
+        goto fail;
+    }
+    fd = NULL;
+
+    /* The publishing step: atomic, and EEXIST if someone else won the race. */
+    if (glfs_link(fs, tmp_path, path) < 0) {
+        int err = errno;
+        glfs_unlink(fs, tmp_path);
+        if (err == EEXIST) {
+            g_set_error(error, GFPOOL_ERROR, GFPOOL_ERROR_EXISTS,
+                        "volume '%s' already exists on gluster volume '%s'", nv->name, vol);
+        } else {
+            g_set_error(error, GFPOOL_ERROR, gfpool_error_from_errno(err),
+                        "cannot publish volume '%s' on gluster volume '%s': %s",
+                        nv->name, vol, g_strerror(err));
+        }
         return FALSE;
     }
-    (void)conn;
+    if (glfs_unlink(fs, tmp_path) < 0)
+        g_warning("cannot remove temporary name '%s' of volume '%s': %s",
+                  tmp, nv->name, g_strerror(errno));
     return TRUE;
+
+ fail:
+    if (fd)
+        glfs_close(fd);
+    glfs_unlink(fs, tmp_path);
+    g_prefix_error(error, "cannot create volume '%s' on gluster volume '%s': ", nv->name, vol);
+    return FALSE;
 }
+
+typedef struct {
+    const GfpoolVolCreateParams *p;
+    guint64 capacity;
+    GfpoolFormat backing_format;
+} CreateFill;
+
+static gboolean
+create_fill(GfpoolConn *conn, glfs_fd_t *fd, void *opaque, GError **error)
+{
+    CreateFill *f = opaque;
+    return create_write_image(conn, fd, f->p, f->capacity, f->backing_format, error);
+}
+
 
 gboolean
 gfpool_vol_create(GfpoolConn *conn, const GfpoolVolCreateParams *p, GError **error)
@@ -850,11 +975,8 @@ gfpool_vol_create(GfpoolConn *conn, const GfpoolVolCreateParams *p, GError **err
     glfs_t *fs = gfpool_conn_glfs(conn);
     const char *vol = gfpool_conn_source(conn)->volume;
     g_autofree char *path = NULL;
-    g_autofree char *tmp = NULL;
-    g_autofree char *tmp_path = NULL;
     GfpoolFormat backing_format = p->backing_format;
     guint64 capacity = p->capacity;
-    glfs_fd_t *fd;
     struct stat st;
 
     if (!gfpool_vol_name_validate(p->name, strlen(p->name), error))
@@ -912,45 +1034,11 @@ gfpool_vol_create(GfpoolConn *conn, const GfpoolVolCreateParams *p, GError **err
         return FALSE;
     }
 
-    tmp = temp_name();
-    tmp_path = gfpool_conn_path(conn, tmp);
-    if (!(fd = glfs_creat(fs, tmp_path, O_CREAT | O_EXCL | O_RDWR, 0600))) {
-        gfpool_set_error_errno(error, errno, conn, "cannot create temporary file", tmp);
-        return FALSE;
+    {
+        CreateFill f = { p, capacity, backing_format };
+        GfpoolNewVolume nv = { p->name, p->mode, p->uid, p->gid };
+        return gfpool_vol_publish_new(conn, &nv, create_fill, &f, error);
     }
-    if (!create_write_image(conn, fd, p, capacity, backing_format, error)) {
-        glfs_close(fd);
-        glfs_unlink(fs, tmp_path);
-        g_prefix_error(error, "cannot create volume '%s' on gluster volume '%s': ", p->name, vol);
-        return FALSE;
-    }
-    if (glfs_close(fd) < 0) {
-        int err = errno;
-        glfs_unlink(fs, tmp_path);
-        g_set_error(error, GFPOOL_ERROR, gfpool_error_from_errno(err),
-                    "cannot create volume '%s' on gluster volume '%s': close failed: %s",
-                    p->name, vol, g_strerror(err));
-        return FALSE;
-    }
-
-    /* The publishing step: atomic, and EEXIST if someone else won the race. */
-    if (glfs_link(fs, tmp_path, path) < 0) {
-        int err = errno;
-        glfs_unlink(fs, tmp_path);
-        if (err == EEXIST) {
-            g_set_error(error, GFPOOL_ERROR, GFPOOL_ERROR_EXISTS,
-                        "volume '%s' already exists on gluster volume '%s'", p->name, vol);
-        } else {
-            g_set_error(error, GFPOOL_ERROR, gfpool_error_from_errno(err),
-                        "cannot publish volume '%s' on gluster volume '%s': %s",
-                        p->name, vol, g_strerror(err));
-        }
-        return FALSE;
-    }
-    if (glfs_unlink(fs, tmp_path) < 0)
-        g_warning("cannot remove temporary name '%s' of volume '%s': %s",
-                  tmp, p->name, g_strerror(errno));
-    return TRUE;
 }
 
 

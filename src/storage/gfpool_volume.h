@@ -123,3 +123,24 @@ gboolean gfpool_pool_build(GfpoolConn *conn, guint32 mode, gboolean no_overwrite
 /* pool-delete: remove the pool directory, only when empty; never the
  * volume's root. */
 gboolean gfpool_pool_delete(GfpoolConn *conn, GError **error);
+
+/* Identity of a volume being made: name and the permissions it gets. */
+typedef struct {
+    const char *name;
+    gint64 mode;                /* -1 = 0600 */
+    gint64 uid;                 /* -1 = leave as created */
+    gint64 gid;
+} GfpoolNewVolume;
+
+/* Fills a fresh, empty file with the volume's bytes. */
+typedef gboolean (*GfpoolFillFunc)(GfpoolConn *conn, glfs_fd_t *fd, void *opaque,
+                                   GError **error);
+
+/*
+ * The one way volumes come into existence: a hidden temporary file is
+ * filled, given its permissions, fsynced, then published with glfs_link
+ * (EEXIST if the name was taken meanwhile: never an overwrite) and its temp
+ * name removed. On any failure nothing remains.
+ */
+gboolean gfpool_vol_publish_new(GfpoolConn *conn, const GfpoolNewVolume *nv,
+                                GfpoolFillFunc fill, void *opaque, GError **error);

@@ -89,6 +89,11 @@ gfpoolReportGError(const GError *err)
         case GFPOOL_ERROR_FAILED:
             break;
         }
+    } else if (err->domain == GFPOOL_IMAGE_ERROR) {
+        if (err->code == GFPOOL_IMAGE_ERROR_INVALID)
+            code = VIR_ERR_INVALID_ARG;
+        else if (err->code == GFPOOL_IMAGE_ERROR_UNSUPPORTED)
+            code = VIR_ERR_OPERATION_UNSUPPORTED;
     } else if (err->domain == GFPOOL_CONF_ERROR) {
         code = VIR_ERR_XML_ERROR;
     }
@@ -535,7 +540,7 @@ gfpoolCreateVol(virStoragePoolObj *pool, virStorageVolDef *vol)
 
 /* The core's creation parameters for a libvirt volume definition. */
 static int
-gfpoolCreateParamsFromDef(virStorageVolDef *vol, unsigned int flags,
+gfpoolCreateParamsFromDef(const GfpoolSource *src, virStorageVolDef *vol, unsigned int flags,
                           GfpoolVolCreateParams *p)
 {
     p->name = vol->name;
@@ -548,12 +553,27 @@ gfpoolCreateParamsFromDef(virStorageVolDef *vol, unsigned int flags,
              vol->target.allocation >= vol->target.capacity)
         /* libvirt's own raw volumes: allocation == capacity means allocated. */
         p->prealloc = GFPOOL_PREALLOC_FALLOC;
+    if (vol->target.clusterSize) {
+        if (vol->target.clusterSize > G_MAXUINT32) {
+            virReportError(VIR_ERR_CONFIG_UNSUPPORTED,
+                           _("volume '%s': cluster size %llu is too large"),
+                           vol->name, vol->target.clusterSize);
+            return -1;
+        }
+        p->cluster_size = vol->target.clusterSize;
+    }
     if (vol->target.backingStore && vol->target.backingStore->path) {
         const char *b = vol->target.backingStore->path;
-        /* Accept the backing volume's name, or its key/path in this pool
-         * (what vol-create-as --backing-vol resolves a name to). */
-        const char *slash = strrchr(b, '/');
-        p->backing = slash && (g_str_has_prefix(b, "gluster") || b[0] == '/') ? slash + 1 : b;
+        /* The backing volume's name, or its key in this pool (what
+         * vol-create-as --backing-vol turns a name into). Anything else is
+         * outside the pool: never taken for a pool volume of the same
+         * base name. */
+        if (!(p->backing = gfpool_uri_pool_volume_name(src, b))) {
+            virReportError(VIR_ERR_INVALID_ARG,
+                           _("backing store '%s' of volume '%s' is not a volume of this gluster pool"),
+                           b, vol->name);
+            return -1;
+        }
         switch (vol->target.backingStore->format) {
         case VIR_STORAGE_FILE_QCOW2:
             p->backing_format = GFPOOL_FORMAT_QCOW2;
@@ -596,9 +616,9 @@ gfpoolBuildVol(virStoragePoolObj *pool, virStorageVolDef *vol, unsigned int flag
 
     virCheckFlags(VIR_STORAGE_VOL_CREATE_PREALLOC_METADATA, -1);
 
-    if (gfpoolCreateParamsFromDef(vol, flags, &params) < 0)
-        return -1;
     if (!(state = gfpoolPoolStateGet(pool)))
+        return -1;
+    if (gfpoolCreateParamsFromDef(gfpool_conn_source(state->conn), vol, flags, &params) < 0)
         return -1;
     /* On failure the core has removed whatever it wrote, as libvirt wants
      * from buildVol. */

@@ -66,7 +66,7 @@ typedef struct {
 static int
 exit_code_for(const GError *err)
 {
-    if (err->domain == GFPOOL_CONF_ERROR)
+    if (err->domain == GFPOOL_CONF_ERROR || err->domain == G_FILE_ERROR)
         return EXIT_USAGE;
     if (err->domain == GFPOOL_IMAGE_ERROR)
         return err->code == GFPOOL_IMAGE_ERROR_INVALID ? EXIT_USAGE : EXIT_FAILED;
@@ -291,6 +291,15 @@ parse_verb_args(const Verb *verb, const GOptionEntry *own, gboolean needs_pool,
         *rc = usage_error("%s: %s (see 'gfpool %s --help')", verb->name, err->message, verb->name);
         return FALSE;
     }
+    /* GLib keeps "--" when what follows looks like an option; it only
+     * ends the options, so a volume may be called "-x.img". */
+    for (int i = 1; i < *argc; i++) {
+        if (g_str_equal((*argv)[i], "--")) {
+            memmove(&(*argv)[i], &(*argv)[i + 1], (*argc - i) * sizeof(char *));
+            (*argc)--;
+            break;
+        }
+    }
     return TRUE;
 }
 
@@ -304,7 +313,18 @@ format_name(GfpoolFormat f)
 static char *
 human_size(guint64 v)
 {
-    return g_format_size_full(v, G_FORMAT_SIZE_IEC_UNITS);
+    /* virsh's style, in ASCII whatever the locale: scripts split on spaces. */
+    static const char *units[] = { "B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB" };
+    double d = (double)v;
+    guint i = 0;
+
+    while (d >= 1024.0 && i + 1 < G_N_ELEMENTS(units)) {
+        d /= 1024.0;
+        i++;
+    }
+    if (i == 0)
+        return g_strdup_printf("%" G_GUINT64_FORMAT " B", v);
+    return g_strdup_printf("%.2f %s", d, units[i]);
 }
 
 static GfpoolVolDef *
@@ -668,6 +688,7 @@ cmd_vol_create(int argc, char **argv)
     g_autoptr(GError) err = NULL;
     g_autoptr(GfpoolVolDef) def = NULL;
     g_autofree char *xml = NULL;
+    g_autofree char *backing_name = NULL;
     gsize len;
     int rc = EXIT_OK;
 
@@ -693,8 +714,12 @@ cmd_vol_create(int argc, char **argv)
         p.prealloc = GFPOOL_PREALLOC_FALLOC;
     p.cluster_size = def->cluster_size;
     if (def->backing_path) {
-        const char *slash = strrchr(def->backing_path, '/');
-        p.backing = slash ? slash + 1 : def->backing_path;
+        g_autoptr(GfpoolSource) src = pool_source(&err);
+        if (!src)
+            return fail(err);
+        if (!(p.backing = backing_name = gfpool_uri_pool_volume_name(src, def->backing_path)))
+            return usage_error("backing store '%s' of volume '%s' is not a volume of this pool",
+                               def->backing_path, def->name);
         if (def->backing_format) {
             int f = gfpool_format_from_string(def->backing_format);
             if (f <= GFPOOL_FORMAT_NONE)

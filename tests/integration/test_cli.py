@@ -104,9 +104,9 @@ def test_cli_lifecycle(cpool, tmp_path, how):
     assert out[0].split() == ['Name', 'Type', 'Format', 'Capacity', 'Allocation']
     assert set(out[1]) == {'-'}
     table = {l.split()[0]: l.split() for l in out[2:]}
-    assert table['a.qcow2'][1:5] == ['network', 'qcow2', '10.0', 'GiB'], table
-    assert table['b.img'][1:5] == ['network', 'raw', '1.0', 'MiB'], table
-    assert table['c.qcow2'][1:5] == ['network', 'qcow2', '1.0', 'MiB'], table
+    assert table['a.qcow2'][1:5] == ['network', 'qcow2', '10.00', 'GiB'], table
+    assert table['b.img'][1:5] == ['network', 'raw', '1.00', 'MiB'], table
+    assert table['c.qcow2'][1:5] == ['network', 'qcow2', '1.00', 'MiB'], table
 
     info = run('vol-info', 'c.qcow2', check=0).stdout
     assert re.search(r'^Format:\s+qcow2$', info, re.M), info
@@ -137,7 +137,7 @@ def test_cli_lifecycle(cpool, tmp_path, how):
 
 
 def test_cli_output_is_ascii_in_c_locale(cpool):
-    """Under LC_ALL=C sizes are '1.0 MiB' with a plain space, as virsh
+    """Under LC_ALL=C sizes are '1.00 MiB' with a plain space, as virsh
     prints them (g_format_size puts U+00A0 there): scripts split on ' '."""
     cpool.cli('vol-create-as', 'asc.img', '1M', check=0)
     for args in (('vol-list', '--details'), ('vol-info', 'asc.img'),
@@ -145,7 +145,7 @@ def test_cli_output_is_ascii_in_c_locale(cpool):
         out = cpool.cli(*args, check=0).stdout
         assert out.isascii(), '%s: %r' % (args[0], [l for l in out.splitlines()
                                                      if not l.isascii()])
-    assert '1.0 MiB' in cpool.cli('vol-info', 'asc.img', check=0).stdout
+    assert '1.00 MiB' in cpool.cli('vol-info', 'asc.img', check=0).stdout
 
 
 def test_cli_vol_path_uri(cpool):

@@ -1066,21 +1066,22 @@ typedef struct {
     guint64 reftable_clusters;
     guint64 refblocks;
     guint64 l1_clusters;
-    guint64 l2_tables;          /* prealloc only */
-    guint64 data_clusters;      /* prealloc only */
+    guint64 l2_tables;          /* prealloc or allocated ranges */
+    guint64 data_clusters;      /* prealloc or allocated ranges */
     guint64 total_clusters;
     /* cluster indexes of each area, in file order */
     guint64 reftable_start, refblock_start, l1_start, l2_start, data_start;
 } Qcow2Layout;
 
 /*
- * Cluster 0 header, refcount table, refcount blocks, L1, then (prealloc)
- * L2 tables and data. The refcount structures must count themselves, so
- * grow them until they cover every cluster including their own.
+ * Cluster 0 header, refcount table, refcount blocks, L1, then the L2 tables
+ * and data clusters asked for (all of them with prealloc). The refcount
+ * structures must count themselves, so grow them until they cover every
+ * cluster including their own.
  */
 static gboolean
 qcow2_layout(Qcow2Layout *l, guint64 capacity, guint64 cluster_size,
-             bool prealloc, GError **error)
+             guint64 l2_tables, guint64 data_clusters, GError **error)
 {
     guint64 per_l2 = cluster_size / 8;
     guint64 per_refblock = cluster_size / 2;  /* refcount_order 4 */
@@ -1089,8 +1090,8 @@ qcow2_layout(Qcow2Layout *l, guint64 capacity, guint64 cluster_size,
     l->capacity = capacity;
     l->l1_size = div_round_up(capacity, cluster_size * per_l2);
     l->l1_clusters = div_round_up(l->l1_size * 8, cluster_size);
-    l->l2_tables = prealloc ? l->l1_size : 0;
-    l->data_clusters = prealloc ? div_round_up(capacity, cluster_size) : 0;
+    l->l2_tables = l2_tables;
+    l->data_clusters = data_clusters;
     l->reftable_clusters = 1;
     l->refblocks = 0;
 
@@ -1112,11 +1113,12 @@ qcow2_layout(Qcow2Layout *l, guint64 capacity, guint64 cluster_size,
     if (l->reftable_clusters * cluster_size > QCOW2_MAX_REFTABLE_BYTES ||
         l->total_clusters > QCOW2_MAX_FILE_SIZE / cluster_size) {
         g_set_error(error, GFPOOL_IMAGE_ERROR, GFPOOL_IMAGE_ERROR_INVALID,
-                    "capacity %" G_GUINT64_FORMAT " with metadata "
-                    "preallocation is invalid: its %" G_GUINT64_FORMAT
-                    " clusters of %" G_GUINT64_FORMAT " bytes need a refcount "
-                    "table over QEMU's 8 MiB limit or offsets past 2^56; use "
-                    "a larger cluster size", capacity, l->total_clusters,
+                    "capacity %" G_GUINT64_FORMAT " with %" G_GUINT64_FORMAT
+                    " allocated data clusters is invalid: its %"
+                    G_GUINT64_FORMAT " clusters of %" G_GUINT64_FORMAT
+                    " bytes need a refcount table over QEMU's 8 MiB limit or "
+                    "offsets past 2^56; use a larger cluster size",
+                    capacity, data_clusters, l->total_clusters,
                     cluster_size);
         return FALSE;
     }
@@ -1241,24 +1243,217 @@ qcow2_header(const GfpoolQcow2Params *params, const Qcow2Layout *l,
     return TRUE;
 }
 
+/*
+ * The clusters of the allocate ranges, merged: ranges may share a cluster
+ * at their ends once widened to whole clusters, so each call yields the
+ * next span [*c0, *c1) of clusters not yielded before, in guest order.
+ */
+typedef struct {
+    const GfpoolRange *r;
+    gsize n, i;
+    unsigned bits;              /* cluster_bits */
+    guint64 next;               /* first cluster not yet yielded */
+} SpanIter;
+
+static gboolean
+span_next(SpanIter *it, guint64 *c0, guint64 *c1)
+{
+    while (it->i < it->n) {
+        const GfpoolRange *r = &it->r[it->i++];
+        /* validated: offset + length <= capacity <= 2^61 */
+        guint64 a = r->offset >> it->bits;
+        guint64 b = (r->offset + r->length + (G_GUINT64_CONSTANT(1) << it->bits)
+                     - 1) >> it->bits;
+
+        a = MAX(a, it->next);
+        if (b <= a)
+            continue;
+        *c0 = a;
+        *c1 = b;
+        it->next = b;
+        return TRUE;
+    }
+    return FALSE;
+}
+
+/*
+ * Check the allocate ranges against the (rounded) capacity and count the
+ * data clusters and L2 tables they need.
+ */
+static gboolean
+qcow2_plan_ranges(const GfpoolQcow2Params *params, guint64 capacity,
+                  unsigned bits, guint64 *n_data, guint64 *n_l2,
+                  GError **error)
+{
+    SpanIter it = { params->allocate, params->n_allocate, 0, bits, 0 };
+    unsigned l2_bits = bits - 3;
+    guint64 c0, c1, next_table = 0;
+
+    if (params->n_allocate && !params->allocate) {
+        g_set_error(error, GFPOOL_IMAGE_ERROR, GFPOOL_IMAGE_ERROR_INVALID,
+                    "%" G_GSIZE_FORMAT " allocate ranges are invalid without "
+                    "an array", params->n_allocate);
+        return FALSE;
+    }
+    for (gsize i = 0; i < params->n_allocate; i++) {
+        const GfpoolRange *r = &params->allocate[i];
+
+        if (r->length == 0 || r->offset > capacity ||
+            r->length > capacity - r->offset) {
+            g_set_error(error, GFPOOL_IMAGE_ERROR, GFPOOL_IMAGE_ERROR_INVALID,
+                        "allocate range %" G_GSIZE_FORMAT " (offset %"
+                        G_GUINT64_FORMAT ", length %" G_GUINT64_FORMAT
+                        ") is invalid: must be non-empty and end within the "
+                        "capacity %" G_GUINT64_FORMAT,
+                        i, r->offset, r->length, capacity);
+            return FALSE;
+        }
+        if (i > 0 && r->offset < params->allocate[i - 1].offset +
+                                     params->allocate[i - 1].length) {
+            g_set_error(error, GFPOOL_IMAGE_ERROR, GFPOOL_IMAGE_ERROR_INVALID,
+                        "allocate range %" G_GSIZE_FORMAT " (offset %"
+                        G_GUINT64_FORMAT ") is invalid: ranges must be sorted "
+                        "and must not overlap", i, r->offset);
+            return FALSE;
+        }
+    }
+
+    *n_data = *n_l2 = 0;
+    while (span_next(&it, &c0, &c1)) {
+        guint64 t0 = MAX(c0 >> l2_bits, next_table);
+        guint64 t1 = ((c1 - 1) >> l2_bits) + 1;
+
+        *n_data += c1 - c0;
+        if (t1 > t0)
+            *n_l2 += t1 - t0;
+        next_table = MAX(next_table, t1);
+    }
+    return TRUE;
+}
+
+/*
+ * Where each allocate range's first byte lives: data clusters are laid out
+ * in guest order from data_start, so a range's clusters are one host run.
+ */
+static void
+qcow2_range_runs(const GfpoolQcow2Params *params, const Qcow2Layout *l,
+                 unsigned bits, GfpoolExtent *runs)
+{
+    guint64 cs = l->cluster_size, rank = 0, end = 0;
+
+    for (gsize i = 0; i < params->n_allocate; i++) {
+        const GfpoolRange *r = &params->allocate[i];
+        guint64 a = r->offset >> bits;
+        guint64 b = (r->offset + r->length + cs - 1) >> bits;
+        /* sorted and disjoint: a shares at most the previous last cluster */
+        guint64 first = a < end ? rank - (end - a) : rank;
+        guint64 host;
+
+        if (params->prealloc_metadata)
+            host = l->data_start * cs + r->offset;
+        else
+            host = (l->data_start + first) * cs + (r->offset & (cs - 1));
+        rank += b > MAX(a, end) ? b - MAX(a, end) : 0;
+        end = MAX(end, b);
+        runs[i] = (GfpoolExtent) { .guest_off = r->offset,
+                                   .len = r->length,
+                                   .kind = GFPOOL_EXTENT_DATA,
+                                   .host_off = host };
+    }
+}
+
+/*
+ * L1 and L2 entries for the allocate ranges. The file is new and sparse, so
+ * only non-zero entries are written: L1 in runs of consecutive tables, each
+ * touched L2 table whole, from one cluster-sized buffer.
+ */
+static gboolean
+qcow2_write_ranges(const GfpoolQcow2Params *params, const Qcow2Layout *l,
+                   unsigned bits, GfpoolWriteFunc write_fn, void *opaque,
+                   GError **error)
+{
+    guint64 cs = l->cluster_size, per_l2 = cs / 8;
+    SpanIter it = { params->allocate, params->n_allocate, 0, bits, 0 };
+    g_autofree guint8 *l2 = NULL;
+    guint64 c0, c1, cur = G_MAXUINT64, next_l2 = 0, next_data = 0;
+    guint64 run_start = 0, run_len = 0, run_base = 0;
+
+    if (params->n_allocate == 0)
+        return TRUE;
+    l2 = g_malloc0(cs);
+
+    while (span_next(&it, &c0, &c1)) {
+        for (guint64 c = c0; c < c1;) {
+            guint64 t = c / per_l2;
+            guint64 stop = MIN(c1, (t + 1) * per_l2);
+
+            if (t != cur) {
+                /* flush the previous table, start this one */
+                if (cur != G_MAXUINT64 &&
+                    !write_fn(opaque, (l->l2_start + next_l2 - 1) * cs, l2, cs,
+                              error))
+                    return FALSE;
+                memset(l2, 0, cs);
+                /* extend the L1 run, or write it and start a new one */
+                if (run_len && t != run_start + run_len) {
+                    if (!write_entries(write_fn, opaque,
+                                       l->l1_start * cs + run_start * 8,
+                                       run_len, run_base, cs,
+                                       QCOW2_OFLAG_COPIED, error))
+                        return FALSE;
+                    run_len = 0;
+                }
+                if (!run_len) {
+                    run_start = t;
+                    run_base = (l->l2_start + next_l2) * cs;
+                }
+                run_len++;
+                next_l2++;
+                cur = t;
+            }
+            for (; c < stop; c++)
+                wr_be64(l2 + (c - t * per_l2) * 8,
+                        ((l->data_start + next_data++) * cs) |
+                        QCOW2_OFLAG_COPIED);
+        }
+    }
+    if (cur != G_MAXUINT64 &&
+        !write_fn(opaque, (l->l2_start + next_l2 - 1) * cs, l2, cs, error))
+        return FALSE;
+    if (run_len &&
+        !write_entries(write_fn, opaque, l->l1_start * cs + run_start * 8,
+                       run_len, run_base, cs, QCOW2_OFLAG_COPIED, error))
+        return FALSE;
+    return TRUE;
+}
+
 gboolean
-gfpool_qcow2_create(const GfpoolQcow2Params *params,
-                    GfpoolWriteFunc write_fn, void *opaque,
-                    guint64 *file_size, GError **error)
+gfpool_qcow2_create_allocated(const GfpoolQcow2Params *params,
+                              GfpoolWriteFunc write_fn, void *opaque,
+                              GfpoolExtent *runs, guint64 *file_size,
+                              GError **error)
 {
     guint32 cluster_size = params->cluster_size ? params->cluster_size : 65536;
     g_autofree guint8 *header = NULL;
     Qcow2Layout l = { 0 };
-    guint64 cs;
+    guint64 cs, capacity, n_data = 0, n_l2 = 0;
+    unsigned bits;
 
     if (!qcow2_validate(params, cluster_size, error))
         return FALSE;
     cs = cluster_size;
-
+    bits = g_bit_nth_lsf(cs, -1);
     /* QEMU rounds the size up to whole sectors; the max is sector aligned,
      * so this cannot pass it. */
-    if (!qcow2_layout(&l, (params->capacity + 511) & ~G_GUINT64_CONSTANT(511),
-                      cs, params->prealloc_metadata, error))
+    capacity = (params->capacity + 511) & ~G_GUINT64_CONSTANT(511);
+
+    if (!qcow2_plan_ranges(params, capacity, bits, &n_data, &n_l2, error))
+        return FALSE;
+    if (params->prealloc_metadata) {
+        n_l2 = div_round_up(capacity, cs * (cs / 8));
+        n_data = div_round_up(capacity, cs);
+    }
+    if (!qcow2_layout(&l, capacity, cs, n_l2, n_data, error))
         return FALSE;
 
     header = g_malloc0(cs);
@@ -1274,15 +1469,30 @@ gfpool_qcow2_create(const GfpoolQcow2Params *params,
         return FALSE;
 
     /* Refcount 1 means the COPIED flag must be set, or qemu-img check
-     * reports every entry. Without prealloc L1 stays zero: the caller's
-     * truncate provides it. */
-    if (params->prealloc_metadata &&
-        (!write_entries(write_fn, opaque, l.l1_start * cs, l.l1_size,
-                        l.l2_start * cs, cs, QCOW2_OFLAG_COPIED, error) ||
-         !write_entries(write_fn, opaque, l.l2_start * cs, l.data_clusters,
-                        l.data_start * cs, cs, QCOW2_OFLAG_COPIED, error)))
+     * reports every entry. Without prealloc or ranges L1 stays zero: the
+     * caller's truncate provides it. */
+    if (params->prealloc_metadata) {
+        if (!write_entries(write_fn, opaque, l.l1_start * cs, l.l1_size,
+                           l.l2_start * cs, cs, QCOW2_OFLAG_COPIED, error) ||
+            !write_entries(write_fn, opaque, l.l2_start * cs, l.data_clusters,
+                           l.data_start * cs, cs, QCOW2_OFLAG_COPIED, error))
+            return FALSE;
+    } else if (!qcow2_write_ranges(params, &l, bits, write_fn, opaque,
+                                   error)) {
         return FALSE;
+    }
 
+    if (runs)
+        qcow2_range_runs(params, &l, bits, runs);
     *file_size = l.total_clusters * cs;
     return TRUE;
+}
+
+gboolean
+gfpool_qcow2_create(const GfpoolQcow2Params *params,
+                    GfpoolWriteFunc write_fn, void *opaque,
+                    guint64 *file_size, GError **error)
+{
+    return gfpool_qcow2_create_allocated(params, write_fn, opaque, NULL,
+                                         file_size, error);
 }

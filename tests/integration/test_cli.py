@@ -110,7 +110,7 @@ def test_cli_lifecycle(cpool, tmp_path, how):
 
     info = run('vol-info', 'c.qcow2', check=0).stdout
     assert re.search(r'^Format:\s+qcow2$', info, re.M), info
-    assert re.search(r'^Capacity:\s+1\.0\s+MiB$', info, re.M), info
+    assert re.search(r'^Capacity:\s+1\.00\s+MiB$', info, re.M), info
     assert re.search(r'^Backing:\s+b\.img \(raw\)$', info, re.M), info
 
     x = run('vol-dumpxml', 'c.qcow2', check=0).stdout

@@ -12,6 +12,7 @@ G_DEFINE_QUARK(gfpool-error-quark, gfpool_error)
 struct _GfpoolConn {
     glfs_t *fs;
     GfpoolSource *src;
+    gboolean server_copy_safe;
 };
 
 /* One connect attempt, shared by the caller and the worker thread: whoever
@@ -248,6 +249,46 @@ connect_timeout_ms(guint timeout_ms)
 }
 
 
+/*
+ * glfs_copy_file_range in glusterfs 10.3 is only safe on a volume of one
+ * brick: on replica 3 it wrote the data to one brick and left the other two
+ * empty, with no pending-heal marks (seen on the test bed: the copy "succeeds",
+ * the next truncate or fsync through the replicas loses the data), and
+ * cluster/disperse and features/shard do not implement it either (GlusterFS
+ * issue #4045 lists more xlators that don't). So: allowed only when the
+ * client graph has exactly one protocol/client and none of those.
+ */
+static gboolean
+volfile_allows_server_copy(glfs_t *fs)
+{
+    g_autofree char *buf = NULL;
+    ssize_t need, n;
+    guint clients = 0;
+
+    /* Ask for the size first: glfs_get_volfile copies as many bytes as the
+     * caller's buffer holds, past the end of its own copy when the buffer
+     * is larger (api/src/glfs.c in 10.3: memcpy(buf, oldvolfile, len)). */
+    need = -glfs_get_volfile(fs, NULL, 0);
+    if (need <= 0 || need > 16 * 1024 * 1024)
+        return FALSE;
+    buf = g_malloc0((gsize)need + 1);
+    if ((n = glfs_get_volfile(fs, buf, (size_t)need)) != need)
+        return FALSE;
+    for (const char *p = buf; (p = strstr(p, "type protocol/client")); p++)
+        clients++;
+    return clients == 1 &&
+        !strstr(buf, "cluster/replicate") && !strstr(buf, "cluster/disperse") &&
+        !strstr(buf, "features/shard");
+}
+
+
+gboolean
+gfpool_conn_server_copy_safe(GfpoolConn *conn)
+{
+    return conn->server_copy_safe;
+}
+
+
 GfpoolConn *
 gfpool_conn_open(const GfpoolSource *src, guint timeout_ms, GError **error)
 {
@@ -321,6 +362,7 @@ gfpool_conn_open_flags(const GfpoolSource *src, guint timeout_ms,
     conn->fs = g_steal_pointer(&job->fs);
     conn->src = gfpool_source_copy(src);
     connect_job_unref(job);
+    conn->server_copy_safe = volfile_allows_server_copy(conn->fs);
 
     if (flags & GFPOOL_CONN_OPEN_NO_DIR)
         return conn;
@@ -386,4 +428,52 @@ gfpool_conn_path(GfpoolConn *conn, const char *name)
     if (g_str_equal(dir, "/"))
         return g_strconcat("/", name, NULL);
     return g_strconcat(dir, "/", name, NULL);
+}
+
+
+gssize
+gfpool_glfs_fd_read(void *fd, guint64 off, void *buf, gsize len, GError **error)
+{
+    ssize_t n;
+
+    if (off > G_MAXINT64) {
+        g_set_error(error, GFPOOL_ERROR, GFPOOL_ERROR_INVALID,
+                    "read offset %" G_GUINT64_FORMAT " out of range", off);
+        return -1;
+    }
+    do {
+        n = glfs_pread(fd, buf, len, (off_t)off, 0, NULL);
+    } while (n < 0 && errno == EINTR);
+    if (n < 0) {
+        int err = errno;
+        g_set_error(error, GFPOOL_ERROR, gfpool_error_from_errno(err),
+                    "read of %" G_GSIZE_FORMAT " bytes at %" G_GUINT64_FORMAT " failed: %s",
+                    len, off, g_strerror(err));
+        return -1;
+    }
+    return n;
+}
+
+
+gboolean
+gfpool_glfs_fd_write(void *fd, guint64 off, const void *buf, gsize len, GError **error)
+{
+    const char *p = buf;
+
+    while (len > 0) {
+        ssize_t n = glfs_pwrite(fd, p, len, (off_t)off, 0, NULL, NULL);
+        if (n < 0) {
+            int err = errno;
+            if (err == EINTR)
+                continue;
+            g_set_error(error, GFPOOL_ERROR, gfpool_error_from_errno(err),
+                        "write of %" G_GSIZE_FORMAT " bytes at offset %" G_GUINT64_FORMAT
+                        " failed: %s", len, off, g_strerror(err));
+            return FALSE;
+        }
+        p += n;
+        off += (guint64)n;
+        len -= (gsize)n;
+    }
+    return TRUE;
 }

@@ -66,6 +66,10 @@ void gfpool_conn_abandon(GfpoolConn *conn);
 glfs_t *gfpool_conn_glfs(GfpoolConn *conn);
 const GfpoolSource *gfpool_conn_source(GfpoolConn *conn);
 
+/* Whether glfs_copy_file_range can be trusted on this volume (see
+ * gfpool_conn.c: only single-brick volumes with glusterfs 10.3). */
+gboolean gfpool_conn_server_copy_safe(GfpoolConn *conn);
+
 /* Path of name inside the pool dir, as gfapi wants it ("/dir/name"). */
 char *gfpool_conn_path(GfpoolConn *conn, const char *name);
 
@@ -76,3 +80,9 @@ gboolean gfpool_conn_drain(guint timeout_ms);
 /* Set *error from errno with "what 'object' on volume 'vol': strerror". */
 void gfpool_set_error_errno(GError **error, int err, GfpoolConn *conn,
                             const char *what, const char *object);
+
+/* GfpoolReadFunc / GfpoolWriteFunc (gfpool_image.h) over a glfs_fd_t*
+ * passed as the opaque pointer. */
+gssize gfpool_glfs_fd_read(void *fd, guint64 off, void *buf, gsize len, GError **error);
+gboolean gfpool_glfs_fd_write(void *fd, guint64 off, const void *buf, gsize len,
+                              GError **error);

@@ -664,34 +664,6 @@ gfpool_create_format_parse(const char *s, GfpoolFormat *format, GError **error)
     return TRUE;
 }
 
-typedef struct {
-    glfs_fd_t *fd;
-} FdWriter;
-
-static gboolean
-fd_write(void *opaque, guint64 off, const void *buf, gsize len, GError **error)
-{
-    FdWriter *w = opaque;
-    const char *p = buf;
-
-    while (len > 0) {
-        ssize_t n = glfs_pwrite(w->fd, p, len, (off_t)off, 0, NULL, NULL);
-        if (n < 0) {
-            int err = errno;
-            if (err == EINTR)
-                continue;
-            g_set_error(error, GFPOOL_ERROR, gfpool_error_from_errno(err),
-                        "write of %" G_GSIZE_FORMAT " bytes at offset %" G_GUINT64_FORMAT
-                        " failed: %s", len, off, g_strerror(err));
-            return FALSE;
-        }
-        p += n;
-        off += (guint64)n;
-        len -= (gsize)n;
-    }
-    return TRUE;
-}
-
 GPtrArray *
 gfpool_vol_backing_chain(GfpoolConn *conn, const char *name, GfpoolProbeCache *cache,
                          GError **error)
@@ -790,7 +762,6 @@ write_zeros(glfs_fd_t *fd, guint64 len, GError **error)
 {
     const gsize chunk = 1024 * 1024;
     g_autofree char *zeros = NULL;
-    FdWriter w = { fd };
     guint64 off = 0;
 
     if (glfs_zerofill(fd, 0, (off_t)len) == 0)
@@ -798,7 +769,7 @@ write_zeros(glfs_fd_t *fd, guint64 len, GError **error)
     zeros = g_malloc0(chunk);
     while (off < len) {
         gsize n = (gsize)MIN((guint64)chunk, len - off);
-        if (!fd_write(&w, off, zeros, n, error))
+        if (!gfpool_glfs_fd_write(fd, off, zeros, n, error))
             return FALSE;
         off += n;
     }
@@ -809,7 +780,6 @@ static gboolean
 create_write_image(GfpoolConn *conn, glfs_fd_t *fd, const GfpoolVolCreateParams *p,
                    guint64 capacity, GfpoolFormat backing_format, GError **error)
 {
-    FdWriter w = { fd };
     guint64 file_size = capacity;
 
     /* Find out now, not after minutes of preallocation, that the bricks'
@@ -832,7 +802,7 @@ create_write_image(GfpoolConn *conn, glfs_fd_t *fd, const GfpoolVolCreateParams 
             .backing_format = backing_format,
             .prealloc_metadata = p->prealloc == GFPOOL_PREALLOC_METADATA,
         };
-        if (!gfpool_qcow2_create(&q, fd_write, &w, &file_size, error))
+        if (!gfpool_qcow2_create(&q, gfpool_glfs_fd_write, fd, &file_size, error))
             return FALSE;
     } else if (p->prealloc == GFPOOL_PREALLOC_FALLOC) {
         if (glfs_fallocate(fd, 0, 0, (off_t)capacity) < 0) {

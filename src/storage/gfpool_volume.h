@@ -144,3 +144,54 @@ typedef gboolean (*GfpoolFillFunc)(GfpoolConn *conn, glfs_fd_t *fd, void *opaque
  */
 gboolean gfpool_vol_publish_new(GfpoolConn *conn, const GfpoolNewVolume *nv,
                                 GfpoolFillFunc fill, void *opaque, GError **error);
+
+/* ---- verbs that move data (gfpool_data.c) ---- */
+
+typedef enum {
+    GFPOOL_RESIZE_ALLOCATE = 1 << 0,    /* raw: allocate the new space */
+    GFPOOL_RESIZE_SHRINK = 1 << 1,      /* allow a smaller capacity (raw only) */
+} GfpoolResizeFlags;
+
+/* vol-resize to an absolute capacity (virsh's --delta is resolved by the
+ * caller). qcow2 grows in place (header, L1 moved when it must grow). */
+gboolean gfpool_vol_resize(GfpoolConn *conn, const char *name, guint64 capacity,
+                           unsigned int flags, GError **error);
+
+typedef enum {
+    GFPOOL_WIPE_ZERO,           /* zeros over every byte */
+    GFPOOL_WIPE_TRIM,           /* discard: the bricks free the space */
+} GfpoolWipeAlgorithm;
+
+/* vol-wipe. A qcow2 volume ends as a valid empty qcow2 of the same
+ * capacity, cluster size and backing file. */
+gboolean gfpool_vol_wipe(GfpoolConn *conn, const char *name, GfpoolWipeAlgorithm alg,
+                         GError **error);
+
+/*
+ * vol-clone / vol-create-from: a new volume (params: name, format, capacity
+ * >= the source's or 0 for the same, perms) from an existing one of the
+ * pool. Data moves server-side with glfs_copy_file_range where gfapi can,
+ * holes stay holes. raw<->qcow2 conversions included.
+ */
+gboolean gfpool_vol_clone(GfpoolConn *conn, const char *source,
+                          const GfpoolVolCreateParams *params, GError **error);
+
+/* vol-download: bytes [offset, offset+length) of the volume (length 0 = to
+ * the end) written to fd. With sparse and a seekable fd, holes are skipped
+ * with lseek instead of written. */
+gboolean gfpool_vol_download(GfpoolConn *conn, const char *name, guint64 offset,
+                             guint64 length, int fd, gboolean sparse, GError **error);
+
+/* vol-upload: bytes read from fd until EOF (or length, 0 = no limit)
+ * written into the volume from offset. With sparse and a seekable fd, holes
+ * of the fd become holes of the volume. */
+gboolean gfpool_vol_upload(GfpoolConn *conn, const char *name, guint64 offset,
+                           guint64 length, int fd, gboolean sparse, GError **error);
+
+/*
+ * find-storage-pool-sources: the gluster volumes the glusterd of one of
+ * hosts serves, asking each host in turn (`gluster --remote-host`, with a
+ * deadline of timeout_s seconds each) until one answers. GPtrArray of
+ * GfpoolSource*.
+ */
+GPtrArray *gfpool_find_pool_sources(const GPtrArray *hosts, guint timeout_s, GError **error);

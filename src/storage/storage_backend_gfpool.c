@@ -20,9 +20,12 @@
 #include "virerror.h"
 #include "virlog.h"
 #include "viruuid.h"
+#include "virfdstream.h"
+#include "virthread.h"
 
 #include "gfpool_pool_xml.h"
 #include "gfpool_uri.h"
+#include "gfpool_volinfo_xml.h"
 #include "gfpool_volume.h"
 
 #define VIR_FROM_THIS VIR_FROM_STORAGE
@@ -649,6 +652,236 @@ gfpoolDeleteVol(virStoragePoolObj *pool, virStorageVolDef *vol, unsigned int fla
 }
 
 
+static int
+gfpoolBuildVolFrom(virStoragePoolObj *pool, virStorageVolDef *vol,
+                   virStorageVolDef *inputvol, unsigned int flags)
+{
+    GfpoolVolCreateParams params = GFPOOL_VOL_CREATE_PARAMS_INIT;
+    g_autoptr(GError) err = NULL;
+    g_autoptr(GfpoolPoolState) state = NULL;
+
+    virCheckFlags(VIR_STORAGE_VOL_CREATE_PREALLOC_METADATA |
+                  VIR_STORAGE_VOL_CREATE_REFLINK, -1);
+
+    if (!(state = gfpoolPoolStateGet(pool)))
+        return -1;
+    /* A clone copies its source: a backing store in the new XML has no
+     * meaning here (libvirt's own backends ignore it too). */
+    g_clear_pointer(&vol->target.backingStore, virObjectUnref);
+    if (gfpoolCreateParamsFromDef(gfpool_conn_source(state->conn), vol, 0, &params) < 0)
+        return -1;
+    if (!gfpool_vol_clone(state->conn, inputvol->name, &params, &err)) {
+        gfpoolReportGError(err);
+        return -1;
+    }
+    return 0;
+}
+
+
+static int
+gfpoolResizeVol(virStoragePoolObj *pool, virStorageVolDef *vol,
+                unsigned long long capacity, unsigned int flags)
+{
+    g_autoptr(GError) err = NULL;
+    g_autoptr(GfpoolPoolState) state = NULL;
+    unsigned int core = 0;
+
+    /* libvirt resolved --delta into an absolute capacity already. */
+    virCheckFlags(VIR_STORAGE_VOL_RESIZE_ALLOCATE |
+                  VIR_STORAGE_VOL_RESIZE_SHRINK, -1);
+
+    if (flags & VIR_STORAGE_VOL_RESIZE_ALLOCATE)
+        core |= GFPOOL_RESIZE_ALLOCATE;
+    if (flags & VIR_STORAGE_VOL_RESIZE_SHRINK)
+        core |= GFPOOL_RESIZE_SHRINK;
+    if (!(state = gfpoolPoolStateGet(pool)))
+        return -1;
+    if (!gfpool_vol_resize(state->conn, vol->name, capacity, core, &err)) {
+        gfpoolReportGError(err);
+        return -1;
+    }
+    return 0;
+}
+
+
+static int
+gfpoolWipeVol(virStoragePoolObj *pool, virStorageVolDef *vol,
+              unsigned int algorithm, unsigned int flags)
+{
+    g_autoptr(GError) err = NULL;
+    g_autoptr(GfpoolPoolState) state = NULL;
+    GfpoolWipeAlgorithm alg;
+
+    virCheckFlags(0, -1);
+
+    switch (algorithm) {
+    case VIR_STORAGE_VOL_WIPE_ALG_ZERO:
+        alg = GFPOOL_WIPE_ZERO;
+        break;
+    case VIR_STORAGE_VOL_WIPE_ALG_TRIM:
+        alg = GFPOOL_WIPE_TRIM;
+        break;
+    default:
+        /* The multi-pass patterns are about magnetic media under a local
+         * disk; on a replicated network file they buy nothing. */
+        virReportError(VIR_ERR_OPERATION_UNSUPPORTED,
+                       _("wipe algorithm %u is not supported for gluster volumes: "
+                         "use 'zero' or 'trim'"), algorithm);
+        return -1;
+    }
+    if (!(state = gfpoolPoolStateGet(pool)))
+        return -1;
+    if (!gfpool_vol_wipe(state->conn, vol->name, alg, &err)) {
+        gfpoolReportGError(err);
+        return -1;
+    }
+    return 0;
+}
+
+
+/*
+ * vol-upload / vol-download: libvirt's fd stream moves the bytes between
+ * the client and one end of a pipe; a pump thread moves them between the
+ * other end and gfapi. Nothing touches a local file.
+ */
+typedef struct {
+    GfpoolPoolState *state;     /* a reference */
+    virStreamPtr stream;        /* a reference */
+    char *name;
+    guint64 offset;
+    guint64 length;
+    int fd;                     /* our end of the pipe */
+    bool upload;
+} GfpoolPump;
+
+static void
+gfpoolPumpFree(GfpoolPump *pump)
+{
+    gfpoolPoolStateUnref(pump->state);
+    virObjectUnref(pump->stream);
+    g_free(pump->name);
+    if (pump->fd >= 0)
+        close(pump->fd);
+    g_free(pump);
+}
+
+static void
+gfpoolPumpThread(void *opaque)
+{
+    GfpoolPump *pump = opaque;
+    g_autoptr(GError) err = NULL;
+    gboolean ok;
+
+    if (pump->upload)
+        ok = gfpool_vol_upload(pump->state->conn, pump->name, pump->offset, pump->length,
+                               pump->fd, FALSE, &err);
+    else
+        ok = gfpool_vol_download(pump->state->conn, pump->name, pump->offset, pump->length,
+                                 pump->fd, FALSE, &err);
+    if (!ok) {
+        /* Closing the pipe alone would look like a clean end of data to
+         * the client: abort the stream so it sees the failure. */
+        VIR_WARN("%s", err->message);
+        virStreamAbort(pump->stream);
+    }
+    gfpoolPumpFree(pump);
+}
+
+static int
+gfpoolVolStream(virStoragePoolObj *pool, virStorageVolDef *vol, virStreamPtr stream,
+                unsigned long long offset, unsigned long long length, bool upload)
+{
+    GfpoolPump *pump;
+    virThread thread;
+    int fds[2];
+
+    if (pipe2(fds, O_CLOEXEC) < 0) {
+        virReportSystemError(errno, "%s", _("cannot create a pipe"));
+        return -1;
+    }
+    pump = g_new0(GfpoolPump, 1);
+    pump->fd = upload ? fds[0] : fds[1];
+    if (!(pump->state = gfpoolPoolStateGet(pool))) {
+        close(fds[0]);
+        close(fds[1]);
+        pump->fd = -1;
+        gfpoolPumpFree(pump);
+        return -1;
+    }
+    pump->name = g_strdup(vol->name);
+    pump->offset = offset;
+    pump->length = length;
+    pump->upload = upload;
+    pump->stream = virObjectRef(stream);
+
+    /* The stream owns the other end from here on, also on failure. */
+    if (virFDStreamOpen(stream, upload ? fds[1] : fds[0]) < 0) {
+        gfpoolPumpFree(pump);
+        return -1;
+    }
+    if (virThreadCreateFull(&thread, false, gfpoolPumpThread,
+                            upload ? "gfpool-upload" : "gfpool-download", false, pump) < 0) {
+        virReportSystemError(errno, "%s", _("cannot start the stream thread"));
+        virStreamAbort(stream);
+        gfpoolPumpFree(pump);
+        return -1;
+    }
+    return 0;
+}
+
+static int
+gfpoolUploadVol(virStoragePoolObj *pool, virStorageVolDef *vol, virStreamPtr stream,
+                unsigned long long offset, unsigned long long length, unsigned int flags)
+{
+    virCheckFlags(0, -1);
+    return gfpoolVolStream(pool, vol, stream, offset, length, true);
+}
+
+static int
+gfpoolDownloadVol(virStoragePoolObj *pool, virStorageVolDef *vol, virStreamPtr stream,
+                  unsigned long long offset, unsigned long long length, unsigned int flags)
+{
+    /* A sparse request gets every byte: still correct, holes arrive as
+     * zeros. */
+    virCheckFlags(VIR_STORAGE_VOL_DOWNLOAD_SPARSE_STREAM, -1);
+    return gfpoolVolStream(pool, vol, stream, offset, length, false);
+}
+
+
+static char *
+gfpoolFindPoolSources(const char *srcSpec, unsigned int flags)
+{
+    g_autoptr(virStoragePoolSource) source = NULL;
+    g_autoptr(GPtrArray) hosts = g_ptr_array_new_with_free_func((GDestroyNotify)gfpool_host_free);
+    g_autoptr(GPtrArray) found = NULL;
+    g_autoptr(GError) err = NULL;
+    size_t i;
+
+    virCheckFlags(0, NULL);
+
+    if (!srcSpec) {
+        virReportError(VIR_ERR_INVALID_ARG, "%s",
+                       _("a <source> with at least one <host> is required to find gluster pool sources"));
+        return NULL;
+    }
+    if (!(source = virStoragePoolDefParseSourceString(srcSpec, VIR_STORAGE_POOL_GLUSTER)))
+        return NULL;
+    for (i = 0; i < source->nhost; i++)
+        g_ptr_array_add(hosts, gfpool_host_new(GFPOOL_TRANSPORT_TCP, source->hosts[i].name,
+                                               source->hosts[i].port, NULL));
+    if (!(found = gfpool_find_pool_sources(hosts, 0, &err))) {
+        virReportError(VIR_ERR_OPERATION_FAILED, "%s", err->message);
+        return NULL;
+    }
+    if (found->len == 0) {
+        virReportError(VIR_ERR_OPERATION_FAILED,
+                       _("no gluster volumes found on host '%s'"), source->hosts[0].name);
+        return NULL;
+    }
+    return gfpool_sources_format(found);
+}
+
+
 /* ---- pool XML namespace ------------------------------------------- */
 
 /*
@@ -710,6 +943,7 @@ static virXMLNamespace gfpoolXMLNamespace = {
 virStorageBackend virStorageBackendGfpool = {
     .type = VIR_STORAGE_POOL_GLUSTER,
 
+    .findPoolSources = gfpoolFindPoolSources,
     .checkPool = gfpoolCheckPool,
     .startPool = gfpoolStartPool,
     .stopPool = gfpoolStopPool,
@@ -721,6 +955,11 @@ virStorageBackend virStorageBackendGfpool = {
     .buildVol = gfpoolBuildVol,
     .refreshVol = gfpoolRefreshVol,
     .deleteVol = gfpoolDeleteVol,
+    .buildVolFrom = gfpoolBuildVolFrom,
+    .resizeVol = gfpoolResizeVol,
+    .wipeVol = gfpoolWipeVol,
+    .uploadVol = gfpoolUploadVol,
+    .downloadVol = gfpoolDownloadVol,
 };
 
 

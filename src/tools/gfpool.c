@@ -11,6 +11,7 @@
  *   3 no such volume, 4 volume exists, 5 cannot reach the gluster volume.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <locale.h>
 #include <stdio.h>
 #include <string.h>
@@ -886,7 +887,189 @@ cmd_pool_delete(int argc, char **argv)
     return finish(conn, EXIT_OK);
 }
 
+static int
+cmd_vol_clone(int argc, char **argv)
+{
+    static const GOptionEntry own[] = {
+        { "format", 0, 0, G_OPTION_ARG_STRING, &opt_format, "format of the clone (default: the source's)", "F" },
+        { NULL }
+    };
+    static const Verb v = { "vol-clone", "VOL NEWNAME",
+                            "Copy a volume inside the pool (server-side copy, holes kept); "
+                            "--format converts between raw and qcow2.", NULL };
+    GfpoolVolCreateParams p = GFPOOL_VOL_CREATE_PARAMS_INIT;
+    g_autoptr(GError) err = NULL;
+    g_autoptr(GfpoolVolInfo) info = NULL;
+    GfpoolConn *conn;
+    int rc = EXIT_OK;
+
+    if (!parse_verb_args(&v, own, TRUE, &argc, &argv, &rc))
+        return rc;
+    if (argc != 3)
+        return usage_error("vol-clone takes two arguments, VOL and NEWNAME");
+    if (!gfpool_vol_name_validate(argv[2], strlen(argv[2]), &err))
+        return fail(err);
+    if (!(conn = pool_connect(&rc)))
+        return rc;
+    if (!(info = gfpool_vol_info(conn, argv[1], NULL, &err)))
+        return finish(conn, fail(err));
+    p.name = argv[2];
+    p.format = info->format;
+    if (opt_format && !gfpool_create_format_parse(opt_format, &p.format, &err))
+        return finish(conn, fail(err));
+    p.mode = info->mode;
+    if (!gfpool_vol_clone(conn, argv[1], &p, &err))
+        return finish(conn, fail(err));
+    printf("Vol %s cloned from %s\n", argv[2], argv[1]);
+    return finish(conn, EXIT_OK);
+}
+
+static gboolean opt_delta;
+static gboolean opt_shrink;
+static gboolean opt_allocate;
+
+static int
+cmd_vol_resize(int argc, char **argv)
+{
+    static const GOptionEntry own[] = {
+        { "delta", 0, 0, G_OPTION_ARG_NONE, &opt_delta, "CAPACITY is added to (with --shrink: taken from) the current one", NULL },
+        { "shrink", 0, 0, G_OPTION_ARG_NONE, &opt_shrink, "allow a smaller capacity (raw only)", NULL },
+        { "allocate", 0, 0, G_OPTION_ARG_NONE, &opt_allocate, "allocate the new space (raw only)", NULL },
+        { NULL }
+    };
+    static const Verb v = { "vol-resize", "VOL CAPACITY", "Change a volume's capacity.", NULL };
+    g_autoptr(GError) err = NULL;
+    g_autoptr(GfpoolVolInfo) info = NULL;
+    guint64 cap;
+    unsigned int flags = 0;
+    GfpoolConn *conn;
+    int rc = EXIT_OK;
+
+    if (!parse_verb_args(&v, own, TRUE, &argc, &argv, &rc))
+        return rc;
+    if (argc != 3)
+        return usage_error("vol-resize takes two arguments, VOL and CAPACITY");
+    if (!gfpool_parse_scaled(argv[2], &cap, &err))
+        return fail(err);
+    if (!(conn = pool_connect(&rc)))
+        return rc;
+    if (!(info = gfpool_vol_info(conn, argv[1], NULL, &err)))
+        return finish(conn, fail(err));
+    if (opt_delta)
+        cap = opt_shrink ? info->capacity - MIN(cap, info->capacity) : info->capacity + cap;
+    if (cap < info->capacity && !opt_shrink) {
+        g_printerr("gfpool: error: %" G_GUINT64_FORMAT " is below the capacity of '%s' (%"
+                   G_GUINT64_FORMAT "): give --shrink\n", cap, argv[1], info->capacity);
+        return finish(conn, EXIT_USAGE);
+    }
+    if (opt_shrink)
+        flags |= GFPOOL_RESIZE_SHRINK;
+    if (opt_allocate)
+        flags |= GFPOOL_RESIZE_ALLOCATE;
+    if (!gfpool_vol_resize(conn, argv[1], cap, flags, &err))
+        return finish(conn, fail(err));
+    printf("Size of volume '%s' successfully changed to %" G_GUINT64_FORMAT "\n", argv[1], cap);
+    return finish(conn, EXIT_OK);
+}
+
+static char *opt_algorithm;
+
+static int
+cmd_vol_wipe(int argc, char **argv)
+{
+    static const GOptionEntry own[] = {
+        { "algorithm", 0, 0, G_OPTION_ARG_STRING, &opt_algorithm, "zero (default) or trim", "ALG" },
+        { NULL }
+    };
+    static const Verb v = { "vol-wipe", "VOL", "Wipe a volume; a qcow2 stays a valid empty qcow2.", NULL };
+    g_autoptr(GError) err = NULL;
+    GfpoolWipeAlgorithm alg = GFPOOL_WIPE_ZERO;
+    GfpoolConn *conn;
+    int rc = EXIT_OK;
+
+    if (!parse_verb_args(&v, own, TRUE, &argc, &argv, &rc))
+        return rc;
+    if (argc != 2)
+        return usage_error("vol-wipe takes one argument, the volume name");
+    if (opt_algorithm && g_str_equal(opt_algorithm, "trim"))
+        alg = GFPOOL_WIPE_TRIM;
+    else if (opt_algorithm && !g_str_equal(opt_algorithm, "zero"))
+        return usage_error("wipe algorithm '%s' is not supported: use zero or trim", opt_algorithm);
+    if (!(conn = pool_connect(&rc)))
+        return rc;
+    if (!gfpool_vol_wipe(conn, argv[1], alg, &err))
+        return finish(conn, fail(err));
+    printf("Vol %s wiped\n", argv[1]);
+    return finish(conn, EXIT_OK);
+}
+
+static char *opt_offset;
+static char *opt_length;
+static gboolean opt_sparse;
+
+static int
+cmd_vol_transfer(int argc, char **argv, gboolean upload)
+{
+    static const GOptionEntry own[] = {
+        { "offset", 0, 0, G_OPTION_ARG_STRING, &opt_offset, "start at this byte of the volume", "N" },
+        { "length", 0, 0, G_OPTION_ARG_STRING, &opt_length, "this many bytes at most", "N" },
+        { "sparse", 0, 0, G_OPTION_ARG_NONE, &opt_sparse, "keep holes", NULL },
+        { NULL }
+    };
+    static const Verb up = { "vol-upload", "VOL FILE", "Write a local file into a volume.", NULL };
+    static const Verb down = { "vol-download", "VOL FILE", "Read a volume into a local file.", NULL };
+    g_autoptr(GError) err = NULL;
+    guint64 offset = 0, length = 0;
+    GfpoolConn *conn;
+    gboolean ok;
+    int rc = EXIT_OK, fd;
+
+    if (!parse_verb_args(upload ? &up : &down, own, TRUE, &argc, &argv, &rc))
+        return rc;
+    if (argc != 3)
+        return usage_error("%s takes two arguments, VOL and FILE", upload ? up.name : down.name);
+    if ((opt_offset && !gfpool_parse_scaled(opt_offset, &offset, &err)) ||
+        (opt_length && !gfpool_parse_scaled(opt_length, &length, &err)))
+        return fail(err);
+    if (upload)
+        fd = g_str_equal(argv[2], "-") ? 0 : open(argv[2], O_RDONLY | O_CLOEXEC);
+    else
+        fd = g_str_equal(argv[2], "-") ? 1 : open(argv[2], O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return usage_error("cannot open '%s': %s", argv[2], g_strerror(errno));
+    if (!(conn = pool_connect(&rc)))
+        return rc;
+    if (upload)
+        ok = gfpool_vol_upload(conn, argv[1], offset, length, fd, opt_sparse, &err);
+    else
+        ok = gfpool_vol_download(conn, argv[1], offset, length, fd, opt_sparse, &err);
+    if (!ok)
+        return finish(conn, fail(err));
+    if (!upload && fd != 1 && fsync(fd) < 0 && errno != EINVAL) {
+        g_printerr("gfpool: error: cannot flush '%s': %s\n", argv[2], g_strerror(errno));
+        return finish(conn, EXIT_FAILED);
+    }
+    return finish(conn, EXIT_OK);
+}
+
+static int
+cmd_vol_upload(int argc, char **argv)
+{
+    return cmd_vol_transfer(argc, argv, TRUE);
+}
+
+static int
+cmd_vol_download(int argc, char **argv)
+{
+    return cmd_vol_transfer(argc, argv, FALSE);
+}
+
 static const Verb verbs[] = {
+    { "vol-clone", "VOL NEWNAME [--format F]", "Copy a volume (server-side).", cmd_vol_clone },
+    { "vol-resize", "VOL CAPACITY [--delta] [--shrink] [--allocate]", "Change a volume's capacity.", cmd_vol_resize },
+    { "vol-wipe", "VOL [--algorithm zero|trim]", "Wipe a volume.", cmd_vol_wipe },
+    { "vol-upload", "VOL FILE [--offset N] [--length N] [--sparse]", "Write a local file into a volume.", cmd_vol_upload },
+    { "vol-download", "VOL FILE [--offset N] [--length N] [--sparse]", "Read a volume into a local file.", cmd_vol_download },
     { "pool-build", "[--no-overwrite]", "Create the pool directory and its parents.", cmd_pool_build },
     { "pool-delete", "", "Remove the pool directory (only when empty).", cmd_pool_delete },
     { "pool-info", "", "Capacity, allocation and available space of the pool.", cmd_pool_info },

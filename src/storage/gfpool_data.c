@@ -500,6 +500,68 @@ gfpool_vol_wipe(GfpoolConn *conn, const char *name, GfpoolWipeAlgorithm alg, GEr
 
 /* ---- vol-download / vol-upload -------------------------------------- */
 
+typedef struct {
+    guint64 pos;
+    guint64 len;
+} Hole;
+
+struct _GfpoolHoles {
+    GMutex lock;
+    GQueue q;
+};
+
+GfpoolHoles *
+gfpool_holes_new(void)
+{
+    GfpoolHoles *h = g_new0(GfpoolHoles, 1);
+    g_mutex_init(&h->lock);
+    g_queue_init(&h->q);
+    return h;
+}
+
+void
+gfpool_holes_free(GfpoolHoles *h)
+{
+    if (!h)
+        return;
+    g_queue_clear_full(&h->q, g_free);
+    g_mutex_clear(&h->lock);
+    g_free(h);
+}
+
+void
+gfpool_holes_push(GfpoolHoles *h, guint64 pos, guint64 len)
+{
+    Hole *e = g_new0(Hole, 1);
+    e->pos = pos;
+    e->len = len;
+    g_mutex_lock(&h->lock);
+    g_queue_push_tail(&h->q, e);
+    g_mutex_unlock(&h->lock);
+}
+
+gboolean
+gfpool_holes_peek(GfpoolHoles *h, guint64 *pos, guint64 *len)
+{
+    Hole *e;
+    g_mutex_lock(&h->lock);
+    if ((e = g_queue_peek_head(&h->q))) {
+        *pos = e->pos;
+        *len = e->len;
+    }
+    g_mutex_unlock(&h->lock);
+    return e != NULL;
+}
+
+void
+gfpool_holes_pop(GfpoolHoles *h)
+{
+    g_mutex_lock(&h->lock);
+    g_free(g_queue_pop_head(&h->q));
+    g_mutex_unlock(&h->lock);
+}
+
+
 static gboolean
 fd_write_all(int fd, const char *buf, gsize len, GError **error)
 {
@@ -518,13 +580,13 @@ fd_write_all(int fd, const char *buf, gsize len, GError **error)
 
 gboolean
 gfpool_vol_download(GfpoolConn *conn, const char *name, guint64 offset, guint64 length,
-                    int out, gboolean sparse, GError **error)
+                    int out, gboolean sparse, GfpoolHoles *holes, GError **error)
 {
     g_autofree char *buf = NULL;
     struct stat st;
     glfs_fd_t *fd;
-    guint64 end, pos;
-    gboolean seekable = sparse && lseek(out, 0, SEEK_CUR) >= 0;
+    guint64 end, pos, sent = 0;
+    gboolean seekable = sparse && !holes && lseek(out, 0, SEEK_CUR) >= 0;
     gboolean ok = FALSE;
 
     if (!(fd = open_volume(conn, name, O_RDONLY, &st, error)))
@@ -546,9 +608,20 @@ gfpool_vol_download(GfpoolConn *conn, const char *name, guint64 offset, guint64 
             d = end;
             l = 0;
         }
-        /* The hole [pos, d): skipped on a seekable fd, else zeros. */
+        /* The hole [pos, d). */
         if (d > pos) {
-            if (seekable) {
+            if (sparse && holes && d == end) {
+                /* Nothing follows a trailing hole to wake the reader up
+                 * (libvirt's stream waits for the pipe to become readable):
+                 * the hole's last byte goes as data. */
+                if (d - pos > 1)
+                    gfpool_holes_push(holes, sent, d - pos - 1);
+                if (!fd_write_all(out, "", 1, error))
+                    goto out;
+                sent++;
+            } else if (sparse && holes) {
+                gfpool_holes_push(holes, sent, d - pos);
+            } else if (seekable) {
                 if (lseek(out, (off_t)(d - pos), SEEK_CUR) < 0) {
                     set_errno_error(error, errno, "seek in the output failed");
                     goto out;
@@ -560,6 +633,7 @@ gfpool_vol_download(GfpoolConn *conn, const char *name, guint64 offset, guint64 
                     if (!fd_write_all(out, buf, k, error))
                         goto out;
                     z += k;
+                    sent += k;
                 }
             }
         }
@@ -575,6 +649,7 @@ gfpool_vol_download(GfpoolConn *conn, const char *name, guint64 offset, guint64 
             if (!fd_write_all(out, buf, (gsize)n, error))
                 goto out;
             o += (guint64)n;
+            sent += (guint64)n;
         }
         pos = d + l;
     }
@@ -598,58 +673,112 @@ all_zero(const char *buf, gsize len)
     return len == 0 || (buf[0] == 0 && memcmp(buf, buf + 1, len - 1) == 0);
 }
 
+/* Upload state: where the next byte goes, and how big the volume was. */
+typedef struct {
+    glfs_fd_t *fd;
+    guint64 pos;
+    guint64 size;       /* the volume's size before the upload */
+} UploadCursor;
+
+/* A hole of len at cur->pos: punched where the volume had bytes, simply
+ * skipped past its end. */
+static gboolean
+upload_hole(UploadCursor *cur, guint64 len, GError **error)
+{
+    if (cur->pos < cur->size) {
+        guint64 n = MIN(len, cur->size - cur->pos);
+        if (glfs_discard(cur->fd, (off_t)cur->pos, (size_t)n) < 0) {
+            /* No discard on this volume: zeros do the same job. */
+            g_autofree char *zeros = g_malloc0(IO_CHUNK);
+            for (guint64 o = 0; o < n;) {
+                gsize k = (gsize)MIN(n - o, (guint64)IO_CHUNK);
+                if (!pwrite_all(cur->fd, zeros, k, cur->pos + o, error))
+                    return FALSE;
+                o += k;
+            }
+        }
+    }
+    cur->pos += len;
+    return TRUE;
+}
+
+/* Data of the stream at cur->pos, at most up to limit. */
+static gboolean
+upload_data(UploadCursor *cur, const char *buf, gsize len, guint64 limit, gboolean sparse,
+            GError **error)
+{
+    if (cur->pos >= limit)
+        return TRUE;
+    len = (gsize)MIN((guint64)len, limit - cur->pos);
+    if (sparse && all_zero(buf, len))
+        return upload_hole(cur, len, error);
+    if (!pwrite_all(cur->fd, buf, len, cur->pos, error))
+        return FALSE;
+    cur->pos += len;
+    return TRUE;
+}
+
 gboolean
 gfpool_vol_upload(GfpoolConn *conn, const char *name, guint64 offset, guint64 length,
-                  int in, gboolean sparse, GError **error)
+                  int in, gboolean sparse, GfpoolHoles *holes, GError **error)
 {
     g_autofree char *buf = NULL;
     struct stat st;
-    glfs_fd_t *fd;
-    guint64 pos = offset, limit = length ? offset + length : G_MAXUINT64;
+    UploadCursor cur = { 0 };
+    guint64 limit = length ? offset + length : G_MAXUINT64;
+    guint64 received = 0;       /* stream bytes read from in */
     gboolean ok = FALSE;
 
-    if (!(fd = open_volume(conn, name, O_RDWR, &st, error)))
+    if (!(cur.fd = open_volume(conn, name, O_RDWR, &st, error)))
         return FALSE;
+    cur.pos = offset;
+    cur.size = (guint64)st.st_size;
     buf = g_malloc(IO_CHUNK);
-    while (pos < limit) {
-        gsize want = (gsize)MIN(limit - pos, (guint64)IO_CHUNK);
-        gsize got = 0;
-        while (got < want) {
-            ssize_t n = read(in, buf + got, want - got);
-            if (n < 0) {
-                if (errno == EINTR)
-                    continue;
-                set_errno_error(error, errno, "read from the stream failed");
-                goto out;
-            }
-            if (n == 0)
-                break;
-            got += (gsize)n;
-        }
-        if (got == 0)
-            break;
-        /* Sparse uploads turn zero runs into holes: punched where the
-         * volume had bytes, simply skipped past its end. */
-        if (sparse && all_zero(buf, got)) {
-            if (pos < (guint64)st.st_size &&
-                glfs_discard(fd, (off_t)pos, (size_t)MIN((guint64)got, (guint64)st.st_size - pos)) < 0 &&
-                !pwrite_all(fd, buf, got, pos, error))
-                goto out;
-        } else if (!pwrite_all(fd, buf, got, pos, error)) {
+    for (;;) {
+        gsize used = 0;
+        ssize_t n;
+
+        do {
+            n = read(in, buf, IO_CHUNK);
+        } while (n < 0 && errno == EINTR);
+        if (n < 0) {
+            set_errno_error(error, errno, "read from the stream failed");
             goto out;
         }
-        pos += got;
-        if (got < want)
+        /* Holes are queued before the bytes that follow them are sent, so
+         * every hole before or inside what we just read is known now. */
+        for (;;) {
+            guint64 hpos, hlen;
+            gsize seg = (gsize)n - used;
+
+            if (holes && gfpool_holes_peek(holes, &hpos, &hlen)) {
+                if (hpos <= received + used) {
+                    if (cur.pos < limit &&
+                        !upload_hole(&cur, MIN(hlen, limit - cur.pos), error))
+                        goto out;
+                    gfpool_holes_pop(holes);
+                    continue;
+                }
+                seg = (gsize)MIN((guint64)seg, hpos - (received + used));
+            }
+            if (seg == 0)
+                break;
+            if (!upload_data(&cur, buf + used, seg, limit, sparse && !holes, error))
+                goto out;
+            used += seg;
+        }
+        received += (guint64)n;
+        if (n == 0)
             break;
     }
-    if (sparse && pos > (guint64)st.st_size &&
-        glfs_ftruncate(fd, (off_t)pos, NULL, NULL) < 0) {
+    /* A trailing hole extends the volume without a write. */
+    if (cur.pos > cur.size && glfs_ftruncate(cur.fd, (off_t)cur.pos, NULL, NULL) < 0) {
         set_errno_error(error, errno, "cannot set the size");
         goto out;
     }
-    ok = glfs_fsync(fd, NULL, NULL) == 0 || set_errno_error(error, errno, "cannot flush");
+    ok = glfs_fsync(cur.fd, NULL, NULL) == 0 || set_errno_error(error, errno, "cannot flush");
  out:
-    glfs_close(fd);
+    glfs_close(cur.fd);
     if (!ok)
         g_prefix_error(error, "cannot upload to volume '%s' on gluster volume '%s': ",
                        name, gfpool_conn_source(conn)->volume);

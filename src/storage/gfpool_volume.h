@@ -176,17 +176,40 @@ gboolean gfpool_vol_wipe(GfpoolConn *conn, const char *name, GfpoolWipeAlgorithm
 gboolean gfpool_vol_clone(GfpoolConn *conn, const char *source,
                           const GfpoolVolCreateParams *params, GError **error);
 
-/* vol-download: bytes [offset, offset+length) of the volume (length 0 = to
- * the end) written to fd. With sparse and a seekable fd, holes are skipped
- * with lseek instead of written. */
-gboolean gfpool_vol_download(GfpoolConn *conn, const char *name, guint64 offset,
-                             guint64 length, int fd, gboolean sparse, GError **error);
+/*
+ * Holes of a byte stream that carries only data: "after the stream's first
+ * pos bytes comes a hole of len bytes". Thread-safe FIFO; one side pushes
+ * as it produces, the other pops as it consumes. libvirt's sparse streams
+ * travel this way through a pipe (see the module's stream code).
+ */
+typedef struct _GfpoolHoles GfpoolHoles;
+GfpoolHoles *gfpool_holes_new(void);
+void gfpool_holes_free(GfpoolHoles *h);
+void gfpool_holes_push(GfpoolHoles *h, guint64 pos, guint64 len);
+/* The oldest hole, if any, without removing it. */
+gboolean gfpool_holes_peek(GfpoolHoles *h, guint64 *pos, guint64 *len);
+void gfpool_holes_pop(GfpoolHoles *h);
 
-/* vol-upload: bytes read from fd until EOF (or length, 0 = no limit)
- * written into the volume from offset. With sparse and a seekable fd, holes
- * of the fd become holes of the volume. */
+/*
+ * vol-download: bytes [offset, offset+length) of the volume (length 0 = to
+ * the end) written to fd. Holes of the volume, when sparse: pushed to holes
+ * if given (nothing written for them), else skipped with lseek on a
+ * seekable fd; otherwise written as zeros.
+ */
+gboolean gfpool_vol_download(GfpoolConn *conn, const char *name, guint64 offset,
+                             guint64 length, int fd, gboolean sparse, GfpoolHoles *holes,
+                             GError **error);
+
+/*
+ * vol-upload: bytes read from fd until EOF (or length, 0 = no limit) written
+ * into the volume from offset. holes (may be NULL) says where the stream's
+ * holes fall between those bytes; with sparse and no holes queue, runs of
+ * zeros read from fd become holes. Either way a hole in the volume is
+ * punched where it had data, and the volume grows to cover a trailing one.
+ */
 gboolean gfpool_vol_upload(GfpoolConn *conn, const char *name, guint64 offset,
-                           guint64 length, int fd, gboolean sparse, GError **error);
+                           guint64 length, int fd, gboolean sparse, GfpoolHoles *holes,
+                           GError **error);
 
 /*
  * find-storage-pool-sources: the gluster volumes the glusterd of one of

@@ -1040,9 +1040,9 @@ cmd_vol_transfer(int argc, char **argv, gboolean upload)
     if (!(conn = pool_connect(&rc)))
         return rc;
     if (upload)
-        ok = gfpool_vol_upload(conn, argv[1], offset, length, fd, opt_sparse, &err);
+        ok = gfpool_vol_upload(conn, argv[1], offset, length, fd, opt_sparse, NULL, &err);
     else
-        ok = gfpool_vol_download(conn, argv[1], offset, length, fd, opt_sparse, &err);
+        ok = gfpool_vol_download(conn, argv[1], offset, length, fd, opt_sparse, NULL, &err);
     if (!ok)
         return finish(conn, fail(err));
     if (!upload && fd != 1 && fsync(fd) < 0 && errno != EINVAL) {

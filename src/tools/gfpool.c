@@ -17,6 +17,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <libvirt/libvirt.h>
+#include <libvirt/virterror.h>
+
 #include "gfpool_disk_xml.h"
 #include "gfpool_pool_xml.h"
 #include "gfpool_uri.h"
@@ -768,6 +771,139 @@ static char *opt_discard;
 static gboolean opt_readonly;
 static char *opt_output;
 
+/* ---- reading a pool from any libvirtd (public API only) ---- */
+
+static char *opt_connect;
+static char *opt_pool;
+
+static void
+libvirt_silent(void *opaque G_GNUC_UNUSED, virErrorPtr err G_GNUC_UNUSED)
+{
+    /* Errors are fetched and reported by us, once. */
+}
+
+static int
+libvirt_fail(const char *what)
+{
+    virErrorPtr e = virGetLastError();
+    g_printerr("gfpool: error: %s: %s\n", what, e && e->message ? e->message : "unknown libvirt error");
+    return e && e->code == VIR_ERR_NO_STORAGE_VOL ? EXIT_NOT_FOUND : EXIT_FAILED;
+}
+
+/*
+ * The image and its backing chain as libvirt reports them: the pool's
+ * source from its XML, each volume's format from its XML (our module, or
+ * any backend, probed it), backing stores resolved to volumes of the pool
+ * by key. No gfapi: works against remote daemons.
+ */
+static int
+libvirt_chain(const char *uri, const char *poolname, const char *volname,
+              GfpoolSource **srcp, GPtrArray **layersp)
+{
+    g_autoptr(GPtrArray) layers = g_ptr_array_new_with_free_func((GDestroyNotify)gfpool_disk_layer_free);
+    g_autoptr(GfpoolPoolDef) def = NULL;
+    g_autoptr(GError) err = NULL;
+    g_autofree char *cur = g_strdup(volname);
+    g_autofree char *xml = NULL;
+    virConnectPtr conn;
+    virStoragePoolPtr pool = NULL;
+    int rc = EXIT_FAILED;
+
+    virSetErrorFunc(NULL, libvirt_silent);
+    if (!(conn = virConnectOpenReadOnly(uri)))
+        return libvirt_fail("cannot connect to libvirt");
+    if (!(pool = virStoragePoolLookupByName(conn, poolname))) {
+        rc = libvirt_fail("cannot find the storage pool");
+        goto out;
+    }
+    if (!(xml = virStoragePoolGetXMLDesc(pool, 0))) {
+        rc = libvirt_fail("cannot read the pool's XML");
+        goto out;
+    }
+    if (!(def = gfpool_pool_def_parse(xml, strlen(xml), &err))) {
+        g_printerr("gfpool: error: pool '%s': %s\n", poolname, err->message);
+        rc = EXIT_USAGE;
+        goto out;
+    }
+    while (cur) {
+        g_autoptr(GfpoolVolDef) vdef = NULL;
+        g_autofree char *vxml = NULL;
+        virStorageVolPtr vol;
+
+        if (layers->len >= GFPOOL_BACKING_DEPTH_MAX) {
+            g_printerr("gfpool: error: backing chain of '%s' is longer than %d images\n",
+                       volname, GFPOOL_BACKING_DEPTH_MAX);
+            goto out;
+        }
+        for (guint i = 0; i < layers->len; i++) {
+            if (g_str_equal(((GfpoolDiskLayer *)g_ptr_array_index(layers, i))->name, cur)) {
+                g_printerr("gfpool: error: backing chain of '%s' loops back to '%s'\n", volname, cur);
+                goto out;
+            }
+        }
+        if (!(vol = virStorageVolLookupByName(pool, cur))) {
+            rc = libvirt_fail(cur);
+            goto out;
+        }
+        vxml = virStorageVolGetXMLDesc(vol, 0);
+        virStorageVolFree(vol);
+        if (!vxml) {
+            rc = libvirt_fail("cannot read the volume's XML");
+            goto out;
+        }
+        if (!(vdef = gfpool_vol_def_parse(vxml, strlen(vxml), &err))) {
+            g_printerr("gfpool: error: volume '%s': %s\n", cur, err->message);
+            goto out;
+        }
+        g_ptr_array_add(layers, gfpool_disk_layer_new(cur, vdef->format ? vdef->format : "raw"));
+        g_clear_pointer(&cur, g_free);
+        if (vdef->backing_path &&
+            !(cur = gfpool_uri_pool_volume_name(def->source, vdef->backing_path))) {
+            g_printerr("gfpool: error: backing store '%s' of '%s' is not a volume of pool '%s'\n",
+                       vdef->backing_path, vdef->name, poolname);
+            goto out;
+        }
+    }
+    *srcp = g_steal_pointer(&def->source);
+    *layersp = g_steal_pointer(&layers);
+    rc = EXIT_OK;
+ out:
+    if (pool)
+        virStoragePoolFree(pool);
+    virConnectClose(conn);
+    return rc;
+}
+
+/* The chain from gfapi (the pool options) or from libvirt (--connect). */
+static int
+disk_chain(const char *volname, GfpoolSource **srcp, GPtrArray **layersp, GfpoolConn **connp)
+{
+    g_autoptr(GError) err = NULL;
+    g_autoptr(GPtrArray) chain = NULL;
+    g_autoptr(GPtrArray) layers = NULL;
+    int rc = EXIT_OK;
+
+    if (opt_connect) {
+        if (!opt_pool)
+            return usage_error("--connect needs --pool NAME");
+        return libvirt_chain(opt_connect, opt_pool, volname, srcp, layersp);
+    }
+    if (!(*connp = pool_connect(&rc)))
+        return rc;
+    /* The format is probed, never assumed: a qcow2 opened as raw would
+     * hand the guest its metadata. */
+    if (!(chain = gfpool_vol_backing_chain(*connp, volname, NULL, &err)))
+        return fail(err);
+    layers = g_ptr_array_new_with_free_func((GDestroyNotify)gfpool_disk_layer_free);
+    for (guint i = 0; i < chain->len; i++) {
+        const GfpoolVolInfo *info = g_ptr_array_index(chain, i);
+        g_ptr_array_add(layers, gfpool_disk_layer_new(info->name, format_name(info->format)));
+    }
+    *srcp = gfpool_source_copy(gfpool_conn_source(*connp));
+    *layersp = g_steal_pointer(&layers);
+    return EXIT_OK;
+}
+
 static int
 cmd_disk_xml(int argc, char **argv)
 {
@@ -778,15 +914,17 @@ cmd_disk_xml(int argc, char **argv)
         { "discard", 0, 0, G_OPTION_ARG_STRING, &opt_discard, "driver discard (unmap, ignore)", "MODE" },
         { "readonly", 0, 0, G_OPTION_ARG_NONE, &opt_readonly, "read-only disk", NULL },
         { "format", 0, 0, G_OPTION_ARG_STRING, &opt_output, "xml (default) or uri", "OUT" },
+        { "connect", 'c', 0, G_OPTION_ARG_STRING, &opt_connect,
+          "read the pool and volume from this libvirt (any, remote too) instead of gfapi", "URI" },
+        { "pool", 0, 0, G_OPTION_ARG_STRING, &opt_pool, "the libvirt pool, with --connect", "NAME" },
         { NULL }
     };
     static const Verb v = { "disk-xml", "VOL",
                             "Domain <disk> XML (or --format=uri: the gluster:// URI) that makes "
                             "QEMU open the volume with its gluster driver, every host included.", NULL };
-    g_autoptr(GError) err = NULL;
-    g_autoptr(GPtrArray) chain = NULL;
-    g_autoptr(GPtrArray) layers = g_ptr_array_new_with_free_func((GDestroyNotify)gfpool_disk_layer_free);
-    GfpoolConn *conn;
+    g_autoptr(GPtrArray) layers = NULL;
+    g_autoptr(GfpoolSource) src = NULL;
+    GfpoolConn *conn = NULL;
     int rc = EXIT_OK;
 
     if (!parse_verb_args(&v, own, TRUE, &argc, &argv, &rc))
@@ -795,30 +933,18 @@ cmd_disk_xml(int argc, char **argv)
         return usage_error("disk-xml takes one argument, the volume name");
     if (opt_output && !g_str_equal(opt_output, "xml") && !g_str_equal(opt_output, "uri"))
         return usage_error("invalid --format '%s': use xml or uri", opt_output);
-    if (!(conn = pool_connect(&rc)))
-        return rc;
-    /* The format is probed, never assumed: a qcow2 opened as raw would
-     * hand the guest its metadata. */
-    if (!(chain = gfpool_vol_backing_chain(conn, argv[1], NULL, &err)))
-        return finish(conn, fail(err));
+    if ((rc = disk_chain(argv[1], &src, &layers, &conn)) != EXIT_OK)
+        return conn ? finish(conn, rc) : rc;
 
     if (opt_output && g_str_equal(opt_output, "uri")) {
-        const GfpoolSource *src = gfpool_conn_source(conn);
         for (guint i = 0; i < src->hosts->len; i++) {
             g_autofree char *uri = gfpool_uri_for_volume(g_ptr_array_index(src->hosts, i),
                                                          src->volume, src->dir, argv[1]);
             printf("%s\n", uri);
         }
-        return finish(conn, EXIT_OK);
-    }
-
-    for (guint i = 0; i < chain->len; i++) {
-        const GfpoolVolInfo *info = g_ptr_array_index(chain, i);
-        g_ptr_array_add(layers, gfpool_disk_layer_new(info->name, format_name(info->format)));
-    }
-    {
+    } else {
         GfpoolDiskParams dp = {
-            .src = gfpool_conn_source(conn),
+            .src = src,
             .chain = layers,
             .target_dev = opt_target,
             .bus = opt_bus,
@@ -832,7 +958,39 @@ cmd_disk_xml(int argc, char **argv)
             g_printerr("gfpool: warning: %s\n", warn);
         fputs(xml, stdout);
     }
-    return finish(conn, EXIT_OK);
+    return conn ? finish(conn, EXIT_OK) : EXIT_OK;
+}
+
+static int
+cmd_virt_install_disk(int argc, char **argv)
+{
+    static const GOptionEntry own[] = {
+        { "connect", 'c', 0, G_OPTION_ARG_STRING, &opt_connect, "libvirt URI to read the pool and volume from", "URI" },
+        { NULL }
+    };
+    static const Verb v = { "virt-install-disk", "POOL VOL",
+                            "The --disk argument for virt-install: the volume with its probed format "
+                            "(virt-install writes driver type 'raw' for every network volume).", NULL };
+    g_autoptr(GPtrArray) layers = NULL;
+    g_autoptr(GfpoolSource) src = NULL;
+    GfpoolConn *conn = NULL;
+    const GfpoolDiskLayer *top;
+    int rc = EXIT_OK;
+
+    if (!parse_verb_args(&v, own, TRUE, &argc, &argv, &rc))
+        return rc;
+    if (argc != 3)
+        return usage_error("virt-install-disk takes two arguments, POOL and VOL");
+    opt_pool = argv[1];
+    if (!opt_connect && !opt_pool_xml && !opt_hosts)
+        opt_connect = (char *)"qemu:///system";
+    if ((rc = disk_chain(argv[2], &src, &layers, &conn)) != EXIT_OK)
+        return conn ? finish(conn, rc) : rc;
+    top = g_ptr_array_index(layers, 0);
+    /* vol= makes virt-install build the network disk from the pool XML,
+     * every host included; only the format needs saying. */
+    printf("vol=%s/%s,driver.type=%s\n", argv[1], argv[2], top->format);
+    return conn ? finish(conn, EXIT_OK) : EXIT_OK;
 }
 
 static gboolean opt_no_overwrite;
@@ -1081,7 +1239,8 @@ static const Verb verbs[] = {
     { "vol-info", "VOL", "Type, capacity and allocation of a volume.", cmd_vol_info },
     { "vol-dumpxml", "VOL", "The volume's XML, as virsh prints it.", cmd_vol_dumpxml },
     { "vol-path", "VOL", "The volume's gluster:// URI.", cmd_vol_path },
-    { "disk-xml", "VOL", "Domain <disk> XML (or URI) for QEMU's gluster driver.", cmd_disk_xml },
+    { "disk-xml", "VOL [--connect URI --pool P]", "Domain <disk> XML (or URI) for QEMU's gluster driver.", cmd_disk_xml },
+    { "virt-install-disk", "POOL VOL", "The --disk argument for virt-install.", cmd_virt_install_disk },
     { "uri-parse", "URI", "Check a gluster:// URI and print its parts.", cmd_uri_parse },
 };
 

@@ -1000,7 +1000,72 @@ class Libvirtd:
             make_backend_dir(self.backend_dir, self.module)
         self.prepared = True
 
+    # -- QEMU ---------------------------------------------------------------
+    # libvirt caches what it probed of each emulator (QMP capabilities,
+    # ~10 s per binary with TCG) in /var/cache/libvirt/qemu/capabilities
+    # and revalidates the cache at each start (emulator and libvirt ctimes,
+    # kernel, microcode...).  Every with_qemu daemon of this process seeds
+    # its private cache from the last one stopped, so only the first pays
+    # the probing.  share_qemu_caps=False (or TESTBED_NO_QEMU_CAPS_SHARE=1)
+    # turns it off.
+    _QEMU_CAPS_SEED = None
+
+    def _qemu_caps_dir(self):
+        return os.path.join(self.workdir, 'cache', 'libvirt', 'qemu',
+                            'capabilities')
+
+    def _share_qemu_caps(self):
+        return self.with_qemu and getattr(self, 'share_qemu_caps', True) \
+            and not os.environ.get('TESTBED_NO_QEMU_CAPS_SHARE')
+
+    def _seed_qemu_caps(self):
+        seed = Libvirtd._QEMU_CAPS_SEED
+        if not self._share_qemu_caps() or not seed or not os.path.isdir(seed):
+            return
+        dst = self._qemu_caps_dir()
+        os.makedirs(dst, exist_ok=True)
+        for f in os.listdir(seed):
+            if f.endswith('.xml') and not os.path.exists(
+                    os.path.join(dst, f)):
+                shutil.copy2(os.path.join(seed, f), os.path.join(dst, f))
+
+    def _save_qemu_caps(self):
+        src = self._qemu_caps_dir()
+        if not self._share_qemu_caps() or not os.path.isdir(src):
+            return
+        files = [f for f in os.listdir(src) if f.endswith('.xml')]
+        if not files:
+            return
+        if Libvirtd._QEMU_CAPS_SEED is None:
+            Libvirtd._QEMU_CAPS_SEED = tempfile.mkdtemp(prefix='gfpcaps',
+                                                        dir='/tmp')
+            atexit.register(shutil.rmtree, Libvirtd._QEMU_CAPS_SEED, True)
+        for f in files:
+            try:
+                shutil.copy2(os.path.join(src, f),
+                             os.path.join(Libvirtd._QEMU_CAPS_SEED, f))
+            except OSError:
+                pass
+
+    def qemu_log_path(self, domain):
+        """Host-side path of the daemon's /var/log/libvirt/qemu/DOM.log."""
+        return os.path.join(self.workdir, 'log', 'libvirt', 'qemu',
+                            domain + '.log')
+
+    def qemu_log(self, domain, n=60):
+        """The last `n` lines of the domain's QEMU log (for assertion
+        messages)."""
+        return _tail(self.qemu_log_path(domain), n)
+
+    def qemu_pid(self, domain):
+        """pid of the domain's running QEMU (from the daemon's private
+        /run/libvirt/qemu/DOM.pid), or None."""
+        pid = _read_pidfile(os.path.join(self.workdir, 'run', 'qemu',
+                                         domain + '.pid'))
+        return pid if pid and _pid_alive(pid) else None
+
     def _prepare_qemu(self, etc):
+        self._seed_qemu_caps()
         with open(os.path.join(etc, 'qemu.conf'), 'w') as f:
             f.write('user = "root"\n'
                     'group = "root"\n'
@@ -1118,6 +1183,8 @@ class Libvirtd:
 
     def stop(self, timeout=10):
         self._conn_close()
+        if self._unshare is not None:
+            self._save_qemu_caps()
         self.last_exit = None
         self.last_stop_seconds = None
         if self._unshare is not None:

@@ -53,6 +53,12 @@ gfpool_error_from_errno(int err)
         return GFPOOL_ERROR_TIMEOUT;
     case ENOTSUP:
         return GFPOOL_ERROR_UNSUPPORTED;
+    case ENOTCONN:
+    case ECONNREFUSED:
+    case EHOSTUNREACH:
+    case ENETUNREACH:
+    case ECONNRESET:
+        return GFPOOL_ERROR_UNREACHABLE;
     default:
         return GFPOOL_ERROR_FAILED;
     }
@@ -202,6 +208,18 @@ connect_thread(gpointer opaque)
     }
 
     glfs_set_logging(fs, gfapi_log_file(), gfapi_log_level());
+    {
+        const char *env = g_getenv("GFPOOL_PING_TIMEOUT");
+        g_autofree char *ping = NULL;
+        guint64 v;
+
+        if (env && g_ascii_string_to_unsigned(env, 10, 1, 3600, &v, NULL))
+            ping = g_strdup_printf("%" G_GUINT64_FORMAT, v);
+        else
+            ping = g_strdup_printf("%d", GFPOOL_PING_TIMEOUT_S);
+        /* Best effort: an older gfapi without the option still works. */
+        glfs_set_xlator_option(fs, "*-client-*", "ping-timeout", ping);
+    }
 
     if (glfs_init(fs) < 0) {
         step = "glfs_init";

@@ -32,7 +32,13 @@ typedef enum {
     GFPOOL_ERROR_INVALID,
     GFPOOL_ERROR_NOT_EMPTY,
     GFPOOL_ERROR_UNSUPPORTED,
+    GFPOOL_ERROR_UNREACHABLE,   /* the servers are gone (ENOTCONN & co.) */
 } GfpoolErrorCode;
+
+/* How long a server may stay silent before gfapi calls it dead (gluster's
+ * network.ping-timeout, 42 s by default: a call on a hung server blocked 84 s
+ * on the test bed; with 4 s it fails in 8 s). GFPOOL_PING_TIMEOUT overrides. */
+#define GFPOOL_PING_TIMEOUT_S 4
 
 /* Map an errno from gfapi to our codes. */
 GfpoolErrorCode gfpool_error_from_errno(int err);

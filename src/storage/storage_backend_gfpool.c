@@ -93,6 +93,7 @@ gfpoolReportGError(const GError *err)
         case GFPOOL_ERROR_UNSUPPORTED:
             code = VIR_ERR_OPERATION_UNSUPPORTED;
             break;
+        case GFPOOL_ERROR_UNREACHABLE:
         case GFPOOL_ERROR_NOT_EMPTY:
         case GFPOOL_ERROR_FAILED:
             break;

@@ -84,6 +84,8 @@ exit_code_for(const GError *err)
     case GFPOOL_ERROR_INVALID:
         return EXIT_USAGE;
     case GFPOOL_ERROR_TIMEOUT:
+    case GFPOOL_ERROR_UNREACHABLE:
+        return EXIT_CONNECT;
     case GFPOOL_ERROR_UNSUPPORTED:
     case GFPOOL_ERROR_NOT_EMPTY:
     case GFPOOL_ERROR_FAILED:

@@ -67,6 +67,12 @@ fd_read(void *opaque, guint64 off, void *buf, gsize len, GError **error)
     return done;
 }
 
+static guint64
+div_round_up_test(guint64 a, guint64 b)
+{
+    return a / b + (a % b != 0);
+}
+
 static char *
 tmp_path(const char *name)
 {
@@ -852,6 +858,1082 @@ test_probe_empty(void)
     g_assert_cmpint(q.format, ==, GFPOOL_FORMAT_RAW);
 }
 
+/* ---- shared helpers for map / allocate / resize ------------------------- */
+
+/* Exit status of a command (0 when it succeeded). */
+static int
+run_status(const char *const *argv, char **out)
+{
+    g_autoptr(GError) err = NULL;
+
+    if (run(argv, out, &err))
+        return 0;
+    if (err->domain == G_SPAWN_EXIT_ERROR)
+        return err->code;
+    g_error("%s", err->message);
+}
+
+static void
+copy_file(const char *from, const char *to)
+{
+    const char *argv[] = { "cp", "--sparse=always", from, to, NULL };
+
+    qemu_img(argv, NULL);
+}
+
+static void
+qemu_io(const char *path, const char *cmd)
+{
+    const char *argv[] = { "qemu-io", "-f", "qcow2", "-c", cmd, path, NULL };
+    g_autofree char *out = NULL;
+
+    qemu_img(argv, &out);
+    /* qemu-io reports failed pattern checks on stdout and still exits 0 */
+    if (strstr(out, "Pattern verification failed") || strstr(out, "failed"))
+        g_error("qemu-io %s on %s: %s", cmd, path, out);
+}
+
+static void
+qemu_compare(const char *a, const char *fmt_a, const char *b,
+             const char *fmt_b)
+{
+    const char *argv[] = { "qemu-img", "compare", "-f", fmt_a, "-F", fmt_b,
+                           a, b, NULL };
+    g_autofree char *out = NULL;
+
+    qemu_img(argv, &out);
+}
+
+static guint64
+file_size_of(const char *path)
+{
+    GStatBuf st;
+
+    g_assert_cmpint(g_stat(path, &st), ==, 0);
+    return st.st_size;
+}
+
+static gboolean
+collect_extent(void *opaque, const GfpoolExtent *e, GError **error G_GNUC_UNUSED)
+{
+    g_array_append_val((GArray *)opaque, *e);
+    return TRUE;
+}
+
+/* gfpool_qcow2_map on a local file, as the driver calls it. */
+static gboolean
+map_file(const char *path, GArray **out, GError **error)
+{
+    guint8 header[GFPOOL_PROBE_HEADER_SIZE];
+    g_autoptr(GArray) ext = g_array_new(FALSE, FALSE, sizeof(GfpoolExtent));
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    gssize n;
+    gboolean ok;
+
+    g_assert_cmpint(fd, >=, 0);
+    n = fd_read(GINT_TO_POINTER(fd), 0, header, sizeof(header), NULL);
+    g_assert_cmpint(n, >=, 0);
+    ok = gfpool_qcow2_map(header, n, file_size_of(path), fd_read,
+                          GINT_TO_POINTER(fd), collect_extent, ext, error);
+    close(fd);
+    if (ok)
+        *out = g_steal_pointer(&ext);
+    return ok;
+}
+
+/* Merge neighbours of the same kind (DATA: contiguous in the file too). */
+static GArray *
+canon(GArray *in)
+{
+    GArray *out = g_array_new(FALSE, FALSE, sizeof(GfpoolExtent));
+
+    for (guint i = 0; i < in->len; i++) {
+        GfpoolExtent e = g_array_index(in, GfpoolExtent, i);
+        GfpoolExtent *last = out->len
+            ? &g_array_index(out, GfpoolExtent, out->len - 1) : NULL;
+
+        if (e.kind != GFPOOL_EXTENT_DATA)
+            e.host_off = 0;
+        if (last && last->kind == e.kind &&
+            last->guest_off + last->len == e.guest_off &&
+            (e.kind != GFPOOL_EXTENT_DATA ||
+             last->host_off + last->len == e.host_off))
+            last->len += e.len;
+        else
+            g_array_append_val(out, e);
+    }
+    return out;
+}
+
+/* qemu-img map's view in our terms: anything resolved below the top layer
+ * is BACKING, data in the top layer DATA, the rest ZERO. */
+static GArray *
+qemu_map(const char *path)
+{
+    const char *argv[] = { "qemu-img", "map", "--output=json", "-f", "qcow2",
+                           path, NULL };
+    g_autofree char *out = NULL;
+    g_auto(GStrv) lines = NULL;
+    g_autoptr(GArray) raw = g_array_new(FALSE, FALSE, sizeof(GfpoolExtent));
+
+    qemu_img(argv, &out);
+    lines = g_strsplit(out, "\n", -1);
+    for (char **l = lines; *l; l++) {
+        GfpoolExtent e = { 0 };
+
+        if (!strstr(*l, "\"start\""))
+            continue;
+        e.guest_off = json_uint(*l, "start");
+        e.len = json_uint(*l, "length");
+        if (json_uint(*l, "depth") > 0) {
+            e.kind = GFPOOL_EXTENT_BACKING;
+        } else if (strstr(*l, "\"data\": true")) {
+            e.kind = GFPOOL_EXTENT_DATA;
+            e.host_off = json_uint(*l, "offset");
+        } else {
+            e.kind = GFPOOL_EXTENT_ZERO;
+        }
+        g_array_append_val(raw, e);
+    }
+    return canon(raw);
+}
+
+/* Our map tiles the image, is already coalesced, and agrees with QEMU. */
+static GArray *
+check_map(const char *path)
+{
+    g_autoptr(GError) err = NULL;
+    g_autoptr(GArray) ours = NULL;
+    g_autoptr(GArray) merged = NULL;
+    g_autoptr(GArray) theirs = NULL;
+    g_autofree char *info = qemu_info(path, "qcow2");
+    guint64 size = json_uint(info, "virtual-size"), pos = 0;
+
+    if (!map_file(path, &ours, &err))
+        g_error("map %s: %s", path, err->message);
+    for (guint i = 0; i < ours->len; i++) {
+        const GfpoolExtent *e = &g_array_index(ours, GfpoolExtent, i);
+
+        g_assert_cmpuint(e->guest_off, ==, pos);
+        g_assert_cmpuint(e->len, >, 0);
+        if (e->kind != GFPOOL_EXTENT_DATA)
+            g_assert_cmpuint(e->host_off, ==, 0);
+        pos += e->len;
+    }
+    g_assert_cmpuint(pos, ==, size);
+    merged = canon(ours);
+    g_assert_cmpuint(merged->len, ==, ours->len);
+
+    theirs = qemu_map(path);
+    if (theirs->len != ours->len ||
+        memcmp(theirs->data, ours->data, ours->len * sizeof(GfpoolExtent))) {
+        for (guint i = 0; i < MAX(ours->len, theirs->len); i++) {
+            const GfpoolExtent *a = i < ours->len
+                ? &g_array_index(ours, GfpoolExtent, i) : NULL;
+            const GfpoolExtent *b = i < theirs->len
+                ? &g_array_index(theirs, GfpoolExtent, i) : NULL;
+
+            g_test_message("%u: ours %" G_GUINT64_FORMAT "+%" G_GUINT64_FORMAT
+                           " k%d h%" G_GUINT64_FORMAT " | qemu %"
+                           G_GUINT64_FORMAT "+%" G_GUINT64_FORMAT " k%d h%"
+                           G_GUINT64_FORMAT, i,
+                           a ? a->guest_off : 0, a ? a->len : 0,
+                           a ? (int)a->kind : -1, a ? a->host_off : 0,
+                           b ? b->guest_off : 0, b ? b->len : 0,
+                           b ? (int)b->kind : -1, b ? b->host_off : 0);
+        }
+        g_error("map of %s differs from qemu-img map", path);
+    }
+    return g_steal_pointer(&ours);
+}
+
+static void
+expect_map_error(const char *path, int code, const char *needle)
+{
+    g_autoptr(GError) err = NULL;
+    g_autoptr(GArray) ext = NULL;
+
+    g_assert_false(map_file(path, &ext, &err));
+    g_assert_error(err, GFPOOL_IMAGE_ERROR, code);
+    if (!strstr(err->message, needle))
+        g_error("message \"%s\" lacks \"%s\"", err->message, needle);
+}
+
+/* ---- map ------------------------------------------------------------------ */
+
+static void
+test_map_qemu(void)
+{
+    g_autofree char *base = tmp_path("map-base.raw");
+    const char *base_argv[] = { "qemu-img", "create", "-q", "-f", "raw", base,
+                                "1G", NULL };
+    struct {
+        const char *opts;
+        const char *size;
+        const char *cmds[6];
+    } cases[] = {
+        { NULL, "1G", { NULL } },
+        { NULL, "1G", { "write -P 0xab 0 1M", "write -P 0x11 100M 70k",
+                        "write -z 200M 128k", "write -P 0x22 1023M 1M",
+                        "discard 512k 64k", NULL } },
+        /* 512-byte clusters: L2 tables map 32 KiB, so writes cross them */
+        { "cluster_size=512", "1G", { "write -P 0xcd 30k 10k",
+                                      "write -z 64k 64k",
+                                      "write -P 0xce 1000000 100000", NULL } },
+        { "cluster_size=2M", "5G", { "write -P 1 3M 5M", "write -z 4G 2M",
+                                     NULL } },
+        { "compat=0.10", "3G", { "write -P 2 0 3M", "write -P 3 2G 64k",
+                                 NULL } },
+        /* not a multiple of the cluster size: the last extent is partial */
+        { "cluster_size=4096", "1000000512", { "write -P 4 999999488 1024",
+                                               NULL } },
+        { "backing_file=map-base.raw,backing_fmt=raw", "1G",
+          { "write -P 5 1M 1M", "write -z 2M 64k", NULL } },
+        { "preallocation=metadata", "100M", { "write -P 6 7M 1M", NULL } },
+        { "refcount_bits=1,cluster_size=1024", "100M",
+          { "write -P 7 0 100k", NULL } },
+    };
+
+    qemu_img(base_argv, NULL);
+    for (gsize i = 0; i < G_N_ELEMENTS(cases); i++) {
+        g_autofree char *path = tmp_path("map.qcow2");
+        g_autoptr(GArray) ext = NULL;
+        const char *argv[10] = { "qemu-img", "create", "-q", "-f", "qcow2" };
+        int n = 5;
+
+        if (cases[i].opts) {
+            argv[n++] = "-o";
+            argv[n++] = cases[i].opts;
+        }
+        argv[n++] = path;
+        argv[n++] = cases[i].size;
+        qemu_img(argv, NULL);
+        for (gsize c = 0; cases[i].cmds[c]; c++)
+            qemu_io(path, cases[i].cmds[c]);
+        g_test_message("map case %zu: %s", i,
+                       cases[i].opts ? cases[i].opts : "");
+        ext = check_map(path);
+        g_unlink(path);
+    }
+}
+
+/* each case's qemu-img create arguments; map must refuse the image */
+static void
+test_map_unsupported(void)
+{
+    g_autofree char *src = tmp_path("unsup-src.raw");
+    g_autofree char *path = tmp_path("unsup.qcow2");
+    g_autofree char *data = tmp_path("unsup-data.raw");
+    g_autofree char *data_opt = g_strdup_printf("data_file=%s", data);
+    const char *src_argv[] = { "qemu-img", "create", "-q", "-f", "raw", src,
+                               "4M", NULL };
+    const char *conv_argv[] = { "qemu-img", "convert", "-q", "-c", "-f", "raw",
+                                "-O", "qcow2", src, path, NULL };
+    const char *luks_argv[] = { "qemu-img", "create", "-q", "--object",
+                                "secret,id=s0,data=secret", "-f", "qcow2",
+                                "-o", "encrypt.format=luks,"
+                                "encrypt.key-secret=s0", path, "16M", NULL };
+    const char *ext_argv[] = { "qemu-img", "create", "-q", "-f", "qcow2",
+                               "-o", "extended_l2=on", path, "16M", NULL };
+    const char *df_argv[] = { "qemu-img", "create", "-q", "-f", "qcow2",
+                              "-o", data_opt, path, "16M", NULL };
+    int fd;
+
+    /* compressed data from 1M on */
+    qemu_img(src_argv, NULL);
+    fd = open(src, O_WRONLY);
+    {
+        g_autofree guint8 *buf = g_malloc(64 * KiB);
+
+        for (gsize i = 0; i < 64 * KiB; i++)
+            buf[i] = (guint8)(i % 7);
+        g_assert_true(fd_write(GINT_TO_POINTER(fd), 1 * MiB, buf, 64 * KiB,
+                               NULL));
+    }
+    close(fd);
+    qemu_img(conv_argv, NULL);
+    expect_map_error(path, GFPOOL_IMAGE_ERROR_UNSUPPORTED,
+                     "cluster at guest offset 1048576 is compressed: "
+                     "compressed clusters are not supported");
+    g_unlink(path);
+
+    qemu_img(luks_argv, NULL);
+    expect_map_error(path, GFPOOL_IMAGE_ERROR_UNSUPPORTED, "encrypted");
+    g_unlink(path);
+
+    qemu_img(ext_argv, NULL);
+    expect_map_error(path, GFPOOL_IMAGE_ERROR_UNSUPPORTED, "extended L2");
+    g_unlink(path);
+
+    qemu_img(df_argv, NULL);
+    expect_map_error(path, GFPOOL_IMAGE_ERROR_UNSUPPORTED,
+                     "external data file");
+    g_unlink(path);
+
+    /* not qcow2 at all */
+    expect_map_error(src, GFPOOL_IMAGE_ERROR_INVALID, "probes as raw");
+}
+
+/* An in-memory image from our creator with one allocated cluster, for
+ * corrupting table entries. 1 GiB, 4 KiB clusters: 512 L1 entries. */
+typedef struct {
+    guint8 *data;
+    gsize len;
+    guint64 l1_off;
+    guint64 l2_off;             /* the one L2 table */
+    guint64 data_off;           /* its one data cluster (guest 0) */
+} SmallImage;
+
+static void
+small_image(SmallImage *s)
+{
+    static const GfpoolRange r = { 0, 100 };
+    GfpoolQcow2Params params = { .capacity = 1 * GiB, .cluster_size = 4096,
+                                 .allocate = &r, .n_allocate = 1 };
+    MemFile m = { g_malloc0(256 * KiB), 256 * KiB };
+    GfpoolExtent run;
+    guint64 size = 0;
+    g_autoptr(GError) err = NULL;
+
+    g_assert_true(gfpool_qcow2_create_allocated(&params, mem_write, &m, &run,
+                                                &size, &err));
+    g_assert_no_error(err);
+    s->data = m.data;
+    s->len = size;
+    s->l1_off = 0;
+    for (int i = 0; i < 8; i++)
+        s->l1_off = (s->l1_off << 8) | s->data[40 + i];
+    s->l2_off = 0;
+    for (int i = 1; i < 8; i++)
+        s->l2_off = (s->l2_off << 8) | s->data[s->l1_off + i];
+    s->data_off = run.host_off;
+}
+
+static gboolean
+mem_map(const guint8 *buf, gsize len, GArray *ext, GError **error)
+{
+    MemFile m = { (guint8 *)buf, len };
+
+    return gfpool_qcow2_map(buf, MIN(len, (gsize)GFPOOL_PROBE_HEADER_SIZE),
+                            len, mem_read, &m, collect_extent, ext, error);
+}
+
+static gboolean
+fail_second(void *opaque, const GfpoolExtent *e G_GNUC_UNUSED, GError **error)
+{
+    int *calls = opaque;
+
+    if (++*calls < 2)
+        return TRUE;
+    g_set_error(error, G_FILE_ERROR, G_FILE_ERROR_INTR, "enough");
+    return FALSE;
+}
+
+static void
+test_map_corrupt(void)
+{
+    SmallImage s;
+    struct {
+        const char *name;
+        guint64 off;            /* 0 = at the L1 entry, 1 = the L2 entry */
+        guint64 value;
+        const char *needle;
+    } cases[] = {
+        { "L2 table unaligned", 0, 4096 * 3 + 512, "L1 entry 0" },
+        { "L2 table past EOF", 0, 1 * GiB, "L2 table offset 1073741824" },
+        { "data unaligned", 1, 4096 * 2 + 512,
+          "L2 entry 0 of L1 entry 0 (guest offset 0) is invalid: host offset" },
+        { "data past EOF", 1, 64 * GiB, "past the end" },
+        { "compressed", 1, G_GUINT64_CONSTANT(1) << 62,
+          "compressed clusters are not supported" },
+        { "huge", 1, G_MAXUINT64, "compressed" },
+    };
+    g_autoptr(GArray) ok = g_array_new(FALSE, FALSE, sizeof(GfpoolExtent));
+    g_autoptr(GError) err = NULL;
+
+    small_image(&s);
+    g_assert_true(mem_map(s.data, s.len, ok, &err));
+    g_assert_no_error(err);
+    g_assert_cmpuint(ok->len, ==, 2);
+    g_assert_cmpint(g_array_index(ok, GfpoolExtent, 0).kind, ==,
+                    GFPOOL_EXTENT_DATA);
+    g_assert_cmpuint(g_array_index(ok, GfpoolExtent, 0).host_off, ==,
+                     s.data_off);
+    g_assert_cmpuint(g_array_index(ok, GfpoolExtent, 0).len, ==, 4096);
+    g_assert_cmpint(g_array_index(ok, GfpoolExtent, 1).kind, ==,
+                    GFPOOL_EXTENT_ZERO);
+
+    for (gsize i = 0; i < G_N_ELEMENTS(cases); i++) {
+        g_autofree guint8 *buf = g_memdup2(s.data, s.len);
+        g_autoptr(GArray) ext = g_array_new(FALSE, FALSE,
+                                            sizeof(GfpoolExtent));
+        g_autoptr(GError) e = NULL;
+
+        g_test_message("map corrupt: %s", cases[i].name);
+        put_be64(buf + (cases[i].off ? s.l2_off : s.l1_off), cases[i].value);
+        g_assert_false(mem_map(buf, s.len, ext, &e));
+        g_assert_nonnull(e);
+        g_assert_true(e->domain == GFPOOL_IMAGE_ERROR);
+        if (!strstr(e->message, cases[i].needle))
+            g_error("message \"%s\" lacks \"%s\"", e->message,
+                    cases[i].needle);
+    }
+
+    /* every L1 entry on the one L2 table: refused before reading 512 */
+    {
+        g_autofree guint8 *buf = g_memdup2(s.data, s.len);
+        g_autoptr(GArray) ext = g_array_new(FALSE, FALSE,
+                                            sizeof(GfpoolExtent));
+        g_autoptr(GError) e = NULL;
+
+        for (int i = 0; i < 512; i++)
+            put_be64(buf + s.l1_off + i * 8, s.l2_off);
+        g_assert_false(mem_map(buf, s.len, ext, &e));
+        g_assert_error(e, GFPOOL_IMAGE_ERROR, GFPOOL_IMAGE_ERROR_CORRUPT);
+        g_assert_nonnull(strstr(e->message, "more L2 tables than"));
+    }
+
+    /* file cut inside the data cluster / the L1 table */
+    {
+        g_autoptr(GArray) ext = g_array_new(FALSE, FALSE,
+                                            sizeof(GfpoolExtent));
+        g_autoptr(GError) e = NULL;
+        g_autoptr(GError) e2 = NULL;
+
+        g_assert_false(mem_map(s.data, s.data_off + 50, ext, &e));
+        g_assert_error(e, GFPOOL_IMAGE_ERROR, GFPOOL_IMAGE_ERROR_CORRUPT);
+        g_assert_false(mem_map(s.data, s.l1_off + 8, ext, &e2));
+        g_assert_error(e2, GFPOOL_IMAGE_ERROR, GFPOOL_IMAGE_ERROR_CORRUPT);
+    }
+
+    /* the callback's error stops the walk */
+    {
+        MemFile m = { s.data, s.len };
+        g_autoptr(GError) e = NULL;
+        int calls = 0;
+
+        g_assert_false(gfpool_qcow2_map(s.data, s.len, s.len, mem_read, &m,
+                                        fail_second, &calls, &e));
+        g_assert_error(e, G_FILE_ERROR, G_FILE_ERROR_INTR);
+        g_assert_cmpint(calls, ==, 2);
+    }
+
+    /* the reader's error too */
+    {
+        g_autoptr(GError) e = NULL;
+        g_autoptr(GArray) ext = g_array_new(FALSE, FALSE,
+                                            sizeof(GfpoolExtent));
+
+        g_assert_false(gfpool_qcow2_map(s.data, 4096, s.len, broken_read,
+                                        NULL, collect_extent, ext, &e));
+        g_assert_error(e, G_FILE_ERROR, G_FILE_ERROR_IO);
+    }
+    g_free(s.data);
+}
+
+/* ---- create with allocated ranges --------------------------------------- */
+
+/* the byte we store at guest offset g */
+static guint8
+pattern(guint64 g)
+{
+    return (guint8)(((g >> 9) * 131 + (g & 511) * 7 + 1) & 0xff);
+}
+
+typedef struct {
+    const char *name;
+    guint64 capacity;
+    guint32 cluster_size;
+    bool prealloc;
+    const GfpoolRange *ranges;
+    gsize n;
+    bool big;                   /* too big for a raw reference: qemu-io */
+} RangeCase;
+
+static void
+check_ranges(const RangeCase *tc)
+{
+    GfpoolQcow2Params params = { .capacity = tc->capacity,
+                                 .cluster_size = tc->cluster_size,
+                                 .prealloc_metadata = tc->prealloc,
+                                 .allocate = tc->ranges,
+                                 .n_allocate = tc->n };
+    guint64 cs = tc->cluster_size ? tc->cluster_size : 65536;
+    guint64 cap = (tc->capacity + 511) / 512 * 512;
+    g_autofree char *path = tmp_path("ranges.qcow2");
+    g_autofree char *raw = tmp_path("ranges.raw");
+    g_autofree GfpoolExtent *runs = g_new0(GfpoolExtent, tc->n + 1);
+    g_autoptr(GError) err = NULL;
+    g_autoptr(GArray) ext = NULL;
+    guint64 size = 0, pos = 0;
+    int fd, rfd = -1;
+
+    g_test_message("ranges case %s", tc->name);
+    fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    g_assert_cmpint(fd, >=, 0);
+    g_assert_true(gfpool_qcow2_create_allocated(&params, fd_write,
+                                                GINT_TO_POINTER(fd), runs,
+                                                &size, &err));
+    g_assert_no_error(err);
+    g_assert_cmpint(ftruncate(fd, (off_t)size), ==, 0);
+    if (!tc->big) {
+        rfd = open(raw, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        g_assert_cmpint(ftruncate(rfd, (off_t)cap), ==, 0);
+    }
+
+    for (gsize i = 0; i < tc->n; i++) {
+        const GfpoolRange *r = &tc->ranges[i];
+        gsize len = (gsize)r->length;
+        g_autofree guint8 *buf = g_malloc(len);
+
+        g_assert_cmpuint(runs[i].guest_off, ==, r->offset);
+        g_assert_cmpuint(runs[i].len, ==, r->length);
+        g_assert_cmpint(runs[i].kind, ==, GFPOOL_EXTENT_DATA);
+        /* same offset within the cluster, inside the file, in guest order */
+        g_assert_cmpuint(runs[i].host_off % cs, ==, r->offset % cs);
+        g_assert_cmpuint(runs[i].host_off + r->length, <=, size);
+        if (i > 0)
+            g_assert_cmpuint(runs[i].host_off, >=,
+                             runs[i - 1].host_off + runs[i - 1].len);
+        for (gsize j = 0; j < len; j++)
+            buf[j] = pattern(r->offset + j);
+        g_assert_true(fd_write(GINT_TO_POINTER(fd), runs[i].host_off, buf,
+                               len, NULL));
+        if (rfd >= 0)
+            g_assert_true(fd_write(GINT_TO_POINTER(rfd), r->offset, buf, len,
+                                   NULL));
+    }
+    close(fd);
+    if (rfd >= 0)
+        close(rfd);
+
+    qemu_check(path);
+    ext = check_map(path);
+    if (!tc->big)
+        qemu_compare(path, "qcow2", raw, "raw");
+
+    /* allocated: exactly the ranges widened to clusters (all with prealloc) */
+    for (guint i = 0; i < ext->len; i++) {
+        const GfpoolExtent *e = &g_array_index(ext, GfpoolExtent, i);
+
+        for (guint64 c = e->guest_off / cs;
+             c < div_round_up_test(e->guest_off + e->len, cs); c++) {
+            bool want = tc->prealloc;
+
+            for (gsize k = 0; k < tc->n && !want; k++)
+                want = c >= tc->ranges[k].offset / cs &&
+                       c < div_round_up_test(tc->ranges[k].offset +
+                                             tc->ranges[k].length, cs);
+            if (want != (e->kind == GFPOOL_EXTENT_DATA))
+                g_error("cluster %" G_GUINT64_FORMAT " allocated %d, want %d",
+                        c, e->kind == GFPOOL_EXTENT_DATA, want);
+            /* big images: only look near the extent edges */
+            if (c - e->guest_off / cs > 4 &&
+                div_round_up_test(e->guest_off + e->len, cs) - c > 4)
+                c = div_round_up_test(e->guest_off + e->len, cs) - 5;
+        }
+        pos += e->len;
+    }
+    g_assert_cmpuint(pos, ==, cap);
+
+    if (tc->big) {
+        for (gsize i = 0; i < tc->n; i++) {
+            /* the first and last KiB of each range, byte by byte */
+            const GfpoolRange *r = &tc->ranges[i];
+            guint64 n = MIN(r->length, (guint64)1024);
+            g_autofree char *c1 = g_strdup_printf(
+                "read -P %u %" G_GUINT64_FORMAT " 1", pattern(r->offset),
+                r->offset);
+            g_autofree char *c2 = g_strdup_printf(
+                "read -P %u %" G_GUINT64_FORMAT " 1",
+                pattern(r->offset + r->length - 1),
+                r->offset + r->length - 1);
+
+            (void)n;
+            qemu_io(path, c1);
+            qemu_io(path, c2);
+        }
+    }
+    g_unlink(path);
+    g_unlink(raw);
+}
+
+static void
+test_create_ranges(void)
+{
+    static const GfpoolRange r512[] = {
+        { 30 * KiB, 10 * KiB },             /* crosses the 32 KiB L2 edge */
+        { 100 * KiB + 3, 100 * KiB + 4 },   /* unaligned both ends */
+        { 200 * KiB + 7, 1 },               /* shares a cluster with it */
+        { 1 * MiB - 1, 2 },                 /* across a table edge */
+        { 2 * MiB, 96 * KiB },              /* three whole tables */
+        { 2 * MiB + 96 * KiB, 512 },        /* adjacent */
+        { 10 * MiB - 700, 700 },            /* ends at the capacity */
+    };
+    static const GfpoolRange r64k[] = {
+        { 0, 100 }, { 200, 100 }, { 65535, 2 },
+        { 511 * MiB, 2 * MiB },             /* across an L1 entry */
+        { 1 * GiB - 4096, 4096 },
+    };
+    static const GfpoolRange r16t[] = {
+        { 0, 1 * MiB },
+        { 4 * TiB - 64 * KiB, 128 * KiB },
+        { 8 * TiB + 12345, 100 },
+        { 16 * TiB - 512, 512 },
+    };
+    static const GfpoolRange rpre[] = { { 1 * MiB + 5, 3 * MiB } };
+    static const GfpoolRange rodd[] = { { 1000000000, 1 } };
+    static const RangeCase cases[] = {
+        { "512", 10 * MiB, 512, false, r512, G_N_ELEMENTS(r512), false },
+        { "64k", 1 * GiB, 0, false, r64k, G_N_ELEMENTS(r64k), false },
+        { "2M", 1 * GiB, 2 * 1024 * 1024, false, r64k, G_N_ELEMENTS(r64k),
+          false },
+        { "16T", 16 * TiB, 0, false, r16t, G_N_ELEMENTS(r16t), true },
+        { "prealloc", 64 * MiB, 4096, true, rpre, 1, false },
+        { "odd capacity", 1000000001, 4096, false, rodd, 1, false },
+        { "none", 1 * GiB, 0, false, NULL, 0, false },
+    };
+
+    for (gsize i = 0; i < G_N_ELEMENTS(cases); i++)
+        check_ranges(&cases[i]);
+}
+
+static gboolean
+buf_write(void *opaque, guint64 off, const void *buf, gsize len,
+          GError **error G_GNUC_UNUSED)
+{
+    GByteArray *b = opaque;
+
+    if (b->len < off + len) {
+        guint old = b->len;
+
+        g_byte_array_set_size(b, (guint)(off + len));
+        memset(b->data + old, 0, b->len - old);
+    }
+    memcpy(b->data + off, buf, len);
+    return TRUE;
+}
+
+/* No ranges writes exactly what plain create writes. */
+static void
+test_create_ranges_empty(void)
+{
+    GfpoolQcow2Params params = { .capacity = 10 * GiB, .cluster_size = 4096,
+                                 .backing = "b.img",
+                                 .backing_format = GFPOOL_FORMAT_RAW };
+    g_autoptr(GByteArray) a = g_byte_array_new();
+    g_autoptr(GByteArray) b = g_byte_array_new();
+    guint64 sa = 0, sb = 0;
+
+    g_assert_true(gfpool_qcow2_create(&params, buf_write, a, &sa, NULL));
+    g_assert_true(gfpool_qcow2_create_allocated(&params, buf_write, b, NULL,
+                                                &sb, NULL));
+    g_assert_cmpuint(sa, ==, sb);
+    g_assert_cmpmem(a->data, a->len, b->data, b->len);
+}
+
+static void
+test_create_ranges_invalid(void)
+{
+    static const GfpoolRange unsorted[] = { { 4096, 10 }, { 0, 10 } };
+    static const GfpoolRange overlap[] = { { 0, 4097 }, { 4096, 10 } };
+    static const GfpoolRange empty[] = { { 0, 0 } };
+    static const GfpoolRange past[] = { { 1 * MiB - 10, 11 } };
+    static const GfpoolRange huge[] = { { 10, G_MAXUINT64 } };
+    const struct {
+        const GfpoolRange *r;
+        gsize n;
+        const char *needle;
+    } cases[] = {
+        { unsorted, 2, "range 1 (offset 0) is invalid: ranges must be sorted" },
+        { overlap, 2, "must not overlap" },
+        { empty, 1, "length 0) is invalid: must be non-empty" },
+        { past, 1, "end within the capacity 1048576" },
+        { huge, 1, "length 18446744073709551615" },
+        { NULL, 3, "3 allocate ranges are invalid without an array" },
+    };
+
+    for (gsize i = 0; i < G_N_ELEMENTS(cases); i++) {
+        GfpoolQcow2Params params = { .capacity = 1 * MiB,
+                                     .allocate = cases[i].r,
+                                     .n_allocate = cases[i].n };
+        g_autoptr(GError) err = NULL;
+        guint64 size = 0;
+
+        g_assert_false(gfpool_qcow2_create_allocated(&params, no_write, NULL,
+                                                     NULL, &size, &err));
+        g_assert_error(err, GFPOOL_IMAGE_ERROR, GFPOOL_IMAGE_ERROR_INVALID);
+        if (!strstr(err->message, cases[i].needle))
+            g_error("message \"%s\" lacks \"%s\"", err->message,
+                    cases[i].needle);
+    }
+}
+
+/* Many ranges, one per cluster pair, over a big image: memory and write
+ * count stay bounded. */
+static void
+test_create_ranges_streams(void)
+{
+    gsize n = 100000;
+    g_autofree GfpoolRange *r = g_new(GfpoolRange, n);
+    g_autofree GfpoolExtent *runs = g_new(GfpoolExtent, n);
+    GfpoolQcow2Params params = { .capacity = 16 * TiB, .allocate = r,
+                                 .n_allocate = n };
+    gsize max_write = 0;
+    guint64 size = 0;
+    g_autoptr(GError) err = NULL;
+
+    for (gsize i = 0; i < n; i++)
+        r[i] = (GfpoolRange) { i * 160 * MiB + 3, 70000 };
+    g_assert_true(gfpool_qcow2_create_allocated(&params, count_write,
+                                                &max_write, runs, &size, &err));
+    g_assert_no_error(err);
+    g_assert_cmpuint(max_write, <=, 4 * MiB);
+    /* 70000 bytes at offset 3 need two 64 KiB clusters each */
+    g_assert_cmpuint(runs[n - 1].host_off + 70000, <=, size);
+    g_assert_cmpuint(runs[1].host_off - runs[0].host_off, ==, 128 * KiB);
+}
+
+/* ---- resize ----------------------------------------------------------- */
+
+typedef struct {
+    int fd;
+    int writes_left;            /* -1 = unlimited */
+    int writes;
+} ResizeIo;
+
+static gssize
+rio_read(void *opaque, guint64 off, void *buf, gsize len, GError **error)
+{
+    ResizeIo *io = opaque;
+
+    return fd_read(GINT_TO_POINTER(io->fd), off, buf, len, error);
+}
+
+static gboolean
+rio_write(void *opaque, guint64 off, const void *buf, gsize len,
+          GError **error)
+{
+    ResizeIo *io = opaque;
+
+    if (io->writes_left == 0) {
+        g_set_error(error, G_FILE_ERROR, G_FILE_ERROR_IO, "crash");
+        return FALSE;
+    }
+    if (io->writes_left > 0)
+        io->writes_left--;
+    io->writes++;
+    return fd_write(GINT_TO_POINTER(io->fd), off, buf, len, error);
+}
+
+/* Resize a local file; returns the number of writes made. */
+static gboolean
+resize_file(const char *path, guint64 capacity, int max_writes, int *writes,
+            GError **error)
+{
+    guint8 header[GFPOOL_PROBE_HEADER_SIZE];
+    ResizeIo io = { open(path, O_RDWR | O_CLOEXEC), max_writes, 0 };
+    guint64 old = file_size_of(path), new_size = 0;
+    gssize n;
+    gboolean ok;
+
+    g_assert_cmpint(io.fd, >=, 0);
+    n = fd_read(GINT_TO_POINTER(io.fd), 0, header, sizeof(header), NULL);
+    g_assert_cmpint(n, >=, 0);
+    ok = gfpool_qcow2_resize(header, n, old, rio_read, rio_write, &io,
+                             capacity, &new_size, error);
+    if (ok) {
+        g_assert_cmpuint(new_size, >=, old);
+        g_assert_cmpuint(file_size_of(path), <=, new_size);
+        g_assert_cmpint(ftruncate(io.fd, (off_t)new_size), ==, 0);
+    }
+    close(io.fd);
+    if (writes)
+        *writes = io.writes;
+    return ok;
+}
+
+/* Resize path and a copy (with qemu-img resize), then compare them. */
+static void
+check_resize(const char *path, guint64 capacity)
+{
+    g_autofree char *ref = tmp_path("resize-ref.qcow2");
+    /* qemu-img resize wants whole sectors; we round like qemu-img create */
+    g_autofree char *cap = g_strdup_printf("%" G_GUINT64_FORMAT,
+                                           (capacity + 511) / 512 * 512);
+    const char *argv[] = { "qemu-img", "resize", "-q", "-f", "qcow2", ref,
+                           cap, NULL };
+    g_autoptr(GError) err = NULL;
+    g_autofree char *info = NULL;
+    g_autoptr(GArray) ext = NULL;
+    g_autoptr(GArray) ref_ext = NULL;
+
+    g_test_message("resize %s to %" G_GUINT64_FORMAT, path, capacity);
+    copy_file(path, ref);
+    qemu_img(argv, NULL);
+    if (!resize_file(path, capacity, -1, NULL, &err))
+        g_error("resize %s: %s", path, err->message);
+    qemu_check(path);
+    info = qemu_info(path, "qcow2");
+    g_assert_cmpuint(json_uint(info, "virtual-size"), ==,
+                     (capacity + 511) / 512 * 512);
+    /* data clusters do not move, so the maps agree to the host offset */
+    ext = check_map(path);
+    ref_ext = check_map(ref);
+    g_assert_cmpuint(ext->len, ==, ref_ext->len);
+    g_assert_cmpmem(ext->data, ext->len * sizeof(GfpoolExtent),
+                    ref_ext->data, ref_ext->len * sizeof(GfpoolExtent));
+    /* qemu-img compare reads every table: minutes for 100 GiB of 512-byte
+     * clusters */
+    if (capacity <= 8 * GiB)
+        qemu_compare(path, "qcow2", ref, "qcow2");
+    g_unlink(ref);
+}
+
+static void
+qemu_create(const char *path, const char *opts, const char *size)
+{
+    const char *argv[] = { "qemu-img", "create", "-q", "-f", "qcow2",
+                           "-o", opts ? opts : "compat=1.1", path, size,
+                           NULL };
+
+    qemu_img(argv, NULL);
+}
+
+static void
+test_resize_qemu(void)
+{
+    g_autofree char *path = tmp_path("resize.qcow2");
+    g_autofree char *base = tmp_path("resize-base.qcow2");
+    struct {
+        const char *opts;
+        const char *size;
+        guint64 to[3];
+    } cases[] = {
+        /* size only; within the L1 cluster; a new L1 */
+        { NULL, "1G", { 1 * GiB + 512, 3 * GiB, 16 * TiB } },
+        /* L1 growth with 512-byte clusters: 32 KiB per L1 entry */
+        { "cluster_size=512", "1G", { 1 * GiB + 1, 2 * GiB, 100 * GiB } },
+        { "cluster_size=512,refcount_bits=1", "100M", { 1 * GiB, 128 * GiB } },
+        { "cluster_size=4096,refcount_bits=64", "100M", { 8 * TiB } },
+        { "cluster_size=2M", "1G", { 1 * TiB, 2048 * TiB } },
+        { "compat=0.10", "1G", { 5 * GiB, 1 * TiB } },
+        { "preallocation=metadata,cluster_size=4096", "64M", { 10 * GiB } },
+        { "backing_file=resize-base.qcow2,backing_fmt=qcow2", "1G",
+          { 50 * GiB } },
+        { "lazy_refcounts=on", "1G", { 20 * TiB } },
+    };
+
+    /* backing as long as the image: QEMU has nothing to zero either */
+    qemu_create(base, NULL, "1G");
+    qemu_io(base, "write -P 0x77 0 4M");
+    for (gsize i = 0; i < G_N_ELEMENTS(cases); i++) {
+        g_autofree char *rd = NULL;
+
+        qemu_create(path, cases[i].opts, cases[i].size);
+        qemu_io(path, "write -P 0xab 0 1M");
+        qemu_io(path, "write -P 0xac 300M 70k");
+        for (gsize t = 0; t < G_N_ELEMENTS(cases[i].to) && cases[i].to[t];
+             t++) {
+            check_resize(path, cases[i].to[t]);
+            qemu_io(path, "read -P 0xab 0 1M");
+        }
+        /* the image still works: write past the old end */
+        rd = g_strdup_printf("write -P 0xcd %" G_GUINT64_FORMAT " 64k",
+                             cases[i].to[0] / 512 * 512 - 64 * KiB);
+        qemu_io(path, rd);
+        qemu_check(path);
+        g_unlink(path);
+    }
+}
+
+static void
+test_resize_own(void)
+{
+    g_autofree char *path = tmp_path("resize-own.qcow2");
+    static const GfpoolRange r[] = { { 0, 1 * MiB }, { 500 * MiB, 3 * MiB } };
+    struct {
+        GfpoolQcow2Params p;
+        guint64 to[3];
+    } cases[] = {
+        { { .capacity = 1 * GiB, .cluster_size = 512 },
+          { 1 * GiB + 1000, 100 * GiB, 128 * GiB } },
+        { { .capacity = 1 * GiB, .cluster_size = 512, .allocate = r,
+            .n_allocate = 2 }, { 100 * GiB } },
+        { { .capacity = 1 * GiB }, { 16 * TiB } },
+        { { .capacity = 1 * GiB, .allocate = r, .n_allocate = 2 },
+          { 16 * TiB, 2048 * TiB } },
+        { { .capacity = 1 * GiB, .cluster_size = 4096,
+            .prealloc_metadata = true }, { 1 * TiB } },
+        { { .capacity = 1, .cluster_size = 4096 }, { 512, 513, 8 * TiB } },
+    };
+
+    for (gsize i = 0; i < G_N_ELEMENTS(cases); i++) {
+        g_autoptr(GError) err = NULL;
+
+        g_assert_true(create_qcow2(path, &cases[i].p, &err));
+        g_assert_no_error(err);
+        if (cases[i].p.n_allocate)
+            qemu_io(path, "write -P 0xab 0 1M");
+        for (gsize t = 0; t < G_N_ELEMENTS(cases[i].to) && cases[i].to[t];
+             t++)
+            check_resize(path, cases[i].to[t]);
+        if (cases[i].p.n_allocate)
+            qemu_io(path, "read -P 0xab 0 1M");
+        g_unlink(path);
+    }
+}
+
+static void
+expect_resize_error(const char *path, guint64 capacity, int code,
+                    const char *needle)
+{
+    g_autoptr(GError) err = NULL;
+    int writes = 0;
+
+    g_assert_false(resize_file(path, capacity, -1, &writes, &err));
+    g_assert_error(err, GFPOOL_IMAGE_ERROR, code);
+    if (!strstr(err->message, needle))
+        g_error("message \"%s\" lacks \"%s\"", err->message, needle);
+    g_assert_cmpint(writes, ==, 0);
+}
+
+static void
+set_header_be64(const char *path, gsize off, guint64 v)
+{
+    guint8 b[8];
+    int fd = open(path, O_RDWR | O_CLOEXEC);
+
+    put_be64(b, v);
+    g_assert_true(fd_write(GINT_TO_POINTER(fd), off, b, 8, NULL));
+    close(fd);
+}
+
+static void
+test_resize_refused(void)
+{
+    g_autofree char *path = tmp_path("refuse.qcow2");
+    const char *snap[] = { "qemu-img", "snapshot", "-c", "s1", path, NULL };
+    const char *bitmap[] = { "qemu-img", "bitmap", "--add", path, "b0", NULL };
+    g_autoptr(GError) err = NULL;
+
+    qemu_create(path, "cluster_size=512", "1G");
+    expect_resize_error(path, 1 * GiB - 512, GFPOOL_IMAGE_ERROR_UNSUPPORTED,
+                        "qcow2 volumes can only grow");
+    expect_resize_error(path, 128 * GiB + 512, GFPOOL_IMAGE_ERROR_INVALID,
+                        "must be at most 137438953472 bytes with 512-byte");
+    expect_resize_error(path, G_MAXUINT64, GFPOOL_IMAGE_ERROR_INVALID,
+                        "capacity 18446744073709551615 is invalid");
+    /* the maximum itself is fine */
+    check_resize(path, 128 * GiB);
+    /* same size: nothing to do */
+    g_assert_true(resize_file(path, 128 * GiB - 100, -1, NULL, &err));
+    g_assert_no_error(err);
+    g_unlink(path);
+
+    qemu_create(path, NULL, "1G");
+    qemu_img(snap, NULL);
+    expect_resize_error(path, 2 * GiB, GFPOOL_IMAGE_ERROR_UNSUPPORTED,
+                        "1 internal snapshots");
+    g_unlink(path);
+
+    qemu_create(path, NULL, "1G");
+    qemu_img(bitmap, NULL);
+    expect_resize_error(path, 2 * GiB, GFPOOL_IMAGE_ERROR_UNSUPPORTED,
+                        "bitmaps");
+    g_unlink(path);
+
+    qemu_create(path, NULL, "1G");
+    set_header_be64(path, 72, 1);           /* dirty */
+    expect_resize_error(path, 2 * GiB, GFPOOL_IMAGE_ERROR_UNSUPPORTED,
+                        "dirty");
+    set_header_be64(path, 72, 2);           /* corrupt */
+    expect_resize_error(path, 2 * GiB, GFPOOL_IMAGE_ERROR_CORRUPT,
+                        "marked corrupt");
+    set_header_be64(path, 72, 0x10);        /* extended L2 */
+    expect_resize_error(path, 2 * GiB, GFPOOL_IMAGE_ERROR_UNSUPPORTED,
+                        "extended L2");
+    set_header_be64(path, 72, 1 << 20);     /* unknown */
+    expect_resize_error(path, 2 * GiB, GFPOOL_IMAGE_ERROR_UNSUPPORTED,
+                        "unknown bits");
+    set_header_be64(path, 72, 0);
+    set_header_be64(path, 24, 1000);        /* l1 would not cover: prober */
+    set_header_be64(path, 36, 0xffffffff00000000ull);
+    expect_resize_error(path, 2 * GiB, GFPOOL_IMAGE_ERROR_CORRUPT,
+                        "l1_size 4294967295");
+    g_unlink(path);
+
+    /* L1 past the end of the file */
+    qemu_create(path, "cluster_size=512", "1G");
+    set_header_be64(path, 40, 512 * MiB);
+    expect_resize_error(path, 2 * GiB, GFPOOL_IMAGE_ERROR_CORRUPT,
+                        "L1 table at offset 536870912");
+    g_unlink(path);
+
+    /* refcount table past the end of the file */
+    qemu_create(path, "cluster_size=512", "1G");
+    set_header_be64(path, 48, 512 * MiB);
+    expect_resize_error(path, 2 * GiB, GFPOOL_IMAGE_ERROR_CORRUPT,
+                        "refcount table at offset 536870912");
+    g_unlink(path);
+}
+
+/* A crash (failed write) at every point leaves an image qemu-img check
+ * finds no corruption in, with the old or the new size. */
+static void
+test_resize_crash(void)
+{
+    g_autofree char *orig = tmp_path("crash-orig.qcow2");
+    g_autofree char *path = tmp_path("crash.qcow2");
+    const char *check[] = { "qemu-img", "check", "-q", "-f", "qcow2", path,
+                            NULL };
+    struct {
+        const char *opts;
+        const char *size;
+        guint64 to;
+    } cases[] = {
+        /* new refcount blocks, refcount table moved */
+        { "cluster_size=512", "64M", 100 * GiB },
+        /* new L1 only */
+        { NULL, "1G", 16 * TiB },
+        { "cluster_size=4096,refcount_bits=1", "1G", 1 * TiB },
+    };
+
+    for (gsize c = 0; c < G_N_ELEMENTS(cases); c++) {
+        int total = 0;
+
+        qemu_create(orig, cases[c].opts, cases[c].size);
+        qemu_io(orig, "write -P 0xab 0 1M");
+        copy_file(orig, path);
+        g_assert_true(resize_file(path, cases[c].to, -1, &total, NULL));
+        g_test_message("resize crash case %zu: %d writes", c, total);
+        for (int k = 0; k < total; k += MAX(1, total / 40)) {
+            g_autoptr(GError) err = NULL;
+            g_autofree char *info = NULL;
+            guint64 vs;
+            int st;
+
+            g_unlink(path);
+            copy_file(orig, path);
+            g_assert_false(resize_file(path, cases[c].to, k, NULL, &err));
+            g_assert_error(err, G_FILE_ERROR, G_FILE_ERROR_IO);
+            /* 0: clean, 3: leaked clusters only */
+            st = run_status(check, NULL);
+            if (st != 0 && st != 3)
+                g_error("crash after %d writes: qemu-img check exit %d", k,
+                        st);
+            info = qemu_info(path, "qcow2");
+            vs = json_uint(info, "virtual-size");
+            g_assert_true(vs == cases[c].to ||
+                          vs == json_uint(qemu_info(orig, "qcow2"),
+                                          "virtual-size"));
+            qemu_io(path, "read -P 0xab 0 1M");
+        }
+        g_unlink(path);
+        g_unlink(orig);
+    }
+}
+
 int
 main(int argc, char **argv)
 {
@@ -906,6 +1988,19 @@ main(int argc, char **argv)
     g_test_add_func("/image/probe/corrupt", test_probe_corrupt);
     g_test_add_func("/image/probe/qcow2-edges", test_probe_qcow2_edges);
     g_test_add_func("/image/probe/mutations", test_probe_mutations);
+    g_test_add_func("/image/map/qemu", test_map_qemu);
+    g_test_add_func("/image/map/unsupported", test_map_unsupported);
+    g_test_add_func("/image/map/corrupt", test_map_corrupt);
+    g_test_add_func("/image/create/ranges", test_create_ranges);
+    g_test_add_func("/image/create/ranges-empty", test_create_ranges_empty);
+    g_test_add_func("/image/create/ranges-invalid",
+                    test_create_ranges_invalid);
+    g_test_add_func("/image/create/ranges-streams",
+                    test_create_ranges_streams);
+    g_test_add_func("/image/resize/qemu", test_resize_qemu);
+    g_test_add_func("/image/resize/own", test_resize_own);
+    g_test_add_func("/image/resize/refused", test_resize_refused);
+    g_test_add_func("/image/resize/crash", test_resize_crash);
 
     ret = g_test_run();
 

@@ -1517,7 +1517,7 @@ typedef struct {
     GfpoolReadFunc read_fn;
     void *opaque;
     guint64 file_size;
-    const guint8 *header;       /* at least the fields up to 104 */
+    guint8 fields[40];          /* header bytes [24, 64), as read */
     unsigned cluster_bits;
     guint64 cluster_size;
     guint64 size;
@@ -1602,7 +1602,7 @@ qcow2_open(Qcow2Image *q, const guint8 *header, gsize header_len,
     q->read_fn = read_fn;
     q->opaque = opaque;
     q->file_size = file_size;
-    q->header = header;
+    memcpy(q->fields, h + 24, sizeof(q->fields));
     q->cluster_bits = rd_be32(h + 20);
     q->cluster_size = G_GUINT64_CONSTANT(1) << q->cluster_bits;
     q->size = rd_be64(h + 24);
@@ -2023,8 +2023,8 @@ resize_free(const Qcow2Image *q, GfpoolWriteFunc write_fn, unsigned rb_bits,
 
 /*
  * Copy old_len bytes of a table from old_off to new_off, zero-filling it up
- * to new_len, in bounded windows. extra(i) overrides 8-byte entry i when
- * set (new refcount blocks in a moved refcount table).
+ * to new_len, in bounded windows; ov (sorted, may be NULL) overrides some
+ * 8-byte entries: the new refcount blocks in a moved refcount table.
  */
 typedef struct {
     const guint64 *idx;         /* sorted entry indexes */
@@ -2069,7 +2069,7 @@ resize_write_header(const Qcow2Image *q, GfpoolWriteFunc write_fn,
 {
     guint8 b[40];
 
-    memcpy(b, q->header + 24, sizeof(b));
+    memcpy(b, q->fields, sizeof(b));
     wr_be64(b + 0, size);
     wr_be32(b + 12, l1_size);
     wr_be64(b + 16, l1_off);
@@ -2101,14 +2101,16 @@ resize_grow_l1(const Qcow2Image *q, GfpoolWriteFunc write_fn,
     g_autofree guint8 *rb = g_malloc(cs);
     guint64 new_rt_off, new_rt_clusters;
 
+    /* QEMU's overlap check refuses writes into the header cluster too */
     if ((guint64)q->rt_clusters * cs > QCOW2_MAX_REFTABLE_BYTES ||
-        q->rt_clusters == 0 ||
+        q->rt_clusters == 0 || q->rt_off == 0 ||
         (guint64)q->rt_clusters * cs > q->file_size ||
         q->rt_off > q->file_size - (guint64)q->rt_clusters * cs) {
         g_set_error(error, GFPOOL_IMAGE_ERROR, GFPOOL_IMAGE_ERROR_CORRUPT,
                     "qcow2 refcount table at offset %" G_GUINT64_FORMAT
-                    " (%u clusters) is invalid: must be 1 to %u bytes within "
-                    "the %" G_GUINT64_FORMAT "-byte file", q->rt_off,
+                    " (%u clusters) is invalid: must be 1 to %u bytes past "
+                    "the header within the %" G_GUINT64_FORMAT "-byte file",
+                    q->rt_off,
                     q->rt_clusters, QCOW2_MAX_REFTABLE_BYTES, q->file_size);
         return FALSE;
     }
@@ -2293,13 +2295,16 @@ gfpool_qcow2_resize(const guint8 *header, gsize header_len, guint64 file_size,
     *new_file_size = file_size;
     if (size == q.size)
         return TRUE;
-    /* both growth paths read or extend the L1 table in place */
+    /* both growth paths read or extend the L1 table in place; like
+     * QEMU's overlap check, never write into the header cluster */
     if ((guint64)q.l1_size * 8 > file_size ||
-        q.l1_off > file_size - (guint64)q.l1_size * 8) {
+        q.l1_off > file_size - (guint64)q.l1_size * 8 ||
+        (q.l1_size > 0 && q.l1_off == 0)) {
         g_set_error(error, GFPOOL_IMAGE_ERROR, GFPOOL_IMAGE_ERROR_CORRUPT,
                     "qcow2 L1 table at offset %" G_GUINT64_FORMAT " (%u "
-                    "entries) lies past the end of the %" G_GUINT64_FORMAT
-                    "-byte file", q.l1_off, q.l1_size, file_size);
+                    "entries) is invalid: must lie past the header within "
+                    "the %" G_GUINT64_FORMAT "-byte file",
+                    q.l1_off, q.l1_size, file_size);
         return FALSE;
     }
 

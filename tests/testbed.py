@@ -928,8 +928,9 @@ class Libvirtd:
 
     def __init__(self, workdir, backend_dir=None, with_qemu=False,
                  module=None, log_filters='1:storage 3:util 4:rpc',
-                 extra_env=None, start_timeout=30):
+                 extra_env=None, start_timeout=30, share_qemu_caps=True):
         self.workdir = os.path.abspath(workdir)
+        self.share_qemu_caps = share_qemu_caps
         self.backend_dir = os.path.abspath(
             backend_dir or os.path.join(self.workdir, 'backends'))
         self.module = module
@@ -1009,13 +1010,14 @@ class Libvirtd:
     # the probing.  share_qemu_caps=False (or TESTBED_NO_QEMU_CAPS_SHARE=1)
     # turns it off.
     _QEMU_CAPS_SEED = None
+    _QEMU_CAPS_REAPER = None
 
     def _qemu_caps_dir(self):
         return os.path.join(self.workdir, 'cache', 'libvirt', 'qemu',
                             'capabilities')
 
     def _share_qemu_caps(self):
-        return self.with_qemu and getattr(self, 'share_qemu_caps', True) \
+        return self.with_qemu and self.share_qemu_caps \
             and not os.environ.get('TESTBED_NO_QEMU_CAPS_SHARE')
 
     def _seed_qemu_caps(self):
@@ -1040,6 +1042,10 @@ class Libvirtd:
             Libvirtd._QEMU_CAPS_SEED = tempfile.mkdtemp(prefix='gfpcaps',
                                                         dir='/tmp')
             atexit.register(shutil.rmtree, Libvirtd._QEMU_CAPS_SEED, True)
+            # atexit does not run when this is reached from the SIGTERM
+            # handler (or on SIGKILL): a watchdog removes the dir then
+            Libvirtd._QEMU_CAPS_REAPER = _spawn_reaper(
+                rmtree=Libvirtd._QEMU_CAPS_SEED)
         for f in files:
             try:
                 shutil.copy2(os.path.join(src, f),

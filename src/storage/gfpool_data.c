@@ -18,6 +18,7 @@
 /* Buffer for the paths that do move bytes through us (streams, fallbacks).
  * 4 MiB: past that gfapi's throughput on the test bed no longer grows. */
 #define IO_CHUNK (4 * 1024 * 1024)
+#define SPARSE_BLOCK (64 * 1024)
 
 
 
@@ -239,26 +240,180 @@ copy_sparse(GfpoolConn *conn, glfs_fd_t *in, glfs_fd_t *out, guint64 size, GErro
 }
 
 
-/* ---- qcow2 in place (gfpool_image.c does the format) ---------------- */
+/* ---- qcow2 (gfpool_image.c does the format) ------------------------- */
 
 static gboolean
 gfpool_qcow2_resize_fd(glfs_fd_t *fd, guint64 capacity, GError **error)
 {
-    g_set_error(error, GFPOOL_ERROR, GFPOOL_ERROR_UNSUPPORTED,
-                "growing qcow2 volumes is not supported yet");
-    (void)fd; (void)capacity;
-    return FALSE;
+    guint8 header[GFPOOL_PROBE_HEADER_SIZE];
+    struct stat st;
+    guint64 new_size;
+    gssize n;
+
+    if (glfs_fstat(fd, &st) < 0)
+        return set_errno_error(error, errno, "cannot stat the image");
+    if ((n = pread_full(fd, header, sizeof(header), 0, error)) < 0)
+        return FALSE;
+    if (!gfpool_qcow2_resize(header, (gsize)n, (guint64)st.st_size, gfpool_glfs_fd_read,
+                             gfpool_glfs_fd_write, fd, capacity, &new_size, error))
+        return FALSE;
+    if (new_size > (guint64)st.st_size &&
+        glfs_ftruncate(fd, (off_t)new_size, NULL, NULL) < 0)
+        return set_errno_error(error, errno, "cannot set the size");
+    return TRUE;
+}
+
+/* Guest bytes [off, off+len) of a chain of images, written to the same
+ * offsets of out (a raw image). */
+typedef struct {
+    GfpoolConn *conn;
+    glfs_fd_t *out;
+    guint depth;
+} ChainCopy;
+
+static gboolean copy_guest_range(ChainCopy *cc, glfs_fd_t *in, const GfpoolProbe *probe,
+                                 guint64 in_size, guint64 off, guint64 len, GError **error);
+
+typedef struct {
+    ChainCopy *cc;
+    glfs_fd_t *in;
+    const GfpoolProbe *probe;
+    guint64 lo, hi;     /* the guest window wanted */
+} MapCopy;
+
+static gboolean
+copy_backing_range(ChainCopy *cc, const GfpoolProbe *probe, guint64 off, guint64 len,
+                   GError **error)
+{
+    guint8 header[GFPOOL_PROBE_HEADER_SIZE];
+    g_auto(GfpoolProbe) bp = { 0 };
+    g_autofree char *path = NULL;
+    glfs_fd_t *bfd;
+    struct stat st;
+    gssize n;
+    gboolean ok;
+
+    /* Only plain names: QEMU resolves them in the overlay's directory,
+     * the pool's. Anything else would leave the pool. */
+    if (!probe->backing || !gfpool_vol_name_validate(probe->backing, strlen(probe->backing), NULL) ||
+        cc->depth >= GFPOOL_BACKING_DEPTH_MAX) {
+        g_set_error(error, GFPOOL_ERROR, GFPOOL_ERROR_UNSUPPORTED,
+                    "backing file '%s' is not a volume of the pool (or the chain is deeper than %d)",
+                    probe->backing ? probe->backing : "", GFPOOL_BACKING_DEPTH_MAX);
+        return FALSE;
+    }
+    path = gfpool_conn_path(cc->conn, probe->backing);
+    if (!(bfd = glfs_open(gfpool_conn_glfs(cc->conn), path, O_RDONLY)))
+        return set_errno_error(error, errno, "cannot open backing file '%s'", probe->backing);
+    if (glfs_fstat(bfd, &st) < 0 || (n = pread_full(bfd, header, sizeof(header), 0, error)) < 0) {
+        glfs_close(bfd);
+        return FALSE;
+    }
+    gfpool_image_probe(header, (gsize)n, (guint64)st.st_size, gfpool_glfs_fd_read, bfd, &bp);
+    cc->depth++;
+    ok = copy_guest_range(cc, bfd, &bp, (guint64)st.st_size, off, len, error);
+    cc->depth--;
+    glfs_close(bfd);
+    return ok;
 }
 
 static gboolean
-gfpool_qcow2_convert_fd(glfs_fd_t *in, const GfpoolProbe *probe, guint64 in_size,
-                        glfs_fd_t *out, GfpoolFormat to, guint64 capacity,
+map_copy_cb(void *opaque, const GfpoolExtent *e, GError **error)
+{
+    MapCopy *mc = opaque;
+    guint64 lo = MAX(e->guest_off, mc->lo);
+    guint64 hi = MIN(e->guest_off + e->len, mc->hi);
+
+    if (lo >= hi)
+        return TRUE;
+    switch (e->kind) {
+    case GFPOOL_EXTENT_DATA:
+        return copy_through_client(mc->in, e->host_off + (lo - e->guest_off), mc->cc->out, lo,
+                                   hi - lo, error);
+    case GFPOOL_EXTENT_BACKING:
+        return copy_backing_range(mc->cc, mc->probe, lo, hi - lo, error);
+    case GFPOOL_EXTENT_ZERO:
+        break;      /* the raw output has a hole there already */
+    }
+    return TRUE;
+}
+
+static gboolean
+copy_guest_range(ChainCopy *cc, glfs_fd_t *in, const GfpoolProbe *probe, guint64 in_size,
+                 guint64 off, guint64 len, GError **error)
+{
+    guint8 header[GFPOOL_PROBE_HEADER_SIZE];
+    MapCopy mc = { cc, in, probe, off, off + len };
+    guint64 d, l, pos;
+    gssize n;
+
+    if (probe->warning) {
+        g_set_error(error, GFPOOL_ERROR, GFPOOL_ERROR_UNSUPPORTED, "%s", probe->warning);
+        return FALSE;
+    }
+    if (probe->format == GFPOOL_FORMAT_RAW) {
+        /* A raw backing file shorter than the overlay reads as zeros. */
+        guint64 end = MIN(off + len, in_size);
+        for (pos = off; next_data(in, pos, end, &d, &l); pos = d + l) {
+            if (!copy_through_client(in, d, cc->out, d, l, error))
+                return FALSE;
+        }
+        return TRUE;
+    }
+    if (probe->format != GFPOOL_FORMAT_QCOW2) {
+        g_set_error(error, GFPOOL_ERROR, GFPOOL_ERROR_UNSUPPORTED,
+                    "cannot read %s images", gfpool_format_to_string(probe->format));
+        return FALSE;
+    }
+    if ((n = pread_full(in, header, sizeof(header), 0, error)) < 0)
+        return FALSE;
+    return gfpool_qcow2_map(header, (gsize)n, in_size, gfpool_glfs_fd_read, in,
+                            map_copy_cb, &mc, error);
+}
+
+static gboolean
+gfpool_qcow2_convert_fd(GfpoolConn *conn, glfs_fd_t *in, const GfpoolProbe *probe,
+                        guint64 in_size, glfs_fd_t *out, GfpoolFormat to, guint64 capacity,
                         guint32 cluster_size, GError **error)
 {
+    if (probe->format == GFPOOL_FORMAT_QCOW2 && to == GFPOOL_FORMAT_RAW) {
+        /* The whole chain flattened: a raw clone stands alone. */
+        ChainCopy cc = { conn, out, 0 };
+        if (!copy_guest_range(&cc, in, probe, in_size, 0, probe->capacity, error))
+            return FALSE;
+        if (glfs_ftruncate(out, (off_t)capacity, NULL, NULL) < 0)
+            return set_errno_error(error, errno, "cannot set the size");
+        return TRUE;
+    }
+    if (probe->format == GFPOOL_FORMAT_RAW && to == GFPOOL_FORMAT_QCOW2) {
+        g_autoptr(GArray) ranges = g_array_new(FALSE, FALSE, sizeof(GfpoolRange));
+        g_autofree GfpoolExtent *runs = NULL;
+        GfpoolQcow2Params q = { .capacity = capacity, .cluster_size = cluster_size };
+        guint64 d, l, pos, file_size;
+
+        /* Clusters only where the raw image has data: holes stay
+         * unallocated, and each data extent lands in one contiguous run. */
+        for (pos = 0; next_data(in, pos, in_size, &d, &l); pos = d + l) {
+            GfpoolRange r = { d, l };
+            g_array_append_val(ranges, r);
+        }
+        q.allocate = (const GfpoolRange *)ranges->data;
+        q.n_allocate = ranges->len;
+        runs = g_new0(GfpoolExtent, MAX(ranges->len, 1));
+        if (!gfpool_qcow2_create_allocated(&q, gfpool_glfs_fd_write, out, runs, &file_size, error))
+            return FALSE;
+        for (guint i = 0; i < ranges->len; i++) {
+            if (!copy_through_client(in, runs[i].guest_off, out, runs[i].host_off, runs[i].len,
+                                     error))
+                return FALSE;
+        }
+        if (glfs_ftruncate(out, (off_t)file_size, NULL, NULL) < 0)
+            return set_errno_error(error, errno, "cannot set the size");
+        return TRUE;
+    }
     g_set_error(error, GFPOOL_ERROR, GFPOOL_ERROR_UNSUPPORTED,
-                "converting %s to %s is not supported yet",
-                gfpool_format_to_string(probe->format), gfpool_format_to_string(to));
-    (void)in; (void)in_size; (void)out; (void)capacity; (void)cluster_size;
+                "converting %s to %s is not supported", gfpool_format_to_string(probe->format),
+                gfpool_format_to_string(to));
     return FALSE;
 }
 
@@ -298,7 +453,7 @@ clone_fill(GfpoolConn *conn, glfs_fd_t *fd, void *opaque, GError **error)
         }
         return TRUE;
     }
-    return gfpool_qcow2_convert_fd(c->src, &c->probe, (guint64)c->st.st_size, fd, to,
+    return gfpool_qcow2_convert_fd(conn, c->src, &c->probe, (guint64)c->st.st_size, fd, to,
                                    c->capacity, c->p->cluster_size, error);
 }
 
@@ -710,11 +865,29 @@ upload_data(UploadCursor *cur, const char *buf, gsize len, guint64 limit, gboole
     if (cur->pos >= limit)
         return TRUE;
     len = (gsize)MIN((guint64)len, limit - cur->pos);
-    if (sparse && all_zero(buf, len))
-        return upload_hole(cur, len, error);
-    if (!pwrite_all(cur->fd, buf, len, cur->pos, error))
-        return FALSE;
-    cur->pos += len;
+    while (len > 0) {
+        /* With sparse, zero runs are found per SPARSE_BLOCK, not per read:
+         * a 4 MiB read that is mostly holes must not be written whole. */
+        gsize run = sparse ? MIN(len, (gsize)SPARSE_BLOCK) : len;
+        gboolean zero = sparse && all_zero(buf, run);
+
+        while (sparse && run < len) {
+            gsize n = MIN(len - run, (gsize)SPARSE_BLOCK);
+            if (all_zero(buf + run, n) != zero)
+                break;
+            run += n;
+        }
+        if (zero) {
+            if (!upload_hole(cur, run, error))
+                return FALSE;
+        } else {
+            if (!pwrite_all(cur->fd, buf, run, cur->pos, error))
+                return FALSE;
+            cur->pos += run;
+        }
+        buf += run;
+        len -= run;
+    }
     return TRUE;
 }
 
@@ -777,6 +950,12 @@ gfpool_vol_upload(GfpoolConn *conn, const char *name, guint64 offset, guint64 le
         goto out;
     }
     ok = glfs_fsync(cur.fd, NULL, NULL) == 0 || set_errno_error(error, errno, "cannot flush");
+    /* Deleted while we wrote: the bytes went to an unlinked file. */
+    if (ok && glfs_fstat(cur.fd, &st) == 0 && st.st_nlink == 0) {
+        g_set_error(error, GFPOOL_ERROR, GFPOOL_ERROR_NOT_FOUND,
+                    "the volume was deleted during the upload");
+        ok = FALSE;
+    }
  out:
     glfs_close(cur.fd);
     if (!ok)

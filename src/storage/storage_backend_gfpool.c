@@ -550,7 +550,7 @@ gfpoolCreateVol(virStoragePoolObj *pool, virStorageVolDef *vol)
 /* The core's creation parameters for a libvirt volume definition. */
 static int
 gfpoolCreateParamsFromDef(const GfpoolSource *src, virStorageVolDef *vol, unsigned int flags,
-                          GfpoolVolCreateParams *p)
+                          bool with_backing, GfpoolVolCreateParams *p)
 {
     p->name = vol->name;
     p->format = vol->target.format == VIR_STORAGE_FILE_QCOW2 ?
@@ -571,7 +571,7 @@ gfpoolCreateParamsFromDef(const GfpoolSource *src, virStorageVolDef *vol, unsign
         }
         p->cluster_size = vol->target.clusterSize;
     }
-    if (vol->target.backingStore && vol->target.backingStore->path) {
+    if (with_backing && vol->target.backingStore && vol->target.backingStore->path) {
         const char *b = vol->target.backingStore->path;
         /* The backing volume's name, or its key in this pool (what
          * vol-create-as --backing-vol turns a name into). Anything else is
@@ -627,7 +627,7 @@ gfpoolBuildVol(virStoragePoolObj *pool, virStorageVolDef *vol, unsigned int flag
 
     if (!(state = gfpoolPoolStateGet(pool)))
         return -1;
-    if (gfpoolCreateParamsFromDef(gfpool_conn_source(state->conn), vol, flags, &params) < 0)
+    if (gfpoolCreateParamsFromDef(gfpool_conn_source(state->conn), vol, flags, true, &params) < 0)
         return -1;
     /* On failure the core has removed whatever it wrote, as libvirt wants
      * from buildVol. */
@@ -640,6 +640,49 @@ gfpoolBuildVol(virStoragePoolObj *pool, virStorageVolDef *vol, unsigned int flag
 }
 
 
+/*
+ * libvirt's storageVolCreateXMLFrom calls deleteVol right after a failed
+ * buildVolFrom, on the same volume. The core has already removed what the
+ * build wrote and never published anything, so a file of that name (if
+ * any) is not ours: deleting it would lose someone's data, and failing
+ * (ENOENT) would replace the build's error by ours and leave the volume
+ * listed. The failed builds are remembered here, by pool UUID and name.
+ */
+static GMutex gfpoolFailedBuildsLock;
+static GHashTable *gfpoolFailedBuilds;  /* "uuid/name" set */
+
+static char *
+gfpoolFailedBuildKey(virStoragePoolObj *pool, const char *name)
+{
+    char uuidstr[VIR_UUID_STRING_BUFLEN];
+
+    virUUIDFormat(virStoragePoolObjGetDef(pool)->uuid, uuidstr);
+    return g_strdup_printf("%s/%s", uuidstr, name);
+}
+
+static void
+gfpoolFailedBuildAdd(virStoragePoolObj *pool, const char *name)
+{
+    g_mutex_lock(&gfpoolFailedBuildsLock);
+    if (!gfpoolFailedBuilds)
+        gfpoolFailedBuilds = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+    g_hash_table_add(gfpoolFailedBuilds, gfpoolFailedBuildKey(pool, name));
+    g_mutex_unlock(&gfpoolFailedBuildsLock);
+}
+
+static bool
+gfpoolFailedBuildTake(virStoragePoolObj *pool, const char *name)
+{
+    g_autofree char *key = gfpoolFailedBuildKey(pool, name);
+    bool found;
+
+    g_mutex_lock(&gfpoolFailedBuildsLock);
+    found = gfpoolFailedBuilds && g_hash_table_remove(gfpoolFailedBuilds, key);
+    g_mutex_unlock(&gfpoolFailedBuildsLock);
+    return found;
+}
+
+
 static int
 gfpoolDeleteVol(virStoragePoolObj *pool, virStorageVolDef *vol, unsigned int flags)
 {
@@ -647,6 +690,9 @@ gfpoolDeleteVol(virStoragePoolObj *pool, virStorageVolDef *vol, unsigned int fla
     g_autoptr(GfpoolPoolState) state = NULL;
 
     virCheckFlags(0, -1);
+
+    if (gfpoolFailedBuildTake(pool, vol->name))
+        return 0;   /* nothing of ours to delete, see above */
 
     if (!(state = gfpoolPoolStateGet(pool)))
         return -1;
@@ -669,15 +715,22 @@ gfpoolBuildVolFrom(virStoragePoolObj *pool, virStorageVolDef *vol,
     virCheckFlags(VIR_STORAGE_VOL_CREATE_PREALLOC_METADATA |
                   VIR_STORAGE_VOL_CREATE_REFLINK, -1);
 
-    if (!(state = gfpoolPoolStateGet(pool)))
+    /* Every failure below is followed by libvirt's deleteVol. */
+    if (!(state = gfpoolPoolStateGet(pool))) {
+        gfpoolFailedBuildAdd(pool, vol->name);
         return -1;
+    }
     /* A clone copies its source: a backing store in the new XML has no
-     * meaning here (libvirt's own backends ignore it too). */
-    g_clear_pointer(&vol->target.backingStore, virObjectUnref);
-    if (gfpoolCreateParamsFromDef(gfpool_conn_source(state->conn), vol, 0, &params) < 0)
+     * meaning here (libvirt's own backends ignore it too). vol is libvirt's
+     * shallow copy of the pool's definition: read it, never free from it. */
+    if (gfpoolCreateParamsFromDef(gfpool_conn_source(state->conn), vol, 0, false,
+                                  &params) < 0) {
+        gfpoolFailedBuildAdd(pool, vol->name);
         return -1;
+    }
     if (!gfpool_vol_clone(state->conn, inputvol->name, &params, &err)) {
         gfpoolReportGError(err);
+        gfpoolFailedBuildAdd(pool, vol->name);
         return -1;
     }
     return 0;

@@ -220,6 +220,10 @@ connect_thread(gpointer opaque)
         /* Best effort: an older gfapi without the option still works. */
         glfs_set_xlator_option(fs, "*-client-*", "ping-timeout", ping);
     }
+    /* Other clients (QEMU, other hosts, the CLI) change images all the
+     * time and volumes rarely enable cache invalidation: a stat served
+     * from md-cache would show the size of a second ago. */
+    glfs_set_xlator_option(fs, "*-md-cache", "md-cache-timeout", "0");
 
     if (glfs_init(fs) < 0) {
         step = "glfs_init";

@@ -10,7 +10,6 @@
 #pragma once
 
 #include <glusterfs/api/glfs.h>
-#include <glusterfs/api/glfs-handles.h>
 
 #include "gfpool_source.h"
 

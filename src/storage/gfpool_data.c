@@ -48,7 +48,12 @@ open_volume(GfpoolConn *conn, const char *name, int flags, struct stat *st, GErr
     if (!gfpool_vol_name_validate(name, strlen(name), error))
         return NULL;
     path = gfpool_conn_path(conn, name);
-    if (!(fd = glfs_open(gfpool_conn_glfs(conn), path, flags))) {
+    fd = glfs_open(gfpool_conn_glfs(conn), path, flags);
+    /* ESTALE: our cached inode was deleted behind our back; a second
+     * open resolves the name afresh (to the new file, or to ENOENT). */
+    if (!fd && errno == ESTALE)
+        fd = glfs_open(gfpool_conn_glfs(conn), path, flags);
+    if (!fd) {
         gfpool_set_error_errno(error, errno, conn, "cannot open volume", name);
         return NULL;
     }

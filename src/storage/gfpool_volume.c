@@ -59,9 +59,11 @@ gfpool_vol_name_validate(const char *name, gsize len, GError **error)
 
 /* ---- probe cache ---------------------------------------------------- */
 
-/* What identifies one version of a file's contents, as the listing sees it. */
+/* What identifies one version of a file's contents, as the listing sees it.
+ * gluster derives st_ino from the file's gfid, so it names the file for as
+ * long as it exists, across renames and connections. */
 typedef struct {
-    guint8 gfid[GFAPI_HANDLE_LENGTH];
+    guint64 ino;
     guint64 size;
     gint64 mtime_ns;
     gint64 ctime_ns;
@@ -79,23 +81,8 @@ typedef struct {
 
 struct _GfpoolProbeCache {
     GMutex lock;
-    GHashTable *entries;   /* gfid (16 bytes, owned by the entry) -> CacheEntry */
+    GHashTable *entries;   /* &ino (owned by the entry) -> CacheEntry */
 };
-
-static guint
-gfid_hash(gconstpointer key)
-{
-    guint h;
-    /* gfids are random UUIDs: any 4 bytes are a fine hash. */
-    memcpy(&h, key, sizeof(h));
-    return h;
-}
-
-static gboolean
-gfid_equal(gconstpointer a, gconstpointer b)
-{
-    return memcmp(a, b, GFAPI_HANDLE_LENGTH) == 0;
-}
 
 static void
 cache_entry_free(gpointer p)
@@ -111,7 +98,7 @@ gfpool_probe_cache_new(void)
 {
     GfpoolProbeCache *c = g_new0(GfpoolProbeCache, 1);
     g_mutex_init(&c->lock);
-    c->entries = g_hash_table_new_full(gfid_hash, gfid_equal, NULL, cache_entry_free);
+    c->entries = g_hash_table_new_full(g_int64_hash, g_int64_equal, NULL, cache_entry_free);
     return c;
 }
 
@@ -144,7 +131,7 @@ cache_lookup(GfpoolProbeCache *c, const FileStamp *stamp, GfpoolVolInfo *info)
     if (!c)
         return FALSE;
     g_mutex_lock(&c->lock);
-    e = g_hash_table_lookup(c->entries, stamp->gfid);
+    e = g_hash_table_lookup(c->entries, &stamp->ino);
     if (e && memcmp(&e->stamp, stamp, sizeof(*stamp)) == 0) {
         info->format = e->format;
         info->capacity = e->capacity;
@@ -174,7 +161,7 @@ cache_store(GfpoolProbeCache *c, const FileStamp *stamp, const GfpoolVolInfo *in
     e->backing_format = info->backing_format;
     e->warning = g_strdup(info->warning);
     g_mutex_lock(&c->lock);
-    g_hash_table_replace(c->entries, e->stamp.gfid, e);
+    g_hash_table_replace(c->entries, &e->stamp.ino, e);
     g_mutex_unlock(&c->lock);
 }
 
@@ -198,9 +185,9 @@ cache_forget_missing(GfpoolProbeCache *c, GHashTable *seen)
 /*
  * On-disk form: a GVariant "(ua(ayttxxuutsusms))"-like record list would be
  * neat but brittle to evolve; a plain key file is easy to validate entry by
- * entry and to read when debugging. One group per gfid (hex).
+ * entry and to read when debugging. One group per inode number (hex).
  */
-#define CACHE_FILE_VERSION 1
+#define CACHE_FILE_VERSION 2
 
 void
 gfpool_probe_cache_load(GfpoolProbeCache *c, const char *path)
@@ -222,16 +209,11 @@ gfpool_probe_cache_load(GfpoolProbeCache *c, const char *path)
         CacheEntry *e;
         int f, bf = GFPOOL_FORMAT_NONE;
 
-        if (strlen(g) != 2 * GFAPI_HANDLE_LENGTH)
+        if (strlen(g) != 16)
             continue;
         e = g_new0(CacheEntry, 1);
-        for (int k = 0; k < GFAPI_HANDLE_LENGTH; k++) {
-            int hi = g_ascii_xdigit_value(g[2 * k]);
-            int lo = g_ascii_xdigit_value(g[2 * k + 1]);
-            if (hi < 0 || lo < 0)
-                goto bad;
-            e->stamp.gfid[k] = (guint8)(hi << 4 | lo);
-        }
+        if (!g_ascii_string_to_unsigned(g, 16, 0, G_MAXUINT64, &e->stamp.ino, NULL))
+            goto bad;
         e->stamp.size = g_key_file_get_uint64(kf, g, "size", &err);
         if (err)
             goto bad;
@@ -257,7 +239,7 @@ gfpool_probe_cache_load(GfpoolProbeCache *c, const char *path)
             goto bad;
         e->backing_format = bf;
         e->warning = g_key_file_get_string(kf, g, "warning", NULL);
-        g_hash_table_replace(c->entries, e->stamp.gfid, e);
+        g_hash_table_replace(c->entries, &e->stamp.ino, e);
         continue;
  bad:
         cache_entry_free(e);
@@ -278,10 +260,9 @@ gfpool_probe_cache_save(GfpoolProbeCache *c, const char *path, GError **error)
     g_hash_table_iter_init(&it, c->entries);
     while (g_hash_table_iter_next(&it, NULL, &value)) {
         CacheEntry *e = value;
-        char g[2 * GFAPI_HANDLE_LENGTH + 1];
+        char g[17];
 
-        for (int k = 0; k < GFAPI_HANDLE_LENGTH; k++)
-            g_snprintf(g + 2 * k, 3, "%02x", e->stamp.gfid[k]);
+        g_snprintf(g, sizeof(g), "%016" G_GINT64_MODIFIER "x", e->stamp.ino);
         g_key_file_set_uint64(kf, g, "size", e->stamp.size);
         g_key_file_set_int64(kf, g, "mtime_ns", e->stamp.mtime_ns);
         g_key_file_set_int64(kf, g, "ctime_ns", e->stamp.ctime_ns);
@@ -306,59 +287,48 @@ gfpool_probe_cache_save(GfpoolProbeCache *c, const char *path, GError **error)
 
 /* ---- probing -------------------------------------------------------- */
 
-typedef struct {
-    glfs_t *fs;
-    glfs_object_t *obj;
-} AnonReader;
-
-static gssize
-anon_read(void *opaque, guint64 off, void *buf, gsize len, GError **error)
-{
-    AnonReader *r = opaque;
-    ssize_t n;
-
-    if (off > G_MAXINT64) {
-        g_set_error(error, GFPOOL_ERROR, GFPOOL_ERROR_INVALID,
-                    "read offset %" G_GUINT64_FORMAT " out of range", off);
-        return -1;
-    }
-    /* Anonymous reads need no open/close round trips: one fop per header. */
-    n = glfs_h_anonymous_read(r->fs, r->obj, buf, len, (off_t)off);
-    if (n < 0) {
-        int err = errno;
-        g_set_error(error, GFPOOL_ERROR, gfpool_error_from_errno(err),
-                    "read failed: %s", g_strerror(err));
-        return -1;
-    }
-    return n;
-}
-
+/*
+ * Headers are read with a plain open/pread/close by path. (gfapi's handle
+ * calls, glfs_xreaddirplus_r with handles and glfs_h_anonymous_read, save
+ * the opens, but glfs_free/glfs_h_close run without the connection's
+ * context and aborted libvirtd with "free(): invalid pointer" in our tests
+ * when a node was down; a refresh must never be able to do that.)
+ */
 static void
-probe_object(glfs_t *fs, glfs_object_t *obj, guint64 size, GfpoolVolInfo *info)
+probe_path(GfpoolConn *conn, const char *path, guint64 size, GfpoolVolInfo *info)
 {
     guint8 header[GFPOOL_PROBE_HEADER_SIZE];
-    AnonReader r = { fs, obj };
     g_autoptr(GError) err = NULL;
     GfpoolProbe p = { 0 };
-    gssize n;
+    glfs_fd_t *fd;
+    gssize n = -1;
 
-    n = anon_read(&r, 0, header, sizeof(header), &err);
+    if ((fd = glfs_open(gfpool_conn_glfs(conn), path, O_RDONLY)) ||
+        (errno == ESTALE && (fd = glfs_open(gfpool_conn_glfs(conn), path, O_RDONLY))))
+        n = gfpool_glfs_fd_read(fd, 0, header, sizeof(header), &err);
+    else
+        g_set_error(&err, GFPOOL_ERROR, gfpool_error_from_errno(errno), "open failed: %s",
+                    g_strerror(errno));
     if (n < 0) {
         /* Listing the image still beats failing the whole refresh. */
         g_warning("cannot read the header of volume '%s': %s", info->name, err->message);
         info->format = GFPOOL_FORMAT_RAW;
         info->capacity = size;
         info->warning = g_strdup_printf("cannot read header: %s", err->message);
+        if (fd)
+            glfs_close(fd);
         return;
     }
-    gfpool_image_probe(header, n, size, anon_read, &r, &p);
+    gfpool_image_probe(header, (gsize)n, size, gfpool_glfs_fd_read, fd, &p);
+    glfs_close(fd);
     info->format = p.format;
     info->capacity = p.capacity;
     info->cluster_size = p.cluster_size;
     info->backing = g_steal_pointer(&p.backing);
     info->backing_format = p.backing_format;
     if (p.warning) {
-        g_warning("volume '%s': %s; listing it as %s", info->name, p.warning, gfpool_format_to_string(p.format));
+        g_warning("volume '%s': %s; listing it as %s", info->name, p.warning,
+                  gfpool_format_to_string(p.format));
         info->warning = g_steal_pointer(&p.warning);
     }
     gfpool_probe_clear(&p);
@@ -366,13 +336,12 @@ probe_object(glfs_t *fs, glfs_object_t *obj, guint64 size, GfpoolVolInfo *info)
 
 typedef struct {
     GfpoolVolInfo *info;
-    glfs_object_t *obj;     /* NULL when the cache answered */
+    char *path;
     FileStamp stamp;
-    guint64 size;
 } ProbeJob;
 
 typedef struct {
-    glfs_t *fs;
+    GfpoolConn *conn;
     GfpoolProbeCache *cache;
     GPtrArray *jobs;        /* of ProbeJob*, only those to be read */
     gint next;
@@ -386,16 +355,16 @@ probe_worker(gpointer opaque)
 
     while ((i = g_atomic_int_add(&w->next, 1)) < (gint)w->jobs->len) {
         ProbeJob *job = g_ptr_array_index(w->jobs, i);
-        probe_object(w->fs, job->obj, job->size, job->info);
+        probe_path(w->conn, job->path, job->stamp.size, job->info);
         cache_store(w->cache, &job->stamp, job->info);
     }
     return NULL;
 }
 
 static void
-probe_jobs_run(glfs_t *fs, GfpoolProbeCache *cache, GPtrArray *jobs)
+probe_jobs_run(GfpoolConn *conn, GfpoolProbeCache *cache, GPtrArray *jobs)
 {
-    ProbeWork w = { fs, cache, jobs, 0 };
+    ProbeWork w = { conn, cache, jobs, 0 };
     GThread *threads[PROBE_THREADS] = { NULL };
     guint nthreads = MIN(PROBE_THREADS, (jobs->len + 15) / 16);
 
@@ -413,14 +382,14 @@ static void
 probe_job_free(gpointer p)
 {
     ProbeJob *job = p;
-    if (job->obj)
-        glfs_h_close(job->obj);
+    g_free(job->path);
     g_free(job);
 }
 
 static void
 stamp_from_stat(FileStamp *stamp, const struct stat *st)
 {
+    stamp->ino = (guint64)st->st_ino;
     stamp->size = (guint64)st->st_size;
     stamp->mtime_ns = (gint64)st->st_mtim.tv_sec * G_GINT64_CONSTANT(1000000000) + st->st_mtim.tv_nsec;
     stamp->ctime_ns = (gint64)st->st_ctim.tv_sec * G_GINT64_CONSTANT(1000000000) + st->st_ctim.tv_nsec;
@@ -472,9 +441,8 @@ gfpool_pool_refresh(GfpoolConn *conn, GfpoolProbeCache *cache, GError **error)
     const GfpoolSource *src = gfpool_conn_source(conn);
     g_autoptr(GPtrArray) vols = g_ptr_array_new_with_free_func((GDestroyNotify)gfpool_vol_info_free);
     g_autoptr(GPtrArray) jobs = g_ptr_array_new_with_free_func(probe_job_free);
-    g_autoptr(GHashTable) seen = g_hash_table_new_full(gfid_hash, gfid_equal, g_free, NULL);
+    g_autoptr(GHashTable) seen = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, NULL);
     glfs_fd_t *dir;
-    int rc;
 
     if (!(dir = glfs_opendir(fs, src->dir))) {
         gfpool_set_error_errno(error, errno, conn, "cannot open pool directory", src->dir);
@@ -484,46 +452,31 @@ gfpool_pool_refresh(GfpoolConn *conn, GfpoolProbeCache *cache, GError **error)
     for (;;) {
         struct dirent de;
         struct dirent *ent = NULL;
-        glfs_xreaddirp_stat_t *xstat = NULL;
-        struct stat *stp;
+        g_autofree char *path = NULL;
         struct stat st;
         GfpoolVolInfo *info;
         ProbeJob *job;
+        int rc;
 
-        errno = 0;
-        rc = glfs_xreaddirplus_r(dir, GFAPI_XREADDIRP_STAT | GFAPI_XREADDIRP_HANDLE,
-                                 &xstat, &de, &ent);
-        if (rc < 0) {
-            int err = errno;
-            if (xstat)
-                glfs_free(xstat);
+        /* readdirplus: the listing brings every entry's attributes. */
+        if ((rc = glfs_readdirplus_r(dir, &st, &de, &ent)) != 0) {
             glfs_closedir(dir);
-            gfpool_set_error_errno(error, err, conn, "cannot list pool directory", src->dir);
+            gfpool_set_error_errno(error, rc > 0 ? rc : errno, conn,
+                                   "cannot list pool directory", src->dir);
             return NULL;
         }
-        if (!ent) {
-            if (xstat)
-                glfs_free(xstat);
+        if (!ent)
             break;
-        }
-        if (g_str_has_prefix(ent->d_name, GFPOOL_TEMP_PREFIX) && (rc & GFAPI_XREADDIRP_STAT) &&
-            (stp = glfs_xreaddirplus_get_stat(xstat)))
-            sweep_stale_temp(conn, ent->d_name, stp);
-        if (g_str_equal(ent->d_name, ".") || g_str_equal(ent->d_name, "..") ||
-            g_str_has_prefix(ent->d_name, GFPOOL_TEMP_PREFIX) ||
-            !(rc & GFAPI_XREADDIRP_STAT) || !(stp = glfs_xreaddirplus_get_stat(xstat))) {
-            if (xstat)
-                glfs_free(xstat);
+        if (g_str_equal(ent->d_name, ".") || g_str_equal(ent->d_name, ".."))
+            continue;
+        if (g_str_has_prefix(ent->d_name, GFPOOL_TEMP_PREFIX)) {
+            sweep_stale_temp(conn, ent->d_name, &st);
             continue;
         }
-        st = *stp;
-
+        path = gfpool_conn_path(conn, ent->d_name);
         if (S_ISLNK(st.st_mode)) {
             /* Follow links as libvirt's own backend does; gluster resolves
              * them inside the volume. Skip dangling ones. */
-            g_autofree char *path = gfpool_conn_path(conn, ent->d_name);
-            glfs_free(xstat);
-            xstat = NULL;
             if (glfs_stat(fs, path, &st) < 0) {
                 g_debug("skipping dangling link '%s'", ent->d_name);
                 continue;
@@ -531,56 +484,28 @@ gfpool_pool_refresh(GfpoolConn *conn, GfpoolProbeCache *cache, GError **error)
         }
         if (!S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode)) {
             g_debug("skipping '%s': neither a file nor a directory", ent->d_name);
-            if (xstat)
-                glfs_free(xstat);
             continue;
         }
 
         info = vol_info_from_stat(ent->d_name, &st);
         g_ptr_array_add(vols, info);
-        if (!S_ISREG(st.st_mode)) {
-            if (xstat)
-                glfs_free(xstat);
+        if (!S_ISREG(st.st_mode))
             continue;
-        }
 
         job = g_new0(ProbeJob, 1);
         job->info = info;
-        job->size = (guint64)st.st_size;
         stamp_from_stat(&job->stamp, &st);
-        {
-            glfs_object_t *obj = NULL;
-            if (xstat && (rc & GFAPI_XREADDIRP_HANDLE))
-                obj = glfs_xreaddirplus_get_object(xstat);
-            if (obj)
-                obj = glfs_object_copy(obj);
-            if (!obj) {
-                g_autofree char *path = gfpool_conn_path(conn, ent->d_name);
-                obj = glfs_h_lookupat(fs, NULL, path, NULL, 1);
-            }
-            if (xstat)
-                glfs_free(xstat);
-            if (!obj) {
-                /* Gone since the listing: drop it from the result. */
-                g_ptr_array_remove(vols, info);
-                g_free(job);
-                continue;
-            }
-            if (glfs_h_extract_handle(obj, job->stamp.gfid, GFAPI_HANDLE_LENGTH) < 0)
-                memset(job->stamp.gfid, 0, sizeof(job->stamp.gfid));
-            g_hash_table_add(seen, g_memdup2(job->stamp.gfid, GFAPI_HANDLE_LENGTH));
-            if (cache_lookup(cache, &job->stamp, info)) {
-                glfs_h_close(obj);
-                g_free(job);
-                continue;
-            }
-            job->obj = obj;
+        g_hash_table_add(seen, g_memdup2(&job->stamp.ino, sizeof(guint64)));
+        if (cache_lookup(cache, &job->stamp, info)) {
+            g_free(job);
+            continue;
         }
+        job->path = g_steal_pointer(&path);
         g_ptr_array_add(jobs, job);
     }
     glfs_closedir(dir);
 
-    probe_jobs_run(fs, cache, jobs);
+    probe_jobs_run(conn, cache, jobs);
     cache_forget_missing(cache, seen);
     /* Tests and benchmarks read this to tell cached from probed. */
     g_debug("refresh of '%s' on gluster volume '%s': %u volumes, %u headers read",
@@ -611,22 +536,19 @@ GfpoolVolInfo *
 gfpool_vol_info(GfpoolConn *conn, const char *name, GfpoolProbeCache *cache,
                 GError **error)
 {
-    glfs_t *fs = gfpool_conn_glfs(conn);
     g_autofree char *path = NULL;
     g_autoptr(GfpoolVolInfo) info = NULL;
-    glfs_object_t *obj;
     FileStamp stamp = { 0 };
     struct stat st;
 
     if (!gfpool_vol_name_validate(name, strlen(name), error))
         return NULL;
     path = gfpool_conn_path(conn, name);
-    if (!(obj = glfs_h_lookupat(fs, NULL, path, &st, 1))) {
+    if (glfs_stat(gfpool_conn_glfs(conn), path, &st) < 0) {
         gfpool_set_error_errno(error, errno, conn, "cannot find volume", name);
         return NULL;
     }
     if (!S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode)) {
-        glfs_h_close(obj);
         g_set_error(error, GFPOOL_ERROR, GFPOOL_ERROR_UNSUPPORTED,
                     "volume '%s' on gluster volume '%s' is neither a file nor a directory",
                     name, gfpool_conn_source(conn)->volume);
@@ -635,14 +557,11 @@ gfpool_vol_info(GfpoolConn *conn, const char *name, GfpoolProbeCache *cache,
     info = vol_info_from_stat(name, &st);
     if (S_ISREG(st.st_mode)) {
         stamp_from_stat(&stamp, &st);
-        if (glfs_h_extract_handle(obj, stamp.gfid, GFAPI_HANDLE_LENGTH) < 0)
-            memset(stamp.gfid, 0, sizeof(stamp.gfid));
         if (!cache_lookup(cache, &stamp, info)) {
-            probe_object(fs, obj, (guint64)st.st_size, info);
+            probe_path(conn, path, (guint64)st.st_size, info);
             cache_store(cache, &stamp, info);
         }
     }
-    glfs_h_close(obj);
     return g_steal_pointer(&info);
 }
 

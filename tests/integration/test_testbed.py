@@ -109,9 +109,15 @@ def test_gfapi_roundtrip(cluster, gfapi_rep3, gfapi_single, vol,
         assert stat.S_ISFIFO(g.lstat(d + '/fifo').mode)
     except OSError:
         pass
-    # the data really is on every brick
+    # the data really is on every brick (a brick restarted by an earlier
+    # test may still be reconnecting: then self-heal brings it the file)
     for host, brick in cluster.volumes[vol]:
-        with open(os.path.join(brick, d.lstrip('/'), 'a.img'), 'rb') as f:
+        path = os.path.join(brick, d.lstrip('/'), 'a.img')
+        deadline = time.monotonic() + 30
+        while not os.path.exists(path) and time.monotonic() < deadline:
+            cluster.cli('volume', 'heal', vol, check=False)
+            time.sleep(1)
+        with open(path, 'rb') as f:
             assert f.read() == b'hello world'
     g.unlink(d + '/a.img')
     assert not g.exists(d + '/a.img')

@@ -15,15 +15,25 @@ export GFPOOL_BUILD_DIR=$build
 meson test -C "$build" --print-errorlogs
 meson_rc=$?
 
+# A short run of every libFuzzer target (ASan+UBSan), one test each.
+fuzz_passed=0; fuzz_failed=0
+for t in probe uri pool_xml vol_xml; do
+    if "$top/scripts/fuzz.sh" "${GFPOOL_FUZZ_SECONDS:-15}" "$t"; then
+        fuzz_passed=$((fuzz_passed + 1))
+    else
+        fuzz_failed=$((fuzz_failed + 1))
+    fi
+done
+
 junit=$build/pytest-junit.xml
 rm -f "$junit"
 # Debian's python3: python3-libvirt and python3-pytest live there.
 /usr/bin/python3 -m pytest -p no:cacheprovider -ra --junitxml="$junit" "$top/tests/integration" "$@"
 pytest_rc=$?
 
-/usr/bin/python3 - "$build/meson-logs/testlog.json" "$junit" <<'PY'
+/usr/bin/python3 - "$build/meson-logs/testlog.json" "$junit" "$fuzz_passed" "$fuzz_failed" <<'PY'
 import json, sys, xml.etree.ElementTree as ET
-p = f = s = 0
+p, f, s = int(sys.argv[3]), int(sys.argv[4]), 0
 try:
     for line in open(sys.argv[1]):
         r = json.loads(line)["result"]
@@ -43,4 +53,4 @@ except (FileNotFoundError, ET.ParseError):
 print(f"TOTAL: {p} passed, {f} failed, {s} skipped")
 PY
 # pytest exits 5 when it collected nothing: that is a failure here too.
-[ $meson_rc -eq 0 ] && [ $pytest_rc -eq 0 ]
+[ $meson_rc -eq 0 ] && [ $pytest_rc -eq 0 ] && [ $fuzz_failed -eq 0 ]

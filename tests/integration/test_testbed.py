@@ -113,12 +113,18 @@ def test_gfapi_roundtrip(cluster, gfapi_rep3, gfapi_single, vol,
     # test may still be reconnecting: then self-heal brings it the file)
     for host, brick in cluster.volumes[vol]:
         path = os.path.join(brick, d.lstrip('/'), 'a.img')
-        deadline = time.monotonic() + 30
-        while not os.path.exists(path) and time.monotonic() < deadline:
+        deadline = time.monotonic() + 60
+
+        def content():
+            try:
+                with open(path, 'rb') as f:
+                    return f.read()
+            except FileNotFoundError:
+                return None
+        while content() != b'hello world' and time.monotonic() < deadline:
             cluster.cli('volume', 'heal', vol, check=False)
             time.sleep(1)
-        with open(path, 'rb') as f:
-            assert f.read() == b'hello world'
+        assert content() == b'hello world'
     g.unlink(d + '/a.img')
     assert not g.exists(d + '/a.img')
     g.rmtree(d)

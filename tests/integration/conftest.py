@@ -115,8 +115,14 @@ def _start_libvirtd(module, with_qemu=False, **kw):
         unavailable('storage backend module not built: %s (set '
                     'GFPOOL_MODULE)' % module)
     work = tempfile.mkdtemp(prefix='gfpl', dir=_work_root())
+    # GFPOOL_LIBVIRTD_ENV="K=V K2=V2": extra environment for every private
+    # libvirtd (scripts/sanitize-run.sh preloads ASan/UBSan this way).
+    extra = dict(kw.pop('extra_env', None) or {})
+    for item in os.environ.get('GFPOOL_LIBVIRTD_ENV', '').split():
+        k, _, v = item.partition('=')
+        extra[k] = v
     d = testbed.Libvirtd(work, os.path.join(work, 'backends'),
-                         with_qemu=with_qemu, module=module, **kw)
+                         with_qemu=with_qemu, module=module, extra_env=extra, **kw)
     try:
         d.start()
     except Exception as e:

@@ -27,7 +27,8 @@ export GFPOOL_CLI=$build/src/tools/gfpool
 export ASAN_OPTIONS=detect_leaks=0:log_path=$logdir/cli
 export UBSAN_OPTIONS=print_stacktrace=1:log_path=$logdir/cli-ubsan
 
-/usr/bin/python3 -m pytest -p no:cacheprovider -q "$top/tests/integration" "$@"
+[ $# -gt 0 ] || set -- "$top/tests/integration"
+/usr/bin/python3 -m pytest -p no:cacheprovider -q "$@"
 rc=$?
 reports=$(grep -l -E 'ERROR: AddressSanitizer|runtime error:|ERROR: LeakSanitizer' "$logdir"/* 2>/dev/null)
 if [ -n "$reports" ]; then

@@ -14,8 +14,10 @@
 #include "gfpool_source.h"
 
 /* Deadline for glfs_init when the caller passes 0. Refused ports fail in
- * about 1 s; a host that never answers is cut off here. */
-#define GFPOOL_CONNECT_TIMEOUT_MS_DEFAULT 5000
+ * about 1 s and a healthy connect takes 7-30 ms, but on a loaded 2-core
+ * box (bricks, QEMU TCG guests) 5 s was seen to cut off a healthy one; a
+ * host that never answers is cut off here, within the 10 s users accept. */
+#define GFPOOL_CONNECT_TIMEOUT_MS_DEFAULT 7000
 
 typedef struct _GfpoolConn GfpoolConn;
 

@@ -56,7 +56,7 @@ static const GOptionEntry pool_entries[] = {
     { "socket", 's', 0, G_OPTION_ARG_FILENAME, &opt_socket,
       "glusterd socket for --transport unix", "PATH" },
     { "timeout", 0, 0, G_OPTION_ARG_INT, &opt_timeout_ms,
-      "connect deadline in ms (default 5000)", "MS" },
+      "connect deadline in ms (default 7000)", "MS" },
     { NULL }
 };
 

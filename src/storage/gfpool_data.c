@@ -53,6 +53,9 @@ open_volume(GfpoolConn *conn, const char *name, int flags, struct stat *st, GErr
      * open resolves the name afresh (to the new file, or to ENOENT). */
     if (!fd && errno == ESTALE)
         fd = glfs_open(gfpool_conn_glfs(conn), path, flags);
+    /* Still stale: the cached inode is all that is left of the file. */
+    if (!fd && errno == ESTALE)
+        errno = ENOENT;
     if (!fd) {
         gfpool_set_error_errno(error, errno, conn, "cannot open volume", name);
         return NULL;

@@ -701,9 +701,10 @@ create_write_image(GfpoolConn *conn, glfs_fd_t *fd, const GfpoolVolCreateParams 
 {
     guint64 file_size = capacity;
 
-    /* Find out now, not after minutes of preallocation, that the bricks'
-     * file system cannot hold a file this large. */
-    if (p->prealloc != GFPOOL_PREALLOC_OFF &&
+    /* Find out now, not after minutes of writing, that the bricks' file
+     * system cannot hold a file this large (fallocate finds out by itself). */
+    if ((p->prealloc == GFPOOL_PREALLOC_FULL ||
+         (p->format == GFPOOL_FORMAT_QCOW2 && p->prealloc == GFPOOL_PREALLOC_METADATA)) &&
         (glfs_ftruncate(fd, (off_t)capacity, NULL, NULL) < 0 ||
          glfs_ftruncate(fd, 0, NULL, NULL) < 0)) {
         int err = errno;
@@ -736,7 +737,9 @@ create_write_image(GfpoolConn *conn, glfs_fd_t *fd, const GfpoolVolCreateParams 
             return FALSE;
     }
 
-    if (glfs_ftruncate(fd, (off_t)file_size, NULL, NULL) < 0) {
+    /* fallocate already gave the file its size: one round trip less. */
+    if (!(p->format == GFPOOL_FORMAT_RAW && p->prealloc == GFPOOL_PREALLOC_FALLOC) &&
+        glfs_ftruncate(fd, (off_t)file_size, NULL, NULL) < 0) {
         int err = errno;
         g_set_error(error, GFPOOL_ERROR, gfpool_error_from_errno(err),
                     "cannot set the size to %" G_GUINT64_FORMAT " bytes: %s",
@@ -766,12 +769,15 @@ apply_perms(glfs_fd_t *fd, const GfpoolNewVolume *nv, GError **error)
             return FALSE;
         }
     }
-    /* After chown, which may clear set-id bits. */
-    if (glfs_fchmod(fd, nv->mode >= 0 ? (mode_t)nv->mode : 0600) < 0) {
-        int err = errno;
-        g_set_error(error, GFPOOL_ERROR, gfpool_error_from_errno(err),
-                    "cannot set mode: %s", g_strerror(err));
-        return FALSE;
+    /* After chown, which may clear set-id bits; the temp file was created
+     * 0600, so the default needs no round trip. */
+    if ((nv->mode >= 0 && nv->mode != 0600) || nv->uid >= 0 || nv->gid >= 0) {
+        if (glfs_fchmod(fd, nv->mode >= 0 ? (mode_t)nv->mode : 0600) < 0) {
+            int err = errno;
+            g_set_error(error, GFPOOL_ERROR, gfpool_error_from_errno(err),
+                        "cannot set mode: %s", g_strerror(err));
+            return FALSE;
+        }
     }
     return TRUE;
 }

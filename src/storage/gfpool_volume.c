@@ -29,6 +29,21 @@ gfpool_vol_info_free(GfpoolVolInfo *info)
 }
 
 
+/* XML 1.0 has no way to carry C0 controls other than tab, LF and CR, not
+ * even as character references: a name holding one would make every
+ * <volume> XML malformed. */
+static gboolean
+name_has_xml_forbidden_char(const char *name, gsize len)
+{
+    for (gsize i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)name[i];
+        if (c < 0x20 && c != '\t' && c != '\n' && c != '\r')
+            return TRUE;
+    }
+    return FALSE;
+}
+
+
 gboolean
 gfpool_vol_name_validate(const char *name, gsize len, GError **error)
 {
@@ -46,6 +61,10 @@ gfpool_vol_name_validate(const char *name, gsize len, GError **error)
         why = "'.' and '..' are not volume names";
     else if (g_str_has_prefix(name, GFPOOL_TEMP_PREFIX))
         why = "the prefix '" GFPOOL_TEMP_PREFIX "' is reserved for images being written";
+    else if (!g_utf8_validate(name, (gssize)len, NULL))
+        why = "it is not valid UTF-8";
+    else if (name_has_xml_forbidden_char(name, len))
+        why = "it contains a control character";
 
     if (why) {
         g_autofree char *shown = g_strescape(name ? name : "", NULL);
@@ -471,6 +490,15 @@ gfpool_pool_refresh(GfpoolConn *conn, GfpoolProbeCache *cache, GError **error)
             continue;
         if (g_str_has_prefix(ent->d_name, GFPOOL_TEMP_PREFIX)) {
             sweep_stale_temp(conn, ent->d_name, &st);
+            continue;
+        }
+        if (!gfpool_vol_name_validate(ent->d_name, strlen(ent->d_name), NULL)) {
+            /* libvirt volume names are UTF-8 strings that go into XML:
+             * a name that cannot be one is not a volume. */
+            g_autofree char *shown = g_strescape(ent->d_name, NULL);
+            g_message("skipping '%s' in '%s' on gluster volume '%s': its name "
+                      "is not valid UTF-8 or holds a control character",
+                      shown, src->dir, src->volume);
             continue;
         }
         path = gfpool_conn_path(conn, ent->d_name);

@@ -50,6 +50,7 @@ typedef struct {
     GfpoolConn *conn;
     GfpoolProbeCache *cache;
     char *cache_path;
+    gint unreachable;   /* a call failed with ENOTCONN: reconnect next time */
 } GfpoolPoolState;
 
 static GMutex gfpoolStatesLock;
@@ -69,6 +70,22 @@ gfpoolPoolStateUnref(GfpoolPoolState *state)
     g_free(state);
 }
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(GfpoolPoolState, gfpoolPoolStateUnref)
+
+
+/*
+ * A call that failed because the servers went away (ENOTCONN: killed,
+ * restarted, or frozen past the ping-timeout) leaves a connection that gfapi
+ * repairs only at its next reconnect tick, up to 3 s after the servers are
+ * back: every call until then fails too. The next call opens a fresh
+ * connection instead (milliseconds when the servers answer, the connect
+ * deadline when they don't).
+ */
+static void
+gfpoolPoolStateNoteError(GfpoolPoolState *state, const GError *err)
+{
+    if (state && err && g_error_matches(err, GFPOOL_ERROR, GFPOOL_ERROR_UNREACHABLE))
+        g_atomic_int_set(&state->unreachable, 1);
+}
 
 
 static void
@@ -187,8 +204,15 @@ gfpoolPoolStateGet(virStoragePoolObj *pool)
 
     virUUIDFormat(def->uuid, uuidstr);
     g_mutex_lock(&gfpoolStatesLock);
-    if ((state = g_hash_table_lookup(gfpoolStates, uuidstr)))
-        g_atomic_int_inc(&state->refs);
+    if ((state = g_hash_table_lookup(gfpoolStates, uuidstr))) {
+        if (g_atomic_int_get(&state->unreachable)) {
+            /* callbacks still using it keep their reference */
+            g_hash_table_remove(gfpoolStates, uuidstr);
+            state = NULL;
+        } else {
+            g_atomic_int_inc(&state->refs);
+        }
+    }
     g_mutex_unlock(&gfpoolStatesLock);
     if (state)
         return state;
@@ -448,6 +472,7 @@ gfpoolRefreshPool(virStoragePoolObj *pool)
         return -1;
 
     if (!(vols = gfpool_pool_refresh(state->conn, state->cache, &err))) {
+        gfpoolPoolStateNoteError(state, err);
         virReportError(VIR_ERR_OPERATION_FAILED,
                        _("cannot refresh gluster pool '%s': %s"), def->name, err->message);
         return -1;
@@ -465,6 +490,7 @@ gfpoolRefreshPool(virStoragePoolObj *pool)
     }
 
     if (!gfpool_pool_info(state->conn, &capacity, &allocation, &available, &err)) {
+        gfpoolPoolStateNoteError(state, err);
         virReportError(VIR_ERR_OPERATION_FAILED,
                        _("cannot refresh gluster pool '%s': %s"), def->name, err->message);
         return -1;
@@ -494,6 +520,7 @@ gfpoolRefreshVol(virStoragePoolObj *pool, virStorageVolDef *vol)
     if (!(state = gfpoolPoolStateGet(pool)))
         return -1;
     if (!(info = gfpool_vol_info(state->conn, vol->name, state->cache, &err))) {
+        gfpoolPoolStateNoteError(state, err);
         virReportError(err->code == GFPOOL_ERROR_NOT_FOUND ?
                        VIR_ERR_NO_STORAGE_VOL : VIR_ERR_OPERATION_FAILED,
                        _("cannot refresh volume '%s' of gluster pool '%s': %s"),
@@ -632,6 +659,7 @@ gfpoolBuildVol(virStoragePoolObj *pool, virStorageVolDef *vol, unsigned int flag
     /* On failure the core has removed whatever it wrote, as libvirt wants
      * from buildVol. */
     if (!gfpool_vol_create(state->conn, &params, &err)) {
+        gfpoolPoolStateNoteError(state, err);
         gfpoolReportGError(err);
         VIR_DEBUG("vol-create '%s' in pool '%s' failed", vol->name, def->name);
         return -1;
@@ -697,6 +725,7 @@ gfpoolDeleteVol(virStoragePoolObj *pool, virStorageVolDef *vol, unsigned int fla
     if (!(state = gfpoolPoolStateGet(pool)))
         return -1;
     if (!gfpool_vol_delete(state->conn, vol->name, &err)) {
+        gfpoolPoolStateNoteError(state, err);
         gfpoolReportGError(err);
         return -1;
     }
@@ -729,6 +758,7 @@ gfpoolBuildVolFrom(virStoragePoolObj *pool, virStorageVolDef *vol,
         return -1;
     }
     if (!gfpool_vol_clone(state->conn, inputvol->name, &params, &err)) {
+        gfpoolPoolStateNoteError(state, err);
         gfpoolReportGError(err);
         gfpoolFailedBuildAdd(pool, vol->name);
         return -1;
@@ -756,6 +786,7 @@ gfpoolResizeVol(virStoragePoolObj *pool, virStorageVolDef *vol,
     if (!(state = gfpoolPoolStateGet(pool)))
         return -1;
     if (!gfpool_vol_resize(state->conn, vol->name, capacity, core, &err)) {
+        gfpoolPoolStateNoteError(state, err);
         gfpoolReportGError(err);
         return -1;
     }
@@ -791,6 +822,7 @@ gfpoolWipeVol(virStoragePoolObj *pool, virStorageVolDef *vol,
     if (!(state = gfpoolPoolStateGet(pool)))
         return -1;
     if (!gfpool_vol_wipe(state->conn, vol->name, alg, &err)) {
+        gfpoolPoolStateNoteError(state, err);
         gfpoolReportGError(err);
         return -1;
     }
@@ -912,6 +944,7 @@ gfpoolPumpThread(void *opaque)
     }
     if (!ok) {
         VIR_WARN("%s", err->message);
+        gfpoolPoolStateNoteError(pump->state, err);
         pump->error = g_strdup(err->message);
     }
     pump->done = true;

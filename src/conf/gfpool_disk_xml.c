@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "gfpool_disk_xml.h"
+#include "gfpool_xml.h"
 
 void
 gfpool_disk_layer_free(GfpoolDiskLayer *l)
@@ -38,24 +39,13 @@ gfpool_disk_source_name(const GfpoolSource *src, const char *image)
 }
 
 static void
-attr(GString *s, const char *name, const char *value)
-{
-    g_autofree char *esc = NULL;
-
-    if (!value)
-        return;
-    esc = g_markup_escape_text(value, -1);
-    g_string_append_printf(s, " %s='%s'", name, esc);
-}
-
-static void
 format_source(GString *s, const char *indent, const GfpoolSource *src,
               const char *image, gboolean *rdma)
 {
     g_autofree char *name = gfpool_disk_source_name(src, image);
 
     g_string_append_printf(s, "%s<source protocol='gluster'", indent);
-    attr(s, "name", name);
+    gfpool_xml_attr(s, "name", name);
     g_string_append(s, ">\n");
     for (guint i = 0; i < src->hosts->len; i++) {
         const GfpoolHost *h = g_ptr_array_index(src->hosts, i);
@@ -63,9 +53,9 @@ format_source(GString *s, const char *indent, const GfpoolSource *src,
         g_string_append_printf(s, "%s  <host", indent);
         if (h->transport == GFPOOL_TRANSPORT_UNIX) {
             g_string_append(s, " transport='unix'");
-            attr(s, "socket", h->socket);
+            gfpool_xml_attr(s, "socket", h->socket);
         } else {
-            attr(s, "name", h->name);
+            gfpool_xml_attr(s, "name", h->name);
             /* QEMU wants a port for every server in its server list;
              * spell out gluster's default. */
             g_string_append_printf(s, " port='%d'", h->port ? h->port : GFPOOL_DEFAULT_PORT);
@@ -91,9 +81,9 @@ gfpool_disk_xml(const GfpoolDiskParams *p, char **warnings)
 
     g_string_append(s, "<disk type='network' device='disk'>\n");
     g_string_append(s, "  <driver name='qemu'");
-    attr(s, "type", top->format);
-    attr(s, "cache", p->cache);
-    attr(s, "discard", p->discard);
+    gfpool_xml_attr(s, "type", top->format);
+    gfpool_xml_attr(s, "cache", p->cache);
+    gfpool_xml_attr(s, "discard", p->discard);
     g_string_append(s, "/>\n");
     format_source(s, "  ", p->src, top->name, &rdma);
 
@@ -106,7 +96,7 @@ gfpool_disk_xml(const GfpoolDiskParams *p, char **warnings)
 
         g_string_append_printf(s, "%s<backingStore type='network'>\n", in);
         g_string_append_printf(s, "%s  <format", in);
-        attr(s, "type", l->format);
+        gfpool_xml_attr(s, "type", l->format);
         g_string_append(s, "/>\n");
         {
             g_autofree char *in2 = g_strnfill(2 * i + 2, ' ');
@@ -121,8 +111,8 @@ gfpool_disk_xml(const GfpoolDiskParams *p, char **warnings)
     }
 
     g_string_append(s, "  <target");
-    attr(s, "dev", p->target_dev ? p->target_dev : "vda");
-    attr(s, "bus", p->bus ? p->bus : "virtio");
+    gfpool_xml_attr(s, "dev", p->target_dev ? p->target_dev : "vda");
+    gfpool_xml_attr(s, "bus", p->bus ? p->bus : "virtio");
     g_string_append(s, "/>\n");
     if (p->readonly)
         g_string_append(s, "  <readonly/>\n");

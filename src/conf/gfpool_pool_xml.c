@@ -358,31 +358,11 @@ unique_child(const xmlNode *parent, const char *name, const char *ns,
     return TRUE;
 }
 
-static char *
-node_text(const xmlNode *n)
-{
-    xmlChar *x = xmlNodeGetContent(n);
-    char *ret = g_strdup((const char *)x);
-
-    xmlFree(x);
-    return ret;
-}
-
-static char *
-node_prop(const xmlNode *n, const char *name)
-{
-    xmlChar *x = xmlGetNoNsProp(n, BAD_CAST name);
-    char *ret = g_strdup((const char *)x);
-
-    xmlFree(x);
-    return ret;
-}
-
 /* libvirt parses port with virXMLPropInt (base 10); 0 means "not given". */
 static gboolean
 parse_port_attr(const xmlNode *n, const char *where, int *port, GError **error)
 {
-    g_autofree char *s = node_prop(n, "port");
+    g_autofree char *s = gfpool_xml_prop(n, "port");
     gint64 val;
     char *end = NULL;
 
@@ -415,7 +395,7 @@ parse_plain_hosts(const xmlNode *source, GPtrArray *hosts, GError **error)
 
         if (!node_is(c, "host", NULL))
             continue;
-        if (!(name = node_prop(c, "name"))) {
+        if (!(name = gfpool_xml_prop(c, "name"))) {
             conf_error(error, "<source><host> is missing the 'name' attribute");
             return FALSE;
         }
@@ -453,14 +433,14 @@ parse_ns_hosts(const xmlNode *nssource, GPtrArray *hosts, GError **error)
                 return FALSE;
             }
         }
-        tname = node_prop(c, "transport");
+        tname = gfpool_xml_prop(c, "transport");
         if (tname && (transport = gfpool_transport_from_string(tname)) < 0) {
             conf_error(error, "<%s:host>: unknown transport '%s' (expected tcp, unix or rdma)",
                        GFPOOL_XML_PREFIX, tname);
             return FALSE;
         }
-        name = node_prop(c, "name");
-        socket = node_prop(c, "socket");
+        name = gfpool_xml_prop(c, "name");
+        socket = gfpool_xml_prop(c, "socket");
         if (!parse_port_attr(c, "<" GFPOOL_XML_PREFIX ":host>", &port, error))
             return FALSE;
         g_ptr_array_add(hosts, gfpool_host_new(transport, name, port, socket));
@@ -548,7 +528,7 @@ pool_def_from_root(xmlNode *root, GError **error)
                    (const char *)root->name);
         return NULL;
     }
-    type = node_prop(root, "type");
+    type = gfpool_xml_prop(root, "type");
     if (!type) {
         conf_error(error, "<pool> is missing the 'type' attribute");
         return NULL;
@@ -590,12 +570,12 @@ pool_def_from_root(xmlNode *root, GError **error)
         conf_error(error, "gluster pool <source> has no <name> (the gluster volume)");
         return NULL;
     }
-    def->source->volume = node_text(node);
+    def->source->volume = gfpool_xml_text(node, FALSE);
 
     if (!unique_child(source, "dir", NULL, "source", &node, error))
         return NULL;
     if (node) {
-        if (!(dir = node_prop(node, "path"))) {
+        if (!(dir = gfpool_xml_prop(node, "path"))) {
             conf_error(error, "<source><dir> is missing the 'path' attribute");
             return NULL;
         }
@@ -630,7 +610,7 @@ pool_def_from_root(xmlNode *root, GError **error)
         return NULL;
 
     if (name) {
-        def->name = node_text(name);
+        def->name = gfpool_xml_text(name, FALSE);
     } else {
         /* storage_conf.c: a pool with a source name may omit its own. */
         def->name = g_strdup(def->source->volume);
@@ -642,7 +622,7 @@ pool_def_from_root(xmlNode *root, GError **error)
     }
 
     if (uuid) {
-        def->uuid = g_strstrip(node_text(uuid));
+        def->uuid = g_strstrip(gfpool_xml_text(uuid, FALSE));
         if (!check_uuid(def->uuid, error))
             return NULL;
     }
@@ -677,17 +657,6 @@ needs_namespace(const GfpoolSource *src)
 }
 
 static void
-format_attr(GString *s, const char *name, const char *value)
-{
-    g_autofree char *esc = NULL;
-
-    if (!value)
-        return;
-    esc = g_markup_escape_text(value, -1);
-    g_string_append_printf(s, " %s='%s'", name, esc);
-}
-
-static void
 format_element(GString *s, const char *indent, const char *name, const char *text)
 {
     g_autofree char *esc = NULL;
@@ -708,11 +677,11 @@ gfpool_pool_ns_format(const GPtrArray *hosts, const char *indent)
         const GfpoolHost *h = g_ptr_array_index(hosts, i);
 
         g_string_append_printf(s, "%s  <%s:host", indent, GFPOOL_XML_PREFIX);
-        format_attr(s, "name", h->name);
+        gfpool_xml_attr(s, "name", h->name);
         if (h->port)
             g_string_append_printf(s, " port='%d'", h->port);
-        format_attr(s, "transport", gfpool_transport_to_string(h->transport));
-        format_attr(s, "socket", h->socket);
+        gfpool_xml_attr(s, "transport", gfpool_transport_to_string(h->transport));
+        gfpool_xml_attr(s, "socket", h->socket);
         g_string_append(s, "/>\n");
     }
     g_string_append_printf(s, "%s</%s:source>\n", indent, GFPOOL_XML_PREFIX);
@@ -744,7 +713,7 @@ gfpool_pool_def_format(const GfpoolPoolDef *def)
             if (!h->name)
                 continue;
             g_string_append(s, "    <host");
-            format_attr(s, "name", h->name);
+            gfpool_xml_attr(s, "name", h->name);
             if (h->port)
                 g_string_append_printf(s, " port='%d'", h->port);
             g_string_append(s, "/>\n");
@@ -755,7 +724,7 @@ gfpool_pool_def_format(const GfpoolPoolDef *def)
         if (!any_plain)
             g_string_append(s, "    <host name='localhost'/>\n");
         g_string_append(s, "    <dir");
-        format_attr(s, "path", src->dir ? src->dir : "/");
+        gfpool_xml_attr(s, "path", src->dir ? src->dir : "/");
         g_string_append(s, "/>\n");
         format_element(s, "    ", "name", src->volume);
         g_string_append(s, "  </source>\n");

@@ -130,48 +130,11 @@ gfpool_parse_scaled(const char *str, guint64 *out, GError **error)
 
 /* ---- parse ---------------------------------------------------------- */
 
-static xmlNodePtr
-child(xmlNodePtr parent, const char *name)
-{
-    for (xmlNodePtr n = parent ? parent->children : NULL; n; n = n->next) {
-        if (n->type == XML_ELEMENT_NODE && !n->ns &&
-            xmlStrEqual(n->name, (const xmlChar *)name))
-            return n;
-    }
-    return NULL;
-}
-
-static char *
-node_text(xmlNodePtr n)
-{
-    xmlChar *c;
-    char *s;
-
-    if (!n || !(c = xmlNodeGetContent(n)))
-        return NULL;
-    s = g_strstrip(g_strdup((const char *)c));
-    xmlFree(c);
-    return s;
-}
-
-static char *
-node_prop(xmlNodePtr n, const char *name)
-{
-    xmlChar *c;
-    char *s;
-
-    if (!n || !(c = xmlGetNoNsProp(n, (const xmlChar *)name)))
-        return NULL;
-    s = g_strdup((const char *)c);
-    xmlFree(c);
-    return s;
-}
-
 static gboolean
 parse_size_node(xmlNodePtr n, const char *what, guint64 *out, GError **error)
 {
-    g_autofree char *text = node_text(n);
-    g_autofree char *unit = node_prop(n, "unit");
+    g_autofree char *text = gfpool_xml_text(n, TRUE);
+    g_autofree char *unit = gfpool_xml_prop(n, "unit");
 
     if (!gfpool_parse_size(text, unit, "bytes", out, error)) {
         g_prefix_error(error, "<%s>: ", what);
@@ -183,7 +146,7 @@ parse_size_node(xmlNodePtr n, const char *what, guint64 *out, GError **error)
 static gboolean
 parse_id(xmlNodePtr n, const char *what, int base, gint64 max, gint64 *out, GError **error)
 {
-    g_autofree char *text = node_text(n);
+    g_autofree char *text = gfpool_xml_text(n, TRUE);
     guint64 v;
 
     if (!n)
@@ -217,27 +180,27 @@ gfpool_vol_def_parse(const char *xml, gsize len, GError **error)
                     root ? (const char *)root->name : "");
         goto out;
     }
-    if (!(def->name = node_text(child(root, "name"))) || !*def->name) {
+    if (!(def->name = gfpool_xml_text(gfpool_xml_child(root, "name"), TRUE)) || !*def->name) {
         g_set_error(error, GFPOOL_CONF_ERROR, GFPOOL_CONF_ERROR_INVALID,
                     "volume XML: missing <name>");
         goto out;
     }
-    def->type = node_prop(root, "type");
-    if ((n = child(root, "capacity"))) {
+    def->type = gfpool_xml_prop(root, "type");
+    if ((n = gfpool_xml_child(root, "capacity"))) {
         if (!parse_size_node(n, "capacity", &def->capacity, error))
             goto out;
         def->has_capacity = TRUE;
     }
-    if ((n = child(root, "allocation"))) {
+    if ((n = gfpool_xml_child(root, "allocation"))) {
         if (!parse_size_node(n, "allocation", &def->allocation, error))
             goto out;
         def->has_allocation = TRUE;
     }
-    if ((target = child(root, "target"))) {
+    if ((target = gfpool_xml_child(root, "target"))) {
         xmlNodePtr perms;
-        def->format = node_prop(child(target, "format"), "type");
-        def->path = node_text(child(target, "path"));
-        if ((n = child(target, "clusterSize"))) {
+        def->format = gfpool_xml_prop(gfpool_xml_child(target, "format"), "type");
+        def->path = gfpool_xml_text(gfpool_xml_child(target, "path"), TRUE);
+        if ((n = gfpool_xml_child(target, "clusterSize"))) {
             guint64 cs;
             if (!parse_size_node(n, "clusterSize", &cs, error))
                 goto out;
@@ -248,16 +211,16 @@ gfpool_vol_def_parse(const char *xml, gsize len, GError **error)
             }
             def->cluster_size = (guint32)cs;
         }
-        if ((perms = child(target, "permissions"))) {
-            if (!parse_id(child(perms, "mode"), "mode", 8, 07777, &def->mode, error) ||
-                !parse_id(child(perms, "owner"), "owner", 10, G_MAXUINT32 - 1, &def->uid, error) ||
-                !parse_id(child(perms, "group"), "group", 10, G_MAXUINT32 - 1, &def->gid, error))
+        if ((perms = gfpool_xml_child(target, "permissions"))) {
+            if (!parse_id(gfpool_xml_child(perms, "mode"), "mode", 8, 07777, &def->mode, error) ||
+                !parse_id(gfpool_xml_child(perms, "owner"), "owner", 10, G_MAXUINT32 - 1, &def->uid, error) ||
+                !parse_id(gfpool_xml_child(perms, "group"), "group", 10, G_MAXUINT32 - 1, &def->gid, error))
                 goto out;
         }
     }
-    if ((n = child(root, "backingStore"))) {
-        def->backing_path = node_text(child(n, "path"));
-        def->backing_format = node_prop(child(n, "format"), "type");
+    if ((n = gfpool_xml_child(root, "backingStore"))) {
+        def->backing_path = gfpool_xml_text(gfpool_xml_child(n, "path"), TRUE);
+        def->backing_format = gfpool_xml_prop(gfpool_xml_child(n, "format"), "type");
         if (!def->backing_path || !*def->backing_path) {
             g_set_error(error, GFPOOL_CONF_ERROR, GFPOOL_CONF_ERROR_INVALID,
                         "volume XML: <backingStore> without <path>");

@@ -6,29 +6,6 @@
 #include "gfpool_volinfo_xml.h"
 #include "gfpool_xml.h"
 
-static xmlNode *
-child(const xmlNode *parent, const char *name)
-{
-    for (xmlNode *n = parent ? parent->children : NULL; n; n = n->next) {
-        if (n->type == XML_ELEMENT_NODE && xmlStrEqual(n->name, (const xmlChar *)name))
-            return n;
-    }
-    return NULL;
-}
-
-static char *
-text(const xmlNode *n)
-{
-    xmlChar *c;
-    char *s;
-
-    if (!n || !(c = xmlNodeGetContent(n)))
-        return NULL;
-    s = g_strstrip(g_strdup((const char *)c));
-    xmlFree(c);
-    return s;
-}
-
 /* "host:/brick/path" -> "host" ("[v6]:/path" -> "v6"). */
 static char *
 brick_host(const char *brick)
@@ -71,14 +48,14 @@ gfpool_volinfo_parse(const char *xml, gsize len, const GfpoolHost *queried, GErr
                     (const char *)root->name);
         return NULL;
     }
-    ret = text(child(root, "opRet"));
+    ret = gfpool_xml_text(gfpool_xml_child(root, "opRet"), TRUE);
     if (g_strcmp0(ret, "0") != 0) {
-        g_autofree char *err = text(child(root, "opErrstr"));
+        g_autofree char *err = gfpool_xml_text(gfpool_xml_child(root, "opErrstr"), TRUE);
         g_set_error(error, GFPOOL_CONF_ERROR, GFPOOL_CONF_ERROR_INVALID,
                     "gluster volume info failed: %s", err && *err ? err : "no reason given");
         return NULL;
     }
-    vols = child(child(root, "volInfo"), "volumes");
+    vols = gfpool_xml_child(gfpool_xml_child(root, "volInfo"), "volumes");
     for (xmlNode *v = vols ? vols->children : NULL; v; v = v->next) {
         g_autoptr(GfpoolSource) src = NULL;
         g_autoptr(GError) name_err = NULL;
@@ -87,19 +64,21 @@ gfpool_volinfo_parse(const char *xml, gsize len, const GfpoolHost *queried, GErr
         if (v->type != XML_ELEMENT_NODE || !xmlStrEqual(v->name, (const xmlChar *)"volume"))
             continue;
         src = gfpool_source_new();
-        src->volume = text(child(v, "name"));
+        src->volume = gfpool_xml_text(gfpool_xml_child(v, "name"), TRUE);
         src->dir = g_strdup("/");
         if (!src->volume || !*src->volume)
             continue;
         if (queried)
             g_ptr_array_add(src->hosts, gfpool_host_copy(queried));
-        bricks = child(v, "bricks");
+        bricks = gfpool_xml_child(v, "bricks");
         for (xmlNode *b = bricks ? bricks->children : NULL; b; b = b->next) {
             g_autofree char *brick = NULL;
             g_autofree char *host = NULL;
             if (b->type != XML_ELEMENT_NODE || !xmlStrEqual(b->name, (const xmlChar *)"brick"))
                 continue;
-            brick = child(b, "name") ? text(child(b, "name")) : text(b);
+            /* <brick>host:/path<name>host:/path</name>...</brick> */
+            brick = gfpool_xml_text(gfpool_xml_child(b, "name") ? gfpool_xml_child(b, "name") : b,
+                                    TRUE);
             if (brick && (host = brick_host(brick)) && !has_host(src, host))
                 g_ptr_array_add(src->hosts, gfpool_host_new(GFPOOL_TRANSPORT_TCP, host,
                                                             queried ? queried->port : 0, NULL));

@@ -106,3 +106,52 @@ gfpool_xml_read(const char *xml, gsize len, const char *what, GError **error)
     }
     return g_steal_pointer(&doc);
 }
+
+
+xmlNode *
+gfpool_xml_child(const xmlNode *parent, const char *name)
+{
+    for (xmlNode *n = parent ? parent->children : NULL; n; n = n->next) {
+        if (n->type == XML_ELEMENT_NODE && !n->ns &&
+            xmlStrEqual(n->name, (const xmlChar *)name))
+            return n;
+    }
+    return NULL;
+}
+
+char *
+gfpool_xml_text(const xmlNode *n, gboolean strip)
+{
+    xmlChar *x;
+    char *s;
+
+    if (!n || !(x = xmlNodeGetContent(n)))
+        return NULL;
+    s = g_strdup((const char *)x);
+    xmlFree(x);
+    return strip ? g_strstrip(s) : s;
+}
+
+char *
+gfpool_xml_prop(const xmlNode *n, const char *name)
+{
+    xmlChar *x;
+    char *s;
+
+    if (!n || !(x = xmlGetNoNsProp(n, (const xmlChar *)name)))
+        return NULL;
+    s = g_strdup((const char *)x);
+    xmlFree(x);
+    return s;
+}
+
+void
+gfpool_xml_attr(GString *s, const char *name, const char *value)
+{
+    g_autofree char *esc = NULL;
+
+    if (!value)
+        return;
+    esc = g_markup_escape_text(value, -1);
+    g_string_append_printf(s, " %s='%s'", name, esc);
+}

@@ -19,3 +19,14 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(xmlDoc, xmlFreeDoc)
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(xmlParserCtxt, xmlFreeParserCtxt)
 
 xmlDoc *gfpool_xml_read(const char *xml, gsize len, const char *what, GError **error);
+
+/* Small helpers shared by the parsers and formatters; all NULL-safe. */
+
+/* The first child element called name in no namespace. */
+xmlNode *gfpool_xml_child(const xmlNode *parent, const char *name);
+/* The node's text (whitespace stripped when strip), or NULL. */
+char *gfpool_xml_text(const xmlNode *n, gboolean strip);
+/* An attribute in no namespace, or NULL. */
+char *gfpool_xml_prop(const xmlNode *n, const char *name);
+/* " name='escaped value'" appended to s; nothing when value is NULL. */
+void gfpool_xml_attr(GString *s, const char *name, const char *value);

@@ -75,6 +75,27 @@ open_volume(GfpoolConn *conn, const char *name, int flags, struct stat *st, GErr
 }
 
 
+/* open_volume, then the image's header probed. */
+static glfs_fd_t *
+open_probed(GfpoolConn *conn, const char *name, int flags, struct stat *st, GfpoolProbe *p,
+            GError **error)
+{
+    guint8 header[GFPOOL_PROBE_HEADER_SIZE];
+    glfs_fd_t *fd;
+    gssize n;
+
+    if (!(fd = open_volume(conn, name, flags, st, error)))
+        return NULL;
+    if ((n = gfpool_glfs_fd_read(fd, 0, header, sizeof(header), error)) < 0) {
+        g_prefix_error(error, "cannot read volume '%s': ", name);
+        glfs_close(fd);
+        return NULL;
+    }
+    gfpool_image_probe(header, (gsize)n, (guint64)st->st_size, gfpool_glfs_fd_read, fd, p);
+    return fd;
+}
+
+
 static gboolean
 pwrite_all(glfs_fd_t *fd, const void *buf, gsize len, guint64 off, GError **error)
 {
@@ -470,9 +491,7 @@ gfpool_vol_clone(GfpoolConn *conn, const char *source, const GfpoolVolCreatePara
                  GError **error)
 {
     CloneFill c = { .p = p };
-    guint8 header[GFPOOL_PROBE_HEADER_SIZE];
     GfpoolNewVolume nv = { p->name, p->mode, p->uid, p->gid };
-    gssize n;
     gboolean ok;
 
     if (p->format != GFPOOL_FORMAT_RAW && p->format != GFPOOL_FORMAT_QCOW2) {
@@ -481,15 +500,8 @@ gfpool_vol_clone(GfpoolConn *conn, const char *source, const GfpoolVolCreatePara
                     gfpool_format_to_string(p->format));
         return FALSE;
     }
-    if (!(c.src = open_volume(conn, source, O_RDONLY, &c.st, error)))
+    if (!(c.src = open_probed(conn, source, O_RDONLY, &c.st, &c.probe, error)))
         return FALSE;
-    if ((n = pread_full(c.src, header, sizeof(header), 0, error)) < 0) {
-        g_prefix_error(error, "cannot read volume '%s': ", source);
-        glfs_close(c.src);
-        return FALSE;
-    }
-    gfpool_image_probe(header, (gsize)n, (guint64)c.st.st_size, gfpool_glfs_fd_read, c.src,
-                       &c.probe);
     if (c.probe.warning || (c.probe.format != GFPOOL_FORMAT_RAW &&
                             c.probe.format != GFPOOL_FORMAT_QCOW2)) {
         g_set_error(error, GFPOOL_ERROR, GFPOOL_ERROR_UNSUPPORTED,
@@ -514,18 +526,13 @@ gboolean
 gfpool_vol_resize(GfpoolConn *conn, const char *name, guint64 capacity, unsigned int flags,
                   GError **error)
 {
-    guint8 header[GFPOOL_PROBE_HEADER_SIZE];
     g_auto(GfpoolProbe) p = { 0 };
     struct stat st;
     glfs_fd_t *fd;
-    gssize n;
     gboolean ok = FALSE;
 
-    if (!(fd = open_volume(conn, name, O_RDWR, &st, error)))
+    if (!(fd = open_probed(conn, name, O_RDWR, &st, &p, error)))
         return FALSE;
-    if ((n = pread_full(fd, header, sizeof(header), 0, error)) < 0)
-        goto out;
-    gfpool_image_probe(header, (gsize)n, (guint64)st.st_size, gfpool_glfs_fd_read, fd, &p);
 
     if (capacity == 0 || capacity > (guint64)G_MAXINT64) {
         g_set_error(error, GFPOOL_ERROR, GFPOOL_ERROR_INVALID,
@@ -614,18 +621,13 @@ wipe_bytes(glfs_fd_t *fd, guint64 size, GfpoolWipeAlgorithm alg, GError **error)
 gboolean
 gfpool_vol_wipe(GfpoolConn *conn, const char *name, GfpoolWipeAlgorithm alg, GError **error)
 {
-    guint8 header[GFPOOL_PROBE_HEADER_SIZE];
     g_auto(GfpoolProbe) p = { 0 };
     struct stat st;
     glfs_fd_t *fd;
-    gssize n;
     gboolean ok = FALSE;
 
-    if (!(fd = open_volume(conn, name, O_RDWR, &st, error)))
+    if (!(fd = open_probed(conn, name, O_RDWR, &st, &p, error)))
         return FALSE;
-    if ((n = pread_full(fd, header, sizeof(header), 0, error)) < 0)
-        goto out;
-    gfpool_image_probe(header, (gsize)n, (guint64)st.st_size, gfpool_glfs_fd_read, fd, &p);
 
     if (!wipe_bytes(fd, (guint64)st.st_size, alg, error))
         goto out;

@@ -921,12 +921,20 @@ gfpool_vol_upload(GfpoolConn *conn, const char *name, guint64 offset, guint64 le
         gsize used = 0;
         ssize_t n;
 
-        do {
-            n = read(in, buf, IO_CHUNK);
-        } while (n < 0 && errno == EINTR);
-        if (n < 0) {
-            set_errno_error(error, errno, "read from the stream failed");
-            goto out;
+        /* Fill the buffer: a pipe hands over 64 KiB at a time, and gfapi
+         * writes that small cost a round trip each. */
+        n = 0;
+        while (n < IO_CHUNK) {
+            ssize_t r = read(in, buf + n, IO_CHUNK - (gsize)n);
+            if (r < 0 && errno == EINTR)
+                continue;
+            if (r < 0) {
+                set_errno_error(error, errno, "read from the stream failed");
+                goto out;
+            }
+            if (r == 0)
+                break;
+            n += r;
         }
         /* Holes are queued before the bytes that follow them are sent, so
          * every hole before or inside what we just read is known now. */

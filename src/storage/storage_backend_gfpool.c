@@ -1160,6 +1160,8 @@ gfpoolVolStream(virStoragePoolObj *pool, virStorageVolDef *vol, virStreamPtr str
         virReportSystemError(errno, "%s", _("cannot create a pipe"));
         return -1;
     }
+    /* 1 MiB instead of 64 KiB: fewer wake-ups per byte (best effort). */
+    ignore_value(fcntl(fds[0], F_SETPIPE_SZ, 1024 * 1024));
     pump = g_new0(GfpoolPump, 1);
     pump->refs = 1;
     g_mutex_init(&pump->lock);

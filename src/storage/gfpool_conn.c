@@ -30,10 +30,6 @@ typedef struct {
     const char *step;   /* which gfapi call failed */
 } ConnectJob;
 
-/* Background finalizers still running: gfpool_conn_drain waits for them. */
-static GMutex fini_lock;
-static GCond fini_cond;
-static guint fini_pending;
 
 
 GfpoolErrorCode
@@ -76,25 +72,6 @@ gfpool_set_error_errno(GError **error, int err, GfpoolConn *conn,
 }
 
 
-static void
-fini_begin(void)
-{
-    g_mutex_lock(&fini_lock);
-    fini_pending++;
-    g_mutex_unlock(&fini_lock);
-}
-
-
-static void
-fini_end(void)
-{
-    g_mutex_lock(&fini_lock);
-    fini_pending--;
-    g_cond_broadcast(&fini_cond);
-    g_mutex_unlock(&fini_lock);
-}
-
-
 static gpointer
 fini_thread(gpointer opaque)
 {
@@ -103,7 +80,6 @@ fini_thread(gpointer opaque)
     /* glfs_fini returns only at the next tick of gfapi's 10 s call-bail
      * timer; nobody should wait for that. */
     glfs_fini(fs);
-    fini_end();
     return NULL;
 }
 
@@ -116,33 +92,13 @@ fini_in_background(glfs_t *fs)
 
     if (!fs)
         return;
-    fini_begin();
     if (!(t = g_thread_try_new("gfpool-fini", fini_thread, fs, &err))) {
         /* Out of threads: leaking the connection beats blocking the caller. */
         g_warning("cannot start a thread to finalize a gluster connection: %s",
                   err->message);
-        fini_end();
         return;
     }
     g_thread_unref(t);
-}
-
-
-gboolean
-gfpool_conn_drain(guint timeout_ms)
-{
-    gint64 deadline = g_get_monotonic_time() + (gint64)timeout_ms * 1000;
-    gboolean ok = TRUE;
-
-    g_mutex_lock(&fini_lock);
-    while (fini_pending > 0) {
-        if (!g_cond_wait_until(&fini_cond, &fini_lock, deadline)) {
-            ok = fini_pending == 0;
-            break;
-        }
-    }
-    g_mutex_unlock(&fini_lock);
-    return ok;
 }
 
 
@@ -238,11 +194,8 @@ connect_thread(gpointer opaque)
         g_mutex_unlock(&job->lock);
         /* Nobody will use it: either the caller gave up at its deadline or
          * the connect failed. Either way finalize it here, off any caller. */
-        if (fs) {
-            fini_begin();
+        if (fs)
             glfs_fini(fs);
-            fini_end();
-        }
         g_mutex_lock(&job->lock);
         fs = NULL;
     }

@@ -80,10 +80,6 @@ gboolean gfpool_conn_server_copy_safe(GfpoolConn *conn);
 /* Path of name inside the pool dir, as gfapi wants it ("/dir/name"). */
 char *gfpool_conn_path(GfpoolConn *conn, const char *name);
 
-/* Wait until every background glfs_fini has returned or timeout_ms passed.
- * TRUE when none is left. For clean exits in tests and tools. */
-gboolean gfpool_conn_drain(guint timeout_ms);
-
 /* Set *error from errno with "what 'object' on volume 'vol': strerror". */
 void gfpool_set_error_errno(GError **error, int err, GfpoolConn *conn,
                             const char *what, const char *object);

@@ -131,16 +131,6 @@ gfpool_probe_cache_free(GfpoolProbeCache *c)
     g_free(c);
 }
 
-guint
-gfpool_probe_cache_size(GfpoolProbeCache *c)
-{
-    guint n;
-    g_mutex_lock(&c->lock);
-    n = g_hash_table_size(c->entries);
-    g_mutex_unlock(&c->lock);
-    return n;
-}
-
 static gboolean
 cache_lookup(GfpoolProbeCache *c, const FileStamp *stamp, GfpoolVolInfo *info)
 {

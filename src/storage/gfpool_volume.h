@@ -52,7 +52,6 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(GfpoolProbeCache, gfpool_probe_cache_free)
 void gfpool_probe_cache_load(GfpoolProbeCache *cache, const char *path);
 gboolean gfpool_probe_cache_save(GfpoolProbeCache *cache, const char *path,
                                  GError **error);
-guint gfpool_probe_cache_size(GfpoolProbeCache *cache);
 
 /* pool-refresh / vol-list: every file and directory of the pool dir, headers
  * probed concurrently (cache may be NULL). GPtrArray of GfpoolVolInfo*. */

@@ -144,12 +144,35 @@ typedef struct {
  * Copy len bytes at off into dst, from the header when they are all in it,
  * else through read_fn. what names the structure for the error message.
  */
+/* Exactly len bytes at off, or an error naming what was being read. */
+static gboolean
+read_exact(GfpoolReadFunc read_fn, void *opaque, guint64 off, void *buf, gsize len,
+           const char *what, GError **error)
+{
+    gssize n = read_fn(opaque, off, buf, len, error);
+
+    if (n < 0) {
+        /* read_fn is supposed to set it; don't leave the caller without one */
+        if (error && !*error)
+            g_set_error(error, GFPOOL_IMAGE_ERROR, GFPOOL_IMAGE_ERROR_CORRUPT,
+                        "reading %s at offset %" G_GUINT64_FORMAT " failed",
+                        what, off);
+        return FALSE;
+    }
+    if ((gsize)n != len) {
+        g_set_error(error, GFPOOL_IMAGE_ERROR, GFPOOL_IMAGE_ERROR_CORRUPT,
+                    "%s at offset %" G_GUINT64_FORMAT ": short read of %"
+                    G_GSSIZE_FORMAT " of %" G_GSIZE_FORMAT " bytes",
+                    what, off, n, len);
+        return FALSE;
+    }
+    return TRUE;
+}
+
 static gboolean
 probe_fetch(ProbeCtx *c, guint64 off, gsize len, void *dst,
             const char *what, GError **error)
 {
-    gssize n;
-
     if (len > c->file_size || off > c->file_size - len) {
         g_set_error(error, GFPOOL_IMAGE_ERROR, GFPOOL_IMAGE_ERROR_CORRUPT,
                     "%s at offset %" G_GUINT64_FORMAT " (%" G_GSIZE_FORMAT
@@ -176,23 +199,7 @@ probe_fetch(ProbeCtx *c, guint64 off, gsize len, void *dst,
         return FALSE;
     }
     c->budget -= len;
-    n = c->read_fn(c->opaque, off, dst, len, error);
-    if (n < 0) {
-        /* read_fn is supposed to set it; don't leave the caller without one */
-        if (error && !*error)
-            g_set_error(error, GFPOOL_IMAGE_ERROR, GFPOOL_IMAGE_ERROR_CORRUPT,
-                        "reading %s at offset %" G_GUINT64_FORMAT " failed",
-                        what, off);
-        return FALSE;
-    }
-    if ((gsize)n != len) {
-        g_set_error(error, GFPOOL_IMAGE_ERROR, GFPOOL_IMAGE_ERROR_CORRUPT,
-                    "%s at offset %" G_GUINT64_FORMAT ": short read of %"
-                    G_GSSIZE_FORMAT " of %" G_GSIZE_FORMAT " bytes",
-                    what, off, n, len);
-        return FALSE;
-    }
-    return TRUE;
+    return read_exact(c->read_fn, c->opaque, off, dst, len, what, error);
 }
 
 static gboolean
@@ -1538,8 +1545,6 @@ static gboolean
 img_read(const Qcow2Image *q, guint64 off, void *buf, gsize len,
          const char *what, GError **error)
 {
-    gssize n;
-
     if (len > q->file_size || off > q->file_size - len) {
         g_set_error(error, GFPOOL_IMAGE_ERROR, GFPOOL_IMAGE_ERROR_CORRUPT,
                     "%s at offset %" G_GUINT64_FORMAT " (%" G_GSIZE_FORMAT
@@ -1547,22 +1552,7 @@ img_read(const Qcow2Image *q, guint64 off, void *buf, gsize len,
                     "-byte file", what, off, len, q->file_size);
         return FALSE;
     }
-    n = q->read_fn(q->opaque, off, buf, len, error);
-    if (n < 0) {
-        if (error && !*error)
-            g_set_error(error, GFPOOL_IMAGE_ERROR, GFPOOL_IMAGE_ERROR_CORRUPT,
-                        "reading %s at offset %" G_GUINT64_FORMAT " failed",
-                        what, off);
-        return FALSE;
-    }
-    if ((gsize)n != len) {
-        g_set_error(error, GFPOOL_IMAGE_ERROR, GFPOOL_IMAGE_ERROR_CORRUPT,
-                    "%s at offset %" G_GUINT64_FORMAT ": short read of %"
-                    G_GSSIZE_FORMAT " of %" G_GSIZE_FORMAT " bytes",
-                    what, off, n, len);
-        return FALSE;
-    }
-    return TRUE;
+    return read_exact(q->read_fn, q->opaque, off, buf, len, what, error);
 }
 
 /*

@@ -21,6 +21,7 @@ Notes
 """
 
 import ctypes
+import time
 import ctypes.util
 import errno as _errno
 import os
@@ -316,9 +317,17 @@ class Gfapi:
                         continue
                     _raise('mkdir', cur)
             return
-        if self._lib.glfs_mkdir(self._fs, p, mode) != 0:
-            if ctypes.get_errno() == _errno.EEXIST and exist_ok:
+        # After a test restarts the cluster's nodes, this long-lived test
+        # client reconnects to the bricks on gfapi's own timer: wait for it.
+        deadline = time.monotonic() + 30
+        while self._lib.glfs_mkdir(self._fs, p, mode) != 0:
+            e = ctypes.get_errno()
+            if e == _errno.EEXIST and exist_ok:
                 return
+            if e == _errno.ENOTCONN and time.monotonic() < deadline:
+                time.sleep(1)
+                continue
+            ctypes.set_errno(e)
             _raise('mkdir', p)
 
     def unlink(self, path, missing_ok=False):

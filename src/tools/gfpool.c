@@ -276,9 +276,12 @@ parse_verb_args(const Verb *verb, const GOptionEntry *own, gboolean needs_pool,
 {
     g_autoptr(GOptionContext) ctx = NULL;
     g_autoptr(GError) err = NULL;
-    g_autofree char *param = g_strdup_printf("%s %s", verb->name, verb->args);
+    g_autofree char *prgname = g_strdup_printf("gfpool %s", verb->name);
 
-    ctx = g_option_context_new(param);
+    /* "Usage: gfpool vol-upload [OPTION…] VOL FILE", not argv[0] (the
+     * verb) twice. */
+    g_set_prgname(prgname);
+    ctx = g_option_context_new(verb->args);
     g_option_context_set_summary(ctx, verb->summary);
     if (own)
         g_option_context_add_main_entries(ctx, own, NULL);

@@ -818,11 +818,155 @@ fd_write_all(int fd, const char *buf, gsize len, GError **error)
     return TRUE;
 }
 
+/*
+ * Reads of one data extent, several chunks in flight, handed to the caller
+ * in order: one pread at a time left the download at 1.66 s for 512 MiB on
+ * the replica-3 test bed, where libvirt's stream alone needs 0.77 s and a
+ * plain gfapi read 0.37 s.
+ */
+#define READ_AHEAD_SLOTS 4
+
+typedef struct {
+    char *buf;
+    gssize n;
+    GError *error;
+    gboolean ready;
+} ReadSlot;
+
+typedef struct {
+    glfs_fd_t *fd;
+    guint64 start;
+    guint64 len;
+    guint64 nchunks;
+    guint64 next_read;      /* next chunk a reader takes */
+    guint64 next_take;      /* next chunk the caller takes */
+    gboolean stop;
+    GMutex lock;
+    GCond cond;
+    ReadSlot slot[READ_AHEAD_SLOTS];
+    GThread *thread[READ_AHEAD_SLOTS];
+    gboolean threaded;      /* else the caller reads each chunk itself */
+} ReadAhead;
+
+static gpointer
+read_ahead_worker(gpointer opaque)
+{
+    ReadAhead *ra = opaque;
+
+    g_mutex_lock(&ra->lock);
+    for (;;) {
+        guint64 c, off;
+        ReadSlot *s;
+        GError *err = NULL;
+        gssize n;
+
+        while (!ra->stop && ra->next_read < ra->nchunks &&
+               ra->next_read >= ra->next_take + READ_AHEAD_SLOTS)
+            g_cond_wait(&ra->cond, &ra->lock);
+        if (ra->stop || ra->next_read >= ra->nchunks)
+            break;
+        c = ra->next_read++;
+        s = &ra->slot[c % READ_AHEAD_SLOTS];
+        g_mutex_unlock(&ra->lock);
+
+        off = c * IO_CHUNK;
+        n = pread_full(ra->fd, s->buf, (gsize)MIN((guint64)IO_CHUNK, ra->len - off),
+                       ra->start + off, &err);
+
+        g_mutex_lock(&ra->lock);
+        s->n = n;
+        s->error = err;
+        s->ready = TRUE;
+        g_cond_broadcast(&ra->cond);
+    }
+    g_mutex_unlock(&ra->lock);
+    return NULL;
+}
+
+static void
+read_ahead_start(ReadAhead *ra, glfs_fd_t *fd, guint64 start, guint64 len, char **bufs)
+{
+    memset(ra, 0, sizeof(*ra));
+    ra->fd = fd;
+    ra->start = start;
+    ra->len = len;
+    ra->nchunks = (len + IO_CHUNK - 1) / IO_CHUNK;
+    g_mutex_init(&ra->lock);
+    g_cond_init(&ra->cond);
+    for (guint i = 0; i < READ_AHEAD_SLOTS; i++)
+        ra->slot[i].buf = bufs[i];
+    /* One chunk gains nothing from a thread. */
+    for (guint i = 0; ra->nchunks > 1 && i < READ_AHEAD_SLOTS && i < ra->nchunks; i++) {
+        if ((ra->thread[i] = g_thread_try_new("gfpool-read", read_ahead_worker, ra, NULL)))
+            ra->threaded = TRUE;
+    }
+}
+
+/* The next chunk, in order: its bytes (n > 0), 0 at the end, -1 on error. */
+static gssize
+read_ahead_take(ReadAhead *ra, const char **buf, GError **error)
+{
+    ReadSlot *s;
+    gssize n;
+
+    if (ra->next_take >= ra->nchunks)
+        return 0;
+    s = &ra->slot[ra->next_take % READ_AHEAD_SLOTS];
+    if (!ra->threaded) {
+        guint64 off = ra->next_take * IO_CHUNK;
+        ra->next_take++;
+        *buf = s->buf;
+        return pread_full(ra->fd, s->buf, (gsize)MIN((guint64)IO_CHUNK, ra->len - off),
+                          ra->start + off, error);
+    }
+    g_mutex_lock(&ra->lock);
+    while (!s->ready)
+        g_cond_wait(&ra->cond, &ra->lock);
+    g_mutex_unlock(&ra->lock);
+    if ((n = s->n) < 0) {
+        g_propagate_error(error, s->error);
+        s->error = NULL;
+    }
+    *buf = s->buf;
+    return n;
+}
+
+/* The caller is done with the chunk read_ahead_take gave it. */
+static void
+read_ahead_release(ReadAhead *ra)
+{
+    if (!ra->threaded)
+        return;
+    g_mutex_lock(&ra->lock);
+    ra->slot[ra->next_take % READ_AHEAD_SLOTS].ready = FALSE;
+    ra->next_take++;
+    g_cond_broadcast(&ra->cond);
+    g_mutex_unlock(&ra->lock);
+}
+
+static void
+read_ahead_stop(ReadAhead *ra)
+{
+    g_mutex_lock(&ra->lock);
+    ra->stop = TRUE;
+    g_cond_broadcast(&ra->cond);
+    g_mutex_unlock(&ra->lock);
+    for (guint i = 0; i < READ_AHEAD_SLOTS; i++) {
+        if (ra->thread[i])
+            g_thread_join(ra->thread[i]);
+        g_clear_error(&ra->slot[i].error);
+    }
+    g_mutex_clear(&ra->lock);
+    g_cond_clear(&ra->cond);
+}
+
 gboolean
 gfpool_vol_download(GfpoolConn *conn, const char *name, guint64 offset, guint64 length,
                     int out, gboolean sparse, GfpoolHoles *holes, GError **error)
 {
     g_autofree char *buf = NULL;
+    g_autofree char *slab = NULL;
+    char *bufs[READ_AHEAD_SLOTS];
     struct stat st;
     glfs_fd_t *fd;
     guint64 end, pos, sent = 0;
@@ -841,6 +985,9 @@ gfpool_vol_download(GfpoolConn *conn, const char *name, guint64 offset, guint64 
     if (length && length < end - offset)
         end = offset + length;
     buf = g_malloc(IO_CHUNK);
+    slab = g_malloc((gsize)READ_AHEAD_SLOTS * IO_CHUNK);
+    for (guint i = 0; i < READ_AHEAD_SLOTS; i++)
+        bufs[i] = slab + (gsize)i * IO_CHUNK;
     pos = offset;
     while (pos < end) {
         guint64 d, l;
@@ -877,19 +1024,32 @@ gfpool_vol_download(GfpoolConn *conn, const char *name, guint64 offset, guint64 
                 }
             }
         }
-        for (guint64 o = d; o < d + l;) {
-            gsize want = (gsize)MIN(d + l - o, (guint64)IO_CHUNK);
-            gssize n = pread_full(fd, buf, want, o, error);
-            if (n <= 0) {
-                if (n == 0)
+        if (l > 0) {
+            ReadAhead ra;
+            gboolean done = FALSE;
+            guint64 o = d;
+
+            read_ahead_start(&ra, fd, d, l, bufs);
+            while (o < d + l) {
+                const char *chunk;
+                gssize n = read_ahead_take(&ra, &chunk, error);
+                gsize want = (gsize)MIN(d + l - o, (guint64)IO_CHUNK);
+                if (n >= 0 && (gsize)n < want) {
                     g_set_error(error, GFPOOL_ERROR, GFPOOL_ERROR_FAILED,
-                                "volume shrank during the download at %" G_GUINT64_FORMAT, o);
-                goto out;
+                                "volume shrank during the download at %" G_GUINT64_FORMAT,
+                                o + (guint64)n);
+                    n = -1;
+                }
+                if (n < 0 || !fd_write_all(out, chunk, (gsize)n, error))
+                    break;
+                read_ahead_release(&ra);
+                o += (guint64)n;
+                sent += (guint64)n;
             }
-            if (!fd_write_all(out, buf, (gsize)n, error))
+            done = o == d + l;
+            read_ahead_stop(&ra);
+            if (!done)
                 goto out;
-            o += (guint64)n;
-            sent += (guint64)n;
         }
         pos = d + l;
     }
@@ -913,9 +1073,129 @@ all_zero(const char *buf, gsize len)
     return len == 0 || (buf[0] == 0 && memcmp(buf, buf + 1, len - 1) == 0);
 }
 
+/*
+ * Writes of an upload, several in flight while the next bytes come out of
+ * the stream: one pwrite at a time left a 512 MiB upload at 4.0 s on the
+ * replica-3 test bed, where libvirt's stream alone needs 0.4 s and a plain
+ * gfapi write 2.0 s. Writes go to disjoint ranges, so their order does not
+ * matter; write_behind_finish waits for all of them.
+ */
+#define WRITE_BEHIND_SLOTS 4
+
+typedef struct {
+    char *buf;
+    gsize len;
+    guint64 off;
+} WriteJob;
+
+typedef struct {
+    glfs_fd_t *fd;
+    GAsyncQueue *free;      /* buffers of IO_CHUNK bytes */
+    GAsyncQueue *work;      /* WriteJob*; a job with no buffer ends a writer */
+    GThread *thread[WRITE_BEHIND_SLOTS];
+    guint nthreads;
+    gint failed;
+    GMutex lock;
+    GError *error;          /* the first failure */
+    char *slab;
+} WriteBehind;
+
+static gpointer
+write_behind_worker(gpointer opaque)
+{
+    WriteBehind *wb = opaque;
+    WriteJob *job;
+
+    while ((job = g_async_queue_pop(wb->work)) && job->buf) {
+        g_autoptr(GError) err = NULL;
+
+        if (!g_atomic_int_get(&wb->failed) &&
+            !pwrite_all(wb->fd, job->buf, job->len, job->off, &err)) {
+            g_mutex_lock(&wb->lock);
+            if (!wb->error)
+                wb->error = g_steal_pointer(&err);
+            g_mutex_unlock(&wb->lock);
+            g_atomic_int_set(&wb->failed, 1);
+        }
+        g_async_queue_push(wb->free, job->buf);
+        g_free(job);
+    }
+    g_free(job);
+    return NULL;
+}
+
+static void
+write_behind_start(WriteBehind *wb, glfs_fd_t *fd)
+{
+    memset(wb, 0, sizeof(*wb));
+    wb->fd = fd;
+    g_mutex_init(&wb->lock);
+    wb->free = g_async_queue_new();
+    wb->work = g_async_queue_new();
+    wb->slab = g_malloc((gsize)WRITE_BEHIND_SLOTS * IO_CHUNK);
+    for (guint i = 0; i < WRITE_BEHIND_SLOTS; i++) {
+        g_async_queue_push(wb->free, wb->slab + (gsize)i * IO_CHUNK);
+        if ((wb->thread[wb->nthreads] = g_thread_try_new("gfpool-write", write_behind_worker,
+                                                         wb, NULL)))
+            wb->nthreads++;
+    }
+}
+
+/* Queue a write of a copy of buf; FALSE (error set) once a write failed. */
+static gboolean
+write_behind_submit(WriteBehind *wb, const char *buf, gsize len, guint64 off, GError **error)
+{
+    /* No thread could start: write here. */
+    if (wb->nthreads == 0)
+        return pwrite_all(wb->fd, buf, len, off, error);
+    while (len > 0) {
+        WriteJob *job;
+        gsize n = MIN(len, (gsize)IO_CHUNK);
+
+        if (g_atomic_int_get(&wb->failed)) {
+            g_mutex_lock(&wb->lock);
+            g_propagate_error(error, g_error_copy(wb->error));
+            g_mutex_unlock(&wb->lock);
+            return FALSE;
+        }
+        job = g_new0(WriteJob, 1);
+        job->buf = g_async_queue_pop(wb->free);
+        memcpy(job->buf, buf, n);
+        job->len = n;
+        job->off = off;
+        g_async_queue_push(wb->work, job);
+        buf += n;
+        off += n;
+        len -= n;
+    }
+    return TRUE;
+}
+
+/* Waits for every queued write. FALSE (error set if error is not NULL)
+ * when one failed. */
+static gboolean
+write_behind_finish(WriteBehind *wb, GError **error)
+{
+    gboolean ok;
+
+    for (guint i = 0; i < wb->nthreads; i++)
+        g_async_queue_push(wb->work, g_new0(WriteJob, 1));
+    for (guint i = 0; i < wb->nthreads; i++)
+        g_thread_join(wb->thread[i]);
+    ok = wb->error == NULL;
+    if (wb->error)
+        g_propagate_error(error, wb->error);
+    g_async_queue_unref(wb->free);
+    g_async_queue_unref(wb->work);
+    g_mutex_clear(&wb->lock);
+    g_free(wb->slab);
+    return ok;
+}
+
 /* Upload state: where the next byte goes, and how big the volume was. */
 typedef struct {
     glfs_fd_t *fd;
+    WriteBehind wb;
     guint64 pos;
     guint64 size;       /* the volume's size before the upload */
 } UploadCursor;
@@ -966,7 +1246,7 @@ upload_data(UploadCursor *cur, const char *buf, gsize len, guint64 limit, gboole
             if (!upload_hole(cur, run, error))
                 return FALSE;
         } else {
-            if (!pwrite_all(cur->fd, buf, run, cur->pos, error))
+            if (!write_behind_submit(&cur->wb, buf, run, cur->pos, error))
                 return FALSE;
             cur->pos += run;
         }
@@ -985,12 +1265,15 @@ gfpool_vol_upload(GfpoolConn *conn, const char *name, guint64 offset, guint64 le
     UploadCursor cur = { 0 };
     guint64 limit = length ? offset + length : G_MAXUINT64;
     guint64 received = 0;       /* stream bytes read from in */
+    gboolean writing;
     gboolean ok = FALSE;
 
     if (!(cur.fd = open_volume(conn, name, O_RDWR, &st, error)))
         return FALSE;
     cur.pos = offset;
     cur.size = (guint64)st.st_size;
+    write_behind_start(&cur.wb, cur.fd);
+    writing = TRUE;
     buf = g_malloc(IO_CHUNK);
     for (;;) {
         gsize used = 0;
@@ -1037,6 +1320,9 @@ gfpool_vol_upload(GfpoolConn *conn, const char *name, guint64 offset, guint64 le
         if (n == 0)
             break;
     }
+    writing = FALSE;
+    if (!write_behind_finish(&cur.wb, error))
+        goto out;
     /* A trailing hole extends the volume without a write. */
     if (cur.pos > cur.size && glfs_ftruncate(cur.fd, (off_t)cur.pos, NULL, NULL) < 0) {
         set_errno_error(error, errno, "cannot set the size");
@@ -1050,6 +1336,9 @@ gfpool_vol_upload(GfpoolConn *conn, const char *name, guint64 offset, guint64 le
         ok = FALSE;
     }
  out:
+    /* The failure is already in error; the writes in flight only end. */
+    if (writing)
+        write_behind_finish(&cur.wb, NULL);
     glfs_close(cur.fd);
     if (!ok)
         g_prefix_error(error, "cannot upload to volume '%s' on gluster volume '%s': ",

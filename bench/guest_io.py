@@ -1,0 +1,459 @@
+#!/usr/bin/python3
+"""Guest disk throughput: QEMU's gluster driver (gfapi) vs a FUSE mount vs
+the bricks' own filesystem, the classic measurement redone on the test bed.
+
+Run as root with Debian's python, after scripts/build.sh:
+
+    /usr/bin/python3 bench/guest_io.py [--reps 3] [--size-mib 1024]
+                                       [--volumes single,rep3] [--kvm]
+
+One private GlusterFS cluster (tests/testbed.py) and one private libvirtd
+with the QEMU driver and our module.  A Linux guest (Debian's own kernel,
+linux-image-amd64, booted directly, and an initramfs holding Debian's
+busybox-static: both fetched with `apt-get download` into
+/var/cache/gfpool/guest-io, nothing installed) reads its whole virtio disk
+with `dd bs=1M iflag=direct`, then writes it with `dd bs=1M oflag=direct`,
+timing each with /proc/uptime, and prints the result on its serial port.
+The disk is, in turn:
+
+  brick  a raw file on the filesystem the bricks live on, no gluster
+         (`<disk type='file'>`, cache none): the limit;
+  gfapi  the same bytes in a volume of our pool, `<disk type='network'
+         protocol='gluster'>` as `gfpool disk-xml --cache none` prints it:
+         QEMU's gluster driver (libgfapi);
+  fuse   the same volume file through a glusterfs FUSE mount (a libvirt
+         `netfs` pool of the same directory, mounted by the daemon),
+         `<disk type='file'>`, cache none: what users without gfpool do.
+
+Guests run under TCG unless --kvm (on the test machine /dev/kvm exists but
+a KVM guest never gets past the BIOS).  Results go to
+bench/results/guest-io-<stamp>.json and, unless --no-docs, the table in
+docs/guest-io.md between the BEGIN/END markers.
+"""
+
+import argparse
+import glob
+import json
+import os
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+sys.path.insert(0, os.path.join(REPO, 'tests'))
+sys.path.insert(0, os.path.join(REPO, 'tests', 'integration'))
+
+import testbed  # noqa: E402
+from guest import guestlib  # noqa: E402
+from helpers import pool_xml  # noqa: E402
+from run import Interrupted, _on_sigterm, loadavg, log, sh  # noqa: E402
+
+CACHE = '/var/cache/gfpool/guest-io'
+BUILD = os.path.join(REPO, 'build')
+CLI = os.path.join(BUILD, 'src', 'tools', 'gfpool')
+MODULE = os.path.join(BUILD, 'src', 'storage',
+                      'libvirt_storage_backend_gluster.so')
+DOC = os.path.join(REPO, 'docs', 'guest-io.md')
+BEGIN = '<!-- BEGIN GUEST IO RESULTS (written by bench/guest_io.py) -->'
+END = '<!-- END GUEST IO RESULTS -->'
+DIR = '/gio'
+MiB = 1 << 20
+# in dependency order (each module's .modinfo depends=)
+MODULES = ('virtio_ring', 'virtio', 'virtio_pci_legacy_dev',
+           'virtio_pci_modern_dev', 'virtio_pci', 'virtio_blk')
+CONFIGS = ('brick', 'gfapi', 'fuse')
+
+INIT = r"""#!/bin/sh
+/bin/busybox mkdir -p /proc /sys /dev
+/bin/busybox mount -t proc proc /proc
+/bin/busybox mount -t sysfs sys /sys
+/bin/busybox mount -t devtmpfs dev /dev
+for m in %(modules)s; do /bin/busybox insmod /lib/$m.ko; done
+i=0
+while [ ! -b /dev/vda ] && [ $i -lt 100 ]; do /bin/busybox sleep 0.1; i=$((i+1)); done
+up() { /bin/busybox cut -d' ' -f1 /proc/uptime; }
+t0=$(up)
+/bin/busybox dd if=/dev/vda of=/dev/null bs=1M count=%(count)d iflag=direct 2>/dev/null || echo GIO-ERROR read
+t1=$(up)
+/bin/busybox dd if=/dev/zero of=/dev/vda bs=1M count=%(count)d oflag=direct 2>/dev/null || echo GIO-ERROR write
+t2=$(up)
+echo "GIO-RESULT read_s=$(echo "$t1 $t0" | /bin/busybox awk '{print $1-$2}') write_s=$(echo "$t2 $t1" | /bin/busybox awk '{print $1-$2}')"
+/bin/busybox sync
+/bin/busybox poweroff -f
+"""
+
+
+# ---------------------------------------------------------------------------
+# Guest kernel and initramfs
+# ---------------------------------------------------------------------------
+def apt_download(pkg, dest):
+    got = glob.glob(os.path.join(dest, pkg.split('=')[0] + '_*.deb'))
+    if got:
+        return got[0]
+    p = subprocess.run(['apt-get', 'download', pkg], cwd=dest,
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                       universal_newlines=True)
+    got = glob.glob(os.path.join(dest, pkg.split('=')[0] + '_*.deb'))
+    if not got:
+        raise SystemExit('apt-get download %s failed: %s' % (pkg, p.stdout))
+    return got[0]
+
+
+def cpio_newc(entries, path):
+    """entries: [(name, mode, data or None for a dir)] -> a newc archive."""
+    out = bytearray()
+
+    def add(name, mode, data, ino):
+        nb = name.encode() + b'\0'
+        hdr = b'070701' + b''.join(b'%08X' % x for x in (
+            ino, mode, 0, 0, 1, 0, len(data), 0, 0, 0, 0, len(nb), 0))
+        out.extend(hdr + nb)
+        out.extend(b'\0' * ((4 - len(out) % 4) % 4))
+        out.extend(data)
+        out.extend(b'\0' * ((4 - len(out) % 4) % 4))
+
+    for i, (name, mode, data) in enumerate(entries, 1):
+        add(name, mode, data if data is not None else b'', i)
+    add('TRAILER!!!', 0, b'', 0)
+    with open(path, 'wb') as f:
+        f.write(out)
+
+
+def guest_assets(count_mib):
+    """-> (kernel, initrd) for a guest that times `count_mib` MiB."""
+    os.makedirs(CACHE, exist_ok=True)
+    p = subprocess.run(['apt-cache', 'depends', 'linux-image-amd64'],
+                       stdout=subprocess.PIPE, universal_newlines=True)
+    m = re.search(r'Depends: (linux-image-[0-9][^\s]*)', p.stdout)
+    if not m:
+        raise SystemExit('no linux-image-amd64 in apt: %s' % p.stdout)
+    kdeb = apt_download(m.group(1), CACHE)
+    bdeb = apt_download('busybox-static', CACHE)
+    root = os.path.join(CACHE, 'x')
+    if not os.path.isdir(os.path.join(root, 'boot')):
+        for deb in (kdeb, bdeb):
+            subprocess.run(['dpkg-deb', '-x', deb, root], check=True)
+    kernel = glob.glob(os.path.join(root, 'boot', 'vmlinuz-*'))[0]
+    mods = {}
+    for name in MODULES:
+        hit = glob.glob(os.path.join(root, 'lib', 'modules', '*', 'kernel',
+                                     '**', name + '.ko'), recursive=True)
+        if not hit:
+            raise SystemExit('module %s not in %s' % (name, kdeb))
+        with open(hit[0], 'rb') as f:
+            mods[name] = f.read()
+    with open(os.path.join(root, 'bin', 'busybox'), 'rb') as f:
+        busybox = f.read()
+    init = INIT % {'modules': ' '.join(MODULES), 'count': count_mib}
+    entries = [('bin', 0o40755, None), ('lib', 0o40755, None),
+               ('bin/busybox', 0o100755, busybox),
+               ('bin/sh', 0o120777, b'busybox'),
+               ('init', 0o100755, init.encode())]
+    entries += [('lib/%s.ko' % n, 0o100644, d) for n, d in mods.items()]
+    initrd = os.path.join(CACHE, 'initrd-%d.cpio' % count_mib)
+    cpio_newc(entries, initrd)
+    return kernel, initrd
+
+
+# ---------------------------------------------------------------------------
+# The run
+# ---------------------------------------------------------------------------
+class GuestIO:
+    def __init__(self, args):
+        self.args = args
+        self.size = args.size_mib
+        self.volumes = args.volumes.split(',')
+        self.virt = 'kvm' if args.kvm else 'qemu'
+        self.stamp = time.strftime('%Y-%m-%d-%H%M%S')
+        os.makedirs(args.out, exist_ok=True)
+        self.json_path = os.path.join(args.out,
+                                      'guest-io-%s.json' % self.stamp)
+        self.data = {'meta': {}, 'samples': []}
+        self.work = self.cluster = self.d = None
+        self.netfs = []
+
+    def save(self):
+        with open(self.json_path + '.tmp', 'w') as f:
+            json.dump(self.data, f, indent=1)
+        os.replace(self.json_path + '.tmp', self.json_path)
+
+    def virsh(self, *args, check=True, timeout=300):
+        p = self.d.virsh(*args, check=False, timeout=timeout)
+        if check and p.returncode:
+            raise testbed.TestbedError('virsh %s: %s' % (
+                ' '.join(args), p.stderr.strip()))
+        return p
+
+    def cli(self, v, *args):
+        hosts = []
+        for h in self.cluster.addresses:
+            hosts += ['--host', h]
+        p = sh(CLI, args[0], *hosts, '--volume', v, '--dir', DIR, *args[1:])
+        if p.returncode:
+            raise testbed.TestbedError('gfpool %s: %s' % (
+                ' '.join(args), p.stderr.strip()))
+        return p.stdout
+
+    def setup(self):
+        self.kernel, self.initrd = guest_assets(self.size)
+        self.work = tempfile.mkdtemp(prefix='gfgio', dir='/tmp')
+        log('work dir %s, guests with virt type %s' % (self.work, self.virt))
+        module = os.path.join(self.work, os.path.basename(MODULE))
+        shutil.copy2(MODULE, module)
+        self.data['meta'] = {
+            'date': time.strftime('%Y-%m-%d %H:%M:%S %Z'),
+            'virt_type': self.virt, 'size_mib': self.size,
+            'reps': self.args.reps, 'nproc': os.cpu_count(),
+            'kernel': os.path.basename(self.kernel),
+            'qemu': sh('qemu-system-x86_64', '--version').stdout
+            .splitlines()[0],
+            'gfpool_commit': sh('git', '-C', REPO, 'rev-parse', '--short',
+                                'HEAD').stdout.strip(),
+            'loadavg_start': loadavg(),
+        }
+        self.cluster = testbed.Cluster()
+        self.cluster.start()
+        log('cluster up: %s' % self.cluster.addresses)
+        self.d = testbed.Libvirtd(os.path.join(self.work, 'libvirtd'),
+                                  module=module, with_qemu=True,
+                                  log_filters='3:*')
+        self.d.start()
+        self.payload = os.path.join(self.work, 'payload.raw')
+        with open(self.payload, 'wb') as f:
+            for _ in range(self.size // 16):
+                f.write(os.urandom(16 * MiB))
+        # the bricks' filesystem: the directory the cluster keeps them in
+        self.brick_dir = os.path.join(self.cluster.base_dir, 'gio-local')
+        os.makedirs(self.brick_dir, exist_ok=True)
+        for v in self.volumes:
+            self.cli(v, 'pool-build')
+            self.cli(v, 'vol-create-as', 'gio.img', '%dM' % self.size,
+                     '--format', 'raw')
+            self.cli(v, 'vol-upload', 'gio.img', self.payload)
+            name = 'fuse-%s' % v
+            target = os.path.join(self.work, 'mnt-' + v)
+            os.makedirs(target)
+            xml = os.path.join(self.work, name + '.xml')
+            with open(xml, 'w') as f:
+                f.write("<pool type='netfs'><name>%s</name><source>"
+                        "<host name='%s'/><dir path='/%s%s'/>"
+                        "<format type='glusterfs'/></source><target><path>"
+                        "%s</path></target></pool>" % (
+                            name, self.cluster.addresses[0], v, DIR, target))
+            self.virsh('pool-create', xml, timeout=120)
+            self.netfs.append(name)
+            self.virsh('pool-create', self.gluster_pool_xml(v))
+
+    def gluster_pool_xml(self, v):
+        path = os.path.join(self.work, 'gluster-%s.xml' % v)
+        with open(path, 'w') as f:
+            f.write(pool_xml('gfapi-%s' % v, self.cluster.addresses,
+                             volume=v, directory=DIR))
+        return path
+
+    def disk(self, config, v):
+        if config == 'gfapi':
+            return self.cli(v, 'disk-xml', 'gio.img', '--cache', 'none')
+        if config == 'fuse':
+            path = os.path.join(self.work, 'mnt-' + v, 'gio.img')
+        else:
+            path = os.path.join(self.brick_dir, 'gio.img')
+            shutil.copyfile(self.payload, path)
+        return ("<disk type='file' device='disk'><driver name='qemu' "
+                "type='raw' cache='none' io='native'/><source file='%s'/>"
+                "<target dev='vda' bus='virtio'/></disk>" % path)
+
+    def domain(self, name, disk, serial):
+        return """<domain type='%s'>
+  <name>%s</name>
+  <memory unit='MiB'>256</memory>
+  <vcpu>1</vcpu>
+  <os>
+    <type arch='x86_64' machine='pc'>hvm</type>
+    <kernel>%s</kernel>
+    <initrd>%s</initrd>
+    <cmdline>console=ttyS0 quiet panic=-1</cmdline>
+  </os>
+  <on_poweroff>destroy</on_poweroff>
+  <on_reboot>destroy</on_reboot>
+  <on_crash>destroy</on_crash>
+  <devices>
+    %s
+    <serial type='file'><source path='%s'/><target port='0'/></serial>
+  </devices>
+</domain>""" % (self.virt, name, self.kernel, self.initrd, disk.strip(),
+                serial)
+
+    def run_guest(self, config, v, i):
+        name = 'gio-%s-%s-%d' % (config, v, i)
+        serial = os.path.join(self.work, name + '.serial')
+        xml = os.path.join(self.work, name + '.xml')
+        with open(xml, 'w') as f:
+            f.write(self.domain(name, self.disk(config, v), serial))
+        self.virsh('create', xml, timeout=120)
+        if config == 'gfapi':
+            qb = self.virsh('qemu-monitor-command', name,
+                            '{"execute":"query-block"}').stdout
+            if not guestlib.query_block_gluster(qb):
+                raise SystemExit('%s: QEMU did not open a gluster node: %s'
+                                 % (name, qb))
+        ok, out = guestlib.wait_serial(serial, 'GIO-RESULT', timeout=900)
+        self.virsh('destroy', name, check=False)
+        m = re.search(r'GIO-RESULT read_s=([\d.]+) write_s=([\d.]+)', out)
+        if not ok or not m or 'GIO-ERROR' in out:
+            raise SystemExit('%s: no result on the serial port:\n%s\n%s' % (
+                name, out[-3000:], self.d.qemu_log(name, 30)))
+        r, w = float(m.group(1)), float(m.group(2))
+        ent = {'config': config, 'volume': v, 'rep': i, 'read_s': r,
+               'write_s': w, 'read_mibs': round(self.size / r, 1),
+               'write_mibs': round(self.size / w, 1), 'loadavg': loadavg()}
+        self.data['samples'].append(ent)
+        self.save()
+        log('%-5s %-6s #%d read %.0f MiB/s, write %.0f MiB/s' % (
+            config, v, i, ent['read_mibs'], ent['write_mibs']))
+
+    def run(self):
+        self.setup()
+        for v in self.volumes:
+            for i in range(self.args.reps):
+                # interleaved, so drift in the machine's load hits all three
+                for config in CONFIGS:
+                    if config == 'brick' and v != self.volumes[0]:
+                        continue
+                    self.run_guest(config, v, i)
+        self.data['meta']['loadavg_end'] = loadavg()
+        self.save()
+
+    def cleanup(self):
+        if self.d is not None:
+            for name in self.netfs:
+                try:
+                    self.virsh('pool-destroy', name, check=False, timeout=30)
+                except Exception:
+                    pass
+            try:
+                self.d.stop()
+            except Exception as e:
+                log('stopping libvirtd: %s' % e)
+        if self.cluster is not None:
+            try:
+                self.cluster.stop()
+            except Exception as e:
+                log('stopping cluster: %s' % e)
+        if self.work:
+            mangled = self.work.strip('/').replace('/', '-')
+            try:
+                for fn in os.listdir(testbed.GLUSTER_LOG_DIR):
+                    if fn.startswith(mangled):
+                        os.unlink(os.path.join(testbed.GLUSTER_LOG_DIR, fn))
+            except OSError:
+                pass
+            if self.work in sh('findmnt', '-rn', '-o', 'TARGET').stdout:
+                log('WARNING: mounts left under %s' % self.work)
+            else:
+                shutil.rmtree(self.work, ignore_errors=True)
+
+
+# ---------------------------------------------------------------------------
+# Report
+# ---------------------------------------------------------------------------
+def make_table(data):
+    meta = data['meta']
+    by = {}
+    for e in data['samples']:
+        by.setdefault((e['config'], e['volume']), []).append(e)
+    brick = [k for k in by if k[0] == 'brick']
+    base = None
+    if brick:
+        es = by[brick[0]]
+        base = (statistics.median(x['read_mibs'] for x in es),
+                statistics.median(x['write_mibs'] for x in es))
+    lines = [
+        'Run: %s; %s guests (%s), 1 vCPU, %d MiB read then written with '
+        'O_DIRECT, 1 MiB requests; median of %d; QEMU: %s; gfpool %s; load '
+        'average at start/end: %s / %s.' % (
+            meta.get('date'), meta.get('virt_type'), meta.get('kernel'),
+            meta.get('size_mib'), meta.get('reps'), meta.get('qemu'),
+            meta.get('gfpool_commit'),
+            ' '.join(meta.get('loadavg_start') or []),
+            ' '.join(meta.get('loadavg_end') or [])),
+        '',
+        '| disk | volume | read MiB/s | write MiB/s | read vs brick | '
+        'write vs brick |',
+        '|---|---|---|---|---|---|',
+    ]
+    label = {'brick': 'local file on the bricks\' filesystem (no gluster)',
+             'gfapi': 'gluster:// (QEMU gluster driver, `gfpool disk-xml`)',
+             'fuse': 'glusterfs FUSE mount (netfs pool), file disk'}
+    for (config, v) in sorted(by, key=lambda k: (k[1] != 'single', k[1],
+                                                 CONFIGS.index(k[0]))):
+        es = by[(config, v)]
+        r = statistics.median(x['read_mibs'] for x in es)
+        w = statistics.median(x['write_mibs'] for x in es)
+
+        def vs(x, b):
+            if not b or config == 'brick':
+                return ''
+            return '%+.0f %%' % ((x / b - 1) * 100)
+        lines.append('| %s | %s | %.0f | %.0f | %s | %s |' % (
+            label[config], '—' if config == 'brick' else '`%s`' % v, r, w,
+            vs(r, base and base[0]), vs(w, base and base[1])))
+    return '\n'.join(lines)
+
+
+def update_doc(table, js):
+    with open(DOC) as f:
+        text = f.read()
+    block = '%s\n\n%s\n\nRaw samples: [%s](%s)\n\n%s' % (
+        BEGIN, table, os.path.basename(js),
+        os.path.relpath(js, os.path.dirname(DOC)), END)
+    text = re.sub(re.escape(BEGIN) + '.*?' + re.escape(END),
+                  lambda _: block, text, flags=re.S)
+    with open(DOC, 'w') as f:
+        f.write(text)
+
+
+def main(argv):
+    ap = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    ap.add_argument('--reps', type=int, default=3)
+    ap.add_argument('--size-mib', type=int, default=1024)
+    ap.add_argument('--volumes', default='single,rep3')
+    ap.add_argument('--kvm', action='store_true',
+                    help='KVM guests (default TCG: nested KVM on the test '
+                    'machine starts QEMU but the guest never runs)')
+    ap.add_argument('--out', default=os.path.join(HERE, 'results'))
+    ap.add_argument('--no-docs', action='store_true')
+    ap.add_argument('--report', metavar='JSON')
+    args = ap.parse_args(argv)
+    if args.size_mib % 16:
+        ap.error('--size-mib must be a multiple of 16')
+    if args.report:
+        with open(args.report) as f:
+            print(make_table(json.load(f)))
+        return 0
+    if os.geteuid() != 0:
+        raise SystemExit('run as root (private glusterd and libvirtd)')
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    g = GuestIO(args)
+    try:
+        g.run()
+    except (KeyboardInterrupt, Interrupted) as e:
+        log('interrupted: %s' % e)
+        return 1
+    finally:
+        g.cleanup()
+    table = make_table(g.data)
+    print(table)
+    if not args.no_docs:
+        update_doc(table, g.json_path)
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main(sys.argv[1:]))

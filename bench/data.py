@@ -51,7 +51,7 @@ import testbed  # noqa: E402
 from gfapi_ctypes import Gfapi  # noqa: E402
 from helpers import pool_xml  # noqa: E402
 from run import (DEBIAN_MODULE, Interrupted, _on_sigterm, loadavg, log,  # noqa: E402
-                 sh, timed, virsh_cmd)
+                 sh, teardown, timed, virsh_cmd)
 
 README = os.path.join(HERE, 'README.md')
 BEGIN = '<!-- BEGIN DATA RESULTS (written by bench/data.py) -->'
@@ -448,36 +448,10 @@ class DataBench:
         self.save()
 
     def cleanup(self):
-        for name in self.netfs_pools:
-            try:
-                self.virsh('netfs', 'pool-destroy', name, check=False,
-                           timeout=30)
-            except Exception:
-                pass
-        for d in self.daemons.values():
-            try:
-                d.stop()
-            except Exception as e:
-                log('stopping %r: %s' % (d, e))
-        if self.cluster is not None:
-            try:
-                self.cluster.stop()
-            except Exception as e:
-                log('stopping cluster: %s' % e)
+        teardown(self.work, self.daemons.values(), self.cluster,
+                 [(self.daemons['netfs'], n) for n in self.netfs_pools])
         if getattr(self, 'shm', None):
             shutil.rmtree(self.shm, ignore_errors=True)
-        if self.work:
-            mangled = self.work.strip('/').replace('/', '-')
-            try:
-                for fn in os.listdir(testbed.GLUSTER_LOG_DIR):
-                    if fn.startswith(mangled):
-                        os.unlink(os.path.join(testbed.GLUSTER_LOG_DIR, fn))
-            except OSError:
-                pass
-            if self.work in sh('findmnt', '-rn', '-o', 'TARGET').stdout:
-                log('WARNING: mounts left under %s' % self.work)
-            else:
-                shutil.rmtree(self.work, ignore_errors=True)
 
 
 # ---------------------------------------------------------------------------

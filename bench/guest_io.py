@@ -52,7 +52,7 @@ sys.path.insert(0, os.path.join(REPO, 'tests', 'integration'))
 import testbed  # noqa: E402
 from guest import guestlib  # noqa: E402
 from helpers import pool_xml  # noqa: E402
-from run import Interrupted, _on_sigterm, loadavg, log, sh  # noqa: E402
+from run import Interrupted, _on_sigterm, loadavg, log, sh, teardown  # noqa: E402
 
 CACHE = '/var/cache/gfpool/guest-io'
 BUILD = os.path.join(REPO, 'build')
@@ -331,33 +331,9 @@ class GuestIO:
         self.save()
 
     def cleanup(self):
-        if self.d is not None:
-            for name in self.netfs:
-                try:
-                    self.virsh('pool-destroy', name, check=False, timeout=30)
-                except Exception:
-                    pass
-            try:
-                self.d.stop()
-            except Exception as e:
-                log('stopping libvirtd: %s' % e)
-        if self.cluster is not None:
-            try:
-                self.cluster.stop()
-            except Exception as e:
-                log('stopping cluster: %s' % e)
-        if self.work:
-            mangled = self.work.strip('/').replace('/', '-')
-            try:
-                for fn in os.listdir(testbed.GLUSTER_LOG_DIR):
-                    if fn.startswith(mangled):
-                        os.unlink(os.path.join(testbed.GLUSTER_LOG_DIR, fn))
-            except OSError:
-                pass
-            if self.work in sh('findmnt', '-rn', '-o', 'TARGET').stdout:
-                log('WARNING: mounts left under %s' % self.work)
-            else:
-                shutil.rmtree(self.work, ignore_errors=True)
+        daemons = [self.d] if self.d is not None else []
+        teardown(self.work, daemons, self.cluster,
+                 [(self.d, n) for n in self.netfs if self.d is not None])
 
 
 # ---------------------------------------------------------------------------

@@ -602,40 +602,47 @@ class Bench:
 
     # -- teardown --------------------------------------------------------------
     def cleanup(self):
-        for b, pool in sorted(self.netfs_active):
-            try:
-                self.run_virsh(b, 'pool-destroy', pool, check=False,
-                               timeout=30)
-            except Exception:
-                pass
-        for d in self.daemons.values():
-            try:
-                d.stop()
-            except Exception as e:
-                log('stopping %r: %s' % (d, e))
-        if self.cluster is not None:
-            try:
-                self.cluster.stop()
-            except Exception as e:
-                log('stopping cluster: %s' % e)
-        # FUSE clients log to /var/log/glusterfs/<mangled mount point>.log
-        if self.work:
-            mangled = self.work.strip('/').replace('/', '-')
-            try:
-                for f in os.listdir(testbed.GLUSTER_LOG_DIR):
-                    if f.startswith(mangled):
-                        try:
-                            os.unlink(os.path.join(testbed.GLUSTER_LOG_DIR,
-                                                   f))
-                        except OSError:
-                            pass
-            except OSError:
-                pass
-            left = sh('findmnt', '-rn', '-o', 'TARGET').stdout
-            if self.work in left:
-                log('WARNING: mounts left under %s' % self.work)
-            else:
-                shutil.rmtree(self.work, ignore_errors=True)
+        teardown(self.work, self.daemons.values(), self.cluster,
+                 [(self.daemons[b], pool) for b, pool in
+                  sorted(self.netfs_active)])
+
+
+def teardown(work, daemons=(), cluster=None, netfs=()):
+    """Stop what a benchmark started, whatever state it is in: the netfs
+    pools [(Libvirtd, pool)] (unmounting their FUSE mounts), the daemons,
+    the cluster; then the FUSE clients' logs, which glusterfs names after
+    the mount point, and the work dir unless a mount is still in it."""
+    for d, pool in netfs:
+        try:
+            d.virsh('pool-destroy', pool, check=False, timeout=30)
+        except Exception:
+            pass
+    for d in daemons:
+        try:
+            d.stop()
+        except Exception as e:
+            log('stopping %r: %s' % (d, e))
+    if cluster is not None:
+        try:
+            cluster.stop()
+        except Exception as e:
+            log('stopping cluster: %s' % e)
+    if not work:
+        return
+    mangled = work.strip('/').replace('/', '-')
+    try:
+        for f in os.listdir(testbed.GLUSTER_LOG_DIR):
+            if f.startswith(mangled):
+                try:
+                    os.unlink(os.path.join(testbed.GLUSTER_LOG_DIR, f))
+                except OSError:
+                    pass
+    except OSError:
+        pass
+    if work in sh('findmnt', '-rn', '-o', 'TARGET').stdout:
+        log('WARNING: mounts left under %s' % work)
+    else:
+        shutil.rmtree(work, ignore_errors=True)
 
 
 # ---------------------------------------------------------------------------

@@ -79,6 +79,14 @@ OPS = [
     ('wipe-1024', 'vol-wipe 1 GiB raw (algorithm zero)', ''),
 ]
 
+SHORT = {'clone-raw': 'clone raw\n(512 MiB data)',
+         'clone-qcow2': 'clone qcow2\n(256 MiB data)',
+         'upload-512': 'upload\n512 MiB', 'upload-1024': 'upload\n1 GiB',
+         'download-512': 'download\n512 MiB',
+         'download-1024': 'download\n1 GiB',
+         'resize-qcow2': 'resize qcow2\n1 → 100 GiB',
+         'wipe-1024': 'wipe 1 GiB\n(zero)'}
+
 
 def write_random(path, size, extents=None):
     """A local file of `size` bytes; random data in `extents`
@@ -555,8 +563,7 @@ def make_plot(data, path):
                     ys.append(e['median'])
             ax.bar(xs, ys, width, label=label, color=color)
         ax.set_xticks(range(len(OPS)))
-        ax.set_xticklabels([lbl.replace(', ', '\n', 1) for _, lbl, _
-                            in OPS], fontsize=7)
+        ax.set_xticklabels([SHORT[key] for key, _, _ in OPS], fontsize=8)
         ax.set_ylabel('seconds (lower is better)')
         ax.set_title('volume %s' % v)
         ax.legend(fontsize=8)

@@ -360,8 +360,8 @@ def make_table(data):
             ' '.join(meta.get('loadavg_start') or []),
             ' '.join(meta.get('loadavg_end') or [])),
         '',
-        '| disk | volume | read MiB/s | write MiB/s | read vs brick | '
-        'write vs brick |',
+        '| disk | volume | read MiB/s (min–max) | write MiB/s (min–max) | '
+        'read vs brick | write vs brick |',
         '|---|---|---|---|---|---|',
     ]
     label = {'brick': 'local file on the bricks\' filesystem (no gluster)',
@@ -377,9 +377,14 @@ def make_table(data):
             if not b or config == 'brick':
                 return ''
             return '%+.0f %%' % ((x / b - 1) * 100)
-        lines.append('| %s | %s | %.0f | %.0f | %s | %s |' % (
-            label[config], '—' if config == 'brick' else '`%s`' % v, r, w,
-            vs(r, base and base[0]), vs(w, base and base[1])))
+        rs = [x['read_mibs'] for x in es]
+        ws = [x['write_mibs'] for x in es]
+        lines.append('| %s | %s | %.0f (%.0f–%.0f) | %.0f (%.0f–%.0f) | %s | '
+                     '%s |' % (
+                         label[config], '—' if config == 'brick'
+                         else '`%s`' % v, r, min(rs), max(rs), w, min(ws),
+                         max(ws), vs(r, base and base[0]),
+                         vs(w, base and base[1])))
     return '\n'.join(lines)
 
 
@@ -411,7 +416,10 @@ def main(argv):
         ap.error('--size-mib must be a multiple of 16')
     if args.report:
         with open(args.report) as f:
-            print(make_table(json.load(f)))
+            table = make_table(json.load(f))
+        print(table)
+        if not args.no_docs:
+            update_doc(table, args.report)
         return 0
     if os.geteuid() != 0:
         raise SystemExit('run as root (private glusterd and libvirtd)')

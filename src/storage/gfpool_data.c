@@ -566,7 +566,7 @@ gfpool_vol_clone(GfpoolConn *conn, const char *source, const GfpoolVolCreatePara
                  GError **error)
 {
     CloneFill c = { .p = p };
-    GfpoolNewVolume nv = { p->name, p->mode, p->uid, p->gid };
+    GfpoolNewVolume nv = { p->name, p->mode, p->uid, p->gid, FALSE };
     gboolean ok;
 
     if (p->format != GFPOOL_FORMAT_RAW && p->format != GFPOOL_FORMAT_QCOW2) {

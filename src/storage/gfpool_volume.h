@@ -129,6 +129,7 @@ typedef struct {
     gint64 mode;                /* -1 = 0600 */
     gint64 uid;                 /* -1 = leave as created */
     gint64 gid;
+    gboolean no_data;           /* the fill only sets size and allocation */
 } GfpoolNewVolume;
 
 /* Fills a fresh, empty file with the volume's bytes. */
@@ -137,7 +138,8 @@ typedef gboolean (*GfpoolFillFunc)(GfpoolConn *conn, glfs_fd_t *fd, void *opaque
 
 /*
  * The one way volumes come into existence: a hidden temporary file is
- * filled, given its permissions, fsynced, then published with glfs_link
+ * filled, given its permissions, fsynced (unless no_data), then published
+ * with glfs_link
  * (EEXIST if the name was taken meanwhile: never an overwrite) and its temp
  * name removed. On any failure nothing remains.
  */

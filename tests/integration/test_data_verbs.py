@@ -19,8 +19,8 @@ import time
 import libvirt
 import pytest
 
-from helpers import (GFPOOL_CLI, GlusterPool, Timer, qcow2_header, qemu_img,
-                     qemu_img_info)
+from helpers import (GFPOOL_CLI, GlusterPool, Timer, pool_opts, qcow2_header,
+                     qemu_img, qemu_img_info)
 import conftest
 
 KiB = 1024
@@ -870,6 +870,21 @@ def test_permissions_qemu_uid(dpool, tmp_path):
                 '0640', '64055', '64055'), d
         st = dpool.gfapi.stat(dpool.path(name))
         assert (st.mode & 0o7777, st.uid, st.gid) == (0o640, 64055, 64055)
+        # What QEMU as libvirt-qemu (64055 on Debian) does: read the image
+        # through gfapi under its own uid; the bricks check the mode.
+        # Another unprivileged uid is refused.
+        for uid, ok in ((64055, True), (4242, False)):
+            p = subprocess.run(
+                ['setpriv', '--reuid=%d' % uid, '--regid=%d' % uid,
+                 '--clear-groups', GFPOOL_CLI, 'vol-download'] +
+                pool_opts(dpool.cluster, dpool.dir) +
+                [name, '/dev/null'], stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE, universal_newlines=True, timeout=60)
+            if ok:
+                assert p.returncode == 0, (uid, p.stderr)
+            else:
+                assert p.returncode != 0 and 'Permission denied' in \
+                    p.stderr, (uid, p.returncode, p.stderr)
     # a clone takes the permissions of its XML; vol-clone those of the
     # defaults (libvirt copies the source's XML, permissions included)
     dpool.virsh('vol-clone', '--pool', P, 'perm.img', 'perm-clone.img')

@@ -36,7 +36,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import statistics
 import sys
 import tempfile
@@ -50,8 +49,8 @@ sys.path.insert(0, os.path.join(REPO, 'tests', 'integration'))
 import testbed  # noqa: E402
 from gfapi_ctypes import Gfapi  # noqa: E402
 from helpers import pool_xml  # noqa: E402
-from run import (DEBIAN_MODULE, Interrupted, _on_sigterm, loadavg, log,  # noqa: E402
-                 sh, teardown, timed, virsh_cmd)
+from run import (DEBIAN_MODULE, loadavg, log, run_guarded, sh,  # noqa: E402
+                 teardown, timed, virsh_cmd)
 
 README = os.path.join(HERE, 'README.md')
 BEGIN = '<!-- BEGIN DATA RESULTS (written by bench/data.py) -->'
@@ -606,17 +605,10 @@ def main(argv):
         print(make_table(data))
         make_plot(data, os.path.splitext(args.report)[0] + '.png')
         return 0
-    if os.geteuid() != 0:
-        raise SystemExit('run as root (private glusterd and libvirtd)')
-    signal.signal(signal.SIGTERM, _on_sigterm)
     b = DataBench(args)
-    try:
-        b.run()
-    except (KeyboardInterrupt, Interrupted) as e:
-        log('interrupted: %s' % e)
-        return 1
-    finally:
-        b.cleanup()
+    rc = run_guarded(b)
+    if rc:
+        return rc
     table = make_table(b.data)
     print(table)
     make_plot(b.data, b.png_path)

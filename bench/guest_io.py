@@ -37,7 +37,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -52,7 +51,7 @@ sys.path.insert(0, os.path.join(REPO, 'tests', 'integration'))
 import testbed  # noqa: E402
 from guest import guestlib  # noqa: E402
 from helpers import pool_xml  # noqa: E402
-from run import Interrupted, _on_sigterm, loadavg, log, sh, teardown  # noqa: E402
+from run import loadavg, log, run_guarded, sh, teardown  # noqa: E402
 
 CACHE = '/var/cache/gfpool/guest-io'
 BUILD = os.path.join(REPO, 'build')
@@ -421,17 +420,10 @@ def main(argv):
         if not args.no_docs:
             update_doc(table, args.report)
         return 0
-    if os.geteuid() != 0:
-        raise SystemExit('run as root (private glusterd and libvirtd)')
-    signal.signal(signal.SIGTERM, _on_sigterm)
     g = GuestIO(args)
-    try:
-        g.run()
-    except (KeyboardInterrupt, Interrupted) as e:
-        log('interrupted: %s' % e)
-        return 1
-    finally:
-        g.cleanup()
+    rc = run_guarded(g)
+    if rc:
+        return rc
     table = make_table(g.data)
     print(table)
     if not args.no_docs:

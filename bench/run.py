@@ -917,6 +917,37 @@ def update_readme(table, png_rel, json_rel):
         f.write(text)
 
 
+def run_guarded(b):
+    """b.run() as root, then b.cleanup() whatever happens (Ctrl-C,
+    SIGTERM, SIGHUP, an exception); b.save() keeps the partial samples.
+    -> exit code: 0, 130 interrupted, 1 failed."""
+    if os.geteuid() != 0:
+        raise SystemExit('run as root (mount namespaces, glusterd, libvirtd)')
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    signal.signal(signal.SIGHUP, _on_sigterm)
+    rc = 0
+    try:
+        b.run()
+    except (KeyboardInterrupt, Interrupted) as e:
+        log('interrupted (%s): cleaning up' % (e or 'Ctrl-C'))
+        b.data.setdefault('notes', []).append('INTERRUPTED: partial results')
+        rc = 130
+    except Exception as e:
+        import traceback
+        traceback.print_exc()
+        b.data.setdefault('notes', []).append('FAILED: %s' % e)
+        rc = 1
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        try:
+            b.save()
+        except Exception:
+            pass
+        b.cleanup()
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    return rc
+
+
 def main(argv):
     ap = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     ap.add_argument('--quick', action='store_true',
@@ -944,32 +975,8 @@ def main(argv):
             update_readme(make_table(data), os.path.relpath(png, HERE),
                           os.path.relpath(args.report, HERE))
         return 0
-    if os.geteuid() != 0:
-        raise SystemExit('run as root (mount namespaces, glusterd)')
-
-    signal.signal(signal.SIGTERM, _on_sigterm)
-    signal.signal(signal.SIGHUP, _on_sigterm)
     b = Bench(args)
-    rc = 0
-    try:
-        b.run()
-    except (KeyboardInterrupt, Interrupted) as e:
-        log('interrupted (%s): cleaning up' % (e or 'Ctrl-C'))
-        b.data['notes'].append('INTERRUPTED: partial results')
-        rc = 130
-    except Exception as e:
-        import traceback
-        traceback.print_exc()
-        b.data['notes'].append('FAILED: %s' % e)
-        rc = 1
-    finally:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        try:
-            b.save()
-        except Exception:
-            pass
-        b.cleanup()
-        signal.signal(signal.SIGINT, signal.default_int_handler)
+    rc = run_guarded(b)
     if not b.data['samples']:
         return rc or 1
     table = make_table(b.data)

@@ -75,6 +75,20 @@ open_volume(GfpoolConn *conn, const char *name, int flags, struct stat *st, GErr
 }
 
 
+/* How every verb on an open volume ends: the volume closed, and a failure
+ * named after the verb and the volume. */
+static gboolean
+close_volume(GfpoolConn *conn, glfs_fd_t *fd, const char *verb, const char *name, gboolean ok,
+             GError **error)
+{
+    glfs_close(fd);
+    if (!ok)
+        g_prefix_error(error, "cannot %s volume '%s' on gluster volume '%s': ", verb, name,
+                       gfpool_conn_source(conn)->volume);
+    return ok;
+}
+
+
 /* open_volume, then the image's header probed. */
 static glfs_fd_t *
 open_probed(GfpoolConn *conn, const char *name, int flags, struct stat *st, GfpoolProbe *p,
@@ -656,11 +670,7 @@ gfpool_vol_resize(GfpoolConn *conn, const char *name, guint64 capacity, unsigned
     if (ok && glfs_fsync(fd, NULL, NULL) < 0)
         ok = set_errno_error(error, errno, "cannot flush");
  out:
-    glfs_close(fd);
-    if (!ok)
-        g_prefix_error(error, "cannot resize volume '%s' on gluster volume '%s': ",
-                       name, gfpool_conn_source(conn)->volume);
-    return ok;
+    return close_volume(conn, fd, "resize", name, ok, error);
 }
 
 
@@ -730,11 +740,7 @@ gfpool_vol_wipe(GfpoolConn *conn, const char *name, GfpoolWipeAlgorithm alg, GEr
     }
     ok = glfs_fsync(fd, NULL, NULL) == 0 || set_errno_error(error, errno, "cannot flush");
  out:
-    glfs_close(fd);
-    if (!ok)
-        g_prefix_error(error, "cannot wipe volume '%s' on gluster volume '%s': ",
-                       name, gfpool_conn_source(conn)->volume);
-    return ok;
+    return close_volume(conn, fd, "wipe", name, ok, error);
 }
 
 
@@ -1060,11 +1066,7 @@ gfpool_vol_download(GfpoolConn *conn, const char *name, guint64 offset, guint64 
     }
     ok = TRUE;
  out:
-    glfs_close(fd);
-    if (!ok)
-        g_prefix_error(error, "cannot download volume '%s' on gluster volume '%s': ",
-                       name, gfpool_conn_source(conn)->volume);
-    return ok;
+    return close_volume(conn, fd, "download", name, ok, error);
 }
 
 static gboolean
@@ -1339,9 +1341,5 @@ gfpool_vol_upload(GfpoolConn *conn, const char *name, guint64 offset, guint64 le
     /* The failure is already in error; the writes in flight only end. */
     if (writing)
         write_behind_finish(&cur.wb, NULL);
-    glfs_close(cur.fd);
-    if (!ok)
-        g_prefix_error(error, "cannot upload to volume '%s' on gluster volume '%s': ",
-                       name, gfpool_conn_source(conn)->volume);
-    return ok;
+    return close_volume(conn, cur.fd, "upload to", name, ok, error);
 }

@@ -31,7 +31,6 @@ table into bench/README.md between the BEGIN/END DATA RESULTS markers.
 """
 
 import argparse
-import hashlib
 import json
 import os
 import re
@@ -48,7 +47,7 @@ sys.path.insert(0, os.path.join(REPO, 'tests', 'integration'))
 
 import testbed  # noqa: E402
 from gfapi_ctypes import Gfapi  # noqa: E402
-from helpers import pool_xml  # noqa: E402
+from helpers import pool_xml, sha256_file, sparse_file  # noqa: E402
 from run import (DEBIAN_MODULE, loadavg, log, run_guarded, sh,  # noqa: E402
                  teardown, timed, virsh_cmd)
 
@@ -87,26 +86,6 @@ SHORT = {'clone-raw': 'clone raw\n(512 MiB data)',
          'wipe-1024': 'wipe 1 GiB\n(zero)'}
 
 
-def write_random(path, size, extents=None):
-    """A local file of `size` bytes; random data in `extents`
-    [(off, len)] (all of it if None), holes elsewhere."""
-    with open(path, 'wb') as f:
-        f.truncate(size)
-        for off, ln in extents or [(0, size)]:
-            f.seek(off)
-            left = ln
-            while left:
-                n = min(left, 16 * MiB)
-                f.write(os.urandom(n))
-                left -= n
-
-
-def sha(path):
-    h = hashlib.sha256()
-    with open(path, 'rb') as f:
-        for b in iter(lambda: f.read(4 * MiB), b''):
-            h.update(b)
-    return h.hexdigest()
 
 
 class DataBench:
@@ -206,17 +185,17 @@ class DataBench:
         f['d256'] = os.path.join(self.work, 'dense256.bin')
         f['sparse'] = os.path.join(self.work, 'sparse1g.raw')
         f['qcow2'] = os.path.join(self.work, 'src.qcow2')
-        write_random(f['d1024'], GiB)
+        sparse_file(f['d1024'], GiB, [(0, GiB)])
         with open(f['d1024'], 'rb') as i, open(f['d512'], 'wb') as o:
             o.write(i.read(512 * MiB))
         with open(f['d1024'], 'rb') as i, open(f['d256'], 'wb') as o:
             o.write(i.read(256 * MiB))
         # 1 GiB raw, 512 MiB of it data: 64 MiB extents every 128 MiB
-        write_random(f['sparse'], GiB, [(i * 128 * MiB, 64 * MiB)
+        sparse_file(f['sparse'], GiB, [(i * 128 * MiB, 64 * MiB)
                                         for i in range(8)])
         # qcow2 of 1 GiB holding 256 MiB: four 64 MiB extents
         q_raw = os.path.join(self.work, 'q.raw')
-        write_random(q_raw, GiB, [(i * 256 * MiB, 64 * MiB)
+        sparse_file(q_raw, GiB, [(i * 256 * MiB, 64 * MiB)
                                   for i in range(4)])
         p = sh('qemu-img', 'convert', '-O', 'qcow2', q_raw, f['qcow2'])
         if p.returncode:
@@ -437,7 +416,7 @@ class DataBench:
             p = self.pool(b, v)
             self.virsh(b, 'vol-clone', 'src.img', 'k.img', '--pool', p)
             self.cli(v, b, 'vol-download', 'k.img', clone)
-            same = sha(clone) == sha(self.files['sparse'])
+            same = sha256_file(clone) == sha256_file(self.files['sparse'])
             self.virsh(b, 'vol-delete', 'k.img', '--pool', p)
             os.unlink(clone)
             if not same:

@@ -1,6 +1,7 @@
 """Helpers shared by the integration tests: pool XML from the example,
 timing, a listener that never answers."""
 
+import hashlib
 import os
 import socket
 import threading
@@ -321,3 +322,36 @@ def run_parallel(cmds, timeout=120):
 
 def round_up(v, a):
     return (v + a - 1) // a * a
+
+
+def virsh_fails(p, *args, expect, timeout=60):
+    """`p.virsh(*args)` (a libvirtd or a pool helper) exits 1 and its stderr
+    holds `expect` (a string or a list of them)."""
+    r = p.virsh(*args, check=False, timeout=timeout)
+    assert r.returncode == 1, (args, r.stdout, r.stderr)
+    for e in ([expect] if isinstance(expect, str) else expect):
+        assert e in r.stderr, (args, r.stderr)
+    return r
+
+
+def sparse_file(path, size, extents):
+    """A local file of `size` bytes with random data at `extents`
+    [(offset, length)], holes elsewhere; -> bytes of data."""
+    with open(path, 'wb') as f:
+        f.truncate(size)
+        for off, length in extents:
+            f.seek(off)
+            left = length
+            while left:
+                n = min(left, 4 << 20)
+                f.write(os.urandom(n))
+                left -= n
+    return sum(n for _, n in extents)
+
+
+def sha256_file(path):
+    h = hashlib.sha256()
+    with open(path, 'rb') as f:
+        for chunk in iter(lambda: f.read(4 << 20), b''):
+            h.update(chunk)
+    return h.hexdigest()

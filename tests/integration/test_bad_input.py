@@ -7,13 +7,13 @@ A NUL byte in a name cannot be tested from here: argv (CLI, virsh) cannot
 carry one, and libvirt's XML parser rejects it before the module sees it.
 The core's check for it is covered by the unit tests."""
 
-import os
 import secrets
 
 import libvirt
 import pytest
 
-from helpers import (GlusterPool, assert_nothing_left, gfpool_cli, qcow2_header)
+from helpers import (GlusterPool, assert_nothing_left, qcow2_header,
+                     virsh_fails)
 import conftest
 
 KiB = 1024
@@ -46,11 +46,6 @@ def unchanged(p):
     assert p.temp_files() == []
 
 
-def virsh_fails(p, *args, expect):
-    r = p.virsh(*args, check=False)
-    assert r.returncode == 1, (args, r.stdout, r.stderr)
-    assert expect in r.stderr, (args, r.stderr)
-    return r
 
 
 def libvirt_fails(p, xml, code, expect, flags=0):

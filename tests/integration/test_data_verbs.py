@@ -20,7 +20,7 @@ import libvirt
 import pytest
 
 from helpers import (GFPOOL_CLI, GlusterPool, Timer, pool_opts, qcow2_header,
-                     qemu_img, qemu_img_info)
+                     qemu_img, qemu_img_info, sparse_file, virsh_fails)
 import conftest
 
 KiB = 1024
@@ -32,19 +32,6 @@ CONVERSIONS_PENDING = 'not supported yet'
 
 # ---- local files -------------------------------------------------------------
 
-def sparse_file(path, size, extents):
-    """A local file of `size` bytes with random data at `extents`
-    [(offset, length)], holes elsewhere; -> bytes of data."""
-    with open(path, 'wb') as f:
-        f.truncate(size)
-        for off, length in extents:
-            f.seek(off)
-            left = length
-            while left:
-                n = min(left, 4 * MiB)
-                f.write(os.urandom(n))
-                left -= n
-    return sum(l for _, l in extents)
 
 
 def allocated(path):
@@ -98,12 +85,6 @@ def local_qcow2(path, size, writes=(), backing=None, backing_fmt='raw'):
 
 # ---- libvirtd side -------------------------------------------------------------
 
-def virsh_fails(p, *args, expect, timeout=60):
-    r = p.virsh(*args, check=False, timeout=timeout)
-    assert r.returncode == 1, (args, r.stdout, r.stderr)
-    for e in ([expect] if isinstance(expect, str) else expect):
-        assert e in r.stderr, (args, r.stderr)
-    return r
 
 
 def info(p, vol):

@@ -13,18 +13,12 @@ import libvirt
 import pytest
 
 from helpers import (GlusterPool, Timer, define_pool, gfpool_cli, pool_xml,
-                     qcow2_header)
+                     qcow2_header, virsh_fails)
 
 KiB = 1024
 MiB = 1024 * KiB
 
 
-def virsh_fails(libvirtd, *args, expect, timeout=60):
-    r = libvirtd.virsh(*args, check=False, timeout=timeout)
-    assert r.returncode == 1, (args, r.stdout, r.stderr)
-    for e in ([expect] if isinstance(expect, str) else expect):
-        assert e in r.stderr, (args, r.stderr)
-    return r
 
 
 def gone(g, path):

@@ -34,7 +34,6 @@ its volfile over /var/run/glusterd.socket, which our glusterds do not
 create); heal completion is read from `heal VOL statistics heal-count`.
 """
 
-import hashlib
 import os
 import re
 import signal
@@ -49,7 +48,7 @@ import pytest
 
 from helpers import (GFPOOL_CLI, TEMP_PREFIX, GlusterPool, SilentListener,
                      define_pool, pool_opts, pool_xml, qemu_img,
-                     qemu_img_info, vol_xml_doc)
+                     qemu_img_info, sha256_file, vol_xml_doc)
 
 KiB = 1024
 MiB = 1024 * KiB
@@ -101,12 +100,6 @@ def finish(proc, timeout=120):
     return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
 
-def sha256_file(path):
-    h = hashlib.sha256()
-    with open(path, 'rb') as f:
-        for chunk in iter(lambda: f.read(4 * MiB), b''):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def download(d, pool, vol, local):
@@ -266,6 +259,24 @@ def test_node_killed_mid_operation(op, make_libvirtd, cluster, gfapi_rep3,
         rmtree_parallel(gfapi_rep3, p.dir)
 
 
+def _kill_while_publishing(d, p, cluster, gfapi, name_fmt, argv):
+    """Run `virsh argv(name)` for fresh names until a node gets killed
+    while the volume's temp file exists (at most 6 tries); a try that ends
+    before that must succeed, and its volume is deleted.
+    -> (name, result, killed_at or None, tries)"""
+    for attempt in range(6):
+        name = name_fmt % attempt
+        proc = popen_virsh(d, *argv(name))
+        killed_at = _run_and_kill(cluster, proc,
+                                  lambda t0: _temp_file_seen(gfapi, p.dir))
+        r = finish(proc)
+        if killed_at is not None:
+            break
+        assert r.returncode == 0, r.stderr
+        d.virsh('vol-delete', '--pool', p.name, name)
+    return name, r, killed_at, attempt + 1
+
+
 def _node_killed(op, d, p, cluster, gfapi_rep3, tmp_path):
     killed_at = None
     report = {'op': op}
@@ -274,19 +285,10 @@ def _node_killed(op, d, p, cluster, gfapi_rep3, tmp_path):
         if op == 'create-qcow2-prealloc':
             # 0.1 s on rep3: the node dies once the temp file exists, i.e.
             # while the image is being written; retried until that happens.
-            for attempt in range(6):
-                name = 'big%d.qcow2' % attempt
-                proc = popen_virsh(d, 'vol-create-as', p.name, name, '4G',
-                                   '--format', 'qcow2', '--prealloc-metadata')
-                killed_at = _run_and_kill(
-                    cluster, proc,
-                    lambda t0: _temp_file_seen(gfapi_rep3, p.dir))
-                r = finish(proc)
-                if killed_at is not None:
-                    break
-                assert r.returncode == 0, r.stderr
-                d.virsh('vol-delete', '--pool', p.name, name)
-            report['attempts'] = attempt + 1
+            name, r, killed_at, report['attempts'] = _kill_while_publishing(
+                d, p, cluster, gfapi_rep3, 'big%d.qcow2',
+                lambda n: ('vol-create-as', p.name, n, '4G', '--format',
+                           'qcow2', '--prealloc-metadata'))
             if r.returncode == 0:
                 expected[name] = ('qcow2', 4 * GiB, None)
         elif op == 'upload':
@@ -314,19 +316,9 @@ def _node_killed(op, d, p, cluster, gfapi_rep3, tmp_path):
                     timeout=120)
             digest = sha256_file(local)
             expected['src.img'] = ('raw', 64 * MiB, digest)
-            for attempt in range(6):
-                name = 'clone%d.img' % attempt
-                proc = popen_virsh(d, 'vol-clone', '--pool', p.name,
-                                   'src.img', name)
-                killed_at = _run_and_kill(
-                    cluster, proc,
-                    lambda t0: _temp_file_seen(gfapi_rep3, p.dir))
-                r = finish(proc)
-                if killed_at is not None:
-                    break
-                assert r.returncode == 0, r.stderr
-                d.virsh('vol-delete', '--pool', p.name, name)
-            report['attempts'] = attempt + 1
+            name, r, killed_at, report['attempts'] = _kill_while_publishing(
+                d, p, cluster, gfapi_rep3, 'clone%d.img',
+                lambda n: ('vol-clone', '--pool', p.name, 'src.img', n))
             if r.returncode == 0:
                 expected[name] = ('raw', 64 * MiB, digest)
         else:

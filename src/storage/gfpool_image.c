@@ -144,6 +144,21 @@ typedef struct {
  * Copy len bytes at off into dst, from the header when they are all in it,
  * else through read_fn. what names the structure for the error message.
  */
+/* [off, off+len) lies inside a file of file_size bytes: an offset from a
+ * header is checked before anything is read at it. */
+static gboolean
+within_file(guint64 file_size, guint64 off, gsize len, const char *what, GError **error)
+{
+    if (len > file_size || off > file_size - len) {
+        g_set_error(error, GFPOOL_IMAGE_ERROR, GFPOOL_IMAGE_ERROR_CORRUPT,
+                    "%s at offset %" G_GUINT64_FORMAT " (%" G_GSIZE_FORMAT
+                    " bytes) lies past the end of the %" G_GUINT64_FORMAT "-byte file",
+                    what, off, len, file_size);
+        return FALSE;
+    }
+    return TRUE;
+}
+
 /* Exactly len bytes at off, or an error naming what was being read. */
 static gboolean
 read_exact(GfpoolReadFunc read_fn, void *opaque, guint64 off, void *buf, gsize len,
@@ -173,13 +188,8 @@ static gboolean
 probe_fetch(ProbeCtx *c, guint64 off, gsize len, void *dst,
             const char *what, GError **error)
 {
-    if (len > c->file_size || off > c->file_size - len) {
-        g_set_error(error, GFPOOL_IMAGE_ERROR, GFPOOL_IMAGE_ERROR_CORRUPT,
-                    "%s at offset %" G_GUINT64_FORMAT " (%" G_GSIZE_FORMAT
-                    " bytes) lies past the end of the %" G_GUINT64_FORMAT
-                    "-byte file", what, off, len, c->file_size);
+    if (!within_file(c->file_size, off, len, what, error))
         return FALSE;
-    }
     if (len <= c->header_len && off <= c->header_len - len) {
         memcpy(dst, c->header + off, len);
         return TRUE;
@@ -1545,13 +1555,8 @@ static gboolean
 img_read(const Qcow2Image *q, guint64 off, void *buf, gsize len,
          const char *what, GError **error)
 {
-    if (len > q->file_size || off > q->file_size - len) {
-        g_set_error(error, GFPOOL_IMAGE_ERROR, GFPOOL_IMAGE_ERROR_CORRUPT,
-                    "%s at offset %" G_GUINT64_FORMAT " (%" G_GSIZE_FORMAT
-                    " bytes) lies past the end of the %" G_GUINT64_FORMAT
-                    "-byte file", what, off, len, q->file_size);
+    if (!within_file(q->file_size, off, len, what, error))
         return FALSE;
-    }
     return read_exact(q->read_fn, q->opaque, off, buf, len, what, error);
 }
 

@@ -133,6 +133,8 @@ def _lib():
             ctypes.c_uint32)
         sig('glfs_truncate', c_int, c_void_p, c_char_p, c_off_t)
         sig('glfs_rename', c_int, c_void_p, c_char_p, c_char_p)
+        sig('glfs_link', c_int, c_void_p, c_char_p, c_char_p)
+        sig('glfs_utimens', c_int, c_void_p, c_char_p, P(_Timespec * 2))
         _LIB = lib
         return lib
 
@@ -455,3 +457,14 @@ class Gfapi:
     def rename(self, old, new):
         if self._lib.glfs_rename(self._fs, _b(old), _b(new)) != 0:
             _raise('rename', _b(old))
+
+    def link(self, old, new):
+        if self._lib.glfs_link(self._fs, _b(old), _b(new)) != 0:
+            _raise('link', _b(new))
+
+    def set_mtime(self, path, seconds):
+        """atime and mtime of path set to `seconds` since the epoch."""
+        ts = (_Timespec * 2)(_Timespec(int(seconds), 0),
+                             _Timespec(int(seconds), 0))
+        if self._lib.glfs_utimens(self._fs, _b(path), ctypes.byref(ts)) != 0:
+            _raise('utimens', _b(path))

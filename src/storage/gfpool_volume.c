@@ -498,13 +498,20 @@ sweep_stale_temp(GfpoolConn *conn, const char *name, const struct stat *st)
 {
     g_autofree char *path = NULL;
     gint64 now = g_get_real_time() / G_USEC_PER_SEC;
+    /* A temp name with a second link was published already: only its
+     * removal failed (a brick died at that moment), and nobody is writing
+     * it. Removing a name of a linked file loses nothing. */
+    gboolean published = st->st_nlink > 1;
 
-    if (!S_ISREG(st->st_mode) || now - (gint64)st->st_mtim.tv_sec < TEMP_STALE_SECONDS)
+    if (!S_ISREG(st->st_mode) ||
+        (!published && now - (gint64)st->st_mtim.tv_sec < TEMP_STALE_SECONDS))
         return;
     path = gfpool_conn_path(conn, name);
     if (glfs_unlink(gfpool_conn_glfs(conn), path) == 0)
-        g_message("removed '%s' on gluster volume '%s': an image left half-written "
-                  "by a creator that went away", name, gfpool_conn_source(conn)->volume);
+        g_message("removed '%s' on gluster volume '%s': %s", name,
+                  gfpool_conn_source(conn)->volume,
+                  published ? "the leftover temporary name of a published volume"
+                            : "an image left half-written by a creator that went away");
 }
 
 
@@ -929,8 +936,10 @@ gfpool_vol_publish_new(GfpoolConn *conn, const GfpoolNewVolume *nv,
         }
         return FALSE;
     }
-    if (glfs_unlink(fs, tmp_path) < 0)
-        g_warning("cannot remove temporary name '%s' of volume '%s': %s",
+    /* ENOENT: a refresh swept it first (see sweep_stale_temp); any other
+     * failure leaves it to the next refresh. */
+    if (glfs_unlink(fs, tmp_path) < 0 && errno != ENOENT)
+        g_warning("cannot remove temporary name '%s' of volume '%s' (the next refresh will): %s",
                   tmp, nv->name, g_strerror(errno));
     return TRUE;
 

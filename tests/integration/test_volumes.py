@@ -9,12 +9,13 @@ through gfapi into a local file and checked there.
 
 import json
 import os
+import time
 
 import libvirt
 import pytest
 
-from helpers import (GlusterPool, qemu_img, qemu_img_info, round_up,
-                     run_parallel, vol_xml_doc)
+from helpers import (TEMP_PREFIX, GlusterPool, qemu_img, qemu_img_info,
+                     round_up, run_parallel, vol_xml_doc)
 import conftest
 
 KiB = 1024
@@ -319,3 +320,23 @@ def test_raw_odd_size_exact(vpool):
         </volume>""", 0)
     assert vpool.gfapi.stat(vpool.path('odd.img')).size == 1000001
     assert vpool.pool().storageVolLookupByName('odd.img').info()[1] == 1000001
+
+
+def test_refresh_sweeps_leftover_temp_names(pool):
+    """A refresh removes a temporary name whose volume was published (a
+    second link: only the removal of the temp name failed, e.g. a brick
+    died at that moment) and one nobody has written for over 6 hours; a
+    recent one, whose creator may still be writing, stays."""
+    g = pool.gfapi
+    data = os.urandom(4096)
+    g.put(pool.path('pub.img'), data)
+    g.link(pool.path('pub.img'), pool.path(TEMP_PREFIX + 'published'))
+    g.put(pool.path(TEMP_PREFIX + 'writing'), b'')
+    g.put(pool.path(TEMP_PREFIX + 'old'), b'')
+    g.set_mtime(pool.path(TEMP_PREFIX + 'old'), time.time() - 7 * 3600)
+    pool.refresh()
+    assert pool.temp_files() == [TEMP_PREFIX + 'writing']
+    assert g.read(pool.path('pub.img')) == data
+    assert 'pub.img' in pool.virsh('vol-list', pool.name).stdout
+    g.unlink(pool.path(TEMP_PREFIX + 'writing'))
+    pool.virsh('vol-delete', '--pool', pool.name, 'pub.img')

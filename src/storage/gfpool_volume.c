@@ -876,6 +876,23 @@ apply_perms(glfs_fd_t *fd, const GfpoolNewVolume *nv, GError **error)
     return TRUE;
 }
 
+/*
+ * Removing a temp name fails for a moment when a brick dies just then
+ * (seen once in the node-kill test); a failed create's temp file would
+ * otherwise stay until the 6-hour sweep. ENOENT: a refresh removed it.
+ */
+static gboolean
+remove_temp(glfs_t *fs, const char *tmp_path)
+{
+    for (guint attempt = 0; attempt < 3; attempt++) {
+        if (attempt > 0)
+            g_usleep(200 * 1000 * attempt);
+        if (glfs_unlink(fs, tmp_path) == 0 || errno == ENOENT)
+            return TRUE;
+    }
+    return FALSE;
+}
+
 gboolean
 gfpool_vol_publish_new(GfpoolConn *conn, const GfpoolNewVolume *nv,
                        GfpoolFillFunc fill, void *opaque, GError **error)
@@ -925,7 +942,7 @@ gfpool_vol_publish_new(GfpoolConn *conn, const GfpoolNewVolume *nv,
     /* The publishing step: atomic, and EEXIST if someone else won the race. */
     if (glfs_link(fs, tmp_path, path) < 0) {
         int err = errno;
-        glfs_unlink(fs, tmp_path);
+        remove_temp(fs, tmp_path);
         if (err == EEXIST) {
             g_set_error(error, GFPOOL_ERROR, GFPOOL_ERROR_EXISTS,
                         "volume '%s' already exists on gluster volume '%s'", nv->name, vol);
@@ -936,9 +953,8 @@ gfpool_vol_publish_new(GfpoolConn *conn, const GfpoolNewVolume *nv,
         }
         return FALSE;
     }
-    /* ENOENT: a refresh swept it first (see sweep_stale_temp); any other
-     * failure leaves it to the next refresh. */
-    if (glfs_unlink(fs, tmp_path) < 0 && errno != ENOENT)
+    /* A failure leaves it to the next refresh (see sweep_stale_temp). */
+    if (!remove_temp(fs, tmp_path))
         g_warning("cannot remove temporary name '%s' of volume '%s' (the next refresh will): %s",
                   tmp, nv->name, g_strerror(errno));
     return TRUE;
@@ -946,7 +962,7 @@ gfpool_vol_publish_new(GfpoolConn *conn, const GfpoolNewVolume *nv,
  fail:
     if (fd)
         glfs_close(fd);
-    glfs_unlink(fs, tmp_path);
+    remove_temp(fs, tmp_path);
     g_prefix_error(error, "cannot create volume '%s' on gluster volume '%s': ", nv->name, vol);
     return FALSE;
 }

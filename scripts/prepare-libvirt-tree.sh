@@ -25,10 +25,45 @@ if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$version" ]; then
     exit 0
 fi
 
+# What dpkg-source -x does with a "3.0 (quilt)" package, for when apt got
+# the tarballs but not the .dsc (some mirrors and proxies serve pool
+# tarballs only; seen here for Debian 13's libvirt). Each file is checked
+# against the SHA256 that the archive's signed Sources index gives.
+unpack_by_hand() {
+    local f sum orig= deb=
+    while read -r sum f; do
+        case $f in
+            *.asc|*.dsc) continue ;;
+            *.orig.tar.*) orig=$f ;;
+            *.debian.tar.*) deb=$f ;;
+            *) continue ;;
+        esac
+        echo "$sum  $dir/$f" | sha256sum -c --quiet >&2 || {
+            echo "prepare-libvirt-tree: $f is missing or does not match the archive's SHA256" >&2; return 1; }
+    done < <(apt-cache showsrc libvirt | awk -v v="$version" '
+        /^Package:/ { ours = 0 } /^Version:/ { ours = ($2 == v) }
+        /^[^ ]/ { sums = ($1 == "Checksums-Sha256:") }
+        ours && sums && /^ / { print $1, $3 }')
+    [ -n "$orig" ] && [ -n "$deb" ] || { echo "prepare-libvirt-tree: no tarballs for libvirt $version" >&2; return 1; }
+    echo "prepare-libvirt-tree: no .dsc from the mirror; unpacking $orig and $deb by hand" >&2
+    tar -C "$dir" -xf "$dir/$orig"
+    tar -C "$src" -xf "$dir/$deb"
+    if [ -f "$src/debian/patches/series" ]; then
+        local p
+        while read -r p _; do
+            case $p in ''|\#*) continue ;; esac
+            patch -d "$src" -p1 -s --no-backup-if-mismatch < "$src/debian/patches/$p"
+        done < "$src/debian/patches/series"
+    fi
+}
+
 mkdir -p "$dir"
 if [ ! -f "$src/meson.build" ]; then
     rm -rf "$src"
-    ( cd "$dir" && apt-get source -qq "libvirt=$version" >&2 )
+    if ! ( cd "$dir" && apt-get source -qq "libvirt=$version" >&2 ); then
+        rm -rf "$src"
+        unpack_by_hand || exit 1
+    fi
 fi
 # dpkg-source records the exact version in debian/changelog; the module build
 # compares it with the installed package (meson.build).

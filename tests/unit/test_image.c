@@ -175,6 +175,29 @@ json_str(const char *json, const char *key)
     return g_strndup(v + 1, end - v - 1);
 }
 
+/* Since QEMU 8.0 `info` nests the protocol layer's own info under
+ * "children", with its own "virtual-size" (the file's size) first: cut
+ * that array out so json_find() sees the image's keys only. */
+static void
+json_drop_children(char *json)
+{
+    char *start = strstr(json, "\"children\": [");
+    char *c;
+    int depth = 0;
+
+    if (!start)
+        return;
+    c = strchr(start, '[');
+    do {
+        if (*c == '[' || *c == '{')
+            depth++;
+        else if (*c == ']' || *c == '}')
+            depth--;
+        c++;
+    } while (*c && depth > 0);
+    memmove(start, c, strlen(c) + 1);
+}
+
 static char *
 qemu_info(const char *path, const char *fmt)
 {
@@ -183,6 +206,7 @@ qemu_info(const char *path, const char *fmt)
     char *out = NULL;
 
     qemu_img(argv, &out);
+    json_drop_children(out);
     return out;
 }
 

@@ -33,7 +33,6 @@ table into bench/README.md between the BEGIN/END DATA RESULTS markers.
 import argparse
 import json
 import os
-import re
 import shutil
 import statistics
 import sys
@@ -48,13 +47,13 @@ sys.path.insert(0, os.path.join(REPO, 'tests', 'integration'))
 import testbed  # noqa: E402
 from gfapi_ctypes import Gfapi  # noqa: E402
 from helpers import pool_xml, sha256_file, sparse_file  # noqa: E402
-from run import (DEBIAN_MODULE, loadavg, log, run_guarded, sh,  # noqa: E402
-                 teardown, timed, virsh_cmd)
+from run import (DEBIAN_MODULE, RELEASE_TITLE, loadavg, log,  # noqa: E402
+                 replace_block, run_guarded, sh, teardown, timed, virsh_cmd)
 
 README = os.path.join(HERE, 'README.md')
-BEGIN = '<!-- BEGIN DATA RESULTS (written by bench/data.py) -->'
-END = '<!-- END DATA RESULTS -->'
-BUILD = os.path.join(REPO, 'build')
+BEGIN = '<!-- BEGIN DATA RESULTS %s (written by bench/data.py) -->' % testbed.RELEASE
+END = '<!-- END DATA RESULTS %s -->' % testbed.RELEASE
+BUILD = testbed.BUILD
 SEQ = os.path.join(BUILD, 'bench', 'gfapi-seq')
 CLI = os.path.join(BUILD, 'src', 'tools', 'gfpool')
 MODULE = os.path.join(BUILD, 'src', 'storage',
@@ -551,18 +550,10 @@ def make_plot(data, path):
 
 
 def update_readme(table, png, js):
-    with open(README) as f:
-        text = f.read()
-    block = '%s\n\n%s\n\nPlot: [%s](%s); raw samples: [%s](%s)\n\n%s' % (
-        BEGIN, table, os.path.basename(png), os.path.relpath(png, HERE),
-        os.path.basename(js), os.path.relpath(js, HERE), END)
-    if BEGIN in text:
-        text = re.sub(re.escape(BEGIN) + '.*?' + re.escape(END),
-                      lambda _: block, text, flags=re.S)
-    else:
-        text = text.rstrip('\n') + '\n\n' + block + '\n'
-    with open(README, 'w') as f:
-        f.write(text)
+    replace_block(BEGIN, END, '%s\n\n### %s\n\n%s\n\nPlot: [%s](%s); raw samples: [%s](%s)\n\n%s' % (
+        BEGIN, RELEASE_TITLE, table, os.path.basename(png),
+        os.path.relpath(png, HERE), os.path.basename(js),
+        os.path.relpath(js, HERE), END))
 
 
 def main(argv):

@@ -54,7 +54,7 @@ from helpers import pool_xml  # noqa: E402
 from run import loadavg, log, run_guarded, sh, teardown  # noqa: E402
 
 CACHE = '/var/cache/gfpool/guest-io'
-BUILD = os.path.join(REPO, 'build')
+BUILD = testbed.BUILD
 CLI = os.path.join(BUILD, 'src', 'tools', 'gfpool')
 MODULE = os.path.join(BUILD, 'src', 'storage',
                       'libvirt_storage_backend_gluster.so')

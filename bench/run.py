@@ -72,9 +72,13 @@ from helpers import pool_xml  # noqa: E402
 DEBIAN_MODULE = os.path.join(testbed.DISTRO_BACKEND_DIR,
                              'libvirt_storage_backend_gluster.so')
 README = os.path.join(HERE, 'README.md')
-BEGIN = '<!-- BEGIN RESULTS (written by bench/run.py) -->'
-END = '<!-- END RESULTS -->'
+# One block of results per Debian release, side by side in README.md.
+BEGIN = '<!-- BEGIN RESULTS %s (written by bench/run.py) -->' % testbed.RELEASE
+END = '<!-- END RESULTS %s -->' % testbed.RELEASE
 BASE = '/gfbench'
+RELEASE_TITLE = {'debian12': 'Debian 12 (libvirt 9.0, GlusterFS 10.3)',
+                 'debian13': 'Debian 13 (libvirt 11.3, GlusterFS 11.1)'}.get(
+                     testbed.RELEASE, testbed.RELEASE)
 BACKENDS = ('ours', 'debian', 'netfs')
 LABEL = {'ours': 'ours (gfpool)', 'debian': 'Debian module',
          'netfs': 'netfs + FUSE', 'qemu-img': 'qemu-img gluster://'}
@@ -896,25 +900,35 @@ def make_plot(data, path):
     return path
 
 
-def update_readme(table, png_rel, json_rel):
-    body = '%s\n\n%s\nRaw samples: [`%s`](%s)%s\n\n%s' % (
-        BEGIN, table, json_rel, json_rel,
-        ('; plot: [`%s`](%s)\n\n![benchmark](%s)' % (png_rel, png_rel,
-                                                      png_rel)
-         if png_rel else ''), END)
-    try:
-        with open(README) as f:
-            text = f.read()
-    except FileNotFoundError:
-        text = '# gfpool benchmark\n\n%s\n%s\n' % (BEGIN, END)
-    if BEGIN in text and END in text:
-        pre = text.split(BEGIN, 1)[0]
-        post = text.split(END, 1)[1]
+def replace_block(begin, end, body):
+    """Put `body` (which starts with `begin` and ends with `end`) into
+    bench/README.md in place of the block between those markers; a release
+    seen for the first time goes right after the last block of the same
+    script (another release's), so the releases stand side by side."""
+    with open(README) as f:
+        text = f.read()
+    if begin in text and end in text:
+        pre = text.split(begin, 1)[0]
+        post = text.split(end, 1)[1]
         text = pre + body + post
     else:
-        text = text.rstrip('\n') + '\n\n' + body + '\n'
+        script_end = end.rsplit(' ', 2)[0]   # '<!-- END RESULTS' etc.
+        last = text.rfind(script_end)
+        if last < 0:
+            text = text.rstrip('\n') + '\n\n' + body + '\n'
+        else:
+            cut = text.index('-->', last) + 3
+            text = text[:cut] + '\n\n' + body + text[cut:]
     with open(README, 'w') as f:
         f.write(text)
+
+
+def update_readme(table, png_rel, json_rel):
+    replace_block(BEGIN, END, '%s\n\n### %s\n\n%s\nRaw samples: [`%s`](%s)%s\n\n%s' % (
+        BEGIN, RELEASE_TITLE, table, json_rel, json_rel,
+        ('; plot: [`%s`](%s)\n\n![benchmark](%s)' % (png_rel, png_rel,
+                                                      png_rel)
+         if png_rel else ''), END))
 
 
 def run_guarded(b):

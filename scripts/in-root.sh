@@ -22,6 +22,9 @@ export GFPOOL_IN_ROOT=$root GFPOOL_TOP=$top
 exec unshare -m --propagation private bash -c '
     set -e
     root=$GFPOOL_IN_ROOT top=$GFPOOL_TOP
+    # a mount point of its own, so that a nested "unshare -m" (the test
+    # bed'"'"'s libvirtd) can change the propagation of its "/"
+    mount --bind "$root" "$root"
     mount -t proc proc "$root/proc"
     mount --rbind /sys "$root/sys"
     mount --rbind /dev "$root/dev"

@@ -135,6 +135,10 @@ def _lib():
         sig('glfs_rename', c_int, c_void_p, c_char_p, c_char_p)
         sig('glfs_link', c_int, c_void_p, c_char_p, c_char_p)
         sig('glfs_utimens', c_int, c_void_p, c_char_p, P(_Timespec * 2))
+        sig('glfs_get_volfile', c_ssize_t, c_void_p, c_void_p, c_size_t)
+        sig('glfs_copy_file_range', c_ssize_t, c_void_p, P(c_off_t),
+            c_void_p, P(c_off_t), c_size_t, ctypes.c_uint, c_void_p,
+            c_void_p, c_void_p)
         _LIB = lib
         return lib
 
@@ -280,6 +284,35 @@ class Gfapi:
             return r
         finally:
             self._lib.glfs_close(fd)
+
+    def copy_file_range(self, src, off_in, dst, off_out, length):
+        """glfs_copy_file_range from `src` at `off_in` into the existing
+        file `dst` at `off_out`; returns what it returned."""
+        fin = self._open(src, os.O_RDONLY)
+        try:
+            fout = self._open(dst, os.O_WRONLY)
+            try:
+                oi, oo = c_off_t(off_in), c_off_t(off_out)
+                r = self._lib.glfs_copy_file_range(
+                    fin, ctypes.byref(oi), fout, ctypes.byref(oo), length, 0,
+                    None, None, None)
+                if r < 0:
+                    _raise('copy_file_range', _b(dst))
+                if self._lib.glfs_fsync(fout, None, None) != 0:
+                    _raise('fsync', _b(dst))
+                return r
+            finally:
+                self._lib.glfs_close(fout)
+        finally:
+            self._lib.glfs_close(fin)
+
+    def get_volfile(self, buflen):
+        """glfs_get_volfile into a buffer of `buflen` bytes filled with
+        0xAA: (return value, buffer bytes)."""
+        buf = ctypes.create_string_buffer(b'\xaa' * buflen, buflen) \
+            if buflen else None
+        r = self._lib.glfs_get_volfile(self._fs, buf, buflen)
+        return r, (buf.raw if buf is not None else b'')
 
     def read(self, path, off=0, length=None):
         """Read `length` bytes at `off` (whole file when length is None)."""

@@ -51,10 +51,26 @@ GLUSTER_LOG_DIR = '/var/log/glusterfs'
 GLUSTERD_PORT = 24007
 
 LIBVIRT_LIBDIR = '/usr/lib/x86_64-linux-gnu/libvirt'
+
+
+def _release_label():
+    """'debian12', 'debian13', ...: which Debian this runs on (natively
+    or in a root from scripts/release-root.sh)."""
+    try:
+        with open('/etc/os-release') as f:
+            kv = dict(l.rstrip('\n').split('=', 1) for l in f if '=' in l)
+        return 'debian' + kv.get('VERSION_ID', '?').strip('"')
+    except OSError:
+        return 'unknown'
+
+
+RELEASE = _release_label()
 DISTRO_BACKEND_DIR = LIBVIRT_LIBDIR + '/storage-backend'
 DISTRO_DRIVER_DIR = LIBVIRT_LIBDIR + '/connection-driver'
+# scripts/run-tests.sh builds each Debian release into its own directory
+BUILD = os.environ.get('GFPOOL_BUILD_DIR') or os.path.join(REPO, 'build')
 DEFAULT_MODULE = os.path.join(
-    REPO, 'build', 'src', 'storage', 'libvirt_storage_backend_gluster.so')
+    BUILD, 'src', 'storage', 'libvirt_storage_backend_gluster.so')
 
 
 class TestbedError(RuntimeError):

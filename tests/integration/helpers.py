@@ -8,6 +8,8 @@ import threading
 import time
 import xml.etree.ElementTree as ET
 
+import testbed
+
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 EXAMPLE_POOL = os.path.join(REPO, 'examples', 'gluster-pool.xml')
 
@@ -102,7 +104,7 @@ import struct
 import subprocess
 
 GFPOOL_CLI = os.environ.get('GFPOOL_CLI') or os.path.join(
-    REPO, 'build', 'src', 'tools', 'gfpool')
+    testbed.BUILD, 'src', 'tools', 'gfpool')
 TEMP_PREFIX = '.gfpool-tmp-'
 
 

@@ -6,6 +6,8 @@
 #   install-deps.sh                 install for this machine's release
 #   install-deps.sh --list CODENAME print the package list of a release
 #                                   (scripts/release-root.sh builds roots from it)
+#   install-deps.sh --deb-src [CODENAME]  print the deb-src entries it would
+#                                   add (GFPOOL_APT_DIR: read another /etc/apt)
 set -euo pipefail
 
 # The packages of one release, one per line. Only the clang runtime's name
@@ -46,9 +48,9 @@ codename() {
 # repositories (vendor suites like "nodistro") are left out. The result is
 # deb822 on stdout.
 deb_src_entries() {
-    local rel=$1 f
+    local rel=$1 f apt=${GFPOOL_APT_DIR:-/etc/apt}
     local files=()
-    for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources; do
+    for f in "$apt/sources.list" "$apt"/sources.list.d/*.list "$apt"/sources.list.d/*.sources; do
         [ -f "$f" ] && [ "$(basename "$f")" != gfpool-deb-src.sources ] && files+=("$f")
     done
     [ ${#files[@]} -gt 0 ] || return 0
@@ -97,10 +99,10 @@ deb_src_entries() {
     ' "${files[@]}"
 }
 
-if [ "${1:-}" = --list ]; then
-    packages "${2:-$(codename)}"
-    exit
-fi
+case ${1:-} in
+    --list) packages "${2:-$(codename)}"; exit ;;
+    --deb-src) deb_src_entries "${2:-$(codename)}"; exit ;;
+esac
 
 rel=$(codename)
 mapfile -t PKGS < <(packages "$rel")

@@ -48,7 +48,8 @@ import testbed  # noqa: E402
 from gfapi_ctypes import Gfapi  # noqa: E402
 from helpers import pool_xml, sha256_file, sparse_file  # noqa: E402
 from run import (DEBIAN_MODULE, RELEASE_TITLE, loadavg, log,  # noqa: E402
-                 replace_block, run_guarded, sh, teardown, timed, virsh_cmd)
+                 replace_block, run_guarded, sh, source_rev, teardown, timed,
+                 virsh_cmd)
 
 README = os.path.join(HERE, 'README.md')
 BEGIN = '<!-- BEGIN DATA RESULTS %s (written by bench/data.py) -->' % testbed.RELEASE
@@ -165,12 +166,11 @@ class DataBench:
         log('work dir %s' % self.work)
         module = os.path.join(self.work, os.path.basename(MODULE))
         shutil.copy2(MODULE, module)    # a rebuild mid-run cannot swap it
-        rev = sh('git', '-C', REPO, 'rev-parse', '--short', 'HEAD').stdout
         self.data['meta'] = {
             'date': time.strftime('%Y-%m-%d %H:%M:%S %Z'),
             'mode': 'quick' if self.args.quick else 'full',
             'reps': self.reps, 'nproc': os.cpu_count(),
-            'gfpool_commit': rev.strip(), 'loadavg_start': loadavg(),
+            'gfpool_commit': source_rev(), 'loadavg_start': loadavg(),
             'libvirt': sh('libvirtd', '--version').stdout.strip(),
             'glusterfs': sh('glusterfs', '--version').stdout.splitlines()[0],
         }

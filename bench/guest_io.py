@@ -51,7 +51,8 @@ sys.path.insert(0, os.path.join(REPO, 'tests', 'integration'))
 import testbed  # noqa: E402
 from guest import guestlib  # noqa: E402
 from helpers import pool_xml  # noqa: E402
-from run import loadavg, log, run_guarded, sh, teardown  # noqa: E402
+from run import (loadavg, log, run_guarded, sh, source_rev,  # noqa: E402
+                 teardown)
 
 CACHE = '/var/cache/gfpool/guest-io'
 BUILD = testbed.BUILD
@@ -212,8 +213,7 @@ class GuestIO:
             'kernel': os.path.basename(self.kernel),
             'qemu': sh('qemu-system-x86_64', '--version').stdout
             .splitlines()[0],
-            'gfpool_commit': sh('git', '-C', REPO, 'rev-parse', '--short',
-                                'HEAD').stdout.strip(),
+            'gfpool_commit': source_rev(),
             'loadavg_start': loadavg(),
         }
         self.cluster = testbed.Cluster()

@@ -111,6 +111,40 @@ def sh(*cmd, **kw):
                           **kw)
 
 
+def source_rev(with_dirty=False):
+    """The checkout's short commit; read from .git where git is missing
+    (a Debian root from scripts/release-root.sh has none)."""
+    try:
+        rev = sh('git', '-C', REPO, 'rev-parse', '--short', 'HEAD').stdout.strip()
+        dirty = with_dirty and sh('git', '-C', REPO, 'status', '--porcelain',
+                                  '--', 'src', 'meson.build').stdout.strip()
+    except FileNotFoundError:
+        return _rev_from_git_dir() or 'unknown'
+    return rev + (' (+uncommitted changes in src/)' if dirty else '')
+
+
+def _rev_from_git_dir():
+    """HEAD's commit read from .git itself, for a root with no git."""
+    gitdir = os.path.join(REPO, '.git')
+    try:
+        with open(os.path.join(gitdir, 'HEAD')) as f:
+            head = f.read().strip()
+        if not head.startswith('ref: '):
+            return head[:7]
+        ref = head[5:]
+        try:
+            with open(os.path.join(gitdir, ref)) as f:
+                return f.read().strip()[:7]
+        except FileNotFoundError:
+            with open(os.path.join(gitdir, 'packed-refs')) as f:
+                for line in f:
+                    if line.rstrip('\n').endswith(' ' + ref):
+                        return line[:7]
+    except OSError:
+        pass
+    return None
+
+
 def loadavg():
     try:
         with open('/proc/loadavg') as f:
@@ -277,9 +311,6 @@ class Bench:
                 deb = f.read().strip()
         except OSError:
             deb = 'n/a'
-        rev = sh('git', '-C', REPO, 'rev-parse', '--short', 'HEAD').stdout.strip()
-        dirty = sh('git', '-C', REPO, 'status', '--porcelain', '--',
-                   'src', 'meson.build').stdout.strip()
         with open(self.module_copy, 'rb') as f:
             mod_sha = hashlib.sha256(f.read()).hexdigest()[:16]
         return {
@@ -293,8 +324,7 @@ class Bench:
             'libvirt': first(['libvirtd', '--version']),
             'glusterfs': first(['glusterfs', '--version']),
             'qemu-img': first(['qemu-img', '--version']),
-            'gfpool_commit': rev + (' (+uncommitted changes in src/)'
-                                    if dirty else ''),
+            'gfpool_commit': source_rev(with_dirty=True),
             'module': self.args.module,
             'module_sha256_16': mod_sha,
             'loadavg_start': loadavg(),

@@ -408,27 +408,46 @@ gfpool_conn_path(GfpoolConn *conn, const char *name)
 }
 
 
+/* gfapi takes off_t: an offset or an end past INT64_MAX (or one that wraps)
+ * would become negative there. */
+static gboolean
+io_range_check(const char *what, guint64 off, gsize len, GError **error)
+{
+    if (off > (guint64)G_MAXINT64 || len > (guint64)G_MAXINT64 - off) {
+        g_set_error(error, GFPOOL_ERROR, GFPOOL_ERROR_INVALID,
+                    "%s of %" G_GSIZE_FORMAT " bytes at offset %" G_GUINT64_FORMAT
+                    " is out of range", what, len, off);
+        return FALSE;
+    }
+    return TRUE;
+}
+
+
+/* Reads until `len` bytes or the end of the file: a short count means EOF,
+ * never a pread that happened to return less (gfapi splits large reads). */
 gssize
 gfpool_glfs_fd_read(void *fd, guint64 off, void *buf, gsize len, GError **error)
 {
-    ssize_t n;
+    gsize done = 0;
 
-    if (off > G_MAXINT64) {
-        g_set_error(error, GFPOOL_ERROR, GFPOOL_ERROR_INVALID,
-                    "read offset %" G_GUINT64_FORMAT " out of range", off);
+    if (!io_range_check("read", off, len, error))
         return -1;
+    while (done < len) {
+        ssize_t n = glfs_pread(fd, (char *)buf + done, len - done, (off_t)(off + done), 0, NULL);
+        if (n < 0) {
+            int err = errno;
+            if (err == EINTR)
+                continue;
+            g_set_error(error, GFPOOL_ERROR, gfpool_error_from_errno(err),
+                        "read of %" G_GSIZE_FORMAT " bytes at offset %" G_GUINT64_FORMAT
+                        " failed: %s", len - done, off + done, g_strerror(err));
+            return -1;
+        }
+        if (n == 0)
+            break;
+        done += (gsize)n;
     }
-    do {
-        n = glfs_pread(fd, buf, len, (off_t)off, 0, NULL);
-    } while (n < 0 && errno == EINTR);
-    if (n < 0) {
-        int err = errno;
-        g_set_error(error, GFPOOL_ERROR, gfpool_error_from_errno(err),
-                    "read of %" G_GSIZE_FORMAT " bytes at %" G_GUINT64_FORMAT " failed: %s",
-                    len, off, g_strerror(err));
-        return -1;
-    }
-    return n;
+    return (gssize)done;
 }
 
 
@@ -437,15 +456,18 @@ gfpool_glfs_fd_write(void *fd, guint64 off, const void *buf, gsize len, GError *
 {
     const char *p = buf;
 
+    if (!io_range_check("write", off, len, error))
+        return FALSE;
     while (len > 0) {
         ssize_t n = glfs_pwrite(fd, p, len, (off_t)off, 0, NULL, NULL);
-        if (n < 0) {
-            int err = errno;
-            if (err == EINTR)
+        if (n <= 0) {
+            int err = n < 0 ? errno : EIO;
+            if (n < 0 && err == EINTR)
                 continue;
+            /* a write that moves nothing would loop forever */
             g_set_error(error, GFPOOL_ERROR, gfpool_error_from_errno(err),
                         "write of %" G_GSIZE_FORMAT " bytes at offset %" G_GUINT64_FORMAT
-                        " failed: %s", len, off, g_strerror(err));
+                        " failed: %s", len, off, n < 0 ? g_strerror(err) : "nothing written");
             return FALSE;
         }
         p += n;

@@ -111,48 +111,6 @@ open_probed(GfpoolConn *conn, const char *name, int flags, struct stat *st, Gfpo
 }
 
 
-static gboolean
-pwrite_all(glfs_fd_t *fd, const void *buf, gsize len, guint64 off, GError **error)
-{
-    const char *p = buf;
-
-    while (len > 0) {
-        ssize_t n = glfs_pwrite(fd, p, len, (off_t)off, 0, NULL, NULL);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            return set_errno_error(error, errno, "write of %" G_GSIZE_FORMAT " bytes at %"
-                                   G_GUINT64_FORMAT " failed", len, off);
-        }
-        p += n;
-        off += (guint64)n;
-        len -= (gsize)n;
-    }
-    return TRUE;
-}
-
-
-static gssize
-pread_full(glfs_fd_t *fd, void *buf, gsize len, guint64 off, GError **error)
-{
-    gsize done = 0;
-
-    while (done < len) {
-        ssize_t n = glfs_pread(fd, (char *)buf + done, len - done, (off_t)(off + done), 0, NULL);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            set_errno_error(error, errno, "read at %" G_GUINT64_FORMAT " failed", off + done);
-            return -1;
-        }
-        if (n == 0)
-            break;
-        done += (gsize)n;
-    }
-    return (gssize)done;
-}
-
-
 /*
  * Next data extent at or after off: [*data, *data + *len). FALSE at the
  * end. Where gfapi cannot tell holes from data, everything is data.
@@ -190,7 +148,7 @@ copy_chunk(glfs_fd_t *in, guint64 in_off, glfs_fd_t *out, guint64 out_off, guint
 {
     while (len > 0) {
         gsize want = (gsize)MIN(len, (guint64)IO_CHUNK);
-        gssize n = pread_full(in, buf, want, in_off, error);
+        gssize n = gfpool_glfs_fd_read(in, in_off, buf, want, error);
         if (n < 0)
             return FALSE;
         if (n == 0) {
@@ -198,7 +156,7 @@ copy_chunk(glfs_fd_t *in, guint64 in_off, glfs_fd_t *out, guint64 out_off, guint
                         "source ended at %" G_GUINT64_FORMAT " during a copy", in_off);
             return FALSE;
         }
-        if (!pwrite_all(out, buf, (gsize)n, out_off, error))
+        if (!gfpool_glfs_fd_write(out, out_off, buf, (gsize)n, error))
             return FALSE;
         in_off += (guint64)n;
         out_off += (guint64)n;
@@ -371,7 +329,7 @@ gfpool_qcow2_resize_fd(glfs_fd_t *fd, guint64 capacity, GError **error)
 
     if (glfs_fstat(fd, &st) < 0)
         return set_errno_error(error, errno, "cannot stat the image");
-    if ((n = pread_full(fd, header, sizeof(header), 0, error)) < 0)
+    if ((n = gfpool_glfs_fd_read(fd, 0, header, sizeof(header), error)) < 0)
         return FALSE;
     if (!gfpool_qcow2_resize(header, (gsize)n, (guint64)st.st_size, gfpool_glfs_fd_read,
                              gfpool_glfs_fd_write, fd, capacity, &new_size, error))
@@ -424,7 +382,12 @@ copy_backing_range(ChainCopy *cc, const GfpoolProbe *probe, guint64 off, guint64
     path = gfpool_conn_path(cc->conn, probe->backing);
     if (!(bfd = glfs_open(gfpool_conn_glfs(cc->conn), path, O_RDONLY)))
         return set_errno_error(error, errno, "cannot open backing file '%s'", probe->backing);
-    if (glfs_fstat(bfd, &st) < 0 || (n = pread_full(bfd, header, sizeof(header), 0, error)) < 0) {
+    if (glfs_fstat(bfd, &st) < 0) {
+        set_errno_error(error, errno, "cannot stat backing file '%s'", probe->backing);
+        glfs_close(bfd);
+        return FALSE;
+    }
+    if ((n = gfpool_glfs_fd_read(bfd, 0, header, sizeof(header), error)) < 0) {
         glfs_close(bfd);
         return FALSE;
     }
@@ -484,7 +447,7 @@ copy_guest_range(ChainCopy *cc, glfs_fd_t *in, const GfpoolProbe *probe, guint64
                     "cannot read %s images", gfpool_format_to_string(probe->format));
         return FALSE;
     }
-    if ((n = pread_full(in, header, sizeof(header), 0, error)) < 0)
+    if ((n = gfpool_glfs_fd_read(in, 0, header, sizeof(header), error)) < 0)
         return FALSE;
     return gfpool_qcow2_map(header, (gsize)n, in_size, gfpool_glfs_fd_read, in,
                             map_copy_cb, &mc, error);
@@ -697,7 +660,7 @@ wipe_bytes(glfs_fd_t *fd, guint64 size, GfpoolWipeAlgorithm alg, GError **error)
     zeros = g_malloc0(IO_CHUNK);
     while (off < size) {
         gsize n = (gsize)MIN(size - off, (guint64)IO_CHUNK);
-        if (!pwrite_all(fd, zeros, n, off, error))
+        if (!gfpool_glfs_fd_write(fd, off, zeros, n, error))
             return FALSE;
         off += n;
     }
@@ -877,8 +840,8 @@ read_ahead_worker(gpointer opaque)
         g_mutex_unlock(&ra->lock);
 
         off = c * IO_CHUNK;
-        n = pread_full(ra->fd, s->buf, (gsize)MIN((guint64)IO_CHUNK, ra->len - off),
-                       ra->start + off, &err);
+        n = gfpool_glfs_fd_read(ra->fd, ra->start + off, s->buf,
+                                (gsize)MIN((guint64)IO_CHUNK, ra->len - off), &err);
 
         g_mutex_lock(&ra->lock);
         s->n = n;
@@ -923,8 +886,8 @@ read_ahead_take(ReadAhead *ra, const char **buf, GError **error)
         guint64 off = ra->next_take * IO_CHUNK;
         ra->next_take++;
         *buf = s->buf;
-        return pread_full(ra->fd, s->buf, (gsize)MIN((guint64)IO_CHUNK, ra->len - off),
-                          ra->start + off, error);
+        return gfpool_glfs_fd_read(ra->fd, ra->start + off, s->buf,
+                                   (gsize)MIN((guint64)IO_CHUNK, ra->len - off), error);
     }
     g_mutex_lock(&ra->lock);
     while (!s->ready)
@@ -1113,7 +1076,7 @@ write_behind_worker(gpointer opaque)
         g_autoptr(GError) err = NULL;
 
         if (!g_atomic_int_get(&wb->failed) &&
-            !pwrite_all(wb->fd, job->buf, job->len, job->off, &err)) {
+            !gfpool_glfs_fd_write(wb->fd, job->off, job->buf, job->len, &err)) {
             g_mutex_lock(&wb->lock);
             if (!wb->error)
                 wb->error = g_steal_pointer(&err);
@@ -1150,7 +1113,7 @@ write_behind_submit(WriteBehind *wb, const char *buf, gsize len, guint64 off, GE
 {
     /* No thread could start: write here. */
     if (wb->nthreads == 0)
-        return pwrite_all(wb->fd, buf, len, off, error);
+        return gfpool_glfs_fd_write(wb->fd, off, buf, len, error);
     while (len > 0) {
         WriteJob *job;
         gsize n = MIN(len, (gsize)IO_CHUNK);
@@ -1215,7 +1178,7 @@ upload_hole(UploadCursor *cur, guint64 len, GError **error)
             g_autofree char *zeros = g_malloc0(IO_CHUNK);
             for (guint64 o = 0; o < n;) {
                 gsize k = (gsize)MIN(n - o, (guint64)IO_CHUNK);
-                if (!pwrite_all(cur->fd, zeros, k, cur->pos + o, error))
+                if (!gfpool_glfs_fd_write(cur->fd, cur->pos + o, zeros, k, error))
                     return FALSE;
                 o += k;
             }

@@ -88,28 +88,23 @@ gfpoolPoolStateNoteError(GfpoolPoolState *state, const GError *err)
 }
 
 
-static void
-gfpoolReportGError(const GError *err)
+static int
+gfpoolErrorCode(const GError *err)
 {
-    int code = VIR_ERR_OPERATION_FAILED;
-
+    if (!err)
+        return VIR_ERR_INTERNAL_ERROR;
     if (err->domain == GFPOOL_ERROR) {
         switch ((GfpoolErrorCode)err->code) {
         case GFPOOL_ERROR_EXISTS:
-            code = VIR_ERR_STORAGE_VOL_EXIST;
-            break;
+            return VIR_ERR_STORAGE_VOL_EXIST;
         case GFPOOL_ERROR_NOT_FOUND:
-            code = VIR_ERR_NO_STORAGE_VOL;
-            break;
+            return VIR_ERR_NO_STORAGE_VOL;
         case GFPOOL_ERROR_INVALID:
-            code = VIR_ERR_INVALID_ARG;
-            break;
+            return VIR_ERR_INVALID_ARG;
         case GFPOOL_ERROR_TIMEOUT:
-            code = VIR_ERR_OPERATION_TIMEOUT;
-            break;
+            return VIR_ERR_OPERATION_TIMEOUT;
         case GFPOOL_ERROR_UNSUPPORTED:
-            code = VIR_ERR_OPERATION_UNSUPPORTED;
-            break;
+            return VIR_ERR_OPERATION_UNSUPPORTED;
         case GFPOOL_ERROR_UNREACHABLE:
         case GFPOOL_ERROR_NOT_EMPTY:
         case GFPOOL_ERROR_FAILED:
@@ -117,13 +112,40 @@ gfpoolReportGError(const GError *err)
         }
     } else if (err->domain == GFPOOL_IMAGE_ERROR) {
         if (err->code == GFPOOL_IMAGE_ERROR_INVALID)
-            code = VIR_ERR_INVALID_ARG;
-        else if (err->code == GFPOOL_IMAGE_ERROR_UNSUPPORTED)
-            code = VIR_ERR_OPERATION_UNSUPPORTED;
+            return VIR_ERR_INVALID_ARG;
+        if (err->code == GFPOOL_IMAGE_ERROR_UNSUPPORTED)
+            return VIR_ERR_OPERATION_UNSUPPORTED;
     } else if (err->domain == GFPOOL_CONF_ERROR) {
-        code = VIR_ERR_XML_ERROR;
+        return VIR_ERR_XML_ERROR;
     }
-    virReportError(code, "%s", err->message);
+    return VIR_ERR_OPERATION_FAILED;
+}
+
+
+/* A core call that failed without setting an error is a bug of ours:
+ * libvirtd reports it instead of reading a NULL GError. */
+static const char *
+gfpoolErrorText(const GError *err)
+{
+    return err ? err->message : "internal error: the operation failed without saying why";
+}
+
+
+/* The one way a callback reports a core failure: what failed on which
+ * object (the format), then the core's reason, with libvirt's error code
+ * derived from the core's. */
+static void
+gfpoolReportError(const GError *err, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
+static void
+gfpoolReportError(const GError *err, const char *fmt, ...)
+{
+    va_list ap;
+    g_autofree char *what = NULL;
+
+    va_start(ap, fmt);
+    what = g_strdup_vprintf(fmt, ap);
+    va_end(ap);
+    virReportError(gfpoolErrorCode(err), "%s: %s", what, gfpoolErrorText(err));
 }
 
 
@@ -160,8 +182,7 @@ gfpoolSourceFromDef(virStoragePoolDef *def)
     }
 
     if (!gfpool_source_validate(src, &err)) {
-        virReportError(VIR_ERR_XML_ERROR,
-                       _("gluster pool '%s': %s"), def->name, err->message);
+        gfpoolReportError(err, _("gluster pool '%s'"), def->name);
         return NULL;
     }
     return g_steal_pointer(&src);
@@ -223,10 +244,7 @@ gfpoolPoolStateGet(virStoragePoolObj *pool)
     /* Bounded by the core's deadline: a host that never answers costs
      * seconds, not libvirtd. */
     if (!(conn = gfpool_conn_open(src, 0, &err))) {
-        virReportError(err->code == GFPOOL_ERROR_TIMEOUT ?
-                       VIR_ERR_OPERATION_TIMEOUT : VIR_ERR_OPERATION_FAILED,
-                       _("cannot start gluster pool '%s': %s"),
-                       def->name, err->message);
+        gfpoolReportError(err, _("cannot start gluster pool '%s'"), def->name);
         return NULL;
     }
 
@@ -306,9 +324,7 @@ gfpoolConnectOnce(virStoragePoolObj *pool, unsigned int flags, const char *verb)
     if (!(src = gfpoolSourceFromDef(def)))
         return NULL;
     if (!(conn = gfpool_conn_open_flags(src, 0, flags, &err))) {
-        virReportError(err->code == GFPOOL_ERROR_TIMEOUT ?
-                       VIR_ERR_OPERATION_TIMEOUT : VIR_ERR_OPERATION_FAILED,
-                       _("cannot %s gluster pool '%s': %s"), verb, def->name, err->message);
+        gfpoolReportError(err, _("cannot %s gluster pool '%s'"), verb, def->name);
         return NULL;
     }
     return conn;
@@ -335,8 +351,7 @@ gfpoolBuildPool(virStoragePoolObj *pool, unsigned int flags)
     /* --overwrite would mean "format over what is there" for disk pools;
      * a directory of images is never wiped by a build. */
     if (!gfpool_pool_build(conn, mode, !!(flags & VIR_STORAGE_POOL_BUILD_NO_OVERWRITE), &err)) {
-        virReportError(VIR_ERR_OPERATION_FAILED, _("cannot build gluster pool '%s': %s"),
-                       def->name, err->message);
+        gfpoolReportError(err, _("cannot build gluster pool '%s'"), def->name);
         return -1;
     }
     return 0;
@@ -355,8 +370,7 @@ gfpoolDeletePool(virStoragePoolObj *pool, unsigned int flags)
     if (!(conn = gfpoolConnectOnce(pool, 0, "delete")))
         return -1;
     if (!gfpool_pool_delete(conn, &err)) {
-        virReportError(VIR_ERR_OPERATION_FAILED, _("cannot delete gluster pool '%s': %s"),
-                       def->name, err->message);
+        gfpoolReportError(err, _("cannot delete gluster pool '%s'"), def->name);
         return -1;
     }
     return 0;
@@ -473,8 +487,7 @@ gfpoolRefreshPool(virStoragePoolObj *pool)
 
     if (!(vols = gfpool_pool_refresh(state->conn, state->cache, &err))) {
         gfpoolPoolStateNoteError(state, err);
-        virReportError(VIR_ERR_OPERATION_FAILED,
-                       _("cannot refresh gluster pool '%s': %s"), def->name, err->message);
+        gfpoolReportError(err, _("cannot refresh gluster pool '%s'"), def->name);
         return -1;
     }
 
@@ -491,8 +504,7 @@ gfpoolRefreshPool(virStoragePoolObj *pool)
 
     if (!gfpool_pool_info(state->conn, &capacity, &allocation, &available, &err)) {
         gfpoolPoolStateNoteError(state, err);
-        virReportError(VIR_ERR_OPERATION_FAILED,
-                       _("cannot refresh gluster pool '%s': %s"), def->name, err->message);
+        gfpoolReportError(err, _("cannot refresh gluster pool '%s'"), def->name);
         return -1;
     }
     def->capacity = capacity;
@@ -501,7 +513,7 @@ gfpoolRefreshPool(virStoragePoolObj *pool)
 
     if (state->cache_path &&
         !gfpool_probe_cache_save(state->cache, state->cache_path, &err)) {
-        VIR_WARN("cannot save probe cache '%s': %s", state->cache_path, err->message);
+        VIR_WARN("cannot save probe cache '%s': %s", state->cache_path, gfpoolErrorText(err));
     }
     return 0;
 }
@@ -521,10 +533,8 @@ gfpoolRefreshVol(virStoragePoolObj *pool, virStorageVolDef *vol)
         return -1;
     if (!(info = gfpool_vol_info(state->conn, vol->name, state->cache, &err))) {
         gfpoolPoolStateNoteError(state, err);
-        virReportError(err->code == GFPOOL_ERROR_NOT_FOUND ?
-                       VIR_ERR_NO_STORAGE_VOL : VIR_ERR_OPERATION_FAILED,
-                       _("cannot refresh volume '%s' of gluster pool '%s': %s"),
-                       vol->name, def->name, err->message);
+        gfpoolReportError(err, _("cannot refresh volume '%s' of gluster pool '%s'"),
+                          vol->name, def->name);
         return -1;
     }
     gfpoolVolDefFill(state->conn, vol, info);
@@ -546,8 +556,7 @@ gfpoolCreateVol(virStoragePoolObj *pool, virStorageVolDef *vol)
     g_autoptr(GfpoolPoolState) state = NULL;
 
     if (!gfpool_vol_name_validate(vol->name, strlen(vol->name), &err)) {
-        virReportError(VIR_ERR_INVALID_ARG, _("gluster pool '%s': %s"),
-                       def->name, err->message);
+        gfpoolReportError(err, _("gluster pool '%s'"), def->name);
         return -1;
     }
     if (vol->target.encryption) {
@@ -660,7 +669,8 @@ gfpoolBuildVol(virStoragePoolObj *pool, virStorageVolDef *vol, unsigned int flag
      * from buildVol. */
     if (!gfpool_vol_create(state->conn, &params, &err)) {
         gfpoolPoolStateNoteError(state, err);
-        gfpoolReportGError(err);
+        gfpoolReportError(err, _("cannot create volume '%s' in gluster pool '%s'"),
+                          vol->name, def->name);
         VIR_DEBUG("vol-create '%s' in pool '%s' failed", vol->name, def->name);
         return -1;
     }
@@ -726,7 +736,8 @@ gfpoolDeleteVol(virStoragePoolObj *pool, virStorageVolDef *vol, unsigned int fla
         return -1;
     if (!gfpool_vol_delete(state->conn, vol->name, &err)) {
         gfpoolPoolStateNoteError(state, err);
-        gfpoolReportGError(err);
+        gfpoolReportError(err, _("cannot delete volume '%s' of gluster pool '%s'"),
+                          vol->name, virStoragePoolObjGetDef(pool)->name);
         return -1;
     }
     return 0;
@@ -759,7 +770,8 @@ gfpoolBuildVolFrom(virStoragePoolObj *pool, virStorageVolDef *vol,
     }
     if (!gfpool_vol_clone(state->conn, inputvol->name, &params, &err)) {
         gfpoolPoolStateNoteError(state, err);
-        gfpoolReportGError(err);
+        gfpoolReportError(err, _("cannot create volume '%s' from '%s' in gluster pool '%s'"),
+                          vol->name, inputvol->name, virStoragePoolObjGetDef(pool)->name);
         gfpoolFailedBuildAdd(pool, vol->name);
         return -1;
     }
@@ -787,7 +799,8 @@ gfpoolResizeVol(virStoragePoolObj *pool, virStorageVolDef *vol,
         return -1;
     if (!gfpool_vol_resize(state->conn, vol->name, capacity, core, &err)) {
         gfpoolPoolStateNoteError(state, err);
-        gfpoolReportGError(err);
+        gfpoolReportError(err, _("cannot resize volume '%s' of gluster pool '%s'"),
+                          vol->name, virStoragePoolObjGetDef(pool)->name);
         return -1;
     }
     return 0;
@@ -823,7 +836,8 @@ gfpoolWipeVol(virStoragePoolObj *pool, virStorageVolDef *vol,
         return -1;
     if (!gfpool_vol_wipe(state->conn, vol->name, alg, &err)) {
         gfpoolPoolStateNoteError(state, err);
-        gfpoolReportGError(err);
+        gfpoolReportError(err, _("cannot wipe volume '%s' of gluster pool '%s'"),
+                          vol->name, virStoragePoolObjGetDef(pool)->name);
         return -1;
     }
     return 0;
@@ -943,9 +957,9 @@ gfpoolPumpThread(void *opaque)
         g_cond_wait_until(&pump->cond, &pump->lock, g_get_monotonic_time() + 20 * 1000);
     }
     if (!ok) {
-        VIR_WARN("%s", err->message);
+        VIR_WARN("%s", gfpoolErrorText(err));
         gfpoolPoolStateNoteError(pump->state, err);
-        pump->error = g_strdup(err->message);
+        pump->error = g_strdup(gfpoolErrorText(err));
     }
     pump->done = true;
     g_cond_broadcast(&pump->cond);
@@ -1259,7 +1273,7 @@ gfpoolFindPoolSources(const char *srcSpec, unsigned int flags)
         g_ptr_array_add(hosts, gfpool_host_new(GFPOOL_TRANSPORT_TCP, source->hosts[i].name,
                                                source->hosts[i].port, NULL));
     if (!(found = gfpool_find_pool_sources(hosts, 0, &err))) {
-        virReportError(VIR_ERR_OPERATION_FAILED, "%s", err->message);
+        gfpoolReportError(err, _("cannot find gluster pool sources"));
         return NULL;
     }
     if (found->len == 0) {
@@ -1285,7 +1299,7 @@ gfpoolNamespaceParse(xmlXPathContextPtr ctxt, void **data)
     GPtrArray *hosts;
 
     if (!(hosts = gfpool_pool_ns_parse(ctxt->node, &err))) {
-        virReportError(VIR_ERR_XML_ERROR, "%s", err->message);
+        gfpoolReportError(err, _("gluster pool XML"));
         return -1;
     }
     if (hosts->len == 0) {

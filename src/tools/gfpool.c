@@ -94,9 +94,15 @@ exit_code_for(const GError *err)
     return EXIT_FAILED;
 }
 
+/* Every failing core call sets an error; one that did not is a bug of
+ * ours, reported as such rather than crashing on the missing message. */
 static int
 fail(GError *err)
 {
+    if (!err) {
+        g_printerr("gfpool: error: internal error: an operation failed without saying why\n");
+        return EXIT_FAILED;
+    }
     g_printerr("gfpool: error: %s\n", err->message);
     return exit_code_for(err);
 }

@@ -148,13 +148,14 @@ def gfapi_temp_files(gfapi, directory):
     return [n for n in gfapi.listdir(directory) if n.startswith(TEMP_PREFIX)]
 
 
-def gfpool_cli(*args, timeout=30, check=None):
+def gfpool_cli(*args, timeout=30, check=None, env=None):
     """Run build/src/tools/gfpool; returns CompletedProcess (text).
-    check=int asserts that exit code, showing stderr when it differs."""
+    check=int asserts that exit code, showing stderr when it differs;
+    env: extra environment variables."""
     p = subprocess.run([GFPOOL_CLI] + [str(a) for a in args],
                        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                        universal_newlines=True, timeout=timeout,
-                       env=dict(os.environ, LC_ALL='C'))
+                       env=dict(os.environ, LC_ALL='C', **(env or {})))
     if check is not None:
         assert p.returncode == check, (
             'gfpool %s: rc=%d, expected %d\nstdout: %s\nstderr: %s' % (
@@ -272,7 +273,7 @@ class GlusterPool:
         return gfapi_temp_files(self.gfapi, self.dir)
 
     def cli(self, verb, *args, **kw):
-        """gfpool VERB --host.. --volume.. --dir.. ARGS"""
+        """gfpool VERB --host.. --volume.. --dir.. ARGS (gfpool_cli's kw)"""
         return gfpool_cli(verb, *(pool_opts(self.cluster, self.dir,
                                             self.volume) + list(args)), **kw)
 

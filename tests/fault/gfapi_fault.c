@@ -1,0 +1,126 @@
+/*
+ * LD_PRELOAD shim for the tests: makes one chosen gfapi call fail, so every
+ * failing path of a verb can be walked without a broken server.
+ *
+ *   GFPOOL_FAULT=glfs_fstat:2   the 2nd call of glfs_fstat fails (EIO)
+ *   GFPOOL_FAULT_TRACE=FILE     every wrapped call appends its name to FILE
+ *
+ * Only the calls gfpool's data paths make on files and directories are
+ * wrapped; connecting and tearing down are left alone.
+ */
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#include <glusterfs/api/glfs.h>
+
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static char fault_name[64];
+static long fault_at = -1;
+static int configured;
+
+static void
+configure(void)
+{
+    const char *f = getenv("GFPOOL_FAULT");
+    const char *colon;
+
+    configured = 1;
+    if (!f || !(colon = strchr(f, ':')) || (size_t)(colon - f) >= sizeof(fault_name))
+        return;
+    memcpy(fault_name, f, (size_t)(colon - f));
+    fault_name[colon - f] = '\0';
+    fault_at = strtol(colon + 1, NULL, 10);
+}
+
+/* Counts the call and says whether this one is the one to fail. A failing
+ * call sets errno to EIO, as gfapi does for a brick's I/O error. */
+static int
+should_fail(const char *name, long *count)
+{
+    const char *trace = getenv("GFPOOL_FAULT_TRACE");
+    int fail;
+
+    pthread_mutex_lock(&lock);
+    if (!configured)
+        configure();
+    ++*count;
+    fail = fault_at > 0 && strcmp(name, fault_name) == 0 && *count == fault_at;
+    if (trace) {
+        int fd = open(trace, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+        if (fd >= 0) {
+            char line[96];
+            int n = snprintf(line, sizeof(line), "%s%s\n", name, fail ? " FAILED" : "");
+            if (n > 0 && write(fd, line, (size_t)n) < 0)
+                n = 0;
+            close(fd);
+        }
+    }
+    pthread_mutex_unlock(&lock);
+    if (fail)
+        errno = EIO;
+    return fail;
+}
+
+static void *
+real(const char *name)
+{
+    void *f = dlsym(RTLD_NEXT, name);
+
+    if (!f) {
+        fprintf(stderr, "gfapi_fault: %s not found\n", name);
+        abort();
+    }
+    return f;
+}
+
+/* WRAP(return type, name, value on failure, (params), (args)) */
+#define WRAP(type, name, failval, params, args)                             \
+    type name params                                                        \
+    {                                                                       \
+        static long calls;                                                  \
+        static type (*next) params;                                         \
+        if (should_fail(#name, &calls))                                     \
+            return failval;                                                 \
+        if (!next)                                                          \
+            next = (type (*) params)real(#name);                            \
+        return next args;                                                   \
+    }
+
+WRAP(glfs_fd_t *, glfs_open, NULL, (glfs_t *fs, const char *path, int flags), (fs, path, flags))
+WRAP(glfs_fd_t *, glfs_creat, NULL, (glfs_t *fs, const char *path, int flags, mode_t mode),
+     (fs, path, flags, mode))
+WRAP(int, glfs_fstat, -1, (glfs_fd_t *fd, struct stat *buf), (fd, buf))
+WRAP(ssize_t, glfs_pread, -1,
+     (glfs_fd_t *fd, void *buf, size_t count, off_t offset, int flags, struct glfs_stat *post),
+     (fd, buf, count, offset, flags, post))
+WRAP(ssize_t, glfs_pwrite, -1,
+     (glfs_fd_t *fd, const void *buf, size_t count, off_t offset, int flags,
+      struct glfs_stat *pre, struct glfs_stat *post),
+     (fd, buf, count, offset, flags, pre, post))
+WRAP(int, glfs_ftruncate, -1,
+     (glfs_fd_t *fd, off_t length, struct glfs_stat *pre, struct glfs_stat *post),
+     (fd, length, pre, post))
+WRAP(int, glfs_fsync, -1, (glfs_fd_t *fd, struct glfs_stat *pre, struct glfs_stat *post),
+     (fd, pre, post))
+WRAP(int, glfs_discard, -1, (glfs_fd_t *fd, off_t offset, size_t len), (fd, offset, len))
+WRAP(int, glfs_zerofill, -1, (glfs_fd_t *fd, off_t offset, off_t len), (fd, offset, len))
+WRAP(int, glfs_fallocate, -1, (glfs_fd_t *fd, int keep_size, off_t offset, size_t len),
+     (fd, keep_size, offset, len))
+WRAP(off_t, glfs_lseek, -1, (glfs_fd_t *fd, off_t offset, int whence), (fd, offset, whence))
+WRAP(int, glfs_link, -1, (glfs_t *fs, const char *oldpath, const char *newpath),
+     (fs, oldpath, newpath))
+WRAP(int, glfs_stat, -1, (glfs_t *fs, const char *path, struct stat *buf), (fs, path, buf))
+WRAP(int, glfs_lstat, -1, (glfs_t *fs, const char *path, struct stat *buf), (fs, path, buf))
+WRAP(int, glfs_fchmod, -1, (glfs_fd_t *fd, mode_t mode), (fd, mode))
+WRAP(int, glfs_fchown, -1, (glfs_fd_t *fd, uid_t uid, gid_t gid), (fd, uid, gid))
+WRAP(ssize_t, glfs_copy_file_range, -1,
+     (struct glfs_fd *in, off64_t *off_in, struct glfs_fd *out, off64_t *off_out, size_t len,
+      unsigned int flags, struct glfs_stat *st, struct glfs_stat *pre, struct glfs_stat *post),
+     (in, off_in, out, off_out, len, flags, st, pre, post))

@@ -410,13 +410,13 @@ gfpool_conn_path(GfpoolConn *conn, const char *name)
 
 /* gfapi takes off_t: an offset or an end past INT64_MAX (or one that wraps)
  * would become negative there. */
-static gboolean
-io_range_check(const char *what, guint64 off, gsize len, GError **error)
+gboolean
+gfpool_range_check(const char *what, guint64 off, guint64 len, GError **error)
 {
     if (off > (guint64)G_MAXINT64 || len > (guint64)G_MAXINT64 - off) {
         g_set_error(error, GFPOOL_ERROR, GFPOOL_ERROR_INVALID,
-                    "%s of %" G_GSIZE_FORMAT " bytes at offset %" G_GUINT64_FORMAT
-                    " is out of range", what, len, off);
+                    "%s of %" G_GUINT64_FORMAT " bytes at offset %" G_GUINT64_FORMAT
+                    " is out of range (offset and end must stay below 2^63)", what, len, off);
         return FALSE;
     }
     return TRUE;
@@ -430,7 +430,7 @@ gfpool_glfs_fd_read(void *fd, guint64 off, void *buf, gsize len, GError **error)
 {
     gsize done = 0;
 
-    if (!io_range_check("read", off, len, error))
+    if (!gfpool_range_check("read", off, len, error))
         return -1;
     while (done < len) {
         ssize_t n = glfs_pread(fd, (char *)buf + done, len - done, (off_t)(off + done), 0, NULL);
@@ -456,7 +456,7 @@ gfpool_glfs_fd_write(void *fd, guint64 off, const void *buf, gsize len, GError *
 {
     const char *p = buf;
 
-    if (!io_range_check("write", off, len, error))
+    if (!gfpool_range_check("write", off, len, error))
         return FALSE;
     while (len > 0) {
         ssize_t n = glfs_pwrite(fd, p, len, (off_t)off, 0, NULL, NULL);

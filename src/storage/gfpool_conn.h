@@ -84,8 +84,12 @@ char *gfpool_conn_path(GfpoolConn *conn, const char *name);
 void gfpool_set_error_errno(GError **error, int err, GfpoolConn *conn,
                             const char *what, const char *object);
 
+/* Refuses (GFPOOL_ERROR_INVALID) a range gfapi's off_t cannot hold. */
+gboolean gfpool_range_check(const char *what, guint64 off, guint64 len, GError **error);
+
 /* GfpoolReadFunc / GfpoolWriteFunc (gfpool_image.h) over a glfs_fd_t*
- * passed as the opaque pointer. */
+ * passed as the opaque pointer: the read returns less than asked only at
+ * the end of the file; the write writes everything or fails. */
 gssize gfpool_glfs_fd_read(void *fd, guint64 off, void *buf, gsize len, GError **error);
 gboolean gfpool_glfs_fd_write(void *fd, guint64 off, const void *buf, gsize len,
                               GError **error);

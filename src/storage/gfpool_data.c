@@ -943,7 +943,8 @@ gfpool_vol_download(GfpoolConn *conn, const char *name, guint64 offset, guint64 
     gboolean seekable = sparse && !holes && lseek(out, 0, SEEK_CUR) >= 0;
     gboolean ok = FALSE;
 
-    if (!(fd = open_volume(conn, name, O_RDONLY, &st, error)))
+    if (!gfpool_range_check("download", offset, length, error) ||
+        !(fd = open_volume(conn, name, O_RDONLY, &st, error)))
         return FALSE;
     end = (guint64)st.st_size;
     if (offset > end) {
@@ -1229,12 +1230,13 @@ gfpool_vol_upload(GfpoolConn *conn, const char *name, guint64 offset, guint64 le
     g_autofree char *buf = NULL;
     struct stat st;
     UploadCursor cur = { 0 };
-    guint64 limit = length ? offset + length : G_MAXUINT64;
+    guint64 limit = length ? offset + length : (guint64)G_MAXINT64;
     guint64 received = 0;       /* stream bytes read from in */
     gboolean writing;
     gboolean ok = FALSE;
 
-    if (!(cur.fd = open_volume(conn, name, O_RDWR, &st, error)))
+    if (!gfpool_range_check("upload", offset, length, error) ||
+        !(cur.fd = open_volume(conn, name, O_RDWR, &st, error)))
         return FALSE;
     cur.pos = offset;
     cur.size = (guint64)st.st_size;

@@ -278,6 +278,42 @@ def test_upload_download_offset_length(dpool, tmp_path):
     dpool.virsh('vol-delete', '--pool', P, 'ol.img')
 
 
+@pytest.mark.parametrize('offset,length', [
+    (2 ** 63, 0),               # past what gfapi's off_t holds
+    (2 ** 63 - 10, 100),        # the end is
+    (2 ** 64 - 50, 100),        # offset + length wraps to 50
+])
+def test_upload_download_range_out_of_bounds(dpool, tmp_path, offset,
+                                             length):
+    """Client-given offsets and lengths that gfapi's off_t cannot hold, or
+    whose sum wraps, are refused with a clear error, through libvirt's API
+    and the CLI alike, and the volume is left as it was."""
+    name = 'rng-%d-%d.img' % (offset % 997, length)
+    data = os.urandom(MiB)
+    (tmp_path / 'd').write_bytes(data)
+    dpool.virsh('vol-create-as', dpool.name, name, str(MiB), '--format',
+                'raw', '--allocation', '0')
+    upload(dpool, name, tmp_path / 'd')
+    for verb in ('upload', 'download'):
+        # virsh: python3-libvirt cannot even pass offsets >= 2^63
+        local = tmp_path / ('d' if verb == 'upload' else 'down')
+        r = dpool.virsh('vol-' + verb, '--pool', dpool.name, name,
+                        str(local), '--offset', str(offset), '--length',
+                        str(length), check=False, timeout=60)
+        assert r.returncode == 1, r
+        assert 'out of range' in r.stderr or 'past the end' in r.stderr, \
+            r.stderr
+        r = dpool.cli('vol-' + verb, '--offset', str(offset), '--length',
+                      str(length), name, str(local))
+        assert r.returncode == 2 or (verb == 'download' and
+                                     r.returncode != 0), r
+        assert 'out of range' in r.stderr or 'past the end' in r.stderr, \
+            r.stderr
+    assert open(download(dpool, name, tmp_path / 'back'), 'rb').read() == \
+        data
+    dpool.virsh('vol-delete', '--pool', dpool.name, name)
+
+
 def test_sparse_download_cli_keeps_holes(dpool, big, tmp_path):
     name, local, data = big
     out = str(tmp_path / 'cli.dl')

@@ -480,6 +480,7 @@ vol_info_from_stat(const char *name, const struct stat *st)
     info->format = S_ISDIR(st->st_mode) ? GFPOOL_FORMAT_NONE : GFPOOL_FORMAT_RAW;
     info->capacity = (guint64)st->st_size;
     info->allocation = (guint64)st->st_blocks * 512;
+    info->size = (guint64)st->st_size;
     info->mode = st->st_mode & 07777;
     info->uid = st->st_uid;
     info->gid = st->st_gid;
@@ -1109,7 +1110,15 @@ dir_is_empty(GfpoolConn *conn, const char *dir, gboolean *empty, GError **error)
         return FALSE;
     }
     *empty = TRUE;
-    while (glfs_readdir_r(fd, &de, &ent) == 0 && ent) {
+    for (;;) {
+        if (glfs_readdir_r(fd, &de, &ent) != 0) {
+            /* an unreadable directory is not an empty one */
+            gfpool_set_error_errno(error, errno, conn, "cannot read directory", dir);
+            glfs_closedir(fd);
+            return FALSE;
+        }
+        if (!ent)
+            break;
         if (!g_str_equal(ent->d_name, ".") && !g_str_equal(ent->d_name, "..")) {
             *empty = FALSE;
             break;

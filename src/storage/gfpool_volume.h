@@ -23,6 +23,7 @@ typedef struct {
     GfpoolFormat format;        /* NONE for directories */
     guint64 capacity;
     guint64 allocation;         /* bytes actually stored (st_blocks * 512) */
+    guint64 size;               /* the file's size (libvirt's target.physical) */
     guint32 mode;               /* permission bits */
     guint32 uid;
     guint32 gid;

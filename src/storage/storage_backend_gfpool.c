@@ -440,7 +440,7 @@ gfpoolVolDefFill(GfpoolConn *conn, virStorageVolDef *vol, const GfpoolVolInfo *i
     }
     vol->target.capacity = info->capacity;
     vol->target.allocation = info->allocation;
-    vol->target.physical = info->allocation;
+    vol->target.physical = info->size;
 
     if (!vol->target.perms)
         vol->target.perms = g_new0(virStoragePerms, 1);

@@ -124,3 +124,8 @@ WRAP(ssize_t, glfs_copy_file_range, -1,
      (struct glfs_fd *in, off64_t *off_in, struct glfs_fd *out, off64_t *off_out, size_t len,
       unsigned int flags, struct glfs_stat *st, struct glfs_stat *pre, struct glfs_stat *post),
      (in, off_in, out, off_out, len, flags, st, pre, post))
+WRAP(int, glfs_readdir_r, -1, (glfs_fd_t *fd, struct dirent *de, struct dirent **res),
+     (fd, de, res))
+WRAP(int, glfs_readdirplus_r, -1,
+     (glfs_fd_t *fd, struct stat *st, struct dirent *de, struct dirent **res),
+     (fd, st, de, res))

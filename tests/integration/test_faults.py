@@ -18,7 +18,7 @@ import os
 
 import pytest
 
-from helpers import GlusterPool
+from helpers import GlusterPool, gfpool_cli, pool_opts
 import conftest
 import testbed
 
@@ -127,3 +127,16 @@ def test_each_gfapi_call_failing(fpool, scenario, tmp_path):
                         '%s: succeeded but %s differs' % (what, made))
     print('%s: %d runs, failed calls and exit codes: %s' % (
         scenario, len(tried), tried))
+
+
+def test_pool_build_no_overwrite_unreadable_dir(fpool):
+    """pool-build --no-overwrite passes on an empty directory and must not
+    pass on one it could not read (a readdir error is not "empty")."""
+    d = fpool.dir + '/empty'
+    fpool.gfapi.mkdir(d)
+    args = ['pool-build', '--no-overwrite'] + pool_opts(fpool.cluster, d)
+    ok = gfpool_cli(*args)
+    assert ok.returncode == 0, ok.stderr
+    p = gfpool_cli(*args, env={'LD_PRELOAD': SHIM,
+                               'GFPOOL_FAULT': 'glfs_readdir_r:1'})
+    assert p.returncode != 0 and 'cannot read directory' in p.stderr, p

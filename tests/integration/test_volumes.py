@@ -10,6 +10,7 @@ through gfapi into a local file and checked there.
 import json
 import os
 import time
+import xml.etree.ElementTree as ET
 
 import libvirt
 import pytest
@@ -320,6 +321,22 @@ def test_raw_odd_size_exact(vpool):
         </volume>""", 0)
     assert vpool.gfapi.stat(vpool.path('odd.img')).size == 1000001
     assert vpool.pool().storageVolLookupByName('odd.img').info()[1] == 1000001
+
+
+def test_physical_is_the_file_size(vpool):
+    """<physical> is what the file takes as a file (its size), not the
+    bytes stored (<allocation>) nor the guest's size (<capacity>)."""
+    vpool.virsh('vol-create-as', vpool.name, 'phys.img', '64M', '--format',
+                'raw', '--allocation', '0')
+    vpool.virsh('vol-create-as', vpool.name, 'phys.qcow2', '10G', '--format',
+                'qcow2')
+    for vol in ('phys.img', 'phys.qcow2'):
+        root = ET.fromstring(vpool.virsh('vol-dumpxml', '--pool', vpool.name,
+                                         vol).stdout)
+        size = vpool.gfapi.stat(vpool.path(vol)).size
+        assert int(root.findtext('physical')) == size, vol
+        assert int(root.findtext('allocation')) != size, vol
+        vpool.virsh('vol-delete', '--pool', vpool.name, vol)
 
 
 def test_refresh_sweeps_leftover_temp_names(pool):

@@ -26,10 +26,24 @@ typedef struct {
     gboolean done;
     gboolean abandoned;
     GfpoolSource *src;
+    char *key;          /* volume and hosts: what `hung` is keyed by */
+    gint64 started;     /* monotonic, us */
     glfs_t *fs;         /* set by the worker once glfs_init succeeded */
     int err;            /* errno of the failing step */
     const char *step;   /* which gfapi call failed */
 } ConnectJob;
+
+/*
+ * Attempts whose caller gave up at its deadline while glfs_init still
+ * waits, by volume and hosts. Each keeps gfapi's threads (about five) until
+ * glfs_init returns, which against a host that accepts TCP and never
+ * answers is not soon: 30 pool-starts against one left 160 threads in
+ * libvirtd. So while one is hung, later connects to the same servers fail
+ * at once with the same reason instead of starting another; the entry
+ * goes when that glfs_init returns, whatever it returns.
+ */
+static GMutex hung_lock;
+static GHashTable *hung;    /* key -> ConnectJob (a reference) */
 
 
 
@@ -109,6 +123,7 @@ connect_job_unref(ConnectJob *job)
     if (!g_atomic_int_dec_and_test(&job->refs))
         return;
     gfpool_source_free(job->src);
+    g_free(job->key);
     g_mutex_clear(&job->lock);
     g_cond_clear(&job->cond);
     g_free(job);
@@ -191,6 +206,12 @@ connect_thread(gpointer opaque)
 
  out:
     g_mutex_lock(&job->lock);
+    if (job->abandoned) {
+        g_mutex_lock(&hung_lock);
+        if (hung && g_hash_table_lookup(hung, job->key) == job)
+            g_hash_table_remove(hung, job->key);
+        g_mutex_unlock(&hung_lock);
+    }
     if (job->abandoned || err) {
         g_mutex_unlock(&job->lock);
         /* Nobody will use it: either the caller gave up at its deadline or
@@ -278,6 +299,7 @@ gfpool_conn_open_flags(const GfpoolSource *src, guint timeout_ms,
                        unsigned int flags, GError **error)
 {
     g_autofree char *hosts = gfpool_source_hosts_string(src);
+    g_autofree char *key = NULL;
     g_autoptr(GError) thread_err = NULL;
     ConnectJob *job;
     GfpoolConn *conn = NULL;
@@ -293,12 +315,27 @@ gfpool_conn_open_flags(const GfpoolSource *src, guint timeout_ms,
 
     timeout_ms = connect_timeout_ms(timeout_ms);
     deadline = g_get_monotonic_time() + (gint64)timeout_ms * 1000;
+    key = g_strdup_printf("%s %s", src->volume, hosts);
+
+    g_mutex_lock(&hung_lock);
+    if (hung && (job = g_hash_table_lookup(hung, key))) {
+        gint64 waited = (g_get_monotonic_time() - job->started) / G_USEC_PER_SEC;
+        g_mutex_unlock(&hung_lock);
+        g_set_error(error, GFPOOL_ERROR, GFPOOL_ERROR_TIMEOUT,
+                    "cannot connect to gluster volume '%s' via %s: no answer "
+                    "(an attempt started %" G_GINT64_FORMAT " s ago still waits; "
+                    "no other starts until it ends)", src->volume, hosts, waited);
+        return NULL;
+    }
+    g_mutex_unlock(&hung_lock);
 
     job = g_new0(ConnectJob, 1);
     job->refs = 2;     /* caller + worker */
     g_mutex_init(&job->lock);
     g_cond_init(&job->cond);
     job->src = gfpool_source_copy(src);
+    job->key = g_steal_pointer(&key);
+    job->started = g_get_monotonic_time();
 
     if (!(t = g_thread_try_new("gfpool-connect", connect_thread, job, &thread_err))) {
         g_set_error(error, GFPOOL_ERROR, GFPOOL_ERROR_FAILED,
@@ -317,6 +354,15 @@ gfpool_conn_open_flags(const GfpoolSource *src, guint timeout_ms,
     }
     if (!job->done) {
         job->abandoned = TRUE;
+        g_mutex_lock(&hung_lock);
+        if (!hung)
+            hung = g_hash_table_new_full(g_str_hash, g_str_equal, NULL,
+                                         (GDestroyNotify)connect_job_unref);
+        if (!g_hash_table_contains(hung, job->key)) {
+            g_atomic_int_inc(&job->refs);
+            g_hash_table_insert(hung, job->key, job);
+        }
+        g_mutex_unlock(&hung_lock);
         g_mutex_unlock(&job->lock);
         g_set_error(error, GFPOOL_ERROR, GFPOOL_ERROR_TIMEOUT,
                     "cannot connect to gluster volume '%s' via %s: "

@@ -90,6 +90,20 @@ close_volume(GfpoolConn *conn, glfs_fd_t *fd, const char *verb, const char *name
 }
 
 
+/* An image whose header the prober could not trust keeps its format in
+ * listings, but nothing rewrites it on the strength of that header: resize,
+ * clone and upload refuse it, naming the defect; wipe and delete still
+ * work. */
+static gboolean
+check_header_sound(const GfpoolProbe *p, GError **error)
+{
+    if (!p->warning)
+        return TRUE;
+    g_set_error(error, GFPOOL_ERROR, GFPOOL_ERROR_UNSUPPORTED, "%s", p->warning);
+    return FALSE;
+}
+
+
 /* open_volume, then the image's header probed. */
 static glfs_fd_t *
 open_probed(GfpoolConn *conn, const char *name, int flags, struct stat *st, GfpoolProbe *p,
@@ -557,10 +571,11 @@ gfpool_vol_clone(GfpoolConn *conn, const char *source, const GfpoolVolCreatePara
         return FALSE;
     if (c.probe.warning || (c.probe.format != GFPOOL_FORMAT_RAW &&
                             c.probe.format != GFPOOL_FORMAT_QCOW2)) {
-        g_set_error(error, GFPOOL_ERROR, GFPOOL_ERROR_UNSUPPORTED,
-                    "cannot clone volume '%s': it is %s%s%s; raw and qcow2 can be cloned",
-                    source, gfpool_format_to_string(c.probe.format),
-                    c.probe.warning ? ", " : "", c.probe.warning ? c.probe.warning : "");
+        if (check_header_sound(&c.probe, error))
+            g_set_error(error, GFPOOL_ERROR, GFPOOL_ERROR_UNSUPPORTED,
+                        "it is %s; raw and qcow2 can be cloned",
+                        gfpool_format_to_string(c.probe.format));
+        g_prefix_error(error, "cannot clone volume '%s': ", source);
         glfs_close(c.src);
         gfpool_probe_clear(&c.probe);
         return FALSE;
@@ -592,7 +607,9 @@ gfpool_vol_resize(GfpoolConn *conn, const char *name, guint64 capacity, unsigned
                     "invalid capacity %" G_GUINT64_FORMAT, capacity);
         goto out;
     }
-    if (p.format == GFPOOL_FORMAT_QCOW2 && !p.warning) {
+    if (!check_header_sound(&p, error))
+        goto out;
+    if (p.format == GFPOOL_FORMAT_QCOW2) {
         if (capacity < p.capacity) {
             g_set_error(error, GFPOOL_ERROR, GFPOOL_ERROR_UNSUPPORTED,
                         "qcow2 volumes can only grow: %" G_GUINT64_FORMAT " is below the capacity %"
@@ -626,9 +643,8 @@ gfpool_vol_resize(GfpoolConn *conn, const char *name, guint64 capacity, unsigned
         ok = TRUE;
     } else {
         g_set_error(error, GFPOOL_ERROR, GFPOOL_ERROR_UNSUPPORTED,
-                    "cannot resize a %s volume: raw and qcow2 can be resized%s%s",
-                    gfpool_format_to_string(p.format), p.warning ? "; " : "",
-                    p.warning ? p.warning : "");
+                    "cannot resize a %s volume: raw and qcow2 can be resized",
+                    gfpool_format_to_string(p.format));
         goto out;
     }
     if (ok && glfs_fsync(fd, NULL, NULL) < 0)
@@ -1235,9 +1251,13 @@ gfpool_vol_upload(GfpoolConn *conn, const char *name, guint64 offset, guint64 le
     gboolean writing;
     gboolean ok = FALSE;
 
+    g_auto(GfpoolProbe) probe = { 0 };
+
     if (!gfpool_range_check("upload", offset, length, error) ||
-        !(cur.fd = open_volume(conn, name, O_RDWR, &st, error)))
+        !(cur.fd = open_probed(conn, name, O_RDWR, &st, &probe, error)))
         return FALSE;
+    if (!check_header_sound(&probe, error))
+        return close_volume(conn, cur.fd, "upload to", name, FALSE, error);
     cur.pos = offset;
     cur.size = (guint64)st.st_size;
     write_behind_start(&cur.wb, cur.fd);

@@ -1006,14 +1006,18 @@ gfpool_image_probe(const guint8 *header, gsize header_len, guint64 file_size,
     }
 
     if (!ok) {
-        /* A half-parsed probe must not leak a backing name into a raw
-         * answer: that is exactly what a guest-written header would want. */
+        /* The signature's format stays: taken as raw, a corrupt qcow2
+         * would be truncated by a resize, handed whole (metadata and all)
+         * to a guest, overwritten by an upload. Nothing else of a
+         * half-parsed header stays, a backing name least of all: that is
+         * exactly what a guest-written header would want. */
+        int found = gfpool_format_from_string(name);
+
         gfpool_probe_clear(p);
-        p->format = GFPOOL_FORMAT_RAW;
+        p->format = found >= 0 ? (GfpoolFormat)found : GFPOOL_FORMAT_RAW;
         p->capacity = file_size;
-        p->warning = g_strdup_printf("%s signature found but the image is "
-                                     "unusable, treating it as raw: %s",
-                                     name,
+        p->corrupt = TRUE;
+        p->warning = g_strdup_printf("unusable %s image: %s", name,
                                      err ? err->message : "unknown error");
     }
 }
@@ -1581,8 +1585,8 @@ qcow2_open(Qcow2Image *q, const guint8 *header, gsize header_len,
         return FALSE;
     }
     gfpool_image_probe(header, header_len, file_size, read_fn, opaque, &p);
-    if (p.format != GFPOOL_FORMAT_QCOW2) {
-        if (p.warning)
+    if (p.format != GFPOOL_FORMAT_QCOW2 || p.corrupt) {
+        if (p.corrupt)
             g_set_error(error, GFPOOL_IMAGE_ERROR, GFPOOL_IMAGE_ERROR_CORRUPT,
                         "%s", p.warning);
         else

@@ -45,11 +45,14 @@ typedef struct {
     guint32 cluster_size;       /* qcow2/qed, else 0 */
     char *backing;              /* backing file name as stored, or NULL */
     GfpoolFormat backing_format;/* from the qcow2 backing-format extension, or NONE */
-    char *warning;              /* set when the header is corrupt/truncated:
-                                 * format is then RAW and the text says why;
-                                 * also set, with the format kept, for a
-                                 * qcow2/qed image whose unknown incompatible
-                                 * feature bits QEMU would refuse to open */
+    char *warning;              /* set when the header is corrupt/truncated
+                                 * ("unusable FORMAT image: why"; the format
+                                 * is the signature's, nothing else is set)
+                                 * or when a qcow2/qed image has unknown
+                                 * incompatible feature bits QEMU would
+                                 * refuse: such an image is never rewritten
+                                 * on the strength of its header */
+    gboolean corrupt;           /* the first case: the header was not parsed */
 } GfpoolProbe;
 
 void gfpool_probe_clear(GfpoolProbe *p);
@@ -61,7 +64,8 @@ G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(GfpoolProbe, gfpool_probe_clear)
  * the header (e.g. a qcow2 backing file name stored far away); the prober
  * never reads more than 64 KiB in total and never trusts an offset or length
  * from the file without checking it against file_size and its own limits.
- * Never fails: corrupt input yields RAW with p->warning set.
+ * Never fails: corrupt input keeps its signature's format, with p->warning
+ * set (RAW only when no signature matched).
  */
 void gfpool_image_probe(const guint8 *header, gsize header_len, guint64 file_size,
                         GfpoolReadFunc read_fn, void *opaque, GfpoolProbe *p);

@@ -196,8 +196,9 @@ cache_forget_missing(GfpoolProbeCache *c, GHashTable *seen)
  * On-disk form: a GVariant "(ua(ayttxxuutsusms))"-like record list would be
  * neat but brittle to evolve; a plain key file is easy to validate entry by
  * entry and to read when debugging. One group per inode number (hex).
+ * Version 3: corrupt images keep their signature's format (were raw).
  */
-#define CACHE_FILE_VERSION 2
+#define CACHE_FILE_VERSION 3
 
 void
 gfpool_probe_cache_load(GfpoolProbeCache *c, const char *path)
@@ -755,6 +756,13 @@ check_backing_chain(GfpoolConn *conn, const char *overlay, const char *backing,
         if (g_str_equal(l->name, overlay)) {
             g_set_error(error, GFPOOL_ERROR, GFPOOL_ERROR_INVALID,
                         "backing chain of '%s' loops back to '%s'", backing, overlay);
+            return FALSE;
+        }
+        /* QEMU would not open the overlay either */
+        if (l->warning) {
+            g_set_error(error, GFPOOL_ERROR, GFPOOL_ERROR_INVALID,
+                        "backing volume '%s' of '%s' cannot be used: %s", l->name, overlay,
+                        l->warning);
             return FALSE;
         }
     }

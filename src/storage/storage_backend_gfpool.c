@@ -53,8 +53,28 @@ typedef struct {
     gint unreachable;   /* a call failed with ENOTCONN: reconnect next time */
 } GfpoolPoolState;
 
+/* A connect in progress for a pool: callers that need the same pool wait
+ * for it (it ends within the core's connect deadline) and share its
+ * result, instead of each opening a connection of its own. */
+typedef struct {
+    gint refs;
+    gboolean done;
+    GError *err;        /* why it failed, for every waiter */
+} GfpoolPoolConnect;
+
 static GMutex gfpoolStatesLock;
-static GHashTable *gfpoolStates;   /* uuid string -> GfpoolPoolState* */
+static GCond gfpoolStatesCond;      /* a GfpoolPoolConnect is done */
+static GHashTable *gfpoolStates;    /* uuid string -> GfpoolPoolState* */
+static GHashTable *gfpoolConnects;  /* uuid string -> GfpoolPoolConnect* */
+
+static void
+gfpoolPoolConnectUnref(GfpoolPoolConnect *pc)
+{
+    if (!pc || !g_atomic_int_dec_and_test(&pc->refs))
+        return;
+    g_clear_error(&pc->err);
+    g_free(pc);
+}
 
 
 /* Callbacks that run with the pool unlocked (buildVol, uploads) may still use
@@ -220,44 +240,67 @@ gfpoolPoolStateGet(virStoragePoolObj *pool)
     char uuidstr[VIR_UUID_STRING_BUFLEN];
     g_autoptr(GfpoolSource) src = NULL;
     g_autoptr(GError) err = NULL;
-    GfpoolPoolState *state;
-    GfpoolConn *conn;
-
-    virUUIDFormat(def->uuid, uuidstr);
-    g_mutex_lock(&gfpoolStatesLock);
-    if ((state = g_hash_table_lookup(gfpoolStates, uuidstr))) {
-        if (g_atomic_int_get(&state->unreachable)) {
-            /* callbacks still using it keep their reference */
-            g_hash_table_remove(gfpoolStates, uuidstr);
-            state = NULL;
-        } else {
-            g_atomic_int_inc(&state->refs);
-        }
-    }
-    g_mutex_unlock(&gfpoolStatesLock);
-    if (state)
-        return state;
+    GfpoolPoolState *state = NULL;
+    GfpoolPoolConnect *pc;
+    GfpoolConn *conn = NULL;
 
     if (!(src = gfpoolSourceFromDef(def)))
         return NULL;
+    virUUIDFormat(def->uuid, uuidstr);
+    g_mutex_lock(&gfpoolStatesLock);
+    for (;;) {
+        if ((state = g_hash_table_lookup(gfpoolStates, uuidstr))) {
+            if (!g_atomic_int_get(&state->unreachable)) {
+                g_atomic_int_inc(&state->refs);
+                g_mutex_unlock(&gfpoolStatesLock);
+                return state;
+            }
+            /* callbacks still using it keep their reference */
+            g_hash_table_remove(gfpoolStates, uuidstr);
+            state = NULL;
+        }
+        if (!(pc = g_hash_table_lookup(gfpoolConnects, uuidstr)))
+            break;
+        g_atomic_int_inc(&pc->refs);
+        while (!pc->done)
+            g_cond_wait(&gfpoolStatesCond, &gfpoolStatesLock);
+        if (pc->err) {
+            g_mutex_unlock(&gfpoolStatesLock);
+            gfpoolReportError(pc->err, _("cannot start gluster pool '%s'"), def->name);
+            gfpoolPoolConnectUnref(pc);
+            return NULL;
+        }
+        gfpoolPoolConnectUnref(pc);
+    }
+    pc = g_new0(GfpoolPoolConnect, 1);
+    pc->refs = 2;   /* the table's and ours */
+    g_hash_table_insert(gfpoolConnects, g_strdup(uuidstr), pc);
+    g_mutex_unlock(&gfpoolStatesLock);
 
     /* Bounded by the core's deadline: a host that never answers costs
      * seconds, not libvirtd. */
-    if (!(conn = gfpool_conn_open(src, 0, &err))) {
-        gfpoolReportError(err, _("cannot start gluster pool '%s'"), def->name);
-        return NULL;
+    if ((conn = gfpool_conn_open(src, 0, &err))) {
+        state = g_new0(GfpoolPoolState, 1);
+        state->refs = 2;    /* the table's and the caller's */
+        state->conn = conn;
+        state->cache = gfpool_probe_cache_new();
+        if ((state->cache_path = gfpoolProbeCachePath(def->uuid)))
+            gfpool_probe_cache_load(state->cache, state->cache_path);
     }
 
-    state = g_new0(GfpoolPoolState, 1);
-    state->refs = 2;    /* the table's and the caller's */
-    state->conn = conn;
-    state->cache = gfpool_probe_cache_new();
-    if ((state->cache_path = gfpoolProbeCachePath(def->uuid)))
-        gfpool_probe_cache_load(state->cache, state->cache_path);
-
     g_mutex_lock(&gfpoolStatesLock);
-    g_hash_table_replace(gfpoolStates, g_strdup(uuidstr), state);
+    if (state)
+        g_hash_table_replace(gfpoolStates, g_strdup(uuidstr), state);
+    else if (err)
+        pc->err = g_error_copy(err);
+    pc->done = TRUE;
+    g_hash_table_remove(gfpoolConnects, uuidstr);
+    g_cond_broadcast(&gfpoolStatesCond);
     g_mutex_unlock(&gfpoolStatesLock);
+    gfpoolPoolConnectUnref(pc);
+
+    if (!state)
+        gfpoolReportError(err, _("cannot start gluster pool '%s'"), def->name);
     return state;
 }
 
@@ -1390,6 +1433,9 @@ virStorageBackendGlusterRegister(void)
     if (!gfpoolStates)
         gfpoolStates = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
                                              (GDestroyNotify)gfpoolPoolStateUnref);
+    if (!gfpoolConnects)
+        gfpoolConnects = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
+                                               (GDestroyNotify)gfpoolPoolConnectUnref);
     g_mutex_unlock(&gfpoolStatesLock);
     g_mutex_lock(&gfpoolPumpsLock);
     if (!gfpoolPumps)

@@ -3,9 +3,10 @@
  *
  * The input is the whole file. Beyond "does not crash", the prober must
  * keep its promises to libvirtd: no read outside the file, at most 64 KiB
- * read in total, a raw answer whenever it warns about corruption (and then
- * no backing name), and the same answer whether a small file arrives as
- * the header alone or through the reader.
+ * read in total, an answer flagged corrupt (the signature's format, the
+ * file's size, no backing name, no cluster size) whenever it could not use
+ * the header, and the same answer whether a small file arrives as the
+ * header alone or through the reader.
  *
  * When the input probes as qcow2, gfpool_qcow2_map walks it too (extents
  * must tile the virtual size in order, DATA inside the file), and
@@ -175,7 +176,7 @@ fuzz_qcow2(const uint8_t *data, size_t size, const GfpoolProbe *p)
         gfpool_image_probe(im.data, MIN(im.size,
                                         (size_t)GFPOOL_PROBE_HEADER_SIZE),
                            im.size, image_read, &im, &q);
-        if (q.format != GFPOOL_FORMAT_QCOW2 ||
+        if (q.format != GFPOOL_FORMAT_QCOW2 || q.corrupt ||
             q.capacity < p->capacity || q.capacity > new_cap + 511 ||
             q.cluster_size != p->cluster_size)
             abort();
@@ -194,9 +195,10 @@ check_probe(const GfpoolProbe *p, size_t size)
 {
     if (p->format <= GFPOOL_FORMAT_NONE || p->format >= GFPOOL_FORMAT_LAST)
         abort();
-    if (p->format == GFPOOL_FORMAT_RAW && p->capacity != size)
+    if ((p->format == GFPOOL_FORMAT_RAW || p->corrupt) &&
+        (p->capacity != size || p->backing || p->cluster_size))
         abort();
-    if (p->format == GFPOOL_FORMAT_RAW && p->backing)
+    if (p->corrupt && !p->warning)
         abort();
     if (p->backing && strlen(p->backing) > 4095)
         abort();
@@ -211,7 +213,7 @@ same_probe(const GfpoolProbe *a, const GfpoolProbe *b)
            a->cluster_size == b->cluster_size &&
            g_strcmp0(a->backing, b->backing) == 0 &&
            a->backing_format == b->backing_format &&
-           !a->warning == !b->warning;
+           !a->warning == !b->warning && a->corrupt == b->corrupt;
 }
 
 int

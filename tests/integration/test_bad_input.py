@@ -419,7 +419,12 @@ def test_missing_xml_file_cli(bpool, tmp_path):
 
 # ---- corrupt images in the pool -----------------------------------------
 
-def test_corrupt_headers_listed_as_raw(bpool, libvirtd):
+def test_corrupt_headers_keep_their_format(bpool, libvirtd, tmp_path):
+    """A file whose signature says qcow2 (or qcow) but whose header cannot
+    be used is listed in that format, never as raw (raw would hand a guest
+    its metadata and let a shrink truncate it), with the reason in
+    libvirt's log. Resize, clone, upload and overlays refuse it naming the
+    defect; wipe and delete still work."""
     t = secrets.token_hex(3)
     files = {
         'short10-%s' % t: b'QFI\xfb\0\0\0\x03\0\0',
@@ -440,26 +445,54 @@ def test_corrupt_headers_listed_as_raw(bpool, libvirtd):
     assert libvirtd.alive() and libvirtd.pid == pid
     listed = bpool.listed(refresh=False)
     log = libvirtd.log_since_start()
+    fmt = {n: 'qcow' if n.startswith('v99') else 'qcow2' for n in files}
     for n, data in files.items():
         assert n in listed
         d = bpool.dumpxml(n)
-        assert d['format'] == 'raw', (n, d)
+        assert d['format'] == fmt[n], (n, d)
         assert d['capacity'] == len(data), (n, d)
         assert d['backing_path'] is None
-        assert "volume '%s'" % n in log and 'treating it as raw' in log, n
+        assert "volume '%s'" % n in log and 'unusable %s image' % fmt[n] in log, n
     # the CLI lists them the same way and exits 0
     out = bpool.cli('vol-list', '--details', check=0).stdout
     rows = {l.split()[0]: l.split() for l in out.splitlines()[2:]}
     for n in files:
-        assert rows[n][2] == 'raw', rows[n]
+        assert rows[n][2] == fmt[n], rows[n]
     r = bpool.cli('vol-info', 'cb99-%s' % t, check=0)
     assert 'cluster_bits 99' in r.stdout
-    # an overlay on a corrupt image takes it as raw, as QEMU would not
-    # open it as qcow2 either
+    # an overlay on a corrupt image is refused: QEMU would not open it
     libvirt_fails(bpool, vol('o-' + t, fmt='qcow2', extra="<backingStore><path>cb99-%s"
                              "</path><format type='qcow2'/></backingStore>" % t),
-                  libvirt.VIR_ERR_INVALID_ARG, 'is raw, not qcow2')
+                  libvirt.VIR_ERR_INVALID_ARG, 'cannot be used: unusable qcow2 image')
     assert_nothing_left(bpool, 'o-' + t)
+    # nothing rewrites it on the strength of its header (a sparse 1 MiB
+    # file: libvirt itself refuses to shrink below the allocation)
+    l1 = 'l1big-%s' % t
+    head = qcow2_header(1 * MiB, l1_offset=(1 << 63) + 5, file_len=4096)
+    bpool.gfapi.put_sparse(bpool.path(l1), MiB)
+    bpool.gfapi.write_at(bpool.path(l1), 0, head)
+    files[l1] = head + b'\0' * (MiB - len(head))
+    bpool.refresh()
+    local = tmp_path / 'up'
+    local.write_bytes(b'x' * 4096)
+    for args, what in (
+            (('vol-resize', '--pool', bpool.name, l1, '512K', '--shrink'),
+             'resize'),
+            (('vol-resize', '--pool', bpool.name, l1, '1G'), 'resize'),
+            (('vol-upload', '--pool', bpool.name, l1, str(local)), 'upload'),
+            (('vol-clone', '--pool', bpool.name, l1, 'c-' + t), 'clone')):
+        r = bpool.virsh(*args, check=False)
+        assert r.returncode != 0 and 'unusable qcow2 image' in r.stderr, (
+            what, r.stderr)
+        assert bpool.gfapi.read(bpool.path(l1)) == files[l1], what
+        r = bpool.cli(*[a for a in args if a not in ('--pool', bpool.name)])
+        assert r.returncode != 0 and 'unusable qcow2 image' in r.stderr, (
+            what, r.stderr)
+        assert bpool.gfapi.read(bpool.path(l1)) == files[l1], what
+    assert_nothing_left(bpool, 'c-' + t)
+    bpool.virsh('vol-wipe', '--pool', bpool.name, l1)
+    r = bpool.cli('vol-download', l1, '-', check=0)
+    assert r.stdout == '\0' * MiB
     assert libvirtd.alive() and libvirtd.pid == pid
     for n in files:
         bpool.virsh('vol-delete', '--pool', bpool.name, n)

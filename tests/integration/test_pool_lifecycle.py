@@ -148,6 +148,55 @@ def test_start_hung_host_does_not_block_daemon(libvirtd, cluster, gfapi_rep3,
         gfapi_rep3.rmdir('/' + good)
 
 
+def _threads(pid):
+    with open('/proc/%d/status' % pid) as f:
+        return int(next(l for l in f if l.startswith('Threads:')).split()[1])
+
+
+def test_hung_host_costs_bounded_threads(make_libvirtd, cluster, unique_name,
+                                         tmp_path):
+    """What a management stack polling a blackholed host does: 30
+    pool-starts. Each abandoned connect keeps gfapi's threads while
+    glfs_init waits, so only one may be pending per volume and hosts: the
+    first start gives up at the deadline, the others fail at once with the
+    same reason, and libvirtd's thread count stays bounded (27 -> 187
+    before). When the host goes away the pending attempt ends and the next
+    start tries again."""
+    d = make_libvirtd()
+    listener = SilentListener(cluster.addresses[0].rsplit('.', 1)[0] + '.202')
+    name = unique_name('hung30')
+    try:
+        define_pool(d, tmp_path, pool_xml(name, [listener.addr],
+                                          port=listener.port))
+        before = _threads(d.pid)
+        times = []
+        for i in range(30):
+            with Timer() as t:
+                r = d.virsh('pool-start', name, check=False, timeout=60)
+            times.append(t.elapsed)
+            assert r.returncode != 0 and 'no answer' in r.stderr, r.stderr
+        after = _threads(d.pid)
+        print('30 starts against a hung host: threads %d -> %d, first start '
+              '%.1f s, the others at most %.2f s' % (before, after, times[0],
+                                                     max(times[1:])))
+        assert times[0] < 10, times
+        assert max(times[1:]) < 2, times
+        assert after - before <= 20, (
+            '30 pool-starts against a hung host: %d -> %d threads'
+            % (before, after))
+        listener.close()
+        deadline = time.monotonic() + 30
+        while True:
+            r = d.virsh('pool-start', name, check=False, timeout=60)
+            if 'still waits' not in r.stderr or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        assert r.returncode != 0 and 'still waits' not in r.stderr, r.stderr
+    finally:
+        listener.close()
+        d.virsh('pool-undefine', name, check=False)
+
+
 def test_python_api_lifecycle(libvirtd, cluster, gfapi_single, unique_name):
     """The same through python3-libvirt, on the 1-brick volume."""
     name = unique_name('py')

@@ -740,13 +740,18 @@ test_probe_corrupt(void)
         gfpool_image_probe(buf, MIN(m.len, GFPOOL_PROBE_HEADER_SIZE), m.len,
                            mem_read, &m, &p);
         gfpool_image_probe(buf, m.len, m.len, NULL, NULL, &q);
-        g_assert_cmpint(p.format, ==, GFPOOL_FORMAT_RAW);
+        /* never raw: the signature's format (qcow for a version that is
+         * not 2 or 3), flagged corrupt, nothing else of the header kept */
+        g_assert_cmpint(p.format, ==, (tc->kind == MUT_BE32 && tc->off == 4) ||
+                        m.len < 8 ? GFPOOL_FORMAT_QCOW : GFPOOL_FORMAT_QCOW2);
         g_assert_cmpuint(p.capacity, ==, m.len);
         g_assert_null(p.backing);
+        g_assert_cmpuint(p.cluster_size, ==, 0);
         g_assert_nonnull(p.warning);
+        g_assert_true(g_str_has_prefix(p.warning, "unusable qcow"));
         if (!strstr(p.warning, tc->needle))
             g_error("warning \"%s\" lacks \"%s\"", p.warning, tc->needle);
-        g_assert_cmpint(q.format, ==, GFPOOL_FORMAT_RAW);
+        g_assert_cmpint(q.format, ==, p.format);
         g_assert_nonnull(q.warning);
     }
 }
@@ -781,7 +786,7 @@ test_probe_qcow2_edges(void)
         name_off = (name_off << 8) | buf[8 + i];
     buf[name_off + 2] = '\0';
     gfpool_image_probe(buf, good->len, good->len, NULL, NULL, &r);
-    g_assert_cmpint(r.format, ==, GFPOOL_FORMAT_RAW);
+    g_assert_cmpint(r.format, ==, GFPOOL_FORMAT_QCOW2);
     g_assert_nonnull(strstr(r.warning, "NUL"));
     g_assert_null(r.backing);
 
@@ -800,7 +805,7 @@ test_probe_qcow2_edges(void)
         memcpy(big + 8192, "far.img", 7);
         put_be32(big + 16, 7);
         gfpool_image_probe(big, 4096, 64 * KiB, broken_read, NULL, &s);
-        g_assert_cmpint(s.format, ==, GFPOOL_FORMAT_RAW);
+        g_assert_cmpint(s.format, ==, GFPOOL_FORMAT_QCOW2);
         g_assert_nonnull(strstr(s.warning, "disk on fire"));
 
         MemFile m = { big, 64 * KiB };
@@ -877,9 +882,12 @@ test_probe_empty(void)
     gfpool_image_probe(NULL, 0, 0, NULL, NULL, &p);
     g_assert_cmpint(p.format, ==, GFPOOL_FORMAT_RAW);
     g_assert_cmpuint(p.capacity, ==, 0);
-    /* header longer than the file claims: only the file's bytes count */
+    /* header longer than the file claims: only the file's bytes count, so
+     * the magic alone, without a version: a corrupt qcow, never raw */
     gfpool_image_probe((const guint8 *)"QFI\xfb\0\0\0\3", 8, 4, NULL, NULL, &q);
-    g_assert_cmpint(q.format, ==, GFPOOL_FORMAT_RAW);
+    g_assert_cmpint(q.format, ==, GFPOOL_FORMAT_QCOW);
+    g_assert_cmpuint(q.capacity, ==, 4);
+    g_assert_nonnull(q.warning);
 }
 
 /* ---- shared helpers for map / allocate / resize ------------------------- */

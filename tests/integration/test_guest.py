@@ -15,7 +15,7 @@ import subprocess
 import pytest
 
 from conftest import (_cleanup_libvirtd, _start_libvirtd, make_unique_name,
-                      module_path)
+                      module_path, unavailable)
 from helpers import GlusterPool, gfpool_cli
 from guest import bootsector, guestlib
 
@@ -314,7 +314,7 @@ def virt_install(libvirtd, name, *args, check=True):
     """virt-install --print-xml for an imported disk, no OS, no network,
     no graphics, against the private QEMU daemon."""
     if not os.path.exists(VIRT_INSTALL):
-        pytest.skip('virt-install not installed')
+        unavailable('virt-install not installed: %s' % VIRT_INSTALL)
     cmd = [VIRT_INSTALL, '--connect', libvirtd.uri, '--print-xml',
            '--name', name, '--memory', '64', '--vcpus', '1', '--import',
            '--osinfo', 'detect=off,require=off', '--virt-type', 'qemu',

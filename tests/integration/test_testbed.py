@@ -11,6 +11,7 @@ import time
 import pytest
 
 import testbed
+from conftest import unavailable
 from gfapi_ctypes import Gfapi
 
 DEBIAN_GLUSTER_MODULE = os.path.join(
@@ -208,7 +209,8 @@ def debian_module_copy(tmp_path):
     """A copy of Debian's gluster backend at a path of ours, so that
     /proc/PID/maps proves which file was loaded."""
     if not os.path.exists(DEBIAN_GLUSTER_MODULE):
-        pytest.skip('Debian gluster backend not installed')
+        unavailable('Debian gluster backend not installed: %s'
+                    % DEBIAN_GLUSTER_MODULE)
     d = tempfile.mkdtemp(prefix='gfpm', dir='/tmp')
     dst = os.path.join(d, 'libvirt_storage_backend_gluster.so')
     shutil.copy(DEBIAN_GLUSTER_MODULE, dst)

@@ -354,27 +354,76 @@ gfpool_qcow2_resize_fd(glfs_fd_t *fd, guint64 capacity, GError **error)
     return TRUE;
 }
 
-/* Guest bytes [off, off+len) of a chain of images, written to the same
- * offsets of out (a raw image). */
+/*
+ * Flattening a chain into a raw image (out): each layer is mapped once,
+ * top first, and copies its data extents inside the guest ranges wanted of
+ * it; the ranges it leaves to its backing file (sorted, merged) are what
+ * the layer below is asked for, in one pass of its own. Mapping the whole
+ * backing image again for every backing extent of the layer above made
+ * the clone of a fragmented overlay quadratic.
+ */
 typedef struct {
     GfpoolConn *conn;
     glfs_fd_t *out;
-    guint depth;
-} ChainCopy;
+    glfs_fd_t *in;          /* the layer being copied */
+    const GArray *want;     /* GfpoolRange, sorted, disjoint */
+    guint next;             /* first range of want that may still matter */
+    GArray *below;          /* GfpoolRange left to the backing file */
+} LayerCopy;
 
-static gboolean copy_guest_range(ChainCopy *cc, glfs_fd_t *in, const GfpoolProbe *probe,
-                                 guint64 in_size, guint64 off, guint64 len, GError **error);
+static void
+ranges_add(GArray *ranges, guint64 off, guint64 len)
+{
+    GfpoolRange *last = ranges->len ? &g_array_index(ranges, GfpoolRange, ranges->len - 1) : NULL;
 
-typedef struct {
-    ChainCopy *cc;
-    glfs_fd_t *in;
-    const GfpoolProbe *probe;
-    guint64 lo, hi;     /* the guest window wanted */
-} MapCopy;
+    if (last && last->offset + last->length == off) {
+        last->length += len;
+    } else {
+        GfpoolRange r = { off, len };
+        g_array_append_val(ranges, r);
+    }
+}
 
 static gboolean
-copy_backing_range(ChainCopy *cc, const GfpoolProbe *probe, guint64 off, guint64 len,
-                   GError **error)
+layer_copy_extent(void *opaque, const GfpoolExtent *e, GError **error)
+{
+    LayerCopy *lc = opaque;
+    guint64 start = e->guest_off, end = e->guest_off + e->len;
+
+    /* extents come in guest order: ranges wholly before this one are done */
+    while (lc->next < lc->want->len) {
+        const GfpoolRange *r = &g_array_index(lc->want, GfpoolRange, lc->next);
+        if (r->offset + r->length > start)
+            break;
+        lc->next++;
+    }
+    for (guint i = lc->next; i < lc->want->len; i++) {
+        const GfpoolRange *r = &g_array_index(lc->want, GfpoolRange, i);
+        guint64 lo = MAX(start, r->offset), hi = MIN(end, r->offset + r->length);
+
+        if (r->offset >= end)
+            break;
+        if (lo >= hi)
+            continue;
+        if (e->kind == GFPOOL_EXTENT_DATA &&
+            !copy_through_client(lc->in, e->host_off + (lo - start), lc->out, lo, hi - lo,
+                                 error))
+            return FALSE;
+        if (e->kind == GFPOOL_EXTENT_BACKING)
+            ranges_add(lc->below, lo, hi - lo);
+        /* GFPOOL_EXTENT_ZERO: the raw output has a hole there already */
+    }
+    return TRUE;
+}
+
+static gboolean
+copy_layer(GfpoolConn *conn, glfs_fd_t *out, glfs_fd_t *in, const GfpoolProbe *probe,
+           guint64 in_size, const GArray *want, guint depth, GError **error);
+
+/* The layer below `probe`'s image, opened and probed, then copied. */
+static gboolean
+copy_backing_layer(GfpoolConn *conn, glfs_fd_t *out, const GfpoolProbe *probe,
+                   const GArray *want, guint depth, GError **error)
 {
     guint8 header[GFPOOL_PROBE_HEADER_SIZE];
     g_auto(GfpoolProbe) bp = { 0 };
@@ -382,65 +431,37 @@ copy_backing_range(ChainCopy *cc, const GfpoolProbe *probe, guint64 off, guint64
     glfs_fd_t *bfd;
     struct stat st;
     gssize n;
-    gboolean ok;
+    gboolean ok = FALSE;
 
     /* Only plain names: QEMU resolves them in the overlay's directory,
      * the pool's. Anything else would leave the pool. */
     if (!probe->backing || !gfpool_vol_name_validate(probe->backing, strlen(probe->backing), NULL) ||
-        cc->depth >= GFPOOL_BACKING_DEPTH_MAX) {
+        depth >= GFPOOL_BACKING_DEPTH_MAX) {
         g_set_error(error, GFPOOL_ERROR, GFPOOL_ERROR_UNSUPPORTED,
                     "backing file '%s' is not a volume of the pool (or the chain is deeper than %d)",
                     probe->backing ? probe->backing : "", GFPOOL_BACKING_DEPTH_MAX);
         return FALSE;
     }
-    path = gfpool_conn_path(cc->conn, probe->backing);
-    if (!(bfd = glfs_open(gfpool_conn_glfs(cc->conn), path, O_RDONLY)))
+    path = gfpool_conn_path(conn, probe->backing);
+    if (!(bfd = glfs_open(gfpool_conn_glfs(conn), path, O_RDONLY)))
         return set_errno_error(error, errno, "cannot open backing file '%s'", probe->backing);
-    if (glfs_fstat(bfd, &st) < 0) {
+    if (glfs_fstat(bfd, &st) < 0)
         set_errno_error(error, errno, "cannot stat backing file '%s'", probe->backing);
-        glfs_close(bfd);
-        return FALSE;
+    else if ((n = gfpool_glfs_fd_read(bfd, 0, header, sizeof(header), error)) >= 0) {
+        gfpool_image_probe(header, (gsize)n, (guint64)st.st_size, gfpool_glfs_fd_read, bfd, &bp);
+        ok = copy_layer(conn, out, bfd, &bp, (guint64)st.st_size, want, depth + 1, error);
     }
-    if ((n = gfpool_glfs_fd_read(bfd, 0, header, sizeof(header), error)) < 0) {
-        glfs_close(bfd);
-        return FALSE;
-    }
-    gfpool_image_probe(header, (gsize)n, (guint64)st.st_size, gfpool_glfs_fd_read, bfd, &bp);
-    cc->depth++;
-    ok = copy_guest_range(cc, bfd, &bp, (guint64)st.st_size, off, len, error);
-    cc->depth--;
     glfs_close(bfd);
     return ok;
 }
 
 static gboolean
-map_copy_cb(void *opaque, const GfpoolExtent *e, GError **error)
-{
-    MapCopy *mc = opaque;
-    guint64 lo = MAX(e->guest_off, mc->lo);
-    guint64 hi = MIN(e->guest_off + e->len, mc->hi);
-
-    if (lo >= hi)
-        return TRUE;
-    switch (e->kind) {
-    case GFPOOL_EXTENT_DATA:
-        return copy_through_client(mc->in, e->host_off + (lo - e->guest_off), mc->cc->out, lo,
-                                   hi - lo, error);
-    case GFPOOL_EXTENT_BACKING:
-        return copy_backing_range(mc->cc, mc->probe, lo, hi - lo, error);
-    case GFPOOL_EXTENT_ZERO:
-        break;      /* the raw output has a hole there already */
-    }
-    return TRUE;
-}
-
-static gboolean
-copy_guest_range(ChainCopy *cc, glfs_fd_t *in, const GfpoolProbe *probe, guint64 in_size,
-                 guint64 off, guint64 len, GError **error)
+copy_layer(GfpoolConn *conn, glfs_fd_t *out, glfs_fd_t *in, const GfpoolProbe *probe,
+           guint64 in_size, const GArray *want, guint depth, GError **error)
 {
     guint8 header[GFPOOL_PROBE_HEADER_SIZE];
-    MapCopy mc = { cc, in, probe, off, off + len };
-    guint64 d, l, pos;
+    g_autoptr(GArray) below = NULL;
+    LayerCopy lc = { conn, out, in, want, 0, NULL };
     gssize n;
 
     if (probe->warning) {
@@ -449,10 +470,14 @@ copy_guest_range(ChainCopy *cc, glfs_fd_t *in, const GfpoolProbe *probe, guint64
     }
     if (probe->format == GFPOOL_FORMAT_RAW) {
         /* A raw backing file shorter than the overlay reads as zeros. */
-        guint64 end = MIN(off + len, in_size);
-        for (pos = off; next_data(in, pos, end, &d, &l); pos = d + l) {
-            if (!copy_through_client(in, d, cc->out, d, l, error))
-                return FALSE;
+        for (guint i = 0; i < want->len; i++) {
+            const GfpoolRange *r = &g_array_index(want, GfpoolRange, i);
+            guint64 end = MIN(r->offset + r->length, in_size), d, l, pos;
+
+            for (pos = r->offset; next_data(in, pos, end, &d, &l); pos = d + l) {
+                if (!copy_through_client(in, d, out, d, l, error))
+                    return FALSE;
+            }
         }
         return TRUE;
     }
@@ -463,8 +488,11 @@ copy_guest_range(ChainCopy *cc, glfs_fd_t *in, const GfpoolProbe *probe, guint64
     }
     if ((n = gfpool_glfs_fd_read(in, 0, header, sizeof(header), error)) < 0)
         return FALSE;
-    return gfpool_qcow2_map(header, (gsize)n, in_size, gfpool_glfs_fd_read, in,
-                            map_copy_cb, &mc, error);
+    lc.below = below = g_array_new(FALSE, FALSE, sizeof(GfpoolRange));
+    if (!gfpool_qcow2_map(header, (gsize)n, in_size, gfpool_glfs_fd_read, in,
+                          layer_copy_extent, &lc, error))
+        return FALSE;
+    return below->len == 0 || copy_backing_layer(conn, out, probe, below, depth, error);
 }
 
 static gboolean
@@ -474,8 +502,10 @@ gfpool_qcow2_convert_fd(GfpoolConn *conn, glfs_fd_t *in, const GfpoolProbe *prob
 {
     if (probe->format == GFPOOL_FORMAT_QCOW2 && to == GFPOOL_FORMAT_RAW) {
         /* The whole chain flattened: a raw clone stands alone. */
-        ChainCopy cc = { conn, out, 0 };
-        if (!copy_guest_range(&cc, in, probe, in_size, 0, probe->capacity, error))
+        g_autoptr(GArray) all = g_array_new(FALSE, FALSE, sizeof(GfpoolRange));
+
+        ranges_add(all, 0, probe->capacity);
+        if (!copy_layer(conn, out, in, probe, in_size, all, 0, error))
             return FALSE;
         if (glfs_ftruncate(out, (off_t)capacity, NULL, NULL) < 0)
             return set_errno_error(error, errno, "cannot set the size");

@@ -331,7 +331,7 @@ copy_sparse(GfpoolConn *conn, glfs_fd_t *in, glfs_fd_t *out, guint64 size, GErro
 }
 
 
-/* ---- qcow2 (gfpool_image.c does the format) ------------------------- */
+/* ---- qcow2 (gfpool_image_probe.c and gfpool_qcow2_*.c do the format) -- */
 
 static gboolean
 gfpool_qcow2_resize_fd(glfs_fd_t *fd, guint64 capacity, GError **error)

@@ -1,7 +1,8 @@
 /*
  * storage_backend_gfpool.c: the libvirt side of gfpool.
  *
- * The only file that includes libvirt's internal headers. It translates
+ * With storage_backend_gfpool_stream.c (uploads and downloads), the only
+ * files that include libvirt's internal headers. It translates
  * between libvirt's pool/volume definitions and the gfapi core
  * (gfpool_conn.h, gfpool_volume.h) and turns GErrors into libvirt errors;
  * every decision about gluster lives in the core.
@@ -10,9 +11,6 @@
  * Debian's module and calls virStorageBackendGlusterRegister().
  */
 #include <config.h>
-
-#include <poll.h>
-#include <sys/ioctl.h>
 
 #include "configmake.h"
 #include "internal.h"
@@ -23,15 +21,12 @@
 #include "virerror.h"
 #include "virlog.h"
 #include "viruuid.h"
-#include "virfdstream.h"
-#include "virthread.h"
-#include "datatypes.h"
-#include "driver.h"
 
 #include "gfpool_pool_xml.h"
 #include "gfpool_uri.h"
 #include "gfpool_volinfo_xml.h"
 #include "gfpool_volume.h"
+#include "storage_backend_gfpool.h"
 
 #define VIR_FROM_THIS VIR_FROM_STORAGE
 
@@ -40,18 +35,6 @@ VIR_LOG_INIT("storage.storage_backend_gfpool");
 int virStorageBackendGlusterRegister(void);
 
 
-/*
- * One state per started pool, found by the pool's UUID: libvirt gives
- * backends no per-pool private data. It outlives nothing but the pool's
- * active period, except the probe cache, which is also on disk.
- */
-typedef struct {
-    gint refs;          /* the table's, plus one per callback using it */
-    GfpoolConn *conn;
-    GfpoolProbeCache *cache;
-    char *cache_path;
-    gint unreachable;   /* a call failed with ENOTCONN: reconnect next time */
-} GfpoolPoolState;
 
 /* A connect in progress for a pool: callers that need the same pool wait
  * for it (it ends within the core's connect deadline) and share its
@@ -62,10 +45,14 @@ typedef struct {
     GError *err;        /* why it failed, for every waiter */
 } GfpoolPoolConnect;
 
-static GMutex gfpoolStatesLock;
-static GCond gfpoolStatesCond;      /* a GfpoolPoolConnect is done */
-static GHashTable *gfpoolStates;    /* uuid string -> GfpoolPoolState* */
-static GHashTable *gfpoolConnects;  /* uuid string -> GfpoolPoolConnect* */
+/* The module's state across pools, set up by the register function. */
+static struct {
+    GMutex lock;
+    GCond cond;                 /* a GfpoolPoolConnect is done */
+    GHashTable *states;         /* uuid string -> GfpoolPoolState* */
+    GHashTable *connects;       /* uuid string -> GfpoolPoolConnect* */
+    GHashTable *failed_builds;  /* "uuid/name" of builds that failed (gfpoolBuildVol) */
+} gfpoolDriver;
 
 static void
 gfpoolPoolConnectUnref(GfpoolPoolConnect *pc)
@@ -79,7 +66,7 @@ gfpoolPoolConnectUnref(GfpoolPoolConnect *pc)
 
 /* Callbacks that run with the pool unlocked (buildVol, uploads) may still use
  * a state that pool-stop has dropped: the last reference closes it. */
-static void
+void
 gfpoolPoolStateUnref(GfpoolPoolState *state)
 {
     if (!state || !g_atomic_int_dec_and_test(&state->refs))
@@ -89,7 +76,6 @@ gfpoolPoolStateUnref(GfpoolPoolState *state)
     g_free(state->cache_path);
     g_free(state);
 }
-G_DEFINE_AUTOPTR_CLEANUP_FUNC(GfpoolPoolState, gfpoolPoolStateUnref)
 
 
 /*
@@ -100,7 +86,7 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(GfpoolPoolState, gfpoolPoolStateUnref)
  * connection instead (milliseconds when the servers answer, the connect
  * deadline when they don't).
  */
-static void
+void
 gfpoolPoolStateNoteError(GfpoolPoolState *state, const GError *err)
 {
     if (state && err && g_error_matches(err, GFPOOL_ERROR, GFPOOL_ERROR_UNREACHABLE))
@@ -144,7 +130,7 @@ gfpoolErrorCode(const GError *err)
 
 /* A core call that failed without setting an error is a bug of ours:
  * libvirtd reports it instead of reading a NULL GError. */
-static const char *
+const char *
 gfpoolErrorText(const GError *err)
 {
     return err ? err->message : "internal error: the operation failed without saying why";
@@ -154,9 +140,7 @@ gfpoolErrorText(const GError *err)
 /* The one way a callback reports a core failure: what failed on which
  * object (the format), then the core's reason, with libvirt's error code
  * derived from the core's. */
-static void
-gfpoolReportError(const GError *err, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
-static void
+void
 gfpoolReportError(const GError *err, const char *fmt, ...)
 {
     va_list ap;
@@ -233,7 +217,7 @@ gfpoolProbeCachePath(const unsigned char *uuid)
  * libvirtd restart, libvirt marks pools that were active as active and
  * refreshes them without calling startPool.
  */
-static GfpoolPoolState *
+GfpoolPoolState *
 gfpoolPoolStateGet(virStoragePoolObj *pool)
 {
     virStoragePoolDef *def = virStoragePoolObjGetDef(pool);
@@ -247,25 +231,25 @@ gfpoolPoolStateGet(virStoragePoolObj *pool)
     if (!(src = gfpoolSourceFromDef(def)))
         return NULL;
     virUUIDFormat(def->uuid, uuidstr);
-    g_mutex_lock(&gfpoolStatesLock);
+    g_mutex_lock(&gfpoolDriver.lock);
     for (;;) {
-        if ((state = g_hash_table_lookup(gfpoolStates, uuidstr))) {
+        if ((state = g_hash_table_lookup(gfpoolDriver.states, uuidstr))) {
             if (!g_atomic_int_get(&state->unreachable)) {
                 g_atomic_int_inc(&state->refs);
-                g_mutex_unlock(&gfpoolStatesLock);
+                g_mutex_unlock(&gfpoolDriver.lock);
                 return state;
             }
             /* callbacks still using it keep their reference */
-            g_hash_table_remove(gfpoolStates, uuidstr);
+            g_hash_table_remove(gfpoolDriver.states, uuidstr);
             state = NULL;
         }
-        if (!(pc = g_hash_table_lookup(gfpoolConnects, uuidstr)))
+        if (!(pc = g_hash_table_lookup(gfpoolDriver.connects, uuidstr)))
             break;
         g_atomic_int_inc(&pc->refs);
         while (!pc->done)
-            g_cond_wait(&gfpoolStatesCond, &gfpoolStatesLock);
+            g_cond_wait(&gfpoolDriver.cond, &gfpoolDriver.lock);
         if (pc->err) {
-            g_mutex_unlock(&gfpoolStatesLock);
+            g_mutex_unlock(&gfpoolDriver.lock);
             gfpoolReportError(pc->err, _("cannot start gluster pool '%s'"), def->name);
             gfpoolPoolConnectUnref(pc);
             return NULL;
@@ -274,8 +258,8 @@ gfpoolPoolStateGet(virStoragePoolObj *pool)
     }
     pc = g_new0(GfpoolPoolConnect, 1);
     pc->refs = 2;   /* the table's and ours */
-    g_hash_table_insert(gfpoolConnects, g_strdup(uuidstr), pc);
-    g_mutex_unlock(&gfpoolStatesLock);
+    g_hash_table_insert(gfpoolDriver.connects, g_strdup(uuidstr), pc);
+    g_mutex_unlock(&gfpoolDriver.lock);
 
     /* Bounded by the core's deadline: a host that never answers costs
      * seconds, not libvirtd. */
@@ -288,15 +272,15 @@ gfpoolPoolStateGet(virStoragePoolObj *pool)
             gfpool_probe_cache_load(state->cache, state->cache_path);
     }
 
-    g_mutex_lock(&gfpoolStatesLock);
+    g_mutex_lock(&gfpoolDriver.lock);
     if (state)
-        g_hash_table_replace(gfpoolStates, g_strdup(uuidstr), state);
+        g_hash_table_replace(gfpoolDriver.states, g_strdup(uuidstr), state);
     else if (err)
         pc->err = g_error_copy(err);
     pc->done = TRUE;
-    g_hash_table_remove(gfpoolConnects, uuidstr);
-    g_cond_broadcast(&gfpoolStatesCond);
-    g_mutex_unlock(&gfpoolStatesLock);
+    g_hash_table_remove(gfpoolDriver.connects, uuidstr);
+    g_cond_broadcast(&gfpoolDriver.cond);
+    g_mutex_unlock(&gfpoolDriver.lock);
     gfpoolPoolConnectUnref(pc);
 
     if (!state)
@@ -312,9 +296,9 @@ gfpoolPoolStateDrop(virStoragePoolObj *pool)
     char uuidstr[VIR_UUID_STRING_BUFLEN];
 
     virUUIDFormat(def->uuid, uuidstr);
-    g_mutex_lock(&gfpoolStatesLock);
-    g_hash_table_remove(gfpoolStates, uuidstr);
-    g_mutex_unlock(&gfpoolStatesLock);
+    g_mutex_lock(&gfpoolDriver.lock);
+    g_hash_table_remove(gfpoolDriver.states, uuidstr);
+    g_mutex_unlock(&gfpoolDriver.lock);
 }
 
 
@@ -729,9 +713,6 @@ gfpoolBuildVol(virStoragePoolObj *pool, virStorageVolDef *vol, unsigned int flag
  * (ENOENT) would replace the build's error by ours and leave the volume
  * listed. The failed builds are remembered here, by pool UUID and name.
  */
-static GMutex gfpoolFailedBuildsLock;
-static GHashTable *gfpoolFailedBuilds;  /* "uuid/name" set */
-
 static char *
 gfpoolFailedBuildKey(virStoragePoolObj *pool, const char *name)
 {
@@ -744,11 +725,9 @@ gfpoolFailedBuildKey(virStoragePoolObj *pool, const char *name)
 static void
 gfpoolFailedBuildAdd(virStoragePoolObj *pool, const char *name)
 {
-    g_mutex_lock(&gfpoolFailedBuildsLock);
-    if (!gfpoolFailedBuilds)
-        gfpoolFailedBuilds = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
-    g_hash_table_add(gfpoolFailedBuilds, gfpoolFailedBuildKey(pool, name));
-    g_mutex_unlock(&gfpoolFailedBuildsLock);
+    g_mutex_lock(&gfpoolDriver.lock);
+    g_hash_table_add(gfpoolDriver.failed_builds, gfpoolFailedBuildKey(pool, name));
+    g_mutex_unlock(&gfpoolDriver.lock);
 }
 
 static bool
@@ -757,9 +736,9 @@ gfpoolFailedBuildTake(virStoragePoolObj *pool, const char *name)
     g_autofree char *key = gfpoolFailedBuildKey(pool, name);
     bool found;
 
-    g_mutex_lock(&gfpoolFailedBuildsLock);
-    found = gfpoolFailedBuilds && g_hash_table_remove(gfpoolFailedBuilds, key);
-    g_mutex_unlock(&gfpoolFailedBuildsLock);
+    g_mutex_lock(&gfpoolDriver.lock);
+    found = g_hash_table_remove(gfpoolDriver.failed_builds, key);
+    g_mutex_unlock(&gfpoolDriver.lock);
     return found;
 }
 
@@ -884,413 +863,6 @@ gfpoolWipeVol(virStoragePoolObj *pool, virStorageVolDef *vol,
         return -1;
     }
     return 0;
-}
-
-
-/*
- * vol-upload / vol-download.
- *
- * libvirt's fd stream moves the bytes between the client and one end of a
- * pipe; a pump thread moves them between the other end and gfapi. Nothing
- * touches a local file. The storage driver insists on an fd stream (it sets
- * an fd-stream close callback on uploads), but an fd stream over a pipe
- * cannot carry holes: it would lseek the pipe. So the stream keeps
- * libvirt's fd-stream data and event handling, and gets a driver table of
- * ours that forwards everything but the hole calls: holes travel beside the
- * pipe as "after N bytes, a hole of L" records (GfpoolHoles), counted on
- * both sides. Errors of the pump reach the client through the same calls.
- */
-typedef struct {
-    gint refs;
-    virStreamPtr stream;        /* not a reference: the entry dies with it */
-    GfpoolPoolState *state;     /* a reference */
-    char *name;
-    guint64 offset;
-    guint64 length;
-    int fd;                     /* the pump's end of the pipe */
-    bool upload;
-    bool sparse;
-    GfpoolHoles *holes;
-
-    GMutex lock;
-    GCond cond;
-    int streamfd;               /* the fd stream's end of the pipe */
-    guint64 piped;              /* upload: data bytes the client has sent */
-    guint64 taken;              /* download: data bytes the daemon has read */
-    bool done;                  /* the pump has finished */
-    bool closed;                /* the stream was finished or aborted */
-    char *error;                /* its failure, if any */
-} GfpoolPump;
-
-static GMutex gfpoolPumpsLock;
-static GHashTable *gfpoolPumps;     /* virStreamPtr -> GfpoolPump* */
-static virStreamDriver gfpoolStreamDriver;
-static virStreamDriver *gfpoolFDStreamDriver;  /* libvirt's, which we forward to */
-
-static void
-gfpoolPumpUnref(GfpoolPump *pump)
-{
-    if (!pump || !g_atomic_int_dec_and_test(&pump->refs))
-        return;
-    gfpoolPoolStateUnref(pump->state);
-    g_free(pump->name);
-    if (pump->fd >= 0)
-        close(pump->fd);
-    gfpool_holes_free(pump->holes);
-    g_free(pump->error);
-    g_mutex_clear(&pump->lock);
-    g_cond_clear(&pump->cond);
-    g_free(pump);
-}
-
-static GfpoolPump *
-gfpoolPumpFind(virStreamPtr st)
-{
-    GfpoolPump *pump;
-
-    g_mutex_lock(&gfpoolPumpsLock);
-    if ((pump = g_hash_table_lookup(gfpoolPumps, st)))
-        g_atomic_int_inc(&pump->refs);
-    g_mutex_unlock(&gfpoolPumpsLock);
-    return pump;
-}
-G_DEFINE_AUTOPTR_CLEANUP_FUNC(GfpoolPump, gfpoolPumpUnref)
-
-static void
-gfpoolPumpForget(virStreamPtr st)
-{
-    g_mutex_lock(&gfpoolPumpsLock);
-    g_hash_table_remove(gfpoolPumps, st);
-    g_mutex_unlock(&gfpoolPumpsLock);
-}
-
-/* Report the pump's failure on the calling thread; -1. */
-static int
-gfpoolPumpReportError(GfpoolPump *pump)
-{
-    virReportError(VIR_ERR_OPERATION_FAILED, "%s",
-                   pump->error ? pump->error : _("the stream's transfer thread failed"));
-    return -1;
-}
-
-static void
-gfpoolPumpThread(void *opaque)
-{
-    GfpoolPump *pump = opaque;
-    g_autoptr(GError) err = NULL;
-    gboolean ok;
-
-    if (pump->upload)
-        ok = gfpool_vol_upload(pump->state->conn, pump->name, pump->offset, pump->length,
-                               pump->fd, pump->sparse, pump->holes, &err);
-    else
-        ok = gfpool_vol_download(pump->state->conn, pump->name, pump->offset, pump->length,
-                                 pump->fd, pump->sparse, pump->holes, &err);
-    g_mutex_lock(&pump->lock);
-    /* A download ends when the daemon has taken every byte and every hole:
-     * its event loop turns our end's hangup into an immediate EOF for the
-     * client, dropping whatever was still queued (a trailing hole, always). */
-    while (ok && !pump->upload && !pump->closed) {
-        guint64 hpos, hlen;
-        int avail = 0;
-        if (ioctl(pump->streamfd, FIONREAD, &avail) < 0)
-            avail = 0;
-        if (avail == 0 && !gfpool_holes_peek(pump->holes, &hpos, &hlen))
-            break;
-        g_cond_wait_until(&pump->cond, &pump->lock, g_get_monotonic_time() + 20 * 1000);
-    }
-    if (!ok) {
-        VIR_WARN("%s", gfpoolErrorText(err));
-        gfpoolPoolStateNoteError(pump->state, err);
-        pump->error = g_strdup(gfpoolErrorText(err));
-    }
-    pump->done = true;
-    g_cond_broadcast(&pump->cond);
-    g_mutex_unlock(&pump->lock);
-    /* Only now, with the outcome recorded, close our end: EOF for a
-     * download (checked against the error first), EPIPE for an upload
-     * still sending. */
-    close(pump->fd);
-    pump->fd = -1;
-    gfpoolPumpUnref(pump);
-}
-
-/* Download: what comes next is data (how much is surely before the next
- * hole) or a hole. Waits for the pump when it cannot tell yet. */
-static int
-gfpoolStreamInData(virStreamPtr st, int *inData, long long *length)
-{
-    g_autoptr(GfpoolPump) pump = gfpoolPumpFind(st);
-
-    if (!pump || pump->upload)
-        return gfpoolFDStreamDriver->streamInData(st, inData, length);
-
-    for (;;) {
-        guint64 hpos, hlen;
-        bool done;
-        int avail = 0;
-
-        /* Bytes in the pipe first, holes second: the pump records a hole
-         * before it writes what follows it, so no byte counted here can lie
-         * beyond a hole we do not see yet. */
-        if (ioctl(pump->streamfd, FIONREAD, &avail) < 0)
-            avail = 0;
-        g_mutex_lock(&pump->lock);
-        done = pump->done;
-        if (gfpool_holes_peek(pump->holes, &hpos, &hlen) && hpos == pump->taken) {
-            *inData = 0;
-            *length = hlen;
-        } else if (avail > 0) {
-            *inData = 1;
-            *length = avail;
-            if (gfpool_holes_peek(pump->holes, &hpos, &hlen))
-                *length = MIN((guint64)avail, hpos - pump->taken);
-        } else if (done && pump->error) {
-            g_mutex_unlock(&pump->lock);
-            return gfpoolPumpReportError(pump);
-        } else if (done) {
-            *inData = 0;
-            *length = 0;
-        } else {
-            struct pollfd pfd = { .fd = pump->streamfd, .events = POLLIN };
-            g_mutex_unlock(&pump->lock);
-            /* Rare: libvirt asks on readable events. */
-            poll(&pfd, 1, 100);
-            continue;
-        }
-        g_mutex_unlock(&pump->lock);
-        return 0;
-    }
-}
-
-static int
-gfpoolStreamRecvFlags(virStreamPtr st, char *data, size_t nbytes, unsigned int flags)
-{
-    g_autoptr(GfpoolPump) pump = gfpoolPumpFind(st);
-    int rc;
-
-    rc = gfpoolFDStreamDriver->streamRecvFlags ?
-        gfpoolFDStreamDriver->streamRecvFlags(st, data, nbytes, flags) :
-        gfpoolFDStreamDriver->streamRecv(st, data, nbytes);
-    if (pump && rc > 0) {
-        g_mutex_lock(&pump->lock);
-        pump->taken += (guint64)rc;
-        g_mutex_unlock(&pump->lock);
-    } else if (pump && rc == 0 && !pump->upload) {
-        bool failed;
-        g_mutex_lock(&pump->lock);
-        failed = pump->error != NULL;
-        g_mutex_unlock(&pump->lock);
-        /* EOF because the pump failed, not because the volume ended. */
-        if (failed)
-            return gfpoolPumpReportError(pump);
-    }
-    return rc;
-}
-
-static int
-gfpoolStreamRecv(virStreamPtr st, char *data, size_t nbytes)
-{
-    return gfpoolStreamRecvFlags(st, data, nbytes, 0);
-}
-
-static int
-gfpoolStreamSend(virStreamPtr st, const char *data, size_t nbytes)
-{
-    g_autoptr(GfpoolPump) pump = gfpoolPumpFind(st);
-    int rc;
-
-    if (pump && pump->upload) {
-        g_mutex_lock(&pump->lock);
-        if (pump->done && pump->error) {
-            g_mutex_unlock(&pump->lock);
-            return gfpoolPumpReportError(pump);
-        }
-        g_mutex_unlock(&pump->lock);
-    }
-    rc = gfpoolFDStreamDriver->streamSend(st, data, nbytes);
-    if (pump && rc > 0) {
-        g_mutex_lock(&pump->lock);
-        pump->piped += (guint64)rc;
-        g_mutex_unlock(&pump->lock);
-    }
-    return rc;
-}
-
-static int
-gfpoolStreamSendHole(virStreamPtr st, long long length, unsigned int flags)
-{
-    g_autoptr(GfpoolPump) pump = gfpoolPumpFind(st);
-    guint64 hpos, hlen;
-
-    virCheckFlags(0, -1);
-    if (!pump)
-        return gfpoolFDStreamDriver->streamSendHole(st, length, flags);
-    if (length <= 0) {
-        virReportError(VIR_ERR_INVALID_ARG, _("invalid stream hole length %lld"), length);
-        return -1;
-    }
-    g_mutex_lock(&pump->lock);
-    if (pump->upload) {
-        /* The bytes sent so far are in the pipe: the hole goes after them. */
-        gfpool_holes_push(pump->holes, pump->piped, (guint64)length);
-    } else if (!gfpool_holes_peek(pump->holes, &hpos, &hlen) || hpos != pump->taken ||
-               hlen != (guint64)length) {
-        /* Read side: the daemon skips the hole InData announced. */
-        g_mutex_unlock(&pump->lock);
-        virReportError(VIR_ERR_INTERNAL_ERROR, "%s", _("stream hole out of sequence"));
-        return -1;
-    } else {
-        gfpool_holes_pop(pump->holes);
-        g_cond_broadcast(&pump->cond);
-    }
-    g_mutex_unlock(&pump->lock);
-    return 0;
-}
-
-static int
-gfpoolStreamRecvHole(virStreamPtr st, long long *length, unsigned int flags)
-{
-    /* Only the remote driver's client side calls this; forward. */
-    return gfpoolFDStreamDriver->streamRecvHole(st, length, flags);
-}
-
-static void
-gfpoolPumpClosed(virStreamPtr st)
-{
-    g_autoptr(GfpoolPump) pump = gfpoolPumpFind(st);
-
-    if (!pump)
-        return;
-    g_mutex_lock(&pump->lock);
-    pump->closed = true;
-    g_cond_broadcast(&pump->cond);
-    g_mutex_unlock(&pump->lock);
-}
-
-/* Upload: the client is done sending; the volume is done only when the pump
- * has written and flushed everything, and only then may we say so. */
-static int
-gfpoolStreamFinish(virStreamPtr st)
-{
-    g_autoptr(GfpoolPump) pump = gfpoolPumpFind(st);
-    int rc;
-
-    if (pump && !pump->upload)
-        gfpoolPumpClosed(st);
-    rc = gfpoolFDStreamDriver->streamFinish(st);
-    if (!pump)
-        return rc;
-    g_mutex_lock(&pump->lock);
-    while (!pump->done)
-        g_cond_wait(&pump->cond, &pump->lock);
-    g_mutex_unlock(&pump->lock);
-    gfpoolPumpForget(st);
-    if (rc == 0 && pump->error)
-        return gfpoolPumpReportError(pump);
-    return rc;
-}
-
-static int
-gfpoolStreamAbort(virStreamPtr st)
-{
-    int rc;
-
-    gfpoolPumpClosed(st);
-    rc = gfpoolFDStreamDriver->streamAbort(st);
-
-    /* The pump sees EOF or EPIPE on its end and stops by itself. */
-    gfpoolPumpForget(st);
-    return rc;
-}
-
-static int
-gfpoolVolStream(virStoragePoolObj *pool, virStorageVolDef *vol, virStreamPtr stream,
-                unsigned long long offset, unsigned long long length, bool upload,
-                bool sparse)
-{
-    GfpoolPump *pump;
-    virThread thread;
-    int fds[2];
-
-    if (pipe2(fds, O_CLOEXEC) < 0) {
-        virReportSystemError(errno, "%s", _("cannot create a pipe"));
-        return -1;
-    }
-    /* 1 MiB instead of 64 KiB: fewer wake-ups per byte (best effort). */
-    ignore_value(fcntl(fds[0], F_SETPIPE_SZ, 1024 * 1024));
-    pump = g_new0(GfpoolPump, 1);
-    pump->refs = 1;
-    g_mutex_init(&pump->lock);
-    g_cond_init(&pump->cond);
-    pump->fd = upload ? fds[0] : fds[1];
-    pump->streamfd = upload ? fds[1] : fds[0];
-    if (!(pump->state = gfpoolPoolStateGet(pool))) {
-        close(fds[0]);
-        close(fds[1]);
-        pump->fd = -1;
-        gfpoolPumpUnref(pump);
-        return -1;
-    }
-    pump->stream = stream;
-    pump->name = g_strdup(vol->name);
-    pump->offset = offset;
-    pump->length = length;
-    pump->upload = upload;
-    pump->sparse = sparse;
-    pump->holes = gfpool_holes_new();
-
-    /* The stream owns the other end from here on. */
-    if (virFDStreamOpen(stream, upload ? fds[1] : fds[0]) < 0) {
-        close(upload ? fds[1] : fds[0]);
-        gfpoolPumpUnref(pump);
-        return -1;
-    }
-    g_mutex_lock(&gfpoolPumpsLock);
-    if (!gfpoolFDStreamDriver) {
-        /* Every fd stream shares libvirt's one driver table. */
-        gfpoolFDStreamDriver = stream->driver;
-        gfpoolStreamDriver = *stream->driver;
-        gfpoolStreamDriver.streamSend = gfpoolStreamSend;
-        gfpoolStreamDriver.streamRecv = gfpoolStreamRecv;
-        gfpoolStreamDriver.streamRecvFlags = gfpoolStreamRecvFlags;
-        gfpoolStreamDriver.streamSendHole = gfpoolStreamSendHole;
-        gfpoolStreamDriver.streamRecvHole = gfpoolStreamRecvHole;
-        gfpoolStreamDriver.streamInData = gfpoolStreamInData;
-        gfpoolStreamDriver.streamFinish = gfpoolStreamFinish;
-        gfpoolStreamDriver.streamAbort = gfpoolStreamAbort;
-    }
-    g_hash_table_replace(gfpoolPumps, stream, pump);
-    g_atomic_int_inc(&pump->refs);      /* the table's; the first is the thread's */
-    g_mutex_unlock(&gfpoolPumpsLock);
-    stream->driver = &gfpoolStreamDriver;
-
-    if (virThreadCreateFull(&thread, false, gfpoolPumpThread,
-                            upload ? "gfpool-upload" : "gfpool-download", false, pump) < 0) {
-        virReportSystemError(errno, "%s", _("cannot start the stream thread"));
-        gfpoolPumpForget(stream);
-        gfpoolPumpUnref(pump);
-        return -1;
-    }
-    return 0;
-}
-
-static int
-gfpoolUploadVol(virStoragePoolObj *pool, virStorageVolDef *vol, virStreamPtr stream,
-                unsigned long long offset, unsigned long long length, unsigned int flags)
-{
-    virCheckFlags(VIR_STORAGE_VOL_UPLOAD_SPARSE_STREAM, -1);
-    return gfpoolVolStream(pool, vol, stream, offset, length, true,
-                           !!(flags & VIR_STORAGE_VOL_UPLOAD_SPARSE_STREAM));
-}
-
-static int
-gfpoolDownloadVol(virStoragePoolObj *pool, virStorageVolDef *vol, virStreamPtr stream,
-                  unsigned long long offset, unsigned long long length, unsigned int flags)
-{
-    virCheckFlags(VIR_STORAGE_VOL_DOWNLOAD_SPARSE_STREAM, -1);
-    return gfpoolVolStream(pool, vol, stream, offset, length, false,
-                           !!(flags & VIR_STORAGE_VOL_DOWNLOAD_SPARSE_STREAM));
 }
 
 
@@ -1429,21 +1001,17 @@ virStorageBackendGlusterRegister(void)
 {
     g_log_set_handler("gfpool", G_LOG_LEVEL_MASK | G_LOG_FLAG_FATAL | G_LOG_FLAG_RECURSION,
                       gfpoolLogHandler, NULL);
-    g_mutex_lock(&gfpoolStatesLock);
-    if (!gfpoolStates)
-        gfpoolStates = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
-                                             (GDestroyNotify)gfpoolPoolStateUnref);
-    if (!gfpoolConnects)
-        gfpoolConnects = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
-                                               (GDestroyNotify)gfpoolPoolConnectUnref);
-    g_mutex_unlock(&gfpoolStatesLock);
-    g_mutex_lock(&gfpoolPumpsLock);
-    if (!gfpoolPumps)
-        gfpoolPumps = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL,
-                                            (GDestroyNotify)gfpoolPumpUnref);
-    g_mutex_unlock(&gfpoolPumpsLock);
-    g_mutex_lock(&gfpoolStatesLock);
-    g_mutex_unlock(&gfpoolStatesLock);
+    g_mutex_lock(&gfpoolDriver.lock);
+    if (!gfpoolDriver.states) {
+        gfpoolDriver.states = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
+                                                    (GDestroyNotify)gfpoolPoolStateUnref);
+        gfpoolDriver.connects = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
+                                                      (GDestroyNotify)gfpoolPoolConnectUnref);
+        gfpoolDriver.failed_builds = g_hash_table_new_full(g_str_hash, g_str_equal,
+                                                           g_free, NULL);
+    }
+    g_mutex_unlock(&gfpoolDriver.lock);
+    gfpoolStreamInit();
 
     if (virStorageBackendRegister(&virStorageBackendGfpool) < 0)
         return -1;

@@ -66,7 +66,7 @@ static const char *const reserved_volnames[] = {
 };
 
 gboolean
-gfpool_volume_name_validate(const char *volume, GError **error)
+gfpool_gluster_volume_name_validate(const char *volume, GError **error)
 {
     gsize len;
 
@@ -287,7 +287,7 @@ gfpool_host_validate(const GfpoolHost *h, GError **error)
 gboolean
 gfpool_source_validate(const GfpoolSource *src, GError **error)
 {
-    if (!gfpool_volume_name_validate(src->volume, error))
+    if (!gfpool_gluster_volume_name_validate(src->volume, error))
         return FALSE;
     if (src->dir && !gfpool_dir_validate(src->dir, error))
         return FALSE;

@@ -50,7 +50,7 @@ gboolean gfpool_source_validate(const GfpoolSource *src, GError **error);
 
 /* The pieces gfpool_source_validate checks, for callers holding one value
  * (the URI parser, CLI options). Messages name the value and the rule. */
-gboolean gfpool_volume_name_validate(const char *volume, GError **error);
+gboolean gfpool_gluster_volume_name_validate(const char *volume, GError **error);
 gboolean gfpool_dir_validate(const char *dir, GError **error);
 gboolean gfpool_host_validate(const GfpoolHost *h, GError **error);
 

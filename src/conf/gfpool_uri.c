@@ -375,7 +375,7 @@ gfpool_uri_parse(const char *str, GError **error)
     {
         GError *local = NULL;
 
-        if (!gfpool_volume_name_validate(uri->volume, &local) ||
+        if (!gfpool_gluster_volume_name_validate(uri->volume, &local) ||
             !gfpool_host_validate(uri->host, &local)) {
             uri_error(error, str, "%s", local->message);
             g_error_free(local);

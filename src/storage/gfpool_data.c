@@ -14,7 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "gfpool_volume.h"
+#include "gfpool_data.h"
 
 /* Buffer for the paths that do move bytes through us (streams, fallbacks).
  * 4 MiB: past that gfapi's throughput on the test bed no longer grows. */

@@ -25,6 +25,8 @@
 #include "gfpool_pool_xml.h"
 #include "gfpool_uri.h"
 #include "gfpool_volinfo_xml.h"
+#include "gfpool_data.h"
+#include "gfpool_find_sources.h"
 #include "gfpool_volume.h"
 #include "storage_backend_gfpool.h"
 

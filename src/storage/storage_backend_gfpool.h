@@ -11,7 +11,7 @@
 #include "storage_backend.h"
 #include "virstorageobj.h"
 
-#include "gfpool_volume.h"
+#include "gfpool_data.h"
 
 /*
  * One state per started pool, found by the pool's UUID: libvirt gives

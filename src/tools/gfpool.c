@@ -23,6 +23,7 @@
 #include "gfpool_disk_xml.h"
 #include "gfpool_pool_xml.h"
 #include "gfpool_uri.h"
+#include "gfpool_data.h"
 #include "gfpool_vol_xml.h"
 #include "gfpool_volume.h"
 

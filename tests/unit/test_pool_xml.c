@@ -662,14 +662,14 @@ test_validate_api(void)
     g_clear_error(&err);
     g_ptr_array_remove_index(src->hosts, 1);
 
-    g_assert_true(gfpool_volume_name_validate(maxname, NULL));
-    g_assert_false(gfpool_volume_name_validate(longname, &err));
+    g_assert_true(gfpool_gluster_volume_name_validate(maxname, NULL));
+    g_assert_false(gfpool_gluster_volume_name_validate(longname, &err));
     g_assert_nonnull(strstr(err->message, "at most 255"));
     g_clear_error(&err);
-    g_assert_true(gfpool_volume_name_validate("My_Vol-2", NULL));
-    g_assert_false(gfpool_volume_name_validate("volume", NULL));
-    g_assert_false(gfpool_volume_name_validate("a/b", NULL));
-    g_assert_false(gfpool_volume_name_validate(NULL, NULL));
+    g_assert_true(gfpool_gluster_volume_name_validate("My_Vol-2", NULL));
+    g_assert_false(gfpool_gluster_volume_name_validate("volume", NULL));
+    g_assert_false(gfpool_gluster_volume_name_validate("a/b", NULL));
+    g_assert_false(gfpool_gluster_volume_name_validate(NULL, NULL));
 
     g_assert_true(gfpool_dir_validate("/", NULL));
     g_assert_true(gfpool_dir_validate("/a/b.c/..d/.e", NULL));

@@ -1,5 +1,5 @@
 /*
- * gfpool_sources.c: find-storage-pool-sources.
+ * gfpool_find_sources.c: find-storage-pool-sources.
  *
  * glusterd lists volumes only through its management RPC, which gfapi does
  * not expose: ask the gluster CLI, as libvirt does, but with a deadline
@@ -9,7 +9,8 @@
 #include <string.h>
 
 #include "gfpool_volinfo_xml.h"
-#include "gfpool_volume.h"
+#include "gfpool_conn.h"
+#include "gfpool_find_sources.h"
 
 static GPtrArray *
 query_host(const GfpoolHost *h, guint timeout_s, GError **error)

@@ -1,0 +1,71 @@
+/*
+ * gfpool_data.h: the verbs that move a volume's data (gfpool_data.c):
+ * resize, wipe, clone, download, upload.
+ */
+#pragma once
+
+#include "gfpool_volume.h"
+
+typedef enum {
+    GFPOOL_RESIZE_ALLOCATE = 1 << 0,    /* raw: allocate the new space */
+    GFPOOL_RESIZE_SHRINK = 1 << 1,      /* allow a smaller capacity (raw only) */
+} GfpoolResizeFlags;
+
+/* vol-resize to an absolute capacity (virsh's --delta is resolved by the
+ * caller). qcow2 grows in place (header, L1 moved when it must grow). */
+gboolean gfpool_vol_resize(GfpoolConn *conn, const char *name, guint64 capacity,
+                           unsigned int flags, GError **error);
+
+typedef enum {
+    GFPOOL_WIPE_ZERO,           /* zeros over every byte */
+    GFPOOL_WIPE_TRIM,           /* discard: the bricks free the space */
+} GfpoolWipeAlgorithm;
+
+/* vol-wipe. A qcow2 volume ends as a valid empty qcow2 of the same
+ * capacity, cluster size and backing file. */
+gboolean gfpool_vol_wipe(GfpoolConn *conn, const char *name, GfpoolWipeAlgorithm alg,
+                         GError **error);
+
+/*
+ * vol-clone / vol-create-from: a new volume (params: name, format, capacity
+ * >= the source's or 0 for the same, perms) from an existing one of the
+ * pool. Data moves server-side with glfs_copy_file_range where gfapi can,
+ * holes stay holes. raw<->qcow2 conversions included.
+ */
+gboolean gfpool_vol_clone(GfpoolConn *conn, const char *source,
+                          const GfpoolVolCreateParams *params, GError **error);
+
+/*
+ * Holes of a byte stream that carries only data: "after the stream's first
+ * pos bytes comes a hole of len bytes". Thread-safe FIFO; one side pushes
+ * as it produces, the other pops as it consumes. libvirt's sparse streams
+ * travel this way through a pipe (see the module's stream code).
+ */
+typedef struct _GfpoolHoles GfpoolHoles;
+GfpoolHoles *gfpool_holes_new(void);
+void gfpool_holes_free(GfpoolHoles *h);
+void gfpool_holes_push(GfpoolHoles *h, guint64 pos, guint64 len);
+/* The oldest hole, if any, without removing it. */
+gboolean gfpool_holes_peek(GfpoolHoles *h, guint64 *pos, guint64 *len);
+void gfpool_holes_pop(GfpoolHoles *h);
+
+/*
+ * vol-download: bytes [offset, offset+length) of the volume (length 0 = to
+ * the end) written to fd. Holes of the volume, when sparse: pushed to holes
+ * if given (nothing written for them), else skipped with lseek on a
+ * seekable fd; otherwise written as zeros.
+ */
+gboolean gfpool_vol_download(GfpoolConn *conn, const char *name, guint64 offset,
+                             guint64 length, int fd, gboolean sparse, GfpoolHoles *holes,
+                             GError **error);
+
+/*
+ * vol-upload: bytes read from fd until EOF (or length, 0 = no limit) written
+ * into the volume from offset. holes (may be NULL) says where the stream's
+ * holes fall between those bytes; with sparse and no holes queue, runs of
+ * zeros read from fd become holes. Either way a hole in the volume is
+ * punched where it had data, and the volume grows to cover a trailing one.
+ */
+gboolean gfpool_vol_upload(GfpoolConn *conn, const char *name, guint64 offset,
+                           guint64 length, int fd, gboolean sparse, GfpoolHoles *holes,
+                           GError **error);

@@ -519,7 +519,8 @@ sweep_stale_temp(GfpoolConn *conn, const char *name, const struct stat *st)
 
 
 GPtrArray *
-gfpool_pool_refresh(GfpoolConn *conn, GfpoolProbeCache *cache, GError **error)
+gfpool_pool_refresh(GfpoolConn *conn, GfpoolProbeCache *cache, unsigned int flags,
+                    GError **error)
 {
     glfs_t *fs = gfpool_conn_glfs(conn);
     const GfpoolSource *src = gfpool_conn_source(conn);
@@ -557,7 +558,8 @@ gfpool_pool_refresh(GfpoolConn *conn, GfpoolProbeCache *cache, GError **error)
         if (g_str_equal(ent->d_name, ".") || g_str_equal(ent->d_name, ".."))
             continue;
         if (g_str_has_prefix(ent->d_name, GFPOOL_TEMP_PREFIX)) {
-            sweep_stale_temp(conn, ent->d_name, &st);
+            if (flags & GFPOOL_REFRESH_SWEEP)
+                sweep_stale_temp(conn, ent->d_name, &st);
             continue;
         }
         if (!gfpool_vol_name_validate(ent->d_name, strlen(ent->d_name), NULL)) {

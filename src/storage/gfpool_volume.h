@@ -54,10 +54,16 @@ void gfpool_probe_cache_load(GfpoolProbeCache *cache, const char *path);
 gboolean gfpool_probe_cache_save(GfpoolProbeCache *cache, const char *path,
                                  GError **error);
 
+typedef enum {
+    /* pool-refresh, not vol-list: also remove temp files of creators that
+     * died (sweep_stale_temp in gfpool_volume.c) */
+    GFPOOL_REFRESH_SWEEP = 1 << 0,
+} GfpoolRefreshFlags;
+
 /* pool-refresh / vol-list: every file and directory of the pool dir, headers
  * probed concurrently (cache may be NULL). GPtrArray of GfpoolVolInfo*. */
 GPtrArray *gfpool_pool_refresh(GfpoolConn *conn, GfpoolProbeCache *cache,
-                               GError **error);
+                               unsigned int flags, GError **error);
 
 /* pool-info: capacity/allocation/available of the gluster volume. */
 gboolean gfpool_pool_info(GfpoolConn *conn, guint64 *capacity,

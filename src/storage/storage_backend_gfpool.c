@@ -514,7 +514,7 @@ gfpoolRefreshPool(virStoragePoolObj *pool)
     if (!(state = gfpoolPoolStateGet(pool)))
         return -1;
 
-    if (!(vols = gfpool_pool_refresh(state->conn, state->cache, &err))) {
+    if (!(vols = gfpool_pool_refresh(state->conn, state->cache, GFPOOL_REFRESH_SWEEP, &err))) {
         gfpoolPoolStateNoteError(state, err);
         gfpoolReportError(err, _("cannot refresh gluster pool '%s'"), def->name);
         return -1;

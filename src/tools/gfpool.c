@@ -397,7 +397,7 @@ cmd_vol_list(int argc, char **argv)
         return usage_error("vol-list takes no arguments");
     if (!(conn = pool_connect(&rc)))
         return rc;
-    if (!(vols = gfpool_pool_refresh(conn, NULL, &err)))
+    if (!(vols = gfpool_pool_refresh(conn, NULL, 0, &err)))
         return finish(conn, fail(err));
 
     if (opt_details)
@@ -438,7 +438,7 @@ cmd_pool_refresh(int argc, char **argv)
         return usage_error("pool-refresh takes no arguments");
     if (!(conn = pool_connect(&rc)))
         return rc;
-    if (!(vols = gfpool_pool_refresh(conn, NULL, &err)))
+    if (!(vols = gfpool_pool_refresh(conn, NULL, GFPOOL_REFRESH_SWEEP, &err)))
         return finish(conn, fail(err));
     printf("Pool refreshed: %u volumes\n", vols->len);
     return finish(conn, EXIT_OK);

@@ -343,7 +343,8 @@ def test_refresh_sweeps_leftover_temp_names(pool):
     """A refresh removes a temporary name whose volume was published (a
     second link: only the removal of the temp name failed, e.g. a brick
     died at that moment) and one nobody has written for over 6 hours; a
-    recent one, whose creator may still be writing, stays."""
+    recent one, whose creator may still be writing, stays. Only a refresh
+    sweeps: `gfpool vol-list` (a listing) removes nothing."""
     g = pool.gfapi
     data = os.urandom(4096)
     g.put(pool.path('pub.img'), data)
@@ -351,6 +352,8 @@ def test_refresh_sweeps_leftover_temp_names(pool):
     g.put(pool.path(TEMP_PREFIX + 'writing'), b'')
     g.put(pool.path(TEMP_PREFIX + 'old'), b'')
     g.set_mtime(pool.path(TEMP_PREFIX + 'old'), time.time() - 7 * 3600)
+    pool.cli('vol-list', check=0)
+    assert len(pool.temp_files()) == 3, pool.files()
     pool.refresh()
     assert pool.temp_files() == [TEMP_PREFIX + 'writing']
     assert g.read(pool.path('pub.img')) == data

@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 
+#include "gfpool_uri.h"
 #include "gfpool_volume.h"
 
 /* Header reads in flight during a refresh (open/pread/close each). On the
@@ -486,6 +487,32 @@ vol_info_from_stat(const char *name, const struct stat *st)
     info->uid = st->st_uid;
     info->gid = st->st_gid;
     return info;
+}
+
+
+GfpoolPrealloc
+gfpool_prealloc_for_allocation(GfpoolFormat format, guint64 capacity, guint64 allocation)
+{
+    return format == GFPOOL_FORMAT_RAW && allocation > 0 && allocation >= capacity ?
+        GFPOOL_PREALLOC_FALLOC : GFPOOL_PREALLOC_OFF;
+}
+
+
+char *
+gfpool_vol_key(GfpoolConn *conn, const char *name)
+{
+    const GfpoolSource *src = gfpool_conn_source(conn);
+
+    return gfpool_uri_for_volume(g_ptr_array_index(src->hosts, 0), src->volume, src->dir, name);
+}
+
+
+char *
+gfpool_vol_backing_key(GfpoolConn *conn, const char *backing)
+{
+    if (gfpool_vol_name_validate(backing, strlen(backing), NULL))
+        return gfpool_vol_key(conn, backing);
+    return g_strdup(backing);
 }
 
 

@@ -81,6 +81,23 @@ typedef enum {
     GFPOOL_PREALLOC_FULL,       /* raw: zeros written */
 } GfpoolPrealloc;
 
+/* libvirt's rule for raw volumes, for a volume asked for with an
+ * allocation and no preallocation mode: allocation == capacity means
+ * allocated (falloc), anything less sparse. */
+GfpoolPrealloc gfpool_prealloc_for_allocation(GfpoolFormat format, guint64 capacity,
+                                              guint64 allocation);
+
+/* The key and target path of volume `name`, as Debian's module sets them
+ * (tools that stored them see no change): gluster://HOST[:PORT]/VOL/DIR/NAME
+ * through the pool's first host. */
+char *gfpool_vol_key(GfpoolConn *conn, const char *name);
+
+/* A backing file as a volume's XML shows it: a plain name is a volume of
+ * this pool (QEMU resolves it in the overlay's directory), shown by its key,
+ * which vol-key/vol-path and virsh's --backing-vol resolve; anything else
+ * as stored. */
+char *gfpool_vol_backing_key(GfpoolConn *conn, const char *backing);
+
 typedef struct {
     const char *name;
     GfpoolFormat format;        /* RAW or QCOW2 */

@@ -441,17 +441,12 @@ gfpoolVolDefSetFormat(virStorageVolDef *vol, GfpoolFormat format)
 }
 
 
-/* Key and target path as Debian's module sets them, so tools that stored
- * them see no change: gluster://HOST[:PORT]/VOL/DIR/NAME, first host. */
 static int
 gfpoolVolDefSetIdentity(GfpoolConn *conn, virStorageVolDef *vol)
 {
-    const GfpoolSource *src = gfpool_conn_source(conn);
-    const GfpoolHost *h = g_ptr_array_index(src->hosts, 0);
-
     g_free(vol->key);
     g_free(vol->target.path);
-    vol->target.path = gfpool_uri_for_volume(h, src->volume, src->dir, vol->name);
+    vol->target.path = gfpool_vol_key(conn, vol->name);
     vol->key = g_strdup(vol->target.path);
     return 0;
 }
@@ -483,16 +478,8 @@ gfpoolVolDefFill(GfpoolConn *conn, virStorageVolDef *vol, const GfpoolVolInfo *i
     g_clear_pointer(&vol->target.backingStore, virObjectUnref);
     if (info->backing) {
         virStorageSource *bs = virStorageSourceNew();
-        const GfpoolSource *src = gfpool_conn_source(conn);
         bs->type = VIR_STORAGE_TYPE_NETWORK;
-        /* A plain name is a volume of this pool (QEMU resolves it in the
-         * overlay's directory): show its key, which vol-key/vol-path and
-         * virsh's --backing-vol resolve. Anything else as stored. */
-        if (gfpool_vol_name_validate(info->backing, strlen(info->backing), NULL))
-            bs->path = gfpool_uri_for_volume(g_ptr_array_index(src->hosts, 0), src->volume,
-                                             src->dir, info->backing);
-        else
-            bs->path = g_strdup(info->backing);
+        bs->path = gfpool_vol_backing_key(conn, info->backing);
         bs->format = VIR_STORAGE_FILE_RAW;
         if (info->backing_format == GFPOOL_FORMAT_QCOW2)
             bs->format = VIR_STORAGE_FILE_QCOW2;
@@ -623,10 +610,9 @@ gfpoolCreateParamsFromDef(const GfpoolSource *src, virStorageVolDef *vol, unsign
     p->capacity = vol->target.capacity;
     if (flags & VIR_STORAGE_VOL_CREATE_PREALLOC_METADATA)
         p->prealloc = GFPOOL_PREALLOC_METADATA;
-    else if (p->format == GFPOOL_FORMAT_RAW && vol->target.allocation > 0 &&
-             vol->target.allocation >= vol->target.capacity)
-        /* libvirt's own raw volumes: allocation == capacity means allocated. */
-        p->prealloc = GFPOOL_PREALLOC_FALLOC;
+    else
+        p->prealloc = gfpool_prealloc_for_allocation(p->format, vol->target.capacity,
+                                                     vol->target.allocation);
     if (vol->target.clusterSize) {
         if (vol->target.clusterSize > G_MAXUINT32) {
             virReportError(VIR_ERR_CONFIG_UNSUPPORTED,

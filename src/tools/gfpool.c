@@ -346,13 +346,11 @@ human_size(guint64 v)
 static GfpoolVolDef *
 vol_def_from_info(GfpoolConn *conn, const GfpoolVolInfo *info)
 {
-    const GfpoolSource *src = gfpool_conn_source(conn);
     GfpoolVolDef *def = gfpool_vol_def_new();
 
     def->name = g_strdup(info->name);
     def->type = g_strdup(info->kind == GFPOOL_VOL_DIR ? "netdir" : "network");
-    def->path = gfpool_uri_for_volume(g_ptr_array_index(src->hosts, 0), src->volume,
-                                      src->dir, info->name);
+    def->path = gfpool_vol_key(conn, info->name);
     def->key = g_strdup(def->path);
     def->capacity = info->capacity;
     def->allocation = info->allocation;
@@ -361,12 +359,7 @@ vol_def_from_info(GfpoolConn *conn, const GfpoolVolInfo *info)
     def->uid = info->uid;
     def->gid = info->gid;
     if (info->backing) {
-        /* As the module shows it: a pool volume by its key. */
-        if (gfpool_vol_name_validate(info->backing, strlen(info->backing), NULL))
-            def->backing_path = gfpool_uri_for_volume(g_ptr_array_index(src->hosts, 0),
-                                                      src->volume, src->dir, info->backing);
-        else
-            def->backing_path = g_strdup(info->backing);
+        def->backing_path = gfpool_vol_backing_key(conn, info->backing);
         def->backing_format = g_strdup(info->backing_format != GFPOOL_FORMAT_NONE ?
                                        format_name(info->backing_format) : "raw");
     }
@@ -414,9 +407,7 @@ cmd_vol_list(int argc, char **argv)
                    info->kind == GFPOOL_VOL_DIR ? "netdir" : "network",
                    info->kind == GFPOOL_VOL_DIR ? "dir" : format_name(info->format), cap, alloc);
         } else {
-            const GfpoolSource *src = gfpool_conn_source(conn);
-            g_autofree char *uri = gfpool_uri_for_volume(g_ptr_array_index(src->hosts, 0),
-                                                         src->volume, src->dir, info->name);
+            g_autofree char *uri = gfpool_vol_key(conn, info->name);
             printf(" %-30s %s\n", info->name, uri);
         }
     }
@@ -552,9 +543,7 @@ cmd_vol_path(int argc, char **argv)
     if ((rc = get_vol_info(argc, argv, &v, &conn, &info)) >= 0)
         return rc;
     {
-        const GfpoolSource *src = gfpool_conn_source(conn);
-        g_autofree char *uri = gfpool_uri_for_volume(g_ptr_array_index(src->hosts, 0),
-                                                     src->volume, src->dir, info->name);
+        g_autofree char *uri = gfpool_vol_key(conn, info->name);
         printf("%s\n", uri);
     }
     gfpool_vol_info_free(info);
@@ -667,8 +656,9 @@ cmd_vol_create_as(int argc, char **argv)
         guint64 alloc;
         if (!gfpool_parse_scaled(opt_allocation, &alloc, &err))
             return fail(err);
-        if (p.format == GFPOOL_FORMAT_RAW && alloc >= p.capacity && p.capacity > 0)
-            p.prealloc = GFPOOL_PREALLOC_FALLOC;
+        GfpoolPrealloc by_alloc = gfpool_prealloc_for_allocation(p.format, p.capacity, alloc);
+        if (by_alloc != GFPOOL_PREALLOC_OFF)
+            p.prealloc = by_alloc;
     }
     if (p.format == GFPOOL_FORMAT_QCOW2 &&
         (p.prealloc == GFPOOL_PREALLOC_FALLOC || p.prealloc == GFPOOL_PREALLOC_FULL))

@@ -38,9 +38,11 @@ typedef struct {
  * waits, by volume and hosts. Each keeps gfapi's threads (about five) until
  * glfs_init returns, which against a host that accepts TCP and never
  * answers is not soon: 30 pool-starts against one left 160 threads in
- * libvirtd. So while one is hung, later connects to the same servers fail
- * at once with the same reason instead of starting another; the entry
- * goes when that glfs_init returns, whatever it returns.
+ * libvirtd. So while one is pending, a later connect to the same servers
+ * starts no other: it waits, within its own deadline, for that one to end
+ * (gfapi keeps retrying servers that refused, so with servers back it ends
+ * within seconds), then connects afresh; if it does not end in time, the
+ * later connect fails with the same reason.
  */
 static GMutex hung_lock;
 static GHashTable *hung;    /* key -> ConnectJob (a reference) */
@@ -161,6 +163,7 @@ connect_thread(gpointer opaque)
     glfs_t *fs = NULL;
     const char *step = NULL;
     int err = 0;
+    gboolean discard;
 
     if (!(fs = glfs_new(src->volume))) {
         step = "glfs_new";
@@ -212,21 +215,18 @@ connect_thread(gpointer opaque)
             g_hash_table_remove(hung, job->key);
         g_mutex_unlock(&hung_lock);
     }
-    if (job->abandoned || err) {
-        g_mutex_unlock(&job->lock);
-        /* Nobody will use it: either the caller gave up at its deadline or
-         * the connect failed. Either way finalize it here, off any caller. */
-        if (fs)
-            glfs_fini(fs);
-        g_mutex_lock(&job->lock);
-        fs = NULL;
-    }
-    job->fs = fs;
+    /* Nobody will use it if the caller gave up at its deadline or the
+     * connect failed: it is finalized below, off any caller, after the
+     * callers waiting for this attempt to end have been told. */
+    discard = job->abandoned || err;
+    job->fs = discard ? NULL : fs;
     job->err = err;
     job->step = step;
     job->done = TRUE;
-    g_cond_signal(&job->cond);
+    g_cond_broadcast(&job->cond);
     g_mutex_unlock(&job->lock);
+    if (discard && fs)
+        glfs_fini(fs);
 
     connect_job_unref(job);
     return NULL;
@@ -301,7 +301,7 @@ gfpool_conn_open_flags(const GfpoolSource *src, guint timeout_ms,
     g_autofree char *hosts = gfpool_source_hosts_string(src);
     g_autofree char *key = NULL;
     g_autoptr(GError) thread_err = NULL;
-    ConnectJob *job;
+    ConnectJob *job = NULL;
     GfpoolConn *conn = NULL;
     GThread *t;
     gint64 deadline;
@@ -318,16 +318,29 @@ gfpool_conn_open_flags(const GfpoolSource *src, guint timeout_ms,
     key = g_strdup_printf("%s %s", src->volume, hosts);
 
     g_mutex_lock(&hung_lock);
-    if (hung && (job = g_hash_table_lookup(hung, key))) {
-        gint64 waited = (g_get_monotonic_time() - job->started) / G_USEC_PER_SEC;
-        g_mutex_unlock(&hung_lock);
-        g_set_error(error, GFPOOL_ERROR, GFPOOL_ERROR_TIMEOUT,
-                    "cannot connect to gluster volume '%s' via %s: no answer "
-                    "(an attempt started %" G_GINT64_FORMAT " s ago still waits; "
-                    "no other starts until it ends)", src->volume, hosts, waited);
-        return NULL;
-    }
+    if (hung && (job = g_hash_table_lookup(hung, key)))
+        g_atomic_int_inc(&job->refs);
     g_mutex_unlock(&hung_lock);
+    if (job) {
+        gboolean ended;
+        gint64 waited;
+
+        g_mutex_lock(&job->lock);
+        while (!job->done && g_cond_wait_until(&job->cond, &job->lock, deadline))
+            ;
+        ended = job->done;
+        g_mutex_unlock(&job->lock);
+        waited = (g_get_monotonic_time() - job->started) / G_USEC_PER_SEC;
+        connect_job_unref(job);
+        if (!ended) {
+            g_set_error(error, GFPOOL_ERROR, GFPOOL_ERROR_TIMEOUT,
+                        "cannot connect to gluster volume '%s' via %s: no answer within "
+                        "%u ms (an attempt started %" G_GINT64_FORMAT " s ago still waits; "
+                        "no other starts until it ends)", src->volume, hosts, timeout_ms,
+                        waited);
+            return NULL;
+        }
+    }
 
     job = g_new0(ConnectJob, 1);
     job->refs = 2;     /* caller + worker */

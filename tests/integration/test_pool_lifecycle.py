@@ -157,12 +157,12 @@ def test_hung_host_costs_bounded_threads(make_libvirtd, cluster, unique_name,
                                          tmp_path):
     """What a management stack polling a blackholed host does: 30
     pool-starts. Each abandoned connect keeps gfapi's threads while
-    glfs_init waits, so only one may be pending per volume and hosts: the
-    first start gives up at the deadline, the others fail at once with the
-    same reason, and libvirtd's thread count stays bounded (27 -> 187
-    before). When the host goes away the pending attempt ends and the next
-    start tries again."""
-    d = make_libvirtd()
+    glfs_init waits, so only one may be pending per volume and hosts: every
+    start gives up at the deadline (2 s here), the later ones waiting for
+    the pending attempt instead of starting their own, and libvirtd's
+    thread count stays bounded (27 -> 187 before). When the host goes away
+    the pending attempt ends and the next start tries afresh."""
+    d = make_libvirtd(extra_env={'GFPOOL_CONNECT_TIMEOUT_MS': '2000'})
     listener = SilentListener(cluster.addresses[0].rsplit('.', 1)[0] + '.202')
     name = unique_name('hung30')
     try:
@@ -176,21 +176,14 @@ def test_hung_host_costs_bounded_threads(make_libvirtd, cluster, unique_name,
             times.append(t.elapsed)
             assert r.returncode != 0 and 'no answer' in r.stderr, r.stderr
         after = _threads(d.pid)
-        print('30 starts against a hung host: threads %d -> %d, first start '
-              '%.1f s, the others at most %.2f s' % (before, after, times[0],
-                                                     max(times[1:])))
-        assert times[0] < 10, times
-        assert max(times[1:]) < 2, times
+        print('30 starts against a hung host: threads %d -> %d, each start '
+              '%.1f-%.1f s' % (before, after, min(times), max(times)))
+        assert max(times) < 5, times
         assert after - before <= 20, (
             '30 pool-starts against a hung host: %d -> %d threads'
             % (before, after))
         listener.close()
-        deadline = time.monotonic() + 30
-        while True:
-            r = d.virsh('pool-start', name, check=False, timeout=60)
-            if 'still waits' not in r.stderr or time.monotonic() > deadline:
-                break
-            time.sleep(0.5)
+        r = d.virsh('pool-start', name, check=False, timeout=60)
         assert r.returncode != 0 and 'still waits' not in r.stderr, r.stderr
     finally:
         listener.close()

@@ -121,6 +121,21 @@ gfpoolPumpThread(void *opaque)
     else
         ok = gfpool_vol_download(pump->state->conn, pump->name, pump->offset, pump->length,
                                  pump->fd, pump->sparse, pump->holes, &err);
+#if !GFPOOL_STREAM_SEND_ERROR_SAFE
+    /* This libvirtd crashes when a stream send fails (meson.build): after a
+     * failed upload, take and drop what the client still sends until the
+     * stream is finished or aborted, so that no write to the pipe fails,
+     * and report the failure at finish. */
+    if (!ok && pump->upload) {
+        char sink[64 * 1024];
+        ssize_t n;
+
+        VIR_WARN("%s; the rest of the upload is discarded", gfpoolErrorText(err));
+        do {
+            n = read(pump->fd, sink, sizeof(sink));
+        } while (n > 0 || (n < 0 && errno == EINTR));
+    }
+#endif
     g_mutex_lock(&pump->lock);
     /* A download ends when the daemon has taken every byte and every hole:
      * its event loop turns our end's hangup into an immediate EOF for the
@@ -235,7 +250,8 @@ gfpoolStreamSend(virStreamPtr st, const char *data, size_t nbytes)
     g_autoptr(GfpoolPump) pump = gfpoolPumpFind(st);
     int rc;
 
-    if (pump && pump->upload) {
+    if (GFPOOL_STREAM_SEND_ERROR_SAFE && pump && pump->upload) {
+        /* the pump's failure at once: the client stops sending */
         g_mutex_lock(&pump->lock);
         if (pump->done && pump->error) {
             g_mutex_unlock(&pump->lock);
@@ -344,10 +360,18 @@ gfpoolVolStream(virStoragePoolObj *pool, virStorageVolDef *vol, virStreamPtr str
                 unsigned long long offset, unsigned long long length, bool upload,
                 bool sparse)
 {
+    g_autoptr(GError) err = NULL;
     GfpoolPump *pump;
     virThread thread;
     int fds[2];
 
+    /* A range gfapi cannot take fails the call itself, before a stream
+     * exists to carry the error. */
+    if (!gfpool_range_check(upload ? "upload" : "download", offset, length, &err)) {
+        gfpoolReportError(err, _("cannot %s volume '%s'"), upload ? "upload to" : "download from",
+                          vol->name);
+        return -1;
+    }
     if (pipe2(fds, O_CLOEXEC) < 0) {
         virReportSystemError(errno, "%s", _("cannot create a pipe"));
         return -1;

@@ -473,8 +473,10 @@ def test_corrupt_headers_keep_their_format(bpool, libvirtd, tmp_path):
     bpool.gfapi.write_at(bpool.path(l1), 0, head)
     files[l1] = head + b'\0' * (MiB - len(head))
     bpool.refresh()
+    # 8 MiB: the client is still sending when the upload fails (libvirt
+    # 11.x's daemon crashed when a stream send failed)
     local = tmp_path / 'up'
-    local.write_bytes(b'x' * 4096)
+    local.write_bytes(b'x' * (8 * MiB))
     for args, what in (
             (('vol-resize', '--pool', bpool.name, l1, '512K', '--shrink'),
              'resize'),

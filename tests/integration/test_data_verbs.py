@@ -309,6 +309,7 @@ def test_upload_download_range_out_of_bounds(dpool, tmp_path, offset,
             r.stderr
     assert open(download(dpool, name, tmp_path / 'back'), 'rb').read() == \
         data
+    assert dpool.libvirtd.alive()
     dpool.virsh('vol-delete', '--pool', dpool.name, name)
 
 

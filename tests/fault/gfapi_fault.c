@@ -3,6 +3,8 @@
  * failing path of a verb can be walked without a broken server.
  *
  *   GFPOOL_FAULT=glfs_fstat:2   the 2nd call of glfs_fstat fails (EIO)
+ *   GFPOOL_FAULT_RETURN_ZERO=1  ... returns 0 instead (a write that moves
+ *                               nothing, a read at EOF)
  *   GFPOOL_FAULT_TRACE=FILE     every wrapped call appends its name to FILE
  *
  * Only the calls gfpool's data paths make on files and directories are
@@ -39,8 +41,8 @@ configure(void)
     fault_at = strtol(colon + 1, NULL, 10);
 }
 
-/* Counts the call and says whether this one is the one to fail. A failing
- * call sets errno to EIO, as gfapi does for a brick's I/O error. */
+/* Counts the call and says whether this one is the one to fail: 1 to fail
+ * with EIO (as gfapi does for a brick's I/O error), 2 to return 0. */
 static int
 should_fail(const char *name, long *count)
 {
@@ -63,6 +65,8 @@ should_fail(const char *name, long *count)
         }
     }
     pthread_mutex_unlock(&lock);
+    if (fail && getenv("GFPOOL_FAULT_RETURN_ZERO"))
+        return 2;
     if (fail)
         errno = EIO;
     return fail;
@@ -86,8 +90,9 @@ real(const char *name)
     {                                                                       \
         static long calls;                                                  \
         static type (*next) params;                                         \
-        if (should_fail(#name, &calls))                                     \
-            return failval;                                                 \
+        int fail = should_fail(#name, &calls);                              \
+        if (fail)                                                           \
+            return fail == 2 ? (type)0 : failval;                           \
         if (!next)                                                          \
             next = (type (*) params)real(#name);                            \
         return next args;                                                   \

@@ -140,3 +140,16 @@ def test_pool_build_no_overwrite_unreadable_dir(fpool):
     p = gfpool_cli(*args, env={'LD_PRELOAD': SHIM,
                                'GFPOOL_FAULT': 'glfs_readdir_r:1'})
     assert p.returncode != 0 and 'cannot read directory' in p.stderr, p
+
+
+def test_write_that_moves_nothing_fails(fpool, tmp_path):
+    """A glfs_pwrite that returns 0 (nothing written, no error) ends the
+    upload and the clone with an error instead of looping forever."""
+    prepare(fpool, ['raw'])
+    for args in (['vol-upload', 'work.img', fpool.local],
+                 ['vol-clone', 'base.img', 'out.img']):
+        p = fpool.cli(*args, timeout=60,
+                      env={'LD_PRELOAD': SHIM, 'GFPOOL_FAULT': 'glfs_pwrite:1',
+                           'GFPOOL_FAULT_RETURN_ZERO': '1'})
+        assert p.returncode != 0 and 'nothing written' in p.stderr, p
+        assert fpool.temp_files() == [] and 'out.img' not in fpool.files()

@@ -121,21 +121,28 @@ gfpoolPumpThread(void *opaque)
     else
         ok = gfpool_vol_download(pump->state->conn, pump->name, pump->offset, pump->length,
                                  pump->fd, pump->sparse, pump->holes, &err);
-#if !GFPOOL_STREAM_SEND_ERROR_SAFE
-    /* This libvirtd crashes when a stream send fails (meson.build): after a
-     * failed upload, take and drop what the client still sends until the
-     * stream is finished or aborted, so that no write to the pipe fails,
-     * and report the failure at finish. */
+    /* After a failed upload, take and drop what the client still sends
+     * until the stream is finished or aborted: with our end of the pipe
+     * closed, the daemon's next write would fail with EPIPE, or its event
+     * loop see the pipe's error first, and the client would get "stream had
+     * I/O failure" instead of the reason. Where libvirtd survives a failed
+     * send (meson.build), the next send returns the reason at once and the
+     * client stops; elsewhere finish returns it. */
+    if (!ok) {
+        VIR_WARN("%s", gfpoolErrorText(err));
+        gfpoolPoolStateNoteError(pump->state, err);
+        g_mutex_lock(&pump->lock);
+        pump->error = g_strdup(gfpoolErrorText(err));
+        g_mutex_unlock(&pump->lock);
+    }
     if (!ok && pump->upload) {
         char sink[64 * 1024];
         ssize_t n;
 
-        VIR_WARN("%s; the rest of the upload is discarded", gfpoolErrorText(err));
         do {
             n = read(pump->fd, sink, sizeof(sink));
         } while (n > 0 || (n < 0 && errno == EINTR));
     }
-#endif
     g_mutex_lock(&pump->lock);
     /* A download ends when the daemon has taken every byte and every hole:
      * its event loop turns our end's hangup into an immediate EOF for the
@@ -148,11 +155,6 @@ gfpoolPumpThread(void *opaque)
         if (avail == 0 && !gfpool_holes_peek(pump->holes, &hpos, &hlen))
             break;
         g_cond_wait_until(&pump->cond, &pump->lock, g_get_monotonic_time() + 20 * 1000);
-    }
-    if (!ok) {
-        VIR_WARN("%s", gfpoolErrorText(err));
-        gfpoolPoolStateNoteError(pump->state, err);
-        pump->error = g_strdup(gfpoolErrorText(err));
     }
     pump->done = true;
     g_cond_broadcast(&pump->cond);
@@ -253,7 +255,7 @@ gfpoolStreamSend(virStreamPtr st, const char *data, size_t nbytes)
     if (GFPOOL_STREAM_SEND_ERROR_SAFE && pump && pump->upload) {
         /* the pump's failure at once: the client stops sending */
         g_mutex_lock(&pump->lock);
-        if (pump->done && pump->error) {
+        if (pump->error) {
             g_mutex_unlock(&pump->lock);
             return gfpoolPumpReportError(pump);
         }

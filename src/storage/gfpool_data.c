@@ -464,10 +464,8 @@ copy_layer(GfpoolConn *conn, glfs_fd_t *out, glfs_fd_t *in, const GfpoolProbe *p
     LayerCopy lc = { conn, out, in, want, 0, NULL };
     gssize n;
 
-    if (probe->warning) {
-        g_set_error(error, GFPOOL_ERROR, GFPOOL_ERROR_UNSUPPORTED, "%s", probe->warning);
+    if (!check_header_sound(probe, error))
         return FALSE;
-    }
     if (probe->format == GFPOOL_FORMAT_RAW) {
         /* A raw backing file shorter than the overlay reads as zeros. */
         for (guint i = 0; i < want->len; i++) {

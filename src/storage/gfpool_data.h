@@ -4,6 +4,7 @@
  */
 #pragma once
 
+#include "gfpool_transfer.h"
 #include "gfpool_volume.h"
 
 typedef enum {
@@ -36,20 +37,6 @@ gboolean gfpool_vol_clone(GfpoolConn *conn, const char *source,
                           const GfpoolVolCreateParams *params, GError **error);
 
 /*
- * Holes of a byte stream that carries only data: "after the stream's first
- * pos bytes comes a hole of len bytes". Thread-safe FIFO; one side pushes
- * as it produces, the other pops as it consumes. libvirt's sparse streams
- * travel this way through a pipe (see the module's stream code).
- */
-typedef struct _GfpoolHoles GfpoolHoles;
-GfpoolHoles *gfpool_holes_new(void);
-void gfpool_holes_free(GfpoolHoles *h);
-void gfpool_holes_push(GfpoolHoles *h, guint64 pos, guint64 len);
-/* The oldest hole, if any, without removing it. */
-gboolean gfpool_holes_peek(GfpoolHoles *h, guint64 *pos, guint64 *len);
-void gfpool_holes_pop(GfpoolHoles *h);
-
-/*
  * vol-download: bytes [offset, offset+length) of the volume (length 0 = to
  * the end) written to fd. Holes of the volume, when sparse: pushed to holes
  * if given (nothing written for them), else skipped with lseek on a
@@ -65,7 +52,10 @@ gboolean gfpool_vol_download(GfpoolConn *conn, const char *name, guint64 offset,
  * holes fall between those bytes; with sparse and no holes queue, runs of
  * zeros read from fd become holes. Either way a hole in the volume is
  * punched where it had data, and the volume grows to cover a trailing one.
+ * Whenever fd has been idle for a moment, everything read so far is written
+ * and flushed, so the end of the stream finds little or nothing left to do;
+ * progress (may be NULL) follows that.
  */
 gboolean gfpool_vol_upload(GfpoolConn *conn, const char *name, guint64 offset,
                            guint64 length, int fd, gboolean sparse, GfpoolHoles *holes,
-                           GError **error);
+                           GfpoolProgress *progress, GError **error);

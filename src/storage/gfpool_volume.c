@@ -80,18 +80,9 @@ gfpool_vol_name_validate(const char *name, gsize len, GError **error)
 
 /* ---- probe cache ---------------------------------------------------- */
 
-/* What identifies one version of a file's contents, as the listing sees it.
- * gluster derives st_ino from the file's gfid, so it names the file for as
- * long as it exists, across renames and connections. */
-typedef struct {
-    guint64 ino;
-    guint64 size;
-    gint64 mtime_ns;
-    gint64 ctime_ns;
-} FileStamp;
 
 typedef struct {
-    FileStamp stamp;
+    GfpoolFileStamp stamp;
     GfpoolFormat format;
     guint64 capacity;
     guint32 cluster_size;
@@ -133,8 +124,8 @@ gfpool_probe_cache_free(GfpoolProbeCache *c)
     g_free(c);
 }
 
-static gboolean
-cache_lookup(GfpoolProbeCache *c, const FileStamp *stamp, GfpoolVolInfo *info)
+gboolean
+gfpool_probe_cache_lookup(GfpoolProbeCache *c, const GfpoolFileStamp *stamp, GfpoolVolInfo *info)
 {
     CacheEntry *e;
     gboolean hit = FALSE;
@@ -156,8 +147,8 @@ cache_lookup(GfpoolProbeCache *c, const FileStamp *stamp, GfpoolVolInfo *info)
     return hit;
 }
 
-static void
-cache_store(GfpoolProbeCache *c, const FileStamp *stamp, const GfpoolVolInfo *info)
+void
+gfpool_probe_cache_store(GfpoolProbeCache *c, const GfpoolFileStamp *stamp, const GfpoolVolInfo *info)
 {
     CacheEntry *e;
 
@@ -355,7 +346,7 @@ probe_path(GfpoolConn *conn, const char *path, guint64 size, GfpoolVolInfo *info
 typedef struct {
     GfpoolVolInfo *info;
     char *path;
-    FileStamp stamp;
+    GfpoolFileStamp stamp;
 } ProbeJob;
 
 /*
@@ -384,7 +375,7 @@ static void
 probe_job_run(ProbeWork *w, ProbeJob *job)
 {
     probe_path(w->conn, job->path, job->stamp.size, job->info);
-    cache_store(w->cache, &job->stamp, job->info);
+    gfpool_probe_cache_store(w->cache, &job->stamp, job->info);
 }
 
 static gpointer
@@ -464,7 +455,7 @@ probe_job_free(gpointer p)
 }
 
 static void
-stamp_from_stat(FileStamp *stamp, const struct stat *st)
+stamp_from_stat(GfpoolFileStamp *stamp, const struct stat *st)
 {
     stamp->ino = (guint64)st->st_ino;
     stamp->size = (guint64)st->st_size;
@@ -621,7 +612,7 @@ gfpool_pool_refresh(GfpoolConn *conn, GfpoolProbeCache *cache, unsigned int flag
         job->info = info;
         stamp_from_stat(&job->stamp, &st);
         g_hash_table_add(seen, g_memdup2(&job->stamp.ino, sizeof(guint64)));
-        if (cache_lookup(cache, &job->stamp, info)) {
+        if (gfpool_probe_cache_lookup(cache, &job->stamp, info)) {
             g_free(job);
             continue;
         }
@@ -664,7 +655,7 @@ gfpool_vol_info(GfpoolConn *conn, const char *name, GfpoolProbeCache *cache,
 {
     g_autofree char *path = NULL;
     g_autoptr(GfpoolVolInfo) info = NULL;
-    FileStamp stamp = { 0 };
+    GfpoolFileStamp stamp = { 0 };
     struct stat st;
 
     if (!gfpool_vol_name_validate(name, strlen(name), error))
@@ -683,9 +674,9 @@ gfpool_vol_info(GfpoolConn *conn, const char *name, GfpoolProbeCache *cache,
     info = vol_info_from_stat(name, &st);
     if (S_ISREG(st.st_mode)) {
         stamp_from_stat(&stamp, &st);
-        if (!cache_lookup(cache, &stamp, info)) {
+        if (!gfpool_probe_cache_lookup(cache, &stamp, info)) {
             probe_path(conn, path, (guint64)st.st_size, info);
-            cache_store(cache, &stamp, info);
+            gfpool_probe_cache_store(cache, &stamp, info);
         }
     }
     return g_steal_pointer(&info);

@@ -53,6 +53,20 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(GfpoolProbeCache, gfpool_probe_cache_free)
 void gfpool_probe_cache_load(GfpoolProbeCache *cache, const char *path);
 gboolean gfpool_probe_cache_save(GfpoolProbeCache *cache, const char *path,
                                  GError **error);
+/* What identifies one version of a file's contents, as the listing sees it.
+ * gluster derives st_ino from the file's gfid, so it names the file for as
+ * long as it exists, across renames and connections. */
+typedef struct {
+    guint64 ino;
+    guint64 size;
+    gint64 mtime_ns;
+    gint64 ctime_ns;
+} GfpoolFileStamp;
+/* A hit fills info's format, capacity, cluster size, backing and warning. */
+gboolean gfpool_probe_cache_lookup(GfpoolProbeCache *cache, const GfpoolFileStamp *stamp,
+                                   GfpoolVolInfo *info);
+void gfpool_probe_cache_store(GfpoolProbeCache *cache, const GfpoolFileStamp *stamp,
+                              const GfpoolVolInfo *info);
 
 typedef enum {
     /* pool-refresh, not vol-list: also remove temp files of creators that

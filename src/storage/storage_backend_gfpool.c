@@ -498,6 +498,14 @@ gfpoolRefreshPool(virStoragePoolObj *pool)
     g_autoptr(GfpoolPoolState) state = NULL;
     guint64 capacity, allocation, available;
 
+    /* libvirt refreshes after every upload, holding the pool's lock (and
+     * so every pool-list) for as long as GlusterFS takes to fail us. */
+    if (!gfpoolStreamUploadsSettle(def->uuid)) {
+        virReportError(VIR_ERR_OPERATION_TIMEOUT,
+                       _("cannot refresh gluster pool '%s': GlusterFS is not answering an upload to it"),
+                       def->name);
+        return -1;
+    }
     if (!(state = gfpoolPoolStateGet(pool)))
         return -1;
 

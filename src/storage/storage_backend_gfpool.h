@@ -36,6 +36,7 @@ void gfpoolReportError(const GError *err, const char *fmt, ...) G_GNUC_PRINTF(2,
 
 /* storage_backend_gfpool_stream.c */
 void gfpoolStreamInit(void);
+bool gfpoolStreamUploadsSettle(const unsigned char *uuid);
 int gfpoolUploadVol(virStoragePoolObj *pool, virStorageVolDef *vol, virStreamPtr stream,
                     unsigned long long offset, unsigned long long length, unsigned int flags);
 int gfpoolDownloadVol(virStoragePoolObj *pool, virStorageVolDef *vol, virStreamPtr stream,

@@ -15,6 +15,8 @@
 #include "virthread.h"
 #include "datatypes.h"
 #include "driver.h"
+#include "virevent.h"
+#include "virobject.h"
 
 #include "storage_backend_gfpool.h"
 
@@ -34,18 +36,40 @@ VIR_LOG_INIT("storage.storage_backend_gfpool_stream");
  * ours that forwards everything but the hole calls: holes travel beside the
  * pipe as "after N bytes, a hole of L" records (GfpoolHoles), counted on
  * both sides. Errors of the pump reach the client through the same calls.
+ *
+ * libvirtd runs the daemon's side of a stream (its sends, its receives and
+ * the client's finish) on its event loop, which every client shares, and
+ * the finish of an upload has to wait for the pump: the stream is a success
+ * only once GlusterFS has every byte. So:
+ * - the daemon's stream callback gets an event only when handling it
+ *   cannot run into a pump stuck on GlusterFS: an upload's pump must have
+ *   made a step within GFPOOL_STALL_USEC (or wait for the stream), a
+ *   download's must have said what comes next. Events that come too early
+ *   are held back, and handed over when that is true: each step of the
+ *   pump kicks a recheck, a timer rechecks every GFPOOL_RECHECK_MS;
+ * - the core writes and flushes an upload whenever its stream idles, so
+ *   its end finds at most the last few MiB to write;
+ * - a finish that still finds the pump stuck waits no longer than
+ *   GFPOOL_FINISH_STALL_USEC without a step, and fails saying the end of
+ *   the upload was not confirmed; the pump carries on and logs its outcome.
  */
+#define GFPOOL_STALL_USEC (200 * 1000)
+#define GFPOOL_FINISH_STALL_USEC (500 * 1000)
+#define GFPOOL_RECHECK_MS 20
+
 typedef struct {
     gint refs;
     virStreamPtr stream;        /* not a reference: the entry dies with it */
     GfpoolPoolState *state;     /* a reference */
     char *name;
+    unsigned char pooluuid[VIR_UUID_BUFLEN];
     guint64 offset;
     guint64 length;
     int fd;                     /* the pump's end of the pipe */
     bool upload;
     bool sparse;
     GfpoolHoles *holes;
+    GfpoolProgress *progress;   /* upload */
 
     GMutex lock;
     GCond cond;
@@ -54,13 +78,29 @@ typedef struct {
     guint64 taken;              /* download: data bytes the daemon has read */
     bool done;                  /* the pump has finished */
     bool closed;                /* the stream was finished or aborted */
+    bool abandoned;             /* the finish gave up waiting for it */
     char *error;                /* its failure, if any */
+
+    /* the daemon's event callback, and the events held back from it */
+    virStreamEventCallback cb;
+    void *cbopaque;
+    virFreeCallback cbff;
+    int events;                 /* what the daemon asks for */
+    int withheld;
+    int timer;                  /* recheck timer while withheld, else -1 */
+    bool dispatching;
+    bool cbremoved;             /* removed while dispatching: free after */
 } GfpoolPump;
 
 static GMutex gfpoolPumpsLock;
 static GHashTable *gfpoolPumps;     /* virStreamPtr -> GfpoolPump* */
+/* uploads whose finish has begun, until their pump is done; a reference each */
+static GPtrArray *gfpoolFinishing;
+static GCond gfpoolFinishingCond;
 static virStreamDriver gfpoolStreamDriver;
 static virStreamDriver *gfpoolFDStreamDriver;  /* libvirt's, which we forward to */
+
+static void gfpoolPumpKick(void *opaque);
 
 static void
 gfpoolPumpUnref(GfpoolPump *pump)
@@ -72,6 +112,7 @@ gfpoolPumpUnref(GfpoolPump *pump)
     if (pump->fd >= 0)
         close(pump->fd);
     gfpool_holes_free(pump->holes);
+    gfpool_progress_free(pump->progress);
     g_free(pump->error);
     g_mutex_clear(&pump->lock);
     g_cond_clear(&pump->cond);
@@ -117,7 +158,7 @@ gfpoolPumpThread(void *opaque)
 
     if (pump->upload)
         ok = gfpool_vol_upload(pump->state->conn, pump->name, pump->offset, pump->length,
-                               pump->fd, pump->sparse, pump->holes, &err);
+                               pump->fd, pump->sparse, pump->holes, pump->progress, &err);
     else
         ok = gfpool_vol_download(pump->state->conn, pump->name, pump->offset, pump->length,
                                  pump->fd, pump->sparse, pump->holes, &err);
@@ -134,6 +175,7 @@ gfpoolPumpThread(void *opaque)
         g_mutex_lock(&pump->lock);
         pump->error = g_strdup(gfpoolErrorText(err));
         g_mutex_unlock(&pump->lock);
+        gfpoolPumpKick(pump);
     }
     if (!ok && pump->upload) {
         char sink[64 * 1024];
@@ -157,8 +199,16 @@ gfpoolPumpThread(void *opaque)
         g_cond_wait_until(&pump->cond, &pump->lock, g_get_monotonic_time() + 20 * 1000);
     }
     pump->done = true;
+    if (pump->abandoned && ok)
+        VIR_WARN("the upload to volume '%s' completed after its client was told it failed",
+                 pump->name);
     g_cond_broadcast(&pump->cond);
     g_mutex_unlock(&pump->lock);
+    gfpoolPumpKick(pump);
+    g_mutex_lock(&gfpoolPumpsLock);
+    if (g_ptr_array_remove(gfpoolFinishing, pump))
+        g_cond_broadcast(&gfpoolFinishingCond);
+    g_mutex_unlock(&gfpoolPumpsLock);
     /* Only now, with the outcome recorded, close our end: EOF for a
      * download (checked against the error first), EPIPE for an upload
      * still sending. */
@@ -168,51 +218,75 @@ gfpoolPumpThread(void *opaque)
 }
 
 /* Download: what comes next is data (how much is surely before the next
- * hole) or a hole. Waits for the pump when it cannot tell yet. */
+ * hole) or a hole. With pump->lock held; FALSE when the pump has not said
+ * yet. */
+static bool
+gfpoolPumpNext(GfpoolPump *pump, int *inData, long long *length)
+{
+    guint64 hpos, hlen;
+    int avail = 0;
+
+    /* Bytes in the pipe first, holes second: the pump records a hole
+     * before it writes what follows it, so no byte counted here can lie
+     * beyond a hole we do not see yet. */
+    if (ioctl(pump->streamfd, FIONREAD, &avail) < 0)
+        avail = 0;
+    if (gfpool_holes_peek(pump->holes, &hpos, &hlen) && hpos == pump->taken) {
+        *inData = 0;
+        *length = hlen;
+    } else if (avail > 0) {
+        *inData = 1;
+        *length = avail;
+        if (gfpool_holes_peek(pump->holes, &hpos, &hlen))
+            *length = MIN((guint64)avail, hpos - pump->taken);
+    } else if (pump->done) {
+        *inData = 0;
+        *length = 0;
+    } else {
+        return false;
+    }
+    return true;
+}
+
+/* Whether the daemon can handle the stream now without waiting on the
+ * pump; with pump->lock held. */
+static bool
+gfpoolPumpReady(GfpoolPump *pump)
+{
+    int inData;
+    long long length;
+
+    if (pump->done || pump->error)
+        return true;
+    if (pump->upload)
+        return !gfpool_progress_stalled(pump->progress, GFPOOL_STALL_USEC);
+    return gfpoolPumpNext(pump, &inData, &length);
+}
+
 static int
 gfpoolStreamInData(virStreamPtr st, int *inData, long long *length)
 {
     g_autoptr(GfpoolPump) pump = gfpoolPumpFind(st);
+    bool known;
 
     if (!pump || pump->upload)
         return gfpoolFDStreamDriver->streamInData(st, inData, length);
 
-    for (;;) {
-        guint64 hpos, hlen;
-        bool done;
-        int avail = 0;
-
-        /* Bytes in the pipe first, holes second: the pump records a hole
-         * before it writes what follows it, so no byte counted here can lie
-         * beyond a hole we do not see yet. */
-        if (ioctl(pump->streamfd, FIONREAD, &avail) < 0)
-            avail = 0;
-        g_mutex_lock(&pump->lock);
-        done = pump->done;
-        if (gfpool_holes_peek(pump->holes, &hpos, &hlen) && hpos == pump->taken) {
-            *inData = 0;
-            *length = hlen;
-        } else if (avail > 0) {
-            *inData = 1;
-            *length = avail;
-            if (gfpool_holes_peek(pump->holes, &hpos, &hlen))
-                *length = MIN((guint64)avail, hpos - pump->taken);
-        } else if (done && pump->error) {
-            g_mutex_unlock(&pump->lock);
-            return gfpoolPumpReportError(pump);
-        } else if (done) {
-            *inData = 0;
-            *length = 0;
-        } else {
-            struct pollfd pfd = { .fd = pump->streamfd, .events = POLLIN };
-            g_mutex_unlock(&pump->lock);
-            /* Rare: libvirt asks on readable events. */
-            poll(&pfd, 1, 100);
-            continue;
-        }
+    g_mutex_lock(&pump->lock);
+    if (pump->done && pump->error) {
         g_mutex_unlock(&pump->lock);
-        return 0;
+        return gfpoolPumpReportError(pump);
     }
+    known = gfpoolPumpNext(pump, inData, length);
+    g_mutex_unlock(&pump->lock);
+    /* The daemon asks only on the events gfpoolPumpDispatch lets through,
+     * and those come only once the pump has said. */
+    if (!known) {
+        virReportError(VIR_ERR_INTERNAL_ERROR, "%s",
+                       _("stream asked for data before the volume was read"));
+        return -1;
+    }
+    return 0;
 }
 
 static int
@@ -308,6 +382,216 @@ gfpoolStreamRecvHole(virStreamPtr st, long long *length, unsigned int flags)
     return gfpoolFDStreamDriver->streamRecvHole(st, length, flags);
 }
 
+static void gfpoolPumpRecheck(int timer, void *opaque);
+
+static void
+gfpoolPumpUnrefCb(void *opaque)
+{
+    gfpoolPumpUnref(opaque);
+}
+
+static void
+gfpoolPumpTimerFree(void *opaque)
+{
+    GfpoolPump *pump = opaque;
+
+    virObjectUnref(pump->stream);
+    gfpoolPumpUnref(pump);
+}
+
+/* Hands events to the daemon's callback, or holds them back until the
+ * pump is ready. On the event loop. */
+static void
+gfpoolPumpDispatch(GfpoolPump *pump, virStreamPtr st, int events)
+{
+    virStreamEventCallback cb;
+    void *cbopaque;
+    virFreeCallback ff = NULL;
+
+    g_mutex_lock(&pump->lock);
+    if (!pump->cb || pump->cbremoved) {
+        g_mutex_unlock(&pump->lock);
+        return;
+    }
+    if (!gfpoolPumpReady(pump)) {
+        bool mute = pump->timer < 0;
+
+        pump->withheld |= events;
+        if (mute) {
+            g_atomic_int_inc(&pump->refs);
+            virObjectRef(st);
+            pump->timer = virEventAddTimeout(GFPOOL_RECHECK_MS, gfpoolPumpRecheck, pump,
+                                             gfpoolPumpTimerFree);
+            if (pump->timer < 0) {
+                virObjectUnref(st);
+                g_atomic_int_dec_and_test(&pump->refs);
+                mute = false;
+            }
+        }
+        g_mutex_unlock(&pump->lock);
+        /* The pipe's readiness is level-triggered: unwatched until the
+         * recheck, or the event loop would spin on it. */
+        if (mute)
+            gfpoolFDStreamDriver->streamEventUpdateCallback(st, 0);
+        return;
+    }
+    events |= pump->withheld;
+    pump->withheld = 0;
+    cb = pump->cb;
+    cbopaque = pump->cbopaque;
+    pump->dispatching = true;
+    g_mutex_unlock(&pump->lock);
+
+    cb(st, events, cbopaque);
+
+    g_mutex_lock(&pump->lock);
+    pump->dispatching = false;
+    if (pump->cbremoved) {
+        ff = pump->cbff;
+        pump->cbff = NULL;
+    }
+    g_mutex_unlock(&pump->lock);
+    if (ff)
+        ff(cbopaque);
+}
+
+static void
+gfpoolPumpRecheck(int timer, void *opaque)
+{
+    GfpoolPump *pump = opaque;
+    int events;
+    int withheld;
+
+    g_mutex_lock(&pump->lock);
+    if (pump->timer != timer) {
+        g_mutex_unlock(&pump->lock);
+        return;
+    }
+    if (pump->cb && !pump->cbremoved && !gfpoolPumpReady(pump)) {
+        /* back to the slow beat after a kick that came too early */
+        virEventUpdateTimeout(timer, GFPOOL_RECHECK_MS);
+        g_mutex_unlock(&pump->lock);
+        return;
+    }
+    virEventRemoveTimeout(timer);
+    pump->timer = -1;
+    if (!pump->cb || pump->cbremoved) {
+        g_mutex_unlock(&pump->lock);
+        return;
+    }
+    events = pump->events;
+    withheld = pump->withheld;
+    pump->withheld = 0;
+    g_mutex_unlock(&pump->lock);
+
+    gfpoolFDStreamDriver->streamEventUpdateCallback(pump->stream, events);
+    if (withheld)
+        gfpoolPumpDispatch(pump, pump->stream, withheld);
+}
+
+/* The pump may be ready now: recheck at once if events are held back.
+ * On the pump's thread. */
+static void
+gfpoolPumpKick(void *opaque)
+{
+    GfpoolPump *pump = opaque;
+
+    g_mutex_lock(&pump->lock);
+    if (pump->timer >= 0)
+        virEventUpdateTimeout(pump->timer, 0);
+    g_mutex_unlock(&pump->lock);
+}
+
+static void
+gfpoolStreamEvent(virStreamPtr st, int events, void *opaque)
+{
+    gfpoolPumpDispatch(opaque, st, events);
+}
+
+static int
+gfpoolStreamEventAddCallback(virStreamPtr st, int events, virStreamEventCallback cb,
+                             void *opaque, virFreeCallback ff)
+{
+    g_autoptr(GfpoolPump) pump = gfpoolPumpFind(st);
+
+    if (!pump)
+        return gfpoolFDStreamDriver->streamEventAddCallback(st, events, cb, opaque, ff);
+    g_mutex_lock(&pump->lock);
+    if (pump->cb) {
+        g_mutex_unlock(&pump->lock);
+        virReportError(VIR_ERR_INTERNAL_ERROR, "%s",
+                       _("stream already has a callback registered"));
+        return -1;
+    }
+    pump->cb = cb;
+    pump->cbopaque = opaque;
+    pump->cbff = ff;
+    pump->events = events;
+    pump->cbremoved = false;
+    g_mutex_unlock(&pump->lock);
+
+    g_atomic_int_inc(&pump->refs);
+    if (gfpoolFDStreamDriver->streamEventAddCallback(st, events, gfpoolStreamEvent, pump,
+                                                    gfpoolPumpUnrefCb) < 0) {
+        gfpoolPumpUnref(pump);
+        g_mutex_lock(&pump->lock);
+        pump->cb = NULL;
+        pump->cbff = NULL;
+        g_mutex_unlock(&pump->lock);
+        return -1;
+    }
+    return 0;
+}
+
+static int
+gfpoolStreamEventUpdateCallback(virStreamPtr st, int events)
+{
+    g_autoptr(GfpoolPump) pump = gfpoolPumpFind(st);
+    bool muted;
+
+    if (!pump)
+        return gfpoolFDStreamDriver->streamEventUpdateCallback(st, events);
+    g_mutex_lock(&pump->lock);
+    pump->events = events;
+    muted = pump->timer >= 0;
+    g_mutex_unlock(&pump->lock);
+    /* while muted, the recheck restores what was asked for last */
+    if (muted)
+        return 0;
+    return gfpoolFDStreamDriver->streamEventUpdateCallback(st, events);
+}
+
+static int
+gfpoolStreamEventRemoveCallback(virStreamPtr st)
+{
+    g_autoptr(GfpoolPump) pump = gfpoolPumpFind(st);
+    virFreeCallback ff = NULL;
+    void *opaque = NULL;
+    int rc;
+
+    rc = gfpoolFDStreamDriver->streamEventRemoveCallback(st);
+    if (!pump)
+        return rc;
+    g_mutex_lock(&pump->lock);
+    if (pump->timer >= 0) {
+        virEventRemoveTimeout(pump->timer);
+        pump->timer = -1;
+    }
+    pump->withheld = 0;
+    if (pump->dispatching) {
+        pump->cbremoved = true;
+    } else {
+        ff = pump->cbff;
+        opaque = pump->cbopaque;
+        pump->cbff = NULL;
+    }
+    pump->cb = NULL;
+    g_mutex_unlock(&pump->lock);
+    if (ff)
+        ff(opaque);
+    return rc;
+}
+
 static void
 gfpoolPumpClosed(virStreamPtr st)
 {
@@ -331,14 +615,45 @@ gfpoolStreamFinish(virStreamPtr st)
 
     if (pump && !pump->upload)
         gfpoolPumpClosed(st);
+    if (pump && pump->upload) {
+        /* before the fd stream's finish, which starts libvirt's refresh */
+        g_mutex_lock(&gfpoolPumpsLock);
+        g_mutex_lock(&pump->lock);
+        if (!pump->done) {
+            g_atomic_int_inc(&pump->refs);
+            g_ptr_array_add(gfpoolFinishing, pump);
+        }
+        g_mutex_unlock(&pump->lock);
+        g_mutex_unlock(&gfpoolPumpsLock);
+    }
     rc = gfpoolFDStreamDriver->streamFinish(st);
     if (!pump)
         return rc;
-    g_mutex_lock(&pump->lock);
-    while (!pump->done)
-        g_cond_wait(&pump->cond, &pump->lock);
-    g_mutex_unlock(&pump->lock);
     gfpoolPumpForget(st);
+    /* A download's bytes are all out; its failure ended them early (the
+     * daemon turns our end's hangup into EOF without reading it), and
+     * whatever the pump still does, the client is not waiting for. */
+    if (!pump->upload) {
+        bool failed;
+
+        g_mutex_lock(&pump->lock);
+        failed = pump->error != NULL;
+        g_mutex_unlock(&pump->lock);
+        return rc == 0 && failed ? gfpoolPumpReportError(pump) : rc;
+    }
+    g_mutex_lock(&pump->lock);
+    while (!pump->done) {
+        if (gfpool_progress_stalled(pump->progress, GFPOOL_FINISH_STALL_USEC)) {
+            pump->abandoned = true;
+            g_mutex_unlock(&pump->lock);
+            virReportError(VIR_ERR_OPERATION_TIMEOUT,
+                           _("the end of the upload to volume '%s' was not confirmed: GlusterFS stopped answering; the volume may hold part of it"),
+                           pump->name);
+            return -1;
+        }
+        g_cond_wait_until(&pump->cond, &pump->lock, g_get_monotonic_time() + 50 * 1000);
+    }
+    g_mutex_unlock(&pump->lock);
     if (rc == 0 && pump->error)
         return gfpoolPumpReportError(pump);
     return rc;
@@ -395,11 +710,15 @@ gfpoolVolStream(virStoragePoolObj *pool, virStorageVolDef *vol, virStreamPtr str
     }
     pump->stream = stream;
     pump->name = g_strdup(vol->name);
+    memcpy(pump->pooluuid, virStoragePoolObjGetDef(pool)->uuid, VIR_UUID_BUFLEN);
     pump->offset = offset;
     pump->length = length;
     pump->upload = upload;
     pump->sparse = sparse;
     pump->holes = gfpool_holes_new();
+    pump->timer = -1;
+    if (upload)
+        pump->progress = gfpool_progress_new(gfpoolPumpKick, pump);
 
     /* The stream owns the other end from here on. */
     if (virFDStreamOpen(stream, upload ? fds[1] : fds[0]) < 0) {
@@ -420,6 +739,9 @@ gfpoolVolStream(virStoragePoolObj *pool, virStorageVolDef *vol, virStreamPtr str
         gfpoolStreamDriver.streamInData = gfpoolStreamInData;
         gfpoolStreamDriver.streamFinish = gfpoolStreamFinish;
         gfpoolStreamDriver.streamAbort = gfpoolStreamAbort;
+        gfpoolStreamDriver.streamEventAddCallback = gfpoolStreamEventAddCallback;
+        gfpoolStreamDriver.streamEventUpdateCallback = gfpoolStreamEventUpdateCallback;
+        gfpoolStreamDriver.streamEventRemoveCallback = gfpoolStreamEventRemoveCallback;
     }
     g_hash_table_replace(gfpoolPumps, stream, pump);
     g_atomic_int_inc(&pump->refs);      /* the table's; the first is the thread's */
@@ -455,12 +777,41 @@ gfpoolDownloadVol(virStoragePoolObj *pool, virStorageVolDef *vol, virStreamPtr s
 }
 
 
+/* Waits for the uploads to this pool whose end is being written; false
+ * when one of them is stuck on GlusterFS. */
+bool
+gfpoolStreamUploadsSettle(const unsigned char *uuid)
+{
+    bool settled = true;
+
+    g_mutex_lock(&gfpoolPumpsLock);
+    for (;;) {
+        bool waiting = false;
+
+        for (guint i = 0; i < gfpoolFinishing->len && settled; i++) {
+            GfpoolPump *pump = g_ptr_array_index(gfpoolFinishing, i);
+            if (memcmp(pump->pooluuid, uuid, VIR_UUID_BUFLEN) != 0)
+                continue;
+            waiting = true;
+            settled = !gfpool_progress_stalled(pump->progress, GFPOOL_FINISH_STALL_USEC);
+        }
+        if (!waiting || !settled)
+            break;
+        g_cond_wait_until(&gfpoolFinishingCond, &gfpoolPumpsLock,
+                          g_get_monotonic_time() + 50 * 1000);
+    }
+    g_mutex_unlock(&gfpoolPumpsLock);
+    return settled;
+}
+
 void
 gfpoolStreamInit(void)
 {
     g_mutex_lock(&gfpoolPumpsLock);
-    if (!gfpoolPumps)
+    if (!gfpoolPumps) {
         gfpoolPumps = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL,
                                             (GDestroyNotify)gfpoolPumpUnref);
+        gfpoolFinishing = g_ptr_array_new_with_free_func((GDestroyNotify)gfpoolPumpUnref);
+    }
     g_mutex_unlock(&gfpoolPumpsLock);
 }

@@ -1200,7 +1200,7 @@ cmd_vol_transfer(int argc, char **argv, gboolean upload)
     if (!(conn = pool_connect(&rc)))
         return rc;
     if (upload)
-        ok = gfpool_vol_upload(conn, argv[1], offset, length, fd, opt_sparse, NULL, &err);
+        ok = gfpool_vol_upload(conn, argv[1], offset, length, fd, opt_sparse, NULL, NULL, &err);
     else
         ok = gfpool_vol_download(conn, argv[1], offset, length, fd, opt_sparse, NULL, &err);
     if (!ok)

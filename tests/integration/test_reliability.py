@@ -579,6 +579,79 @@ def test_hung_bricks_do_not_block_other_pools(make_libvirtd, cleanups,
         'first call after the bricks resumed failed: %s' % first.stderr)
 
 
+def test_hung_bricks_do_not_stall_the_event_loop(make_libvirtd, cleanups,
+                                                cluster, gfapi_rep3,
+                                                unique_name, tmp_path):
+    """An upload whose bricks freeze (SIGSTOP) before its client finishes:
+    libvirtd's event loop, which runs the daemon's part of the finish,
+    never waits on them, so other clients (`pool-list`, `pool-dumpxml` of
+    the same pool; the daemon has no `version` on a storage:/// URI)
+    answer in < 1 s; the upload then ends with GlusterFS's error, and the
+    pool works once the bricks run."""
+    d = make_libvirtd()
+    p = GlusterPool(d, cluster, gfapi_rep3, unique_name('el'), tmp_path)
+    cleanups.append(p.cleanup)
+    d.virsh('vol-create-as', p.name, 'up.img', '16M')
+    conn = libvirt.open(d.uri)
+    vol = conn.storagePoolLookupByName(p.name).storageVolLookupByName(
+        'up.img')
+    st = conn.newStream(0)
+    vol.upload(st, 0, 0, 0)
+    # more than one of the pump's 4 MiB writes, and a partial one that
+    # only the end of the stream (or an idle stream) writes out
+    data = os.urandom(6 * MiB + 12345)
+    sent = 0
+    while sent < len(data):
+        sent += st.send(data[sent:sent + 256 * KiB])
+    pids = _rep3_brick_pids(cluster)
+    assert len(pids) == 3, pids
+    outcome = {}
+
+    def finish_upload():
+        t0 = time.monotonic()
+        try:
+            st.finish()
+            outcome['result'] = 'ok'
+        except libvirt.libvirtError as e:
+            outcome['result'] = str(e)
+        outcome['seconds'] = time.monotonic() - t0
+
+    worst = {'pool-list': 0.0, 'pool-dumpxml': 0.0}
+    try:
+        for pid in pids:
+            os.kill(pid, signal.SIGSTOP)
+        finisher = threading.Thread(target=finish_upload, daemon=True)
+        finisher.start()
+        # gfapi's ping-timeout (4 s) ends the frozen calls; measure before
+        deadline = time.monotonic() + 2.5
+        while time.monotonic() < deadline:
+            for verb in worst:
+                r, t = timed_virsh(d, verb, *([p.name] if verb ==
+                                              'pool-dumpxml' else []),
+                                   timeout=30)
+                assert r.returncode == 0, r.stderr
+                worst[verb] = max(worst[verb], t)
+    finally:
+        for pid in pids:
+            os.kill(pid, signal.SIGCONT)
+    finisher.join(60)
+    assert not finisher.is_alive(), 'the upload never ended'
+    print('\nRELIABILITY event loop worst=%s upload=%s' % (
+        {k: round(v, 2) for k, v in worst.items()}, outcome))
+    assert max(worst.values()) < 1, worst
+    assert d.alive()
+    # the finish gave up on the frozen bricks at once, saying so
+    assert outcome['seconds'] < 2, outcome
+    assert 'not confirmed' in outcome['result'] or \
+        'Transport endpoint' in outcome['result'], outcome
+    # libvirt's refresh after the upload failed and emptied the volume
+    # list; with the bricks back, the upload's writes land and the next
+    # refresh and upload work
+    time.sleep(2)
+    assert 'up.img' in p.listed()
+    d.virsh('vol-upload', '--pool', p.name, 'up.img', '/dev/null')
+
+
 # ---- 3. libvirtd restarted ---------------------------------------------------
 
 def test_autostart_after_reboot(make_libvirtd, cluster, gfapi_rep3,

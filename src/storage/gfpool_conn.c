@@ -535,3 +535,24 @@ gfpool_glfs_fd_write(void *fd, guint64 off, const void *buf, gsize len, GError *
     }
     return TRUE;
 }
+
+gboolean
+gfpool_glfs_fd_zero(glfs_fd_t *fd, guint64 off, guint64 len, GError **error)
+{
+    const gsize chunk = 1024 * 1024;
+    g_autofree char *zeros = NULL;
+
+    if (len == 0 || !gfpool_range_check("zero", off, len, error))
+        return len == 0;
+    if (glfs_zerofill(fd, (off_t)off, (off_t)len) == 0)
+        return TRUE;
+    zeros = g_malloc0(chunk);
+    while (len > 0) {
+        gsize n = (gsize)MIN((guint64)chunk, len);
+        if (!gfpool_glfs_fd_write(fd, off, zeros, n, error))
+            return FALSE;
+        off += n;
+        len -= n;
+    }
+    return TRUE;
+}

@@ -93,3 +93,6 @@ gboolean gfpool_range_check(const char *what, guint64 off, guint64 len, GError *
 gssize gfpool_glfs_fd_read(void *fd, guint64 off, void *buf, gsize len, GError **error);
 gboolean gfpool_glfs_fd_write(void *fd, guint64 off, const void *buf, gsize len,
                               GError **error);
+/* Zeros over [off, off + len): written by the bricks themselves where the
+ * volume can (zerofill), else sent. */
+gboolean gfpool_glfs_fd_zero(glfs_fd_t *fd, guint64 off, guint64 len, GError **error);

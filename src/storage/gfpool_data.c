@@ -110,18 +110,15 @@ static glfs_fd_t *
 open_probed(GfpoolConn *conn, const char *name, int flags, struct stat *st, GfpoolProbe *p,
             GError **error)
 {
-    guint8 header[GFPOOL_PROBE_HEADER_SIZE];
     glfs_fd_t *fd;
-    gssize n;
 
     if (!(fd = open_volume(conn, name, flags, st, error)))
         return NULL;
-    if ((n = gfpool_glfs_fd_read(fd, 0, header, sizeof(header), error)) < 0) {
+    if (!gfpool_probe_fd(fd, (guint64)st->st_size, p, error)) {
         g_prefix_error(error, "cannot read volume '%s': ", name);
         glfs_close(fd);
         return NULL;
     }
-    gfpool_image_probe(header, (gsize)n, (guint64)st->st_size, gfpool_glfs_fd_read, fd, p);
     return fd;
 }
 
@@ -426,13 +423,10 @@ static gboolean
 copy_backing_layer(GfpoolConn *conn, glfs_fd_t *out, const GfpoolProbe *probe,
                    const GArray *want, guint depth, GError **error)
 {
-    guint8 header[GFPOOL_PROBE_HEADER_SIZE];
     g_auto(GfpoolProbe) bp = { 0 };
-    g_autofree char *path = NULL;
     glfs_fd_t *bfd;
     struct stat st;
-    gssize n;
-    gboolean ok = FALSE;
+    gboolean ok;
 
     /* Only plain names: QEMU resolves them in the overlay's directory,
      * the pool's. Anything else would leave the pool. */
@@ -443,15 +437,11 @@ copy_backing_layer(GfpoolConn *conn, glfs_fd_t *out, const GfpoolProbe *probe,
                     probe->backing ? probe->backing : "", GFPOOL_BACKING_DEPTH_MAX);
         return FALSE;
     }
-    path = gfpool_conn_path(conn, probe->backing);
-    if (!(bfd = glfs_open(gfpool_conn_glfs(conn), path, O_RDONLY)))
-        return set_errno_error(error, errno, "cannot open backing file '%s'", probe->backing);
-    if (glfs_fstat(bfd, &st) < 0)
-        set_errno_error(error, errno, "cannot stat backing file '%s'", probe->backing);
-    else if ((n = gfpool_glfs_fd_read(bfd, 0, header, sizeof(header), error)) >= 0) {
-        gfpool_image_probe(header, (gsize)n, (guint64)st.st_size, gfpool_glfs_fd_read, bfd, &bp);
-        ok = copy_layer(conn, out, bfd, &bp, (guint64)st.st_size, want, depth + 1, error);
+    if (!(bfd = open_probed(conn, probe->backing, O_RDONLY, &st, &bp, error))) {
+        g_prefix_error(error, "backing file: ");
+        return FALSE;
     }
+    ok = copy_layer(conn, out, bfd, &bp, (guint64)st.st_size, want, depth + 1, error);
     glfs_close(bfd);
     return ok;
 }
@@ -590,20 +580,12 @@ gfpool_vol_clone(GfpoolConn *conn, const char *source, const GfpoolVolCreatePara
     GfpoolNewVolume nv = { p->name, p->mode, p->uid, p->gid, FALSE };
     gboolean ok;
 
-    if (p->format != GFPOOL_FORMAT_RAW && p->format != GFPOOL_FORMAT_QCOW2) {
-        g_set_error(error, GFPOOL_ERROR, GFPOOL_ERROR_UNSUPPORTED,
-                    "cannot clone into format '%s': supported formats are raw and qcow2",
-                    gfpool_format_to_string(p->format));
+    if (!gfpool_format_writable(p->format, "clone into volumes", error))
         return FALSE;
-    }
     if (!(c.src = open_probed(conn, source, O_RDONLY, &c.st, &c.probe, error)))
         return FALSE;
-    if (c.probe.warning || (c.probe.format != GFPOOL_FORMAT_RAW &&
-                            c.probe.format != GFPOOL_FORMAT_QCOW2)) {
-        if (check_header_sound(&c.probe, error))
-            g_set_error(error, GFPOOL_ERROR, GFPOOL_ERROR_UNSUPPORTED,
-                        "it is %s; raw and qcow2 can be cloned",
-                        gfpool_format_to_string(c.probe.format));
+    if (!check_header_sound(&c.probe, error) ||
+        !gfpool_format_writable(c.probe.format, "clone volumes", error)) {
         g_prefix_error(error, "cannot clone volume '%s': ", source);
         glfs_close(c.src);
         gfpool_probe_clear(&c.probe);
@@ -671,9 +653,7 @@ gfpool_vol_resize(GfpoolConn *conn, const char *name, guint64 capacity, unsigned
         }
         ok = TRUE;
     } else {
-        g_set_error(error, GFPOOL_ERROR, GFPOOL_ERROR_UNSUPPORTED,
-                    "cannot resize a %s volume: raw and qcow2 can be resized",
-                    gfpool_format_to_string(p.format));
+        gfpool_format_writable(p.format, "resize volumes", error);
         goto out;
     }
     if (ok && glfs_fsync(fd, NULL, NULL) < 0)
@@ -688,9 +668,6 @@ gfpool_vol_resize(GfpoolConn *conn, const char *name, guint64 capacity, unsigned
 static gboolean
 wipe_bytes(glfs_fd_t *fd, guint64 size, GfpoolWipeAlgorithm alg, GError **error)
 {
-    g_autofree char *zeros = NULL;
-    guint64 off = 0;
-
     if (size == 0)
         return TRUE;
     if (alg == GFPOOL_WIPE_TRIM) {
@@ -699,17 +676,7 @@ wipe_bytes(glfs_fd_t *fd, guint64 size, GfpoolWipeAlgorithm alg, GError **error)
                                    size);
         return TRUE;
     }
-    /* Zeros written by the bricks themselves when the volume can. */
-    if (glfs_zerofill(fd, 0, (off_t)size) == 0)
-        return TRUE;
-    zeros = g_malloc0(IO_CHUNK);
-    while (off < size) {
-        gsize n = (gsize)MIN(size - off, (guint64)IO_CHUNK);
-        if (!gfpool_glfs_fd_write(fd, off, zeros, n, error))
-            return FALSE;
-        off += n;
-    }
-    return TRUE;
+    return gfpool_glfs_fd_zero(fd, 0, size, error);
 }
 
 gboolean
@@ -917,16 +884,10 @@ upload_hole(void *opaque, guint64 len, GError **error)
     if (cur->pos < cur->size) {
         guint64 n = MIN(len, cur->size - cur->pos);
         cur->dirty = TRUE;
-        if (glfs_discard(cur->fd, (off_t)cur->pos, (size_t)n) < 0) {
-            /* No discard on this volume: zeros do the same job. */
-            g_autofree char *zeros = g_malloc0(IO_CHUNK);
-            for (guint64 o = 0; o < n;) {
-                gsize k = (gsize)MIN(n - o, (guint64)IO_CHUNK);
-                if (!gfpool_glfs_fd_write(cur->fd, cur->pos + o, zeros, k, error))
-                    return FALSE;
-                o += k;
-            }
-        }
+        /* No discard on this volume: zeros do the same job. */
+        if (glfs_discard(cur->fd, (off_t)cur->pos, (size_t)n) < 0 &&
+            !gfpool_glfs_fd_zero(cur->fd, cur->pos, n, error))
+            return FALSE;
     }
     cur->pos += len;
     return TRUE;

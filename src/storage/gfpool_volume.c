@@ -303,22 +303,33 @@ gfpool_probe_cache_save(GfpoolProbeCache *c, const char *path, GError **error)
  *   disconnected (5,000 per refresh of 5,000 images), which would run the
  *   bricks out of descriptors for every client of the volume.
  */
+gboolean
+gfpool_probe_fd(glfs_fd_t *fd, guint64 size, GfpoolProbe *p, GError **error)
+{
+    guint8 header[GFPOOL_PROBE_HEADER_SIZE];
+    gssize n;
+
+    if ((n = gfpool_glfs_fd_read(fd, 0, header, sizeof(header), error)) < 0)
+        return FALSE;
+    gfpool_image_probe(header, (gsize)n, size, gfpool_glfs_fd_read, fd, p);
+    return TRUE;
+}
+
 static void
 probe_path(GfpoolConn *conn, const char *path, guint64 size, GfpoolVolInfo *info)
 {
-    guint8 header[GFPOOL_PROBE_HEADER_SIZE];
     g_autoptr(GError) err = NULL;
     GfpoolProbe p = { 0 };
     glfs_fd_t *fd;
-    gssize n = -1;
+    gboolean read = FALSE;
 
     if ((fd = glfs_open(gfpool_conn_glfs(conn), path, O_RDONLY)) ||
         (errno == ESTALE && (fd = glfs_open(gfpool_conn_glfs(conn), path, O_RDONLY))))
-        n = gfpool_glfs_fd_read(fd, 0, header, sizeof(header), &err);
+        read = gfpool_probe_fd(fd, size, &p, &err);
     else
         g_set_error(&err, GFPOOL_ERROR, gfpool_error_from_errno(errno), "open failed: %s",
                     g_strerror(errno));
-    if (n < 0) {
+    if (!read) {
         /* Listing the image still beats failing the whole refresh. */
         g_warning("cannot read the header of volume '%s': %s", info->name, err->message);
         info->format = GFPOOL_FORMAT_RAW;
@@ -328,7 +339,6 @@ probe_path(GfpoolConn *conn, const char *path, guint64 size, GfpoolVolInfo *info
             glfs_close(fd);
         return;
     }
-    gfpool_image_probe(header, (gsize)n, size, gfpool_glfs_fd_read, fd, &p);
     glfs_close(fd);
     info->format = p.format;
     info->capacity = p.capacity;
@@ -686,16 +696,29 @@ gfpool_vol_info(GfpoolConn *conn, const char *name, GfpoolProbeCache *cache,
 /* ---- vol-create ----------------------------------------------------- */
 
 gboolean
+gfpool_format_writable(int format, const char *what, GError **error)
+{
+    if (format == GFPOOL_FORMAT_RAW || format == GFPOOL_FORMAT_QCOW2)
+        return TRUE;
+    g_set_error(error, GFPOOL_ERROR, GFPOOL_ERROR_UNSUPPORTED,
+                "cannot %s of format '%s': supported formats are raw and qcow2", what,
+                format > GFPOOL_FORMAT_NONE ? gfpool_format_to_string(format) : "unknown");
+    return FALSE;
+}
+
+gboolean
 gfpool_create_format_parse(const char *s, GfpoolFormat *format, GError **error)
 {
     int f = gfpool_format_from_string(s);
 
-    if (f != GFPOOL_FORMAT_RAW && f != GFPOOL_FORMAT_QCOW2) {
+    if (f < 0) {
         g_set_error(error, GFPOOL_ERROR, GFPOOL_ERROR_UNSUPPORTED,
                     "cannot create volumes of format '%s': supported formats are raw and qcow2",
                     s ? s : "");
         return FALSE;
     }
+    if (!gfpool_format_writable(f, "create volumes", error))
+        return FALSE;
     *format = f;
     return TRUE;
 }
@@ -798,27 +821,6 @@ temp_name(void)
     return g_strdup_printf(GFPOOL_TEMP_PREFIX "%08x%08x", g_random_int(), g_random_int());
 }
 
-/* Zeros for preallocation=full: server-side zerofill when the volume has
- * it, else plain writes. */
-static gboolean
-write_zeros(glfs_fd_t *fd, guint64 len, GError **error)
-{
-    const gsize chunk = 1024 * 1024;
-    g_autofree char *zeros = NULL;
-    guint64 off = 0;
-
-    if (glfs_zerofill(fd, 0, (off_t)len) == 0)
-        return TRUE;
-    zeros = g_malloc0(chunk);
-    while (off < len) {
-        gsize n = (gsize)MIN((guint64)chunk, len - off);
-        if (!gfpool_glfs_fd_write(fd, off, zeros, n, error))
-            return FALSE;
-        off += n;
-    }
-    return TRUE;
-}
-
 static gboolean
 create_write_image(GfpoolConn *conn, glfs_fd_t *fd, const GfpoolVolCreateParams *p,
                    guint64 capacity, GfpoolFormat backing_format, GError **error)
@@ -857,7 +859,7 @@ create_write_image(GfpoolConn *conn, glfs_fd_t *fd, const GfpoolVolCreateParams 
             return FALSE;
         }
     } else if (p->prealloc == GFPOOL_PREALLOC_FULL) {
-        if (!write_zeros(fd, capacity, error))
+        if (!gfpool_glfs_fd_zero(fd, 0, capacity, error))
             return FALSE;
     }
 
@@ -1023,11 +1025,10 @@ gfpool_vol_create(GfpoolConn *conn, const GfpoolVolCreateParams *p, GError **err
 
     if (!gfpool_vol_name_validate(p->name, strlen(p->name), error))
         return FALSE;
-    if (p->format != GFPOOL_FORMAT_RAW && p->format != GFPOOL_FORMAT_QCOW2) {
-        g_set_error(error, GFPOOL_ERROR, GFPOOL_ERROR_UNSUPPORTED,
-                    "cannot create volume '%s' of format '%s': supported formats are raw and qcow2",
-                    p->name, gfpool_format_to_string(p->format));
-        return FALSE;
+    {
+        g_autofree char *what = g_strdup_printf("create volume '%s'", p->name);
+        if (!gfpool_format_writable(p->format, what, error))
+            return FALSE;
     }
     if (p->mode > 07777) {
         g_set_error(error, GFPOOL_ERROR, GFPOOL_ERROR_INVALID,

@@ -41,6 +41,11 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(GfpoolVolInfo, gfpool_vol_info_free)
  * The message names the rule broken. */
 gboolean gfpool_vol_name_validate(const char *name, gsize len, GError **error);
 
+/* The header of the image open on fd, size bytes long, probed into p (a
+ * corrupt header is p->warning, not a failure); FALSE when it cannot be
+ * read. */
+gboolean gfpool_probe_fd(glfs_fd_t *fd, guint64 size, GfpoolProbe *p, GError **error);
+
 /* Results of header probes, remembered by what a directory listing already
  * returns (gfid, size, mtime, ctime), so an unchanged image is never read
  * again. Thread-safe. */
@@ -140,6 +145,11 @@ gboolean gfpool_vol_create(GfpoolConn *conn, const GfpoolVolCreateParams *params
 
 /* vol-delete: a file, or an empty directory. */
 gboolean gfpool_vol_delete(GfpoolConn *conn, const char *name, GError **error);
+
+/* The formats gfpool writes (creates, clones into, resizes): raw and
+ * qcow2; the others are listed, downloaded, wiped and deleted only. The
+ * error reads "cannot WHAT of format 'F': supported formats are ...". */
+gboolean gfpool_format_writable(int format, const char *what, GError **error);
 
 /* Parse "raw"/"qcow2"/... for creation; FALSE naming the supported ones. */
 gboolean gfpool_create_format_parse(const char *s, GfpoolFormat *format,

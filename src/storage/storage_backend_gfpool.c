@@ -591,14 +591,16 @@ gfpoolCreateVol(virStoragePoolObj *pool, virStorageVolDef *vol)
     if (vol->target.format == VIR_STORAGE_FILE_NONE ||
         vol->target.format == VIR_STORAGE_FILE_AUTO)
         vol->target.format = VIR_STORAGE_FILE_RAW;
-    if (vol->target.format != VIR_STORAGE_FILE_RAW &&
-        vol->target.format != VIR_STORAGE_FILE_QCOW2) {
-        virReportError(VIR_ERR_CONFIG_UNSUPPORTED,
-                       _("cannot create volume '%s' of format '%s' in gluster pool '%s': "
-                         "supported formats are raw and qcow2"),
-                       vol->name, virStorageFileFormatTypeToString(vol->target.format),
-                       def->name);
-        return -1;
+    {
+        g_autofree char *what = g_strdup_printf("create volume '%s' in gluster pool '%s'",
+                                                vol->name, def->name);
+        g_autoptr(GError) ferr = NULL;
+        const char *fmt = virStorageFileFormatTypeToString(vol->target.format);
+
+        if (!gfpool_format_writable(gfpool_format_from_string(fmt), what, &ferr)) {
+            virReportError(VIR_ERR_CONFIG_UNSUPPORTED, "%s", gfpoolErrorText(ferr));
+            return -1;
+        }
     }
     if (!(state = gfpoolPoolStateGet(pool)))
         return -1;
@@ -607,10 +609,12 @@ gfpoolCreateVol(virStoragePoolObj *pool, virStorageVolDef *vol)
 }
 
 
-/* The core's creation parameters for a libvirt volume definition. */
+/* The core's creation parameters for a libvirt volume definition. With
+ * backing, the backing volume's name is resolved into *backing (the
+ * caller's to free), which p->backing points at. */
 static int
 gfpoolCreateParamsFromDef(const GfpoolSource *src, virStorageVolDef *vol, unsigned int flags,
-                          bool with_backing, GfpoolVolCreateParams *p)
+                          char **backing, GfpoolVolCreateParams *p)
 {
     p->name = vol->name;
     p->format = vol->target.format == VIR_STORAGE_FILE_QCOW2 ?
@@ -630,13 +634,13 @@ gfpoolCreateParamsFromDef(const GfpoolSource *src, virStorageVolDef *vol, unsign
         }
         p->cluster_size = vol->target.clusterSize;
     }
-    if (with_backing && vol->target.backingStore && vol->target.backingStore->path) {
+    if (backing && vol->target.backingStore && vol->target.backingStore->path) {
         const char *b = vol->target.backingStore->path;
         /* The backing volume's name, or its key in this pool (what
          * vol-create-as --backing-vol turns a name into). Anything else is
          * outside the pool: never taken for a pool volume of the same
          * base name. */
-        if (!(p->backing = gfpool_uri_pool_volume_name(src, b))) {
+        if (!(p->backing = *backing = gfpool_uri_pool_volume_name(src, b))) {
             virReportError(VIR_ERR_INVALID_ARG,
                            _("backing store '%s' of volume '%s' is not a volume of this gluster pool"),
                            b, vol->name);
@@ -679,6 +683,7 @@ gfpoolBuildVol(virStoragePoolObj *pool, virStorageVolDef *vol, unsigned int flag
 {
     virStoragePoolDef *def = virStoragePoolObjGetDef(pool);
     GfpoolVolCreateParams params = GFPOOL_VOL_CREATE_PARAMS_INIT;
+    g_autofree char *backing = NULL;
     g_autoptr(GError) err = NULL;
     g_autoptr(GfpoolPoolState) state = NULL;
 
@@ -686,7 +691,8 @@ gfpoolBuildVol(virStoragePoolObj *pool, virStorageVolDef *vol, unsigned int flag
 
     if (!(state = gfpoolPoolStateGet(pool)))
         return -1;
-    if (gfpoolCreateParamsFromDef(gfpool_conn_source(state->conn), vol, flags, true, &params) < 0)
+    if (gfpoolCreateParamsFromDef(gfpool_conn_source(state->conn), vol, flags, &backing,
+                                  &params) < 0)
         return -1;
     /* On failure the core has removed whatever it wrote, as libvirt wants
      * from buildVol. */
@@ -781,7 +787,7 @@ gfpoolBuildVolFrom(virStoragePoolObj *pool, virStorageVolDef *vol,
     /* A clone copies its source: a backing store in the new XML has no
      * meaning here (libvirt's own backends ignore it too). vol is libvirt's
      * shallow copy of the pool's definition: read it, never free from it. */
-    if (gfpoolCreateParamsFromDef(gfpool_conn_source(state->conn), vol, 0, false,
+    if (gfpoolCreateParamsFromDef(gfpool_conn_source(state->conn), vol, 0, NULL,
                                   &params) < 0) {
         gfpoolFailedBuildAdd(pool, vol->name);
         return -1;

@@ -66,6 +66,7 @@ def _release_label():
 
 RELEASE = _release_label()
 DISTRO_BACKEND_DIR = LIBVIRT_LIBDIR + '/storage-backend'
+DISTRO_FILE_DIR = LIBVIRT_LIBDIR + '/storage-file'
 DISTRO_DRIVER_DIR = LIBVIRT_LIBDIR + '/connection-driver'
 # scripts/run-tests.sh builds each Debian release into its own directory
 BUILD = os.environ.get('GFPOOL_BUILD_DIR') or os.path.join(REPO, 'build')
@@ -932,6 +933,23 @@ def make_backend_dir(path, module, include_distro=True):
     return path
 
 
+def make_file_dir(path, file_module):
+    """Populate `path` (LIBVIRT_STORAGE_FILE_DIR) with Debian's storage-file
+    modules, ours as libvirt_storage_file_gluster.so when `file_module` is
+    given (else Debian's gluster one stays)."""
+    os.makedirs(path, exist_ok=True)
+    for f in os.listdir(path):
+        os.unlink(os.path.join(path, f))
+    if os.path.isdir(DISTRO_FILE_DIR):
+        for f in sorted(os.listdir(DISTRO_FILE_DIR)):
+            if f.endswith('.so') and not (file_module and 'gluster' in f):
+                os.symlink(os.path.join(DISTRO_FILE_DIR, f), os.path.join(path, f))
+    if file_module:
+        os.symlink(os.path.abspath(file_module),
+                   os.path.join(path, 'libvirt_storage_file_gluster.so'))
+    return path
+
+
 class Libvirtd:
     """libvirtd in a private mount namespace.
 
@@ -940,12 +958,22 @@ class Libvirtd:
                  socket dir, reachable from outside the namespace).
     backend_dir  LIBVIRT_STORAGE_BACKEND_DIR.  If `module` is given the
                  directory is (re)populated by make_backend_dir().
+    file_module  our storage-file module for LIBVIRT_STORAGE_FILE_DIR
+                 (make_file_dir); 'auto': the one built next to `module`;
+                 None: Debian's.
     """
 
     def __init__(self, workdir, backend_dir=None, with_qemu=False,
                  module=None, log_filters='1:storage 3:util 4:rpc',
-                 extra_env=None, start_timeout=30, share_qemu_caps=True):
+                 extra_env=None, start_timeout=30, share_qemu_caps=True,
+                 file_module='auto'):
         self.workdir = os.path.abspath(workdir)
+        if file_module == 'auto':
+            near = module and os.path.join(os.path.dirname(os.path.abspath(module)),
+                                           'libvirt_storage_file_gluster.so')
+            file_module = near if near and os.path.exists(near) else None
+        self.file_module = file_module
+        self.file_dir = os.path.join(self.workdir, 'storage-file')
         self.share_qemu_caps = share_qemu_caps
         self.backend_dir = os.path.abspath(
             backend_dir or os.path.join(self.workdir, 'backends'))
@@ -1153,8 +1181,10 @@ class Libvirtd:
             except FileNotFoundError:
                 pass
         env = dict(os.environ)
+        make_file_dir(self.file_dir, self.file_module)
         env.update({
             'LIBVIRT_STORAGE_BACKEND_DIR': self.backend_dir,
+            'LIBVIRT_STORAGE_FILE_DIR': self.file_dir,
             'LIBVIRT_DRIVER_DIR': self.driver_dir,
             'LC_ALL': 'C',
         })

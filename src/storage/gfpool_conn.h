@@ -62,6 +62,18 @@ GfpoolConn *gfpool_conn_open(const GfpoolSource *src, guint timeout_ms,
 GfpoolConn *gfpool_conn_open_flags(const GfpoolSource *src, guint timeout_ms,
                                    unsigned int flags, GError **error);
 
+/*
+ * Connections shared by every caller that names the same volume through
+ * the same hosts (in order), for callers that open often and briefly:
+ * libvirt's storage-file layer opens one per image of a backing chain at
+ * every guest start, where a connection of its own costs glfs_init plus a
+ * 10 s glfs_fini. A put keeps the connection for GFPOOL_CONN_IDLE_S (60 s)
+ * after its last user, then closes it in the background. The connection
+ * is to the whole volume (src->dir is not looked at).
+ */
+GfpoolConn *gfpool_conn_cache_get(const GfpoolSource *src, GError **error);
+void gfpool_conn_cache_put(GfpoolConn *conn);
+
 /* Returns at once; glfs_fini runs in a background thread. NULL is fine. */
 void gfpool_conn_close(GfpoolConn *conn);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(GfpoolConn, gfpool_conn_close)

@@ -483,6 +483,98 @@ gfpool_uri_for_volume(const GfpoolHost *h, const char *volume,
 }
 
 
+/* A path inside the volume ("dir/name", leading '/' or not) as the name of
+ * a volume of the pool: its directory must be the pool's. */
+static char *
+pool_relative_name(const GfpoolSource *src, const char *p)
+{
+    const char *dir = src->dir;
+    const char *base;
+
+    while (*p == '/')
+        p++;
+    while (*dir == '/')
+        dir++;
+    if (*dir) {
+        gsize n = strlen(dir);
+        if (strncmp(p, dir, n) != 0 || p[n] != '/')
+            return NULL;
+        p += n + 1;
+    }
+    base = p;
+    if (!*base || strchr(base, '/') || g_str_equal(base, ".") || g_str_equal(base, ".."))
+        return NULL;
+    return g_strdup(base);
+}
+
+static gboolean
+pool_has_host(const GfpoolSource *src, const char *name)
+{
+    for (guint i = 0; i < src->hosts->len; i++) {
+        const GfpoolHost *h = g_ptr_array_index(src->hosts, i);
+        if (h->name && g_str_equal(h->name, name))
+            return TRUE;
+    }
+    return FALSE;
+}
+
+/*
+ * "json:{...}", as QEMU and libvirt name a gluster image reached through
+ * several servers: its "volume", "path" and servers' "host" values. FALSE
+ * for anything else and anything unusual (no gluster driver, a key twice,
+ * an escape in a string): such a backing file is shown as it is.
+ */
+static gboolean
+json_gluster_backing(const char *s, char **volume, char **path, GPtrArray *hosts)
+{
+    g_autofree char *vol = NULL;
+    g_autofree char *pth = NULL;
+    gboolean gluster = FALSE;
+    g_autofree char *key = NULL;
+
+    if (!g_str_has_prefix(s, "json:") || strlen(s) > 65536)
+        return FALSE;
+    for (s += 5; *s; s++) {
+        const char *end;
+        g_autofree char *str = NULL;
+
+        if (*s != '"')
+            continue;
+        if (!(end = strchr(s + 1, '"')))
+            return FALSE;
+        str = g_strndup(s + 1, (gsize)(end - s - 1));
+        if (strchr(str, '\\'))
+            return FALSE;
+        s = end + 1;
+        while (g_ascii_isspace(*s))
+            s++;
+        if (*s == ':') {
+            g_free(key);
+            key = g_steal_pointer(&str);
+            continue;
+        }
+        s--;
+        if (!key)
+            continue;
+        if (g_str_equal(key, "driver") && g_str_equal(str, "gluster"))
+            gluster = TRUE;
+        else if (g_str_equal(key, "volume") && !vol)
+            vol = g_steal_pointer(&str);
+        else if (g_str_equal(key, "path") && !pth)
+            pth = g_steal_pointer(&str);
+        else if (g_str_equal(key, "volume") || g_str_equal(key, "path"))
+            return FALSE;
+        else if (g_str_equal(key, "host"))
+            g_ptr_array_add(hosts, g_steal_pointer(&str));
+        g_clear_pointer(&key, g_free);
+    }
+    if (!gluster || !vol || !pth)
+        return FALSE;
+    *volume = g_steal_pointer(&vol);
+    *path = g_steal_pointer(&pth);
+    return TRUE;
+}
+
 char *
 gfpool_uri_pool_volume_name(const GfpoolSource *src, const char *path)
 {
@@ -490,6 +582,29 @@ gfpool_uri_pool_volume_name(const GfpoolSource *src, const char *path)
 
     if (!path || !*path)
         return NULL;
+    if (g_str_has_prefix(path, "json:")) {
+        g_autoptr(GPtrArray) hosts = g_ptr_array_new_with_free_func(g_free);
+        g_autofree char *volume = NULL;
+        g_autofree char *vpath = NULL;
+        gboolean known = FALSE;
+
+        if (!json_gluster_backing(path, &volume, &vpath, hosts) ||
+            !g_str_equal(volume, src->volume))
+            return NULL;
+        /* one of its servers must be one of ours: same volume name, same
+         * cluster */
+        for (guint i = 0; i < hosts->len && !known; i++)
+            known = pool_has_host(src, g_ptr_array_index(hosts, i));
+        return known || hosts->len == 0 ? pool_relative_name(src, vpath) : NULL;
+    }
+    if (g_str_has_prefix(path, "gluster")) {
+        g_autoptr(GfpoolUri) uri = gfpool_uri_parse(path, NULL);
+
+        if (!uri || !g_str_equal(uri->volume, src->volume) ||
+            (uri->host->name && !pool_has_host(src, uri->host->name)))
+            return NULL;
+        return pool_relative_name(src, uri->path);
+    }
     if (!strchr(path, '/'))
         return g_str_equal(path, ".") || g_str_equal(path, "..") ? NULL : g_strdup(path);
     base = strrchr(path, '/') + 1;

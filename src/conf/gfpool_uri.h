@@ -34,8 +34,11 @@ char *gfpool_uri_for_volume(const GfpoolHost *h, const char *volume,
 
 /*
  * The name of the pool volume a backing path refers to: a plain name (what
- * QEMU resolves in the overlay's directory, the pool dir), or the volume's
- * key through any host of the pool. NULL for anything else: a path of
- * another volume or directory, a local path, a name with '/'.
+ * QEMU resolves in the overlay's directory, the pool dir), the volume's key
+ * through any host of the pool, a gluster:// URI of it, or the
+ * "json:{...gluster...}" name QEMU and libvirt write for an image reached
+ * through several servers (an external snapshot's overlay on a pool with
+ * every host). NULL for anything else: a path of another volume,
+ * directory or cluster, a local path, a name with '/'.
  */
 char *gfpool_uri_pool_volume_name(const GfpoolSource *src, const char *path);

@@ -424,20 +424,20 @@ copy_backing_layer(GfpoolConn *conn, glfs_fd_t *out, const GfpoolProbe *probe,
                    const GArray *want, guint depth, GError **error)
 {
     g_auto(GfpoolProbe) bp = { 0 };
+    g_autofree char *bname = NULL;
     glfs_fd_t *bfd;
     struct stat st;
     gboolean ok;
 
-    /* Only plain names: QEMU resolves them in the overlay's directory,
-     * the pool's. Anything else would leave the pool. */
-    if (!probe->backing || !gfpool_vol_name_validate(probe->backing, strlen(probe->backing), NULL) ||
+    /* Only volumes of the pool: anything else would leave it. */
+    if (!probe->backing || !(bname = gfpool_backing_volume_name(conn, probe->backing)) ||
         depth >= GFPOOL_BACKING_DEPTH_MAX) {
         g_set_error(error, GFPOOL_ERROR, GFPOOL_ERROR_UNSUPPORTED,
                     "backing file '%s' is not a volume of the pool (or the chain is deeper than %d)",
                     probe->backing ? probe->backing : "", GFPOOL_BACKING_DEPTH_MAX);
         return FALSE;
     }
-    if (!(bfd = open_probed(conn, probe->backing, O_RDONLY, &st, &bp, error))) {
+    if (!(bfd = open_probed(conn, bname, O_RDONLY, &st, &bp, error))) {
         g_prefix_error(error, "backing file: ");
         return FALSE;
     }

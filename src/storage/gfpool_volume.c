@@ -511,9 +511,19 @@ gfpool_vol_key(GfpoolConn *conn, const char *name)
 char *
 gfpool_vol_backing_key(GfpoolConn *conn, const char *backing)
 {
-    if (gfpool_vol_name_validate(backing, strlen(backing), NULL))
-        return gfpool_vol_key(conn, backing);
-    return g_strdup(backing);
+    g_autofree char *name = gfpool_backing_volume_name(conn, backing);
+
+    return name ? gfpool_vol_key(conn, name) : g_strdup(backing);
+}
+
+char *
+gfpool_backing_volume_name(GfpoolConn *conn, const char *backing)
+{
+    g_autofree char *name = gfpool_uri_pool_volume_name(gfpool_conn_source(conn), backing);
+
+    if (!name || !gfpool_vol_name_validate(name, strlen(name), NULL))
+        return NULL;
+    return g_steal_pointer(&name);
 }
 
 
@@ -729,10 +739,10 @@ gfpool_vol_backing_chain(GfpoolConn *conn, const char *name, GfpoolProbeCache *c
 {
     g_autoptr(GPtrArray) chain = g_ptr_array_new_with_free_func((GDestroyNotify)gfpool_vol_info_free);
     g_autoptr(GHashTable) seen = g_hash_table_new(g_str_hash, g_str_equal);
-    const char *cur = name;
+    const char *next = name;
 
-    while (cur) {
-        g_autoptr(GError) name_err = NULL;
+    while (next) {
+        g_autofree char *cur = NULL;
         GfpoolVolInfo *info;
 
         if (chain->len >= GFPOOL_BACKING_DEPTH_MAX) {
@@ -742,11 +752,13 @@ gfpool_vol_backing_chain(GfpoolConn *conn, const char *name, GfpoolProbeCache *c
             return NULL;
         }
         /* QEMU resolves a relative backing name against the overlay's
-         * directory, the pool dir: only plain names stay in the pool. */
-        if (!gfpool_vol_name_validate(cur, strlen(cur), &name_err)) {
+         * directory, the pool dir; a snapshot's overlay names its backing
+         * file by URI or json: */
+        if (!(cur = chain->len ? gfpool_backing_volume_name(conn, next) : g_strdup(next)) ||
+            !gfpool_vol_name_validate(cur, strlen(cur), NULL)) {
             g_set_error(error, GFPOOL_ERROR, GFPOOL_ERROR_INVALID,
                         "backing file '%s' in the chain of '%s' is not a volume of the pool",
-                        cur, name);
+                        next, name);
             return NULL;
         }
         if (g_hash_table_contains(seen, cur)) {
@@ -767,7 +779,7 @@ gfpool_vol_backing_chain(GfpoolConn *conn, const char *name, GfpoolProbeCache *c
         }
         g_ptr_array_add(chain, info);
         g_hash_table_add(seen, info->name);
-        cur = info->backing;
+        next = info->backing;
     }
     return g_steal_pointer(&chain);
 }

@@ -116,6 +116,10 @@ char *gfpool_vol_key(GfpoolConn *conn, const char *name);
  * which vol-key/vol-path and virsh's --backing-vol resolve; anything else
  * as stored. */
 char *gfpool_vol_backing_key(GfpoolConn *conn, const char *backing);
+/* The pool volume a backing file (as an image's header holds it) names, or
+ * NULL: a plain name, or the volume by key, gluster:// URI or QEMU's json:
+ * (gfpool_uri_pool_volume_name), and a valid volume name. */
+char *gfpool_backing_volume_name(GfpoolConn *conn, const char *backing);
 
 typedef struct {
     const char *name;

@@ -38,6 +38,20 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     g_autofree char *text2 = NULL;
     g_autofree char *key = NULL;
 
+    /* Any backing file an image may hold: never a crash, and a name it
+     * returns is a plain one. */
+    {
+        g_autoptr(GfpoolSource) src = gfpool_source_new();
+        g_autofree char *name = NULL;
+
+        src->volume = g_strdup("rep3");
+        src->dir = g_strdup("/images");
+        g_ptr_array_add(src->hosts, gfpool_host_new(GFPOOL_TRANSPORT_TCP, "g1", 0, NULL));
+        if ((name = gfpool_uri_pool_volume_name(src, str)) &&
+            (!*name || strchr(name, '/')))
+            abort();
+    }
+
     if (!(uri = gfpool_uri_parse(str, &err))) {
         /* Failure must always explain itself. */
         if (!err || !err->message || !*err->message)

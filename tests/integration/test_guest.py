@@ -252,6 +252,143 @@ def test_boot_qcow2_overlay(qemu_libvirtd, guest_pool, boot_vol, overlay_vol,
                      hosts)])
 
 
+def _strip_chain(disk):
+    """The <disk> without its <backingStore>: libvirt then finds the chain
+    itself, reading each image's header through the storage-file layer."""
+    import xml.etree.ElementTree as ET
+    root = ET.fromstring(disk)
+    for b in root.findall('backingStore'):
+        root.remove(b)
+    return ET.tostring(root, encoding='unicode')
+
+
+@pytest.mark.parametrize('given', ['xml-chain', 'probed-chain'])
+def test_boot_qcow2_chain_through_our_storage_file_module(
+        qemu_libvirtd, guest_pool, boot_vol, boot_message, guest_workdir,
+        given):
+    """A guest on a qcow2 chain of 3 overlays over the raw boot volume
+    boots; libvirtd mapped OUR storage-file module for it (never Debian's);
+    with the chain left out of the XML, libvirt found all 4 images through
+    our module's reads and shows them in the live XML."""
+    chain = [boot_vol]
+    for i in range(1, 4):
+        name = 'chain%d-%s.qcow2' % (i, given)
+        guest_pool.virsh('vol-create-as', guest_pool.name, name, '1M',
+                         '--format', 'qcow2', '--backing-vol', chain[-1],
+                         '--backing-vol-format',
+                         'raw' if i == 1 else 'qcow2')
+        chain.append(name)
+    disk = disk_xml(guest_pool, chain[-1])
+    assert len(guestlib.disk_fields(disk)['chain']) == 3, disk
+    if given == 'probed-chain':
+        disk = _strip_chain(disk)
+        assert guestlib.disk_fields(disk)['chain'] == [], disk
+    hosts = tuple(guest_pool.hosts)
+    name = make_unique_name('chain')
+    g = Guest(qemu_libvirtd, guest_workdir, name, disk)
+    try:
+        g.define()
+        g.start()
+        g.wait_boot(boot_message)
+        nodes = guestlib.query_block_gluster(g.query_block())
+        assert nodes == sorted((guest_pool.volume, qemu_path(guest_pool, v),
+                                hosts) for v in chain), nodes
+        live = guestlib.domain_disks(g.dumpxml())[0]
+        assert [c['source']['name'] for c in live['chain']] == \
+            ['%s%s/%s' % (guest_pool.volume, guest_pool.dir, v)
+             for v in reversed(chain[:-1])], g.dumpxml()
+        maps = qemu_libvirtd.maps()
+        ours = os.path.realpath(qemu_libvirtd.file_module)
+        assert ours in maps, 'libvirtd has not mapped %s' % ours
+        assert '/usr/lib/x86_64-linux-gnu/libvirt/storage-file/' \
+            'libvirt_storage_file_gluster.so' not in maps
+        qemu_libvirtd.virsh('destroy', name)
+    finally:
+        g.cleanup()
+    for v in reversed(chain[1:]):
+        guest_pool.virsh('vol-delete', '--pool', guest_pool.name, v)
+
+
+def _snapshot_xml(pool, vol):
+    """A disk-only external snapshot whose new overlay is volume `vol` of
+    the pool, as a network <source> with every host."""
+    hosts = ''.join("<host name='%s' port='24007' transport='tcp'/>" % h
+                    for h in pool.hosts)
+    return ("<domainsnapshot><disks><disk name='vda' snapshot='external' "
+            "type='network'><driver type='qcow2'/><source protocol='gluster' "
+            "name='%s%s/%s'>%s</source></disk></disks></domainsnapshot>" %
+            (pool.volume, pool.dir, vol, hosts))
+
+
+def _local_check(pool, vol, workdir):
+    """qemu-img check of a volume's bytes, downloaded."""
+    local = os.path.join(str(workdir), 'check-' + vol)
+    pool.virsh('vol-download', '--pool', pool.name, vol, local)
+    # the image alone: its backing file stays on gluster
+    spec = ('json:{"driver": "qcow2", "backing": null, '
+            '"file": {"driver": "file", "filename": "%s"}}' % local)
+    r = subprocess.run(['qemu-img', 'check', spec],
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                       universal_newlines=True)
+    os.unlink(local)
+    assert r.returncode == 0, r.stdout
+    return r.stdout
+
+
+def test_snapshot_and_blockcommit_on_gluster(qemu_libvirtd, guest_pool,
+                                             boot_vol, boot_message,
+                                             guest_workdir):
+    """On a running guest: a disk-only external snapshot whose overlay is a
+    new volume of the pool (libvirt creates it through our storage-file
+    module, QEMU formats it over gluster), listed by the pool with the
+    right backing volume; then blockcommit --active --shallow --pivot back
+    into the volume below. The guest runs throughout; both images pass qemu-img check."""
+    base = 'snapbase.qcow2'
+    snap = 'snap1.qcow2'
+    guest_pool.virsh('vol-create-as', guest_pool.name, base, '1M', '--format',
+                     'qcow2', '--backing-vol', boot_vol,
+                     '--backing-vol-format', 'raw')
+    name = make_unique_name('snap')
+    g = Guest(qemu_libvirtd, guest_workdir, name, disk_xml(guest_pool, base))
+    sx = os.path.join(str(guest_workdir), name + '-snap.xml')
+    with open(sx, 'w') as f:
+        f.write(_snapshot_xml(guest_pool, snap))
+    try:
+        g.define()
+        g.start()
+        g.wait_boot(boot_message)
+        p = qemu_libvirtd.virsh('snapshot-create', name, sx, '--disk-only',
+                                '--no-metadata', check=False, timeout=120)
+        assert p.returncode == 0, p.stderr + g.diag()
+        assert g.running()
+        live = guestlib.domain_disks(g.dumpxml())[0]
+        assert live['source']['name'] == '%s%s/%s' % (
+            guest_pool.volume, guest_pool.dir, snap), g.dumpxml()
+        assert [c['source']['name'] for c in live['chain']][:1] == [
+            '%s%s/%s' % (guest_pool.volume, guest_pool.dir, base)]
+        # the pool sees the new overlay, backed by the volume it came from
+        guest_pool.virsh('pool-refresh', guest_pool.name)
+        vx = guest_pool.virsh('vol-dumpxml', '--pool', guest_pool.name,
+                              snap).stdout
+        assert "<format type='qcow2'/>" in vx and \
+            guest_pool.uri(base) in vx, vx
+        p = qemu_libvirtd.virsh('blockcommit', name, 'vda', '--active',
+                                '--shallow', '--pivot', '--wait',
+                                check=False, timeout=120)
+        assert p.returncode == 0, p.stderr + g.diag()
+        assert g.running()
+        live = guestlib.domain_disks(g.dumpxml())[0]
+        assert live['source']['name'] == '%s%s/%s' % (
+            guest_pool.volume, guest_pool.dir, base), g.dumpxml()
+        qemu_libvirtd.virsh('destroy', name)
+    finally:
+        g.cleanup()
+    _local_check(guest_pool, base, guest_workdir)
+    _local_check(guest_pool, snap, guest_workdir)
+    for v in (snap, base):
+        guest_pool.virsh('vol-delete', '--pool', guest_pool.name, v)
+
+
 # ---------------------------------------------------------------------------
 # the XML itself
 # ---------------------------------------------------------------------------

@@ -330,6 +330,61 @@ test_for_volume(gconstpointer data)
     g_assert_cmpint(back->host->port, ==, c->port);
 }
 
+/* Backing files as images hold them -> the pool volume they name. */
+static void
+test_pool_volume_name(void)
+{
+    g_autoptr(GfpoolSource) src = gfpool_source_new();
+    static const struct {
+        const char *backing;
+        const char *want;
+    } cases[] = {
+        { "base.qcow2", "base.qcow2" },
+        { "..", NULL },
+        { "/images/base.qcow2", NULL },
+        { "gluster://g1/rep3/images/base.qcow2", "base.qcow2" },
+        { "gluster://g2:24007/rep3/images/base.qcow2", "base.qcow2" },
+        { "gluster://g1/rep3/other/base.qcow2", NULL },
+        { "gluster://g1/rep3/images/sub/base.qcow2", NULL },
+        { "gluster://elsewhere/rep3/images/base.qcow2", NULL },
+        { "gluster://g1/other/images/base.qcow2", NULL },
+        /* what libvirt writes for a snapshot's overlay on a 3-host pool */
+        { "json:{\"file\":{\"driver\":\"gluster\",\"volume\":\"rep3\","
+          "\"path\":\"images/base.qcow2\",\"server\":[{\"type\":\"inet\","
+          "\"host\":\"g1\",\"port\":\"24007\"},{\"type\":\"inet\",\"host\":\"g2\","
+          "\"port\":\"24007\"}]}}", "base.qcow2" },
+        { "json:{\"driver\": \"qcow2\", \"file\": {\"driver\": \"gluster\", "
+          "\"volume\": \"rep3\", \"path\": \"/images/b.img\", "
+          "\"server\": [{\"type\": \"inet\", \"host\": \"g3\"}]}}", "b.img" },
+        /* another cluster, volume or directory; not gluster; odd JSON */
+        { "json:{\"file\":{\"driver\":\"gluster\",\"volume\":\"rep3\","
+          "\"path\":\"images/base.qcow2\",\"server\":[{\"host\":\"x\"}]}}", NULL },
+        { "json:{\"file\":{\"driver\":\"gluster\",\"volume\":\"rep4\","
+          "\"path\":\"images/base.qcow2\"}}", NULL },
+        { "json:{\"file\":{\"driver\":\"gluster\",\"volume\":\"rep3\","
+          "\"path\":\"images/../base.qcow2\"}}", NULL },
+        { "json:{\"file\":{\"driver\":\"file\",\"filename\":\"/images/base.qcow2\"}}",
+          NULL },
+        { "json:{\"file\":{\"driver\":\"gluster\",\"volume\":\"rep3\","
+          "\"path\":\"images/a\",\"path\":\"images/b\"}}", NULL },
+        { "json:{\"file\":{\"driver\":\"gluster\",\"volume\":\"rep3\","
+          "\"path\":\"images/a\\\"b\"}}", NULL },
+        { "json:{\"driver\":\"gluster\",\"volume\":\"rep3\",\"path", NULL },
+        { "json:", NULL },
+    };
+
+    src->volume = g_strdup("rep3");
+    src->dir = g_strdup("/images");
+    g_ptr_array_add(src->hosts, gfpool_host_new(GFPOOL_TRANSPORT_TCP, "g1", 0, NULL));
+    g_ptr_array_add(src->hosts, gfpool_host_new(GFPOOL_TRANSPORT_TCP, "g2", 24007, NULL));
+    g_ptr_array_add(src->hosts, gfpool_host_new(GFPOOL_TRANSPORT_TCP, "g3", 0, NULL));
+    for (gsize i = 0; i < G_N_ELEMENTS(cases); i++) {
+        g_autofree char *got = gfpool_uri_pool_volume_name(src, cases[i].backing);
+        g_test_message("%s", cases[i].backing);
+        g_assert_cmpstr(got, ==, cases[i].want);
+    }
+}
+
 int
 main(int argc, char **argv)
 {
@@ -351,6 +406,7 @@ main(int argc, char **argv)
     g_test_add_func("/uri/null", test_null);
     g_test_add_func("/uri/embedded-nul", test_embedded_nul);
     g_test_add_func("/uri/format-built", test_format_built);
+    g_test_add_func("/uri/pool-volume-name", test_pool_volume_name);
 
     return g_test_run();
 }

@@ -389,6 +389,81 @@ def test_snapshot_and_blockcommit_on_gluster(qemu_libvirtd, guest_pool,
         guest_pool.virsh('vol-delete', '--pool', guest_pool.name, v)
 
 
+def test_blockpull_on_gluster(qemu_libvirtd, guest_pool, boot_vol,
+                              boot_message, guest_workdir):
+    """blockpull on a running guest whose disk is a gluster overlay: the
+    backing data moves into the overlay, libvirt drops the chain, the pool
+    lists the overlay without a backing volume; the guest runs on and the
+    image passes qemu-img check."""
+    top = 'pull.qcow2'
+    guest_pool.virsh('vol-create-as', guest_pool.name, top, '1M', '--format',
+                     'qcow2', '--backing-vol', boot_vol,
+                     '--backing-vol-format', 'raw')
+    name = make_unique_name('pull')
+    g = Guest(qemu_libvirtd, guest_workdir, name, disk_xml(guest_pool, top))
+    try:
+        g.define()
+        g.start()
+        g.wait_boot(boot_message)
+        p = qemu_libvirtd.virsh('blockpull', name, 'vda', '--wait',
+                                check=False, timeout=120)
+        assert p.returncode == 0, p.stderr + g.diag()
+        assert g.running()
+        assert guestlib.domain_disks(g.dumpxml())[0]['chain'] == [], \
+            g.dumpxml()
+        qemu_libvirtd.virsh('destroy', name)
+    finally:
+        g.cleanup()
+    guest_pool.virsh('pool-refresh', guest_pool.name)
+    vx = guest_pool.virsh('vol-dumpxml', '--pool', guest_pool.name,
+                          top).stdout
+    assert '<backingStore>' not in vx, vx
+    _local_check(guest_pool, top, guest_workdir)
+    guest_pool.virsh('vol-delete', '--pool', guest_pool.name, top)
+
+
+def test_blockcopy_local_disk_onto_gluster(qemu_libvirtd, guest_pool,
+                                           boot_message, guest_workdir):
+    """blockcopy --pivot of a running guest's local raw disk onto a volume
+    of the pool (a network destination, made by QEMU over gluster through
+    libvirt's storage-file layer): the guest runs on from gluster, the
+    volume holds the disk's bytes."""
+    local = bootsector.write_image(
+        str(guest_workdir / 'copy-src.img'), boot_message)
+    dest = 'copied.raw'
+    hosts = ''.join("<host name='%s' port='24007' transport='tcp'/>" % h
+                    for h in guest_pool.hosts)
+    dx = os.path.join(str(guest_workdir), 'copy-dest.xml')
+    with open(dx, 'w') as f:
+        f.write("<disk type='network' device='disk'><driver type='raw'/>"
+                "<source protocol='gluster' name='%s%s/%s'>%s</source>"
+                "</disk>" % (guest_pool.volume, guest_pool.dir, dest, hosts))
+    disk = ("<disk type='file' device='disk'><driver name='qemu' type='raw'/>"
+            "<source file='%s'/><target dev='vda' bus='virtio'/></disk>" % local)
+    name = make_unique_name('copy')
+    g = Guest(qemu_libvirtd, guest_workdir, name, disk)
+    try:
+        g.define()
+        g.start()
+        g.wait_boot(boot_message)
+        p = qemu_libvirtd.virsh('blockcopy', name, 'vda', '--xml', dx,
+                                '--wait', '--pivot', '--transient-job',
+                                check=False, timeout=120)
+        assert p.returncode == 0, p.stderr + g.diag()
+        assert g.running()
+        live = guestlib.domain_disks(g.dumpxml())[0]
+        assert live['source']['name'] == '%s%s/%s' % (
+            guest_pool.volume, guest_pool.dir, dest), g.dumpxml()
+        qemu_libvirtd.virsh('destroy', name)
+    finally:
+        g.cleanup()
+    with open(local, 'rb') as f:
+        want = f.read()
+    assert guest_pool.gfapi.read(guest_pool.path(dest), 0, len(want)) == want
+    guest_pool.virsh('pool-refresh', guest_pool.name)
+    guest_pool.virsh('vol-delete', '--pool', guest_pool.name, dest)
+
+
 # ---------------------------------------------------------------------------
 # the XML itself
 # ---------------------------------------------------------------------------

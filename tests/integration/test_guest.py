@@ -9,6 +9,7 @@ first domain start pays QEMU's capability probing (~20 s), later ones take
 about a second.
 """
 
+import contextlib
 import os
 import subprocess
 
@@ -252,6 +253,31 @@ def test_boot_qcow2_overlay(qemu_libvirtd, guest_pool, boot_vol, overlay_vol,
                      hosts)])
 
 
+@contextlib.contextmanager
+def running_guest(libvirtd, workdir, prefix, disk, message):
+    """A guest defined and started on `disk`, booted (its line on the serial
+    port); destroyed and undefined afterwards, whatever happened."""
+    name = make_unique_name(prefix)
+    g = Guest(libvirtd, workdir, name, disk)
+    try:
+        g.define()
+        g.start()
+        g.wait_boot(message)
+        yield g
+        libvirtd.virsh('destroy', name)
+    finally:
+        g.cleanup()
+
+
+def block_job(g, *args):
+    """A virsh block job verb on the running guest `g`: it succeeds and the
+    guest runs on. -> the live <disk> fields."""
+    p = g.d.virsh(*((args[0], g.name) + args[1:]), check=False, timeout=120)
+    assert p.returncode == 0, p.stderr + g.diag()
+    assert g.running()
+    return guestlib.domain_disks(g.dumpxml())[0]
+
+
 def _strip_chain(disk):
     """The <disk> without its <backingStore>: libvirt then finds the chain
     itself, reading each image's header through the storage-file layer."""
@@ -284,12 +310,8 @@ def test_boot_qcow2_chain_through_our_storage_file_module(
         disk = _strip_chain(disk)
         assert guestlib.disk_fields(disk)['chain'] == [], disk
     hosts = tuple(guest_pool.hosts)
-    name = make_unique_name('chain')
-    g = Guest(qemu_libvirtd, guest_workdir, name, disk)
-    try:
-        g.define()
-        g.start()
-        g.wait_boot(boot_message)
+    with running_guest(qemu_libvirtd, guest_workdir, 'chain', disk,
+                       boot_message) as g:
         nodes = guestlib.query_block_gluster(g.query_block())
         assert nodes == sorted((guest_pool.volume, qemu_path(guest_pool, v),
                                 hosts) for v in chain), nodes
@@ -302,9 +324,6 @@ def test_boot_qcow2_chain_through_our_storage_file_module(
         assert ours in maps, 'libvirtd has not mapped %s' % ours
         assert '/usr/lib/x86_64-linux-gnu/libvirt/storage-file/' \
             'libvirt_storage_file_gluster.so' not in maps
-        qemu_libvirtd.virsh('destroy', name)
-    finally:
-        g.cleanup()
     for v in reversed(chain[1:]):
         guest_pool.virsh('vol-delete', '--pool', guest_pool.name, v)
 
@@ -348,20 +367,13 @@ def test_snapshot_and_blockcommit_on_gluster(qemu_libvirtd, guest_pool,
     guest_pool.virsh('vol-create-as', guest_pool.name, base, '1M', '--format',
                      'qcow2', '--backing-vol', boot_vol,
                      '--backing-vol-format', 'raw')
-    name = make_unique_name('snap')
-    g = Guest(qemu_libvirtd, guest_workdir, name, disk_xml(guest_pool, base))
-    sx = os.path.join(str(guest_workdir), name + '-snap.xml')
+    sx = os.path.join(str(guest_workdir), 'snapshot.xml')
     with open(sx, 'w') as f:
         f.write(_snapshot_xml(guest_pool, snap))
-    try:
-        g.define()
-        g.start()
-        g.wait_boot(boot_message)
-        p = qemu_libvirtd.virsh('snapshot-create', name, sx, '--disk-only',
-                                '--no-metadata', check=False, timeout=120)
-        assert p.returncode == 0, p.stderr + g.diag()
-        assert g.running()
-        live = guestlib.domain_disks(g.dumpxml())[0]
+    with running_guest(qemu_libvirtd, guest_workdir, 'snap',
+                       disk_xml(guest_pool, base), boot_message) as g:
+        live = block_job(g, 'snapshot-create', sx, '--disk-only',
+                         '--no-metadata')
         assert live['source']['name'] == '%s%s/%s' % (
             guest_pool.volume, guest_pool.dir, snap), g.dumpxml()
         assert [c['source']['name'] for c in live['chain']][:1] == [
@@ -372,17 +384,10 @@ def test_snapshot_and_blockcommit_on_gluster(qemu_libvirtd, guest_pool,
                               snap).stdout
         assert "<format type='qcow2'/>" in vx and \
             guest_pool.uri(base) in vx, vx
-        p = qemu_libvirtd.virsh('blockcommit', name, 'vda', '--active',
-                                '--shallow', '--pivot', '--wait',
-                                check=False, timeout=120)
-        assert p.returncode == 0, p.stderr + g.diag()
-        assert g.running()
-        live = guestlib.domain_disks(g.dumpxml())[0]
+        live = block_job(g, 'blockcommit', 'vda', '--active', '--shallow',
+                         '--pivot', '--wait')
         assert live['source']['name'] == '%s%s/%s' % (
             guest_pool.volume, guest_pool.dir, base), g.dumpxml()
-        qemu_libvirtd.virsh('destroy', name)
-    finally:
-        g.cleanup()
     _local_check(guest_pool, base, guest_workdir)
     _local_check(guest_pool, snap, guest_workdir)
     for v in (snap, base):
@@ -399,21 +404,10 @@ def test_blockpull_on_gluster(qemu_libvirtd, guest_pool, boot_vol,
     guest_pool.virsh('vol-create-as', guest_pool.name, top, '1M', '--format',
                      'qcow2', '--backing-vol', boot_vol,
                      '--backing-vol-format', 'raw')
-    name = make_unique_name('pull')
-    g = Guest(qemu_libvirtd, guest_workdir, name, disk_xml(guest_pool, top))
-    try:
-        g.define()
-        g.start()
-        g.wait_boot(boot_message)
-        p = qemu_libvirtd.virsh('blockpull', name, 'vda', '--wait',
-                                check=False, timeout=120)
-        assert p.returncode == 0, p.stderr + g.diag()
-        assert g.running()
-        assert guestlib.domain_disks(g.dumpxml())[0]['chain'] == [], \
-            g.dumpxml()
-        qemu_libvirtd.virsh('destroy', name)
-    finally:
-        g.cleanup()
+    with running_guest(qemu_libvirtd, guest_workdir, 'pull',
+                       disk_xml(guest_pool, top), boot_message) as g:
+        live = block_job(g, 'blockpull', 'vda', '--wait')
+        assert live['chain'] == [], g.dumpxml()
     guest_pool.virsh('pool-refresh', guest_pool.name)
     vx = guest_pool.virsh('vol-dumpxml', '--pool', guest_pool.name,
                           top).stdout
@@ -440,23 +434,12 @@ def test_blockcopy_local_disk_onto_gluster(qemu_libvirtd, guest_pool,
                 "</disk>" % (guest_pool.volume, guest_pool.dir, dest, hosts))
     disk = ("<disk type='file' device='disk'><driver name='qemu' type='raw'/>"
             "<source file='%s'/><target dev='vda' bus='virtio'/></disk>" % local)
-    name = make_unique_name('copy')
-    g = Guest(qemu_libvirtd, guest_workdir, name, disk)
-    try:
-        g.define()
-        g.start()
-        g.wait_boot(boot_message)
-        p = qemu_libvirtd.virsh('blockcopy', name, 'vda', '--xml', dx,
-                                '--wait', '--pivot', '--transient-job',
-                                check=False, timeout=120)
-        assert p.returncode == 0, p.stderr + g.diag()
-        assert g.running()
-        live = guestlib.domain_disks(g.dumpxml())[0]
+    with running_guest(qemu_libvirtd, guest_workdir, 'copy', disk,
+                       boot_message) as g:
+        live = block_job(g, 'blockcopy', 'vda', '--xml', dx, '--wait',
+                         '--pivot', '--transient-job')
         assert live['source']['name'] == '%s%s/%s' % (
             guest_pool.volume, guest_pool.dir, dest), g.dumpxml()
-        qemu_libvirtd.virsh('destroy', name)
-    finally:
-        g.cleanup()
     with open(local, 'rb') as f:
         want = f.read()
     assert guest_pool.gfapi.read(guest_pool.path(dest), 0, len(want)) == want

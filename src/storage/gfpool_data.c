@@ -763,6 +763,7 @@ gfpool_vol_download(GfpoolConn *conn, const char *name, guint64 offset, guint64 
                     int out, gboolean sparse, GfpoolHoles *holes, GError **error)
 {
     g_autofree char *buf = NULL;
+    g_autofree char *slab = NULL;
     struct stat st;
     glfs_fd_t *fd;
     guint64 end, pos, sent = 0;
@@ -782,6 +783,7 @@ gfpool_vol_download(GfpoolConn *conn, const char *name, guint64 offset, guint64 
     if (length && length < end - offset)
         end = offset + length;
     buf = g_malloc(IO_CHUNK);
+    slab = g_malloc((gsize)READ_AHEAD_SLOTS * IO_CHUNK);
     pos = offset;
     while (pos < end) {
         guint64 d, l;
@@ -820,7 +822,8 @@ gfpool_vol_download(GfpoolConn *conn, const char *name, guint64 offset, guint64 
         }
         if (l > 0) {
             g_autoptr(GfpoolReadAhead) ra = gfpool_read_ahead_new(glfs_read_cb, fd, d, l,
-                                                                  IO_CHUNK, READ_AHEAD_SLOTS);
+                                                                  IO_CHUNK, READ_AHEAD_SLOTS,
+                                                                  slab);
             guint64 o = d;
 
             while (o < d + l) {

@@ -374,7 +374,7 @@ read_ahead_worker(gpointer opaque)
 
 GfpoolReadAhead *
 gfpool_read_ahead_new(GfpoolReadFunc read, void *opaque, guint64 start, guint64 len,
-                      gsize chunk, guint slots)
+                      gsize chunk, guint slots, char *bufs)
 {
     GfpoolReadAhead *ra = g_new0(GfpoolReadAhead, 1);
 
@@ -389,7 +389,10 @@ gfpool_read_ahead_new(GfpoolReadFunc read, void *opaque, guint64 start, guint64 
     g_cond_init(&ra->cond);
     ra->slot = g_new0(ReadSlot, slots);
     ra->thread = g_new0(GThread *, slots);
-    {
+    if (bufs) {
+        for (guint i = 0; i < slots; i++)
+            ra->slot[i].buf = bufs + (gsize)i * chunk;
+    } else {
         gsize size = (gsize)MIN((guint64)chunk, MAX(len, 1));
         guint n = (guint)MIN((guint64)slots, MAX(ra->nchunks, 1));
 

@@ -62,11 +62,14 @@ gboolean gfpool_write_behind_finish(GfpoolWriteBehind *wb, GError **error);
 
 /*
  * Reads of [start, start + len) kept in flight, chunk bytes each on up to
- * slots threads, handed to the caller in order.
+ * slots threads, handed to the caller in order. bufs: slots * chunk bytes
+ * the caller keeps across read-aheads (a download has one per data
+ * extent: fresh buffers each time would be page-faulted in again), or NULL
+ * for buffers of its own.
  */
 typedef struct _GfpoolReadAhead GfpoolReadAhead;
 GfpoolReadAhead *gfpool_read_ahead_new(GfpoolReadFunc read, void *opaque, guint64 start,
-                                       guint64 len, gsize chunk, guint slots);
+                                       guint64 len, gsize chunk, guint slots, char *bufs);
 /* The next chunk: its bytes (> 0; short only at the end of what read can
  * give), 0 at the end of the range, -1 with error set. *buf is valid until
  * gfpool_read_ahead_release. */

@@ -191,7 +191,8 @@ static void
 read_all(MemFile *f, guint64 start, guint64 len, gsize chunk, guint slots, guint64 *got_bytes,
          GError **error)
 {
-    g_autoptr(GfpoolReadAhead) ra = gfpool_read_ahead_new(mem_read, f, start, len, chunk, slots);
+    g_autoptr(GfpoolReadAhead) ra = gfpool_read_ahead_new(mem_read, f, start, len, chunk, slots,
+                                                          NULL);
     guint64 o = start;
 
     for (;;) {

@@ -14,6 +14,7 @@ struct _GfpoolConn {
     glfs_t *fs;
     GfpoolSource *src;
     gboolean server_copy_safe;
+    GfpoolConn *shared;     /* a view: fs is this cached connection's */
 };
 
 /* One connect attempt, shared by the caller and the worker thread: whoever
@@ -294,6 +295,29 @@ gfpool_conn_open(const GfpoolSource *src, guint timeout_ms, GError **error)
 }
 
 
+static gboolean
+conn_check_dir(GfpoolConn *conn, GError **error)
+{
+    const GfpoolSource *src = conn->src;
+    struct stat st;
+
+    if (glfs_stat(conn->fs, src->dir, &st) < 0) {
+        int err = errno;
+        g_set_error(error, GFPOOL_ERROR, gfpool_error_from_errno(err),
+                    "cannot access directory '%s' of gluster volume '%s': %s",
+                    src->dir, src->volume, g_strerror(err));
+        return FALSE;
+    }
+    if (!S_ISDIR(st.st_mode)) {
+        g_set_error(error, GFPOOL_ERROR, GFPOOL_ERROR_INVALID,
+                    "'%s' of gluster volume '%s' is not a directory",
+                    src->dir, src->volume);
+        return FALSE;
+    }
+    return TRUE;
+}
+
+
 GfpoolConn *
 gfpool_conn_open_flags(const GfpoolSource *src, guint timeout_ms,
                        unsigned int flags, GError **error)
@@ -305,7 +329,6 @@ gfpool_conn_open_flags(const GfpoolSource *src, guint timeout_ms,
     GfpoolConn *conn = NULL;
     GThread *t;
     gint64 deadline;
-    struct stat st;
 
     if (src->hosts->len == 0) {
         g_set_error(error, GFPOOL_ERROR, GFPOOL_ERROR_INVALID,
@@ -400,24 +423,37 @@ gfpool_conn_open_flags(const GfpoolSource *src, guint timeout_ms,
     connect_job_unref(job);
     conn->server_copy_safe = volfile_allows_server_copy(conn->fs);
 
-    if (flags & GFPOOL_CONN_OPEN_NO_DIR)
-        return conn;
-    if (glfs_stat(conn->fs, src->dir, &st) < 0) {
-        int err = errno;
-        g_set_error(error, GFPOOL_ERROR, gfpool_error_from_errno(err),
-                    "cannot access directory '%s' of gluster volume '%s': %s",
-                    src->dir, src->volume, g_strerror(err));
-        gfpool_conn_close(conn);
-        return NULL;
-    }
-    if (!S_ISDIR(st.st_mode)) {
-        g_set_error(error, GFPOOL_ERROR, GFPOOL_ERROR_INVALID,
-                    "'%s' of gluster volume '%s' is not a directory",
-                    src->dir, src->volume);
+    if (!(flags & GFPOOL_CONN_OPEN_NO_DIR) && !conn_check_dir(conn, error)) {
         gfpool_conn_close(conn);
         return NULL;
     }
     return conn;
+}
+
+
+GfpoolConn *
+gfpool_conn_view_new(GfpoolConn *shared, const GfpoolSource *src,
+                     unsigned int flags, GError **error)
+{
+    GfpoolConn *view = g_new0(GfpoolConn, 1);
+
+    view->fs = shared->fs;
+    view->src = gfpool_source_copy(src);
+    view->server_copy_safe = shared->server_copy_safe;
+    if (!(flags & GFPOOL_CONN_OPEN_NO_DIR) && !conn_check_dir(view, error)) {
+        gfpool_source_free(view->src);
+        g_free(view);
+        return NULL;
+    }
+    view->shared = shared;
+    return view;
+}
+
+
+GfpoolConn *
+gfpool_conn_view_shared(GfpoolConn *conn)
+{
+    return conn->shared;
 }
 
 
@@ -426,7 +462,10 @@ gfpool_conn_close(GfpoolConn *conn)
 {
     if (!conn)
         return;
-    fini_in_background(conn->fs);
+    if (conn->shared)
+        gfpool_conn_cache_put(conn->shared);
+    else
+        fini_in_background(conn->fs);
     gfpool_source_free(conn->src);
     g_free(conn);
 }
@@ -437,6 +476,8 @@ gfpool_conn_abandon(GfpoolConn *conn)
 {
     if (!conn)
         return;
+    if (conn->shared)
+        gfpool_conn_cache_put(conn->shared);
     gfpool_source_free(conn->src);
     g_free(conn);
 }

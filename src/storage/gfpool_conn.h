@@ -74,6 +74,28 @@ GfpoolConn *gfpool_conn_open_flags(const GfpoolSource *src, guint timeout_ms,
 GfpoolConn *gfpool_conn_cache_get(const GfpoolSource *src, GError **error);
 void gfpool_conn_cache_put(GfpoolConn *conn);
 
+/*
+ * A started pool's connection: the cached one of src's volume and hosts,
+ * seen through src->dir (which must exist unless GFPOOL_CONN_OPEN_NO_DIR).
+ * gfpool_conn_close of it is a put. So a running pool and libvirt's checks
+ * of the chains of its guests' disks use one connection; when both of
+ * gfpool's modules are in one daemon they share one cache too
+ * (gfpool_conn_cache.c).
+ */
+GfpoolConn *gfpool_conn_cache_open(const GfpoolSource *src, unsigned int flags,
+                                   GError **error);
+
+/* The servers were seen gone through conn (ENOTCONN: gfapi repairs that
+ * only at its next reconnect tick): later gets open a fresh connection and
+ * this one is closed after its last put. */
+void gfpool_conn_cache_discard(GfpoolConn *conn);
+
+/* For the cache only: a connection using shared's glfs_t, and the
+ * connection a view uses (NULL for one that owns its glfs_t). */
+GfpoolConn *gfpool_conn_view_new(GfpoolConn *shared, const GfpoolSource *src,
+                                 unsigned int flags, GError **error);
+GfpoolConn *gfpool_conn_view_shared(GfpoolConn *conn);
+
 /* Returns at once; glfs_fini runs in a background thread. NULL is fine. */
 void gfpool_conn_close(GfpoolConn *conn);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(GfpoolConn, gfpool_conn_close)

@@ -2,7 +2,16 @@
  * gfpool_conn_cache.c: connections shared by key (volume + hosts in order)
  * for callers that open often and briefly, and closed in the background
  * once idle (see gfpool_conn.h).
+ *
+ * One cache per process: libvirtd loads the pool module and the
+ * storage-file module as two libraries, each with its own copy of this
+ * file. Both export gfpool_conn_cache_shared; dlsym(RTLD_DEFAULT) finds the
+ * first one loaded (libvirt loads modules RTLD_GLOBAL), so both modules
+ * use that module's cache, provided it was built from the same source
+ * (the connection structures are passed between them).
  */
+#include <dlfcn.h>
+
 #include "gfpool_conn.h"
 
 /* How long an unused connection is kept: long enough to span a guest's
@@ -11,11 +20,24 @@
  * GFPOOL_CONN_IDLE_S overrides. */
 #define CONN_IDLE_S_DEFAULT 60
 
+/* Bumped whenever GfpoolConn, GfpoolSource or the table below change. */
+#define CACHE_ABI 1
+
+typedef struct {
+    guint abi;
+    const char *version;
+    GfpoolConn *(*get)(const GfpoolSource *src, GError **error);
+    GfpoolConn *(*open)(const GfpoolSource *src, unsigned int flags, GError **error);
+    void (*put)(GfpoolConn *conn);
+    void (*discard)(GfpoolConn *conn);
+} GfpoolConnCacheOps;
+
 typedef struct {
     char *key;
     GfpoolConn *conn;
     guint users;
     gint64 idle_since;      /* monotonic, when users dropped to 0 */
+    gboolean discarded;     /* no longer in `cache`: closed at its last put */
 } CacheEntry;
 
 static GMutex cache_lock;
@@ -71,15 +93,26 @@ reaper_thread(gpointer opaque G_GNUC_UNUSED)
     return NULL;
 }
 
+/* A pool's XML usually leaves the port out, a disk's (as libvirt formats
+ * it) names 24007: the same server. */
 static char *
 cache_key(const GfpoolSource *src)
 {
-    g_autofree char *hosts = gfpool_source_hosts_string(src);
-    return g_strdup_printf("%s %s", src->volume, hosts);
+    g_autoptr(GfpoolSource) norm = gfpool_source_copy(src);
+    g_autofree char *hosts = NULL;
+
+    for (guint i = 0; i < norm->hosts->len; i++) {
+        GfpoolHost *h = g_ptr_array_index(norm->hosts, i);
+        if (h->transport != GFPOOL_TRANSPORT_UNIX && h->port == 0)
+            h->port = GFPOOL_DEFAULT_PORT;
+    }
+    hosts = gfpool_source_hosts_string(norm);
+    return g_strdup_printf("%s %s", norm->volume, hosts);
 }
 
-GfpoolConn *
-gfpool_conn_cache_get(const GfpoolSource *src, GError **error)
+
+static GfpoolConn *
+cache_get(const GfpoolSource *src, GError **error)
 {
     g_autofree char *key = cache_key(src);
     g_autoptr(GfpoolSource) whole = NULL;
@@ -127,17 +160,144 @@ gfpool_conn_cache_get(const GfpoolSource *src, GError **error)
     return conn;
 }
 
-void
-gfpool_conn_cache_put(GfpoolConn *conn)
+
+static void
+cache_put(GfpoolConn *conn)
 {
     CacheEntry *e;
 
-    if (!conn)
-        return;
     g_mutex_lock(&cache_lock);
-    if ((e = g_hash_table_lookup(cache_by_conn, conn)) && e->users > 0 && --e->users == 0) {
-        e->idle_since = g_get_monotonic_time();
-        g_cond_broadcast(&cache_cond);
+    if (!cache_by_conn || !(e = g_hash_table_lookup(cache_by_conn, conn)) ||
+        e->users == 0 || --e->users > 0) {
+        g_mutex_unlock(&cache_lock);
+        return;
+    }
+    if (e->discarded) {
+        g_hash_table_remove(cache_by_conn, conn);
+        cache_entry_free(e);
+        g_mutex_unlock(&cache_lock);
+        gfpool_conn_close(conn);
+        return;
+    }
+    e->idle_since = g_get_monotonic_time();
+    g_cond_broadcast(&cache_cond);
+    g_mutex_unlock(&cache_lock);
+}
+
+
+static void
+cache_discard(GfpoolConn *conn)
+{
+    GfpoolConn *shared = gfpool_conn_view_shared(conn);
+    CacheEntry *e;
+
+    if (!shared)
+        shared = conn;
+    g_mutex_lock(&cache_lock);
+    if (!cache_by_conn || !(e = g_hash_table_lookup(cache_by_conn, shared)) || e->discarded) {
+        g_mutex_unlock(&cache_lock);
+        return;
+    }
+    g_hash_table_steal(cache, e->key);
+    e->discarded = TRUE;
+    if (e->users == 0) {
+        g_hash_table_remove(cache_by_conn, shared);
+        cache_entry_free(e);
+        g_mutex_unlock(&cache_lock);
+        gfpool_conn_close(shared);
+        return;
     }
     g_mutex_unlock(&cache_lock);
+}
+
+
+static GfpoolConn *
+cache_open(const GfpoolSource *src, unsigned int flags, GError **error)
+{
+    g_autoptr(GError) err = NULL;
+    GfpoolConn *shared;
+    GfpoolConn *view;
+
+    if (!(shared = cache_get(src, error)))
+        return NULL;
+    if ((view = gfpool_conn_view_new(shared, src, flags, &err)))
+        return view;
+    cache_put(shared);
+    if (!g_error_matches(err, GFPOOL_ERROR, GFPOOL_ERROR_UNREACHABLE)) {
+        g_propagate_error(error, g_steal_pointer(&err));
+        return NULL;
+    }
+    /* A cached connection whose servers went away and came back stays
+     * broken until gfapi's next reconnect tick: a pool-start gets a fresh
+     * one, as it did before connections were cached. */
+    cache_discard(shared);
+    if (!(shared = cache_get(src, error)))
+        return NULL;
+    if (!(view = gfpool_conn_view_new(shared, src, flags, error)))
+        cache_put(shared);
+    return view;
+}
+
+
+/* What other gfpool modules of this process look up (see the top). */
+extern const GfpoolConnCacheOps gfpool_conn_cache_shared;
+const GfpoolConnCacheOps gfpool_conn_cache_shared = {
+    .abi = CACHE_ABI,
+    .version = GFPOOL_VERSION,
+    .get = cache_get,
+    .open = cache_open,
+    .put = cache_put,
+    .discard = cache_discard,
+};
+
+static const GfpoolConnCacheOps *
+cache_ops(void)
+{
+    static const GfpoolConnCacheOps *ops;
+
+    if (g_once_init_enter(&ops)) {
+        const GfpoolConnCacheOps *found = dlsym(RTLD_DEFAULT, "gfpool_conn_cache_shared");
+        const GfpoolConnCacheOps *use = &gfpool_conn_cache_shared;
+
+        if (found && found != use) {
+            if (found->abi == CACHE_ABI && g_str_equal(found->version, GFPOOL_VERSION))
+                use = found;
+            else
+                g_warning("another gfpool module (version %s) is loaded: its "
+                          "gluster connections are not shared with this one's (%s)",
+                          found->version, GFPOOL_VERSION);
+        }
+        g_once_init_leave(&ops, use);
+    }
+    return ops;
+}
+
+
+GfpoolConn *
+gfpool_conn_cache_get(const GfpoolSource *src, GError **error)
+{
+    return cache_ops()->get(src, error);
+}
+
+
+GfpoolConn *
+gfpool_conn_cache_open(const GfpoolSource *src, unsigned int flags, GError **error)
+{
+    return cache_ops()->open(src, flags, error);
+}
+
+
+void
+gfpool_conn_cache_put(GfpoolConn *conn)
+{
+    if (conn)
+        cache_ops()->put(conn);
+}
+
+
+void
+gfpool_conn_cache_discard(GfpoolConn *conn)
+{
+    if (conn)
+        cache_ops()->discard(conn);
 }

@@ -91,8 +91,10 @@ gfpoolPoolStateUnref(GfpoolPoolState *state)
 void
 gfpoolPoolStateNoteError(GfpoolPoolState *state, const GError *err)
 {
-    if (state && err && g_error_matches(err, GFPOOL_ERROR, GFPOOL_ERROR_UNREACHABLE))
+    if (state && err && g_error_matches(err, GFPOOL_ERROR, GFPOOL_ERROR_UNREACHABLE)) {
         g_atomic_int_set(&state->unreachable, 1);
+        gfpool_conn_cache_discard(state->conn);
+    }
 }
 
 
@@ -264,8 +266,9 @@ gfpoolPoolStateGet(virStoragePoolObj *pool)
     g_mutex_unlock(&gfpoolDriver.lock);
 
     /* Bounded by the core's deadline: a host that never answers costs
-     * seconds, not libvirtd. */
-    if ((conn = gfpool_conn_open(src, 0, &err))) {
+     * seconds, not libvirtd. Cached: the guests' disks on this volume and
+     * a restart of the pool use the same connection. */
+    if ((conn = gfpool_conn_cache_open(src, 0, &err))) {
         state = g_new0(GfpoolPoolState, 1);
         state->refs = 2;    /* the table's and the caller's */
         state->conn = conn;
@@ -332,7 +335,8 @@ gfpoolStartPool(virStoragePoolObj *pool)
 static int
 gfpoolStopPool(virStoragePoolObj *pool)
 {
-    /* Returns at once: the connection is finalized in the background. */
+    /* Returns at once: the connection goes back to the cache, which closes
+     * it in the background once idle (GFPOOL_CONN_IDLE_S). */
     gfpoolPoolStateDrop(pool);
     return 0;
 }

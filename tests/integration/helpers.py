@@ -358,3 +358,23 @@ def sha256_file(path):
         for chunk in iter(lambda: f.read(4 << 20), b''):
             h.update(chunk)
     return h.hexdigest()
+
+
+def tcp_peers(pid, hosts):
+    """(address, port) of each established TCP connection process `pid`
+    holds to one of `hosts`: gfapi's connections are one to a glusterd and
+    one per brick."""
+    import re
+    import subprocess
+    out = subprocess.run(['ss', '-Htnp', 'state', 'established'],
+                         stdout=subprocess.PIPE, universal_newlines=True,
+                         check=True).stdout
+    peers = []
+    for line in out.splitlines():
+        if not re.search(r'pid=%d,' % pid, line):
+            continue
+        fields = line.split()
+        addr, _, port = fields[3].rpartition(':')
+        if addr in hosts:
+            peers.append((addr, int(port)))
+    return sorted(peers)

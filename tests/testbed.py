@@ -966,13 +966,24 @@ class Libvirtd:
     def __init__(self, workdir, backend_dir=None, with_qemu=False,
                  module=None, log_filters='1:storage 3:util 4:rpc',
                  extra_env=None, start_timeout=30, share_qemu_caps=True,
-                 file_module='auto'):
+                 file_module='auto', hostname=None, host_uuid=None,
+                 hosts_file=None, qemu_user=None, qemu_conf_extra=''):
         self.workdir = os.path.abspath(workdir)
         if file_module == 'auto':
             near = module and os.path.join(os.path.dirname(os.path.abspath(module)),
                                            'libvirt_storage_file_gluster.so')
             file_module = near if near and os.path.exists(near) else None
         self.file_module = file_module
+        # a second "host" for migration: its own UTS namespace (hostname),
+        # host UUID (libvirt refuses a migration between equal ones) and
+        # /etc/hosts naming both hosts' addresses
+        self.hostname = hostname
+        self.host_uuid = host_uuid
+        self.hosts_file = hosts_file
+        # QEMU as this user (libvirt's DAC driver with dynamic_ownership
+        # gives it the images); None: root
+        self.qemu_user = qemu_user
+        self.qemu_conf_extra = qemu_conf_extra
         self.file_dir = os.path.join(self.workdir, 'storage-file')
         self.share_qemu_caps = share_qemu_caps
         self.backend_dir = os.path.abspath(
@@ -1030,6 +1041,8 @@ class Libvirtd:
                     'max_workers = 20\n'
                     'admin_max_workers = 2\n'
                     % (self.sock_dir, self.log_path, self.log_filters))
+            if self.host_uuid:
+                f.write('host_uuid = "%s"\n' % self.host_uuid)
         if self.with_qemu:
             self._prepare_qemu(etc)
         # driver dir: storage only (+ qemu)
@@ -1116,14 +1129,17 @@ class Libvirtd:
 
     def _prepare_qemu(self, etc):
         self._seed_qemu_caps()
+        user = self.qemu_user or 'root'
         with open(os.path.join(etc, 'qemu.conf'), 'w') as f:
-            f.write('user = "root"\n'
-                    'group = "root"\n'
+            f.write('user = "%s"\n'
+                    'group = "%s"\n'
                     'stdio_handler = "file"\n'
                     'namespaces = []\n'
                     'remember_owner = 0\n'
-                    'dynamic_ownership = 0\n'
-                    'security_driver = "none"\n')
+                    'dynamic_ownership = %d\n'
+                    'security_driver = "none"\n'
+                    % (user, user, 1 if self.qemu_user else 0))
+            f.write(self.qemu_conf_extra)
         pw = os.path.join(self.workdir, 'etc', 'passwd')
         gr = os.path.join(self.workdir, 'etc', 'group')
         with open('/etc/passwd') as f:
@@ -1155,7 +1171,11 @@ class Libvirtd:
         if self.with_qemu:
             binds += [(os.path.join(w, 'etc', 'passwd'), '/etc/passwd'),
                       (os.path.join(w, 'etc', 'group'), '/etc/group')]
+        if self.hosts_file:
+            binds.append((self.hosts_file, '/etc/hosts'))
         lines = ['set -e']
+        if self.hostname:
+            lines.append('hostname %s' % _q(self.hostname))
         for src, dst in binds:
             lines.append('mkdir -p %s 2>/dev/null || true' % _q(dst))
             lines.append('mount --bind %s %s' % (_q(src), _q(dst)))
@@ -1194,8 +1214,8 @@ class Libvirtd:
         self._log_offset = os.path.getsize(self.log_path) if os.path.exists(
             self.log_path) else 0
         self._unshare = subprocess.Popen(
-            ['unshare', '-m', '--propagation', 'private', 'sh', '-c',
-             self._ns_script()],
+            ['unshare', '-m'] + (['-u'] if self.hostname else []) +
+            ['--propagation', 'private', 'sh', '-c', self._ns_script()],
             stdin=subprocess.DEVNULL, stdout=self._stderr,
             stderr=self._stderr, env=env, start_new_session=True)
         # unshare execs sh which execs libvirtd: same pid throughout

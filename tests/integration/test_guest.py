@@ -17,7 +17,7 @@ import pytest
 
 from conftest import (_cleanup_libvirtd, _start_libvirtd, make_unique_name,
                       module_path, unavailable)
-from helpers import GlusterPool, gfpool_cli
+from helpers import GlusterPool, gfpool_cli, tcp_peers
 from guest import bootsector, guestlib
 
 BOOT_TIMEOUT = 60
@@ -324,6 +324,11 @@ def test_boot_qcow2_chain_through_our_storage_file_module(
         assert ours in maps, 'libvirtd has not mapped %s' % ours
         assert '/usr/lib/x86_64-linux-gnu/libvirt/storage-file/' \
             'libvirt_storage_file_gluster.so' not in maps
+        # the chain's reads went through the running pool's connection:
+        # libvirtd holds one gfapi client of rep3 (one glusterd connection)
+        peers = tcp_peers(qemu_libvirtd.pid, guest_pool.hosts)
+        assert [p for p in peers if p[1] == 24007] == \
+            [(guest_pool.hosts[0], 24007)], peers
     for v in reversed(chain[1:]):
         guest_pool.virsh('vol-delete', '--pool', guest_pool.name, v)
 
@@ -635,3 +640,61 @@ def test_virt_install_new_volume_not_sparse(qemu_libvirtd, guest_pool):
     finally:
         qemu_libvirtd.virsh('vol-delete', '--pool', guest_pool.name, new[0],
                             check=False)
+
+
+QEMU_UID = 64055    # Debian's libvirt-qemu user and group
+
+
+def test_qemu_runs_as_libvirt_qemu_on_images_chowned_through_our_module(
+        cluster, gfapi_rep3, guest_workdir):
+    """qemu.conf user/group = libvirt-qemu with dynamic_ownership = 1:
+    libvirt's DAC driver gives every image of the chain to 64055:64055
+    through our storage-file module's chown (QEMU's gfapi client sends its
+    own uid: a root-owned 0600 image could not be opened), QEMU runs as
+    64055 and boots from the chain (GlusterFS accepts the unprivileged
+    ports of a non-root client by default).  At destroy libvirt 9.0 gives
+    the top image back to root:root; libvirt 11.3 gives nothing back (its
+    DAC restore skips sources without a local path: docs/disk-xml.md)."""
+    d = _start_libvirtd(module_path(), with_qemu=True,
+                        qemu_user='libvirt-qemu')
+    pool = None
+    try:
+        pool = GlusterPool(d, cluster, gfapi_rep3, make_unique_name('uid'),
+                           guest_workdir)
+        message = 'GFPOOL-BOOT-OK ' + pool.name
+        img = bootsector.write_image(str(guest_workdir / 'uid-boot.img'),
+                                     message)
+        pool.virsh('vol-create-as', pool.name, 'base.raw', '1M',
+                   '--format', 'raw')
+        pool.virsh('vol-upload', '--pool', pool.name, 'base.raw', img)
+        pool.virsh('vol-create-as', pool.name, 'top.qcow2', '1M', '--format',
+                   'qcow2', '--backing-vol', 'base.raw',
+                   '--backing-vol-format', 'raw')
+        chain = ['top.qcow2', 'base.raw']
+
+        def owners():
+            return [(st.uid, st.gid, st.mode & 0o777) for st in
+                    (gfapi_rep3.stat(pool.path(v)) for v in chain)]
+        before = owners()
+        assert [o[:2] for o in before] == [(0, 0)] * 2, before
+        assert before[0][2] & 0o007 == 0, before   # others may not read
+
+        disk = disk_xml(pool, 'top.qcow2')
+        with running_guest(d, guest_workdir, 'uid', disk, message) as g:
+            qpid = d.qemu_pid(g.name)
+            with open('/proc/%d/status' % qpid) as f:
+                ids = dict(l.split(':', 1) for l in f.read().splitlines())
+            assert ids['Uid'].split()[:2] == [str(QEMU_UID)] * 2, ids['Uid']
+            assert ids['Gid'].split()[:2] == [str(QEMU_UID)] * 2, ids['Gid']
+            assert [o[:2] for o in owners()] == [(QEMU_UID, QEMU_UID)] * 2
+            assert os.path.realpath(d.file_module) in d.maps()
+        version = d.conn().getLibVersion()
+        after = [o[:2] for o in owners()]
+        if version < 11000000:
+            assert after == [(0, 0), (QEMU_UID, QEMU_UID)], after
+        else:
+            assert after == [(QEMU_UID, QEMU_UID)] * 2, after
+    finally:
+        if pool:
+            pool.cleanup()
+        _cleanup_libvirtd(d)

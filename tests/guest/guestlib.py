@@ -19,11 +19,13 @@ DEFAULT_PORT = '24007'
 DEFAULT_TRANSPORT = 'tcp'
 
 
-def domain_xml(name, disk_xml, serial_path, memory_mib=64, virt_type='qemu'):
+def domain_xml(name, disk_xml, serial_path, memory_mib=64, virt_type='qemu',
+               serial_append=False):
     """type='qemu' (TCG even where /dev/kvm exists), 1 vcpu, BIOS boot from
     the first hard disk, COM1 into `serial_path` (libvirt opens the file
     and hands QEMU the fd; the daemon's private namespace sees the host's
-    /tmp)."""
+    /tmp).  serial_append: the file is appended to, not truncated (a
+    migration's destination QEMU opens it again)."""
     return """<domain type='%s'>
   <name>%s</name>
   <memory unit='MiB'>%d</memory>
@@ -38,12 +40,13 @@ def domain_xml(name, disk_xml, serial_path, memory_mib=64, virt_type='qemu'):
   <devices>
 %s
     <serial type='file'>
-      <source path='%s'/>
+      <source path='%s'%s/>
       <target port='0'/>
     </serial>
   </devices>
 </domain>
-""" % (virt_type, name, memory_mib, disk_xml.strip(), serial_path)
+""" % (virt_type, name, memory_mib, disk_xml.strip(), serial_path,
+       " append='on'" if serial_append else '')
 
 
 def minimal_domain(disk_xml, name='validate'):
@@ -71,8 +74,9 @@ def virt_xml_validate(xml, path, schema='domain'):
     return p.returncode == 0, p.stdout
 
 
-def wait_serial(path, text, timeout=60, alive=None):
-    """Poll `path` until it contains `text` -> (found, content).
+def wait_serial(path, text, timeout=60, alive=None, until=None):
+    """Poll `path` until it contains `text` (or, with text None, until
+    `until(content)` is true) -> (found, content).
     `alive()` returning False ends the wait early (guest gone)."""
     deadline = time.monotonic() + timeout
     content = b''
@@ -83,8 +87,9 @@ def wait_serial(path, text, timeout=60, alive=None):
                 content = f.read()
         except OSError:
             content = b''
-        if want in content:
-            return True, content.decode('ascii', 'replace')
+        text_now = content.decode('ascii', 'replace')
+        if until(text_now) if want is None else want in content:
+            return True, text_now
         if time.monotonic() > deadline or (alive is not None and
                                            not alive()):
             return False, content.decode('ascii', 'replace')

@@ -62,12 +62,12 @@ def boot_vol(guest_pool, guest_workdir, boot_message):
     """boot.raw: 1 MiB raw volume made with vol-create-as, filled by
     vol-upload with the boot sector image."""
     img = bootsector.write_image(str(guest_workdir / 'boot.img'),
-                                 boot_message)
+                                 boot_message, ticks=True)
     guest_pool.virsh('vol-create-as', guest_pool.name, 'boot.raw', '1M',
                      '--format', 'raw')
     guest_pool.virsh('vol-upload', '--pool', guest_pool.name, 'boot.raw', img)
     assert guest_pool.gfapi.read(guest_pool.path('boot.raw'), 0, 512) == \
-        bootsector.boot_sector(boot_message)
+        bootsector.boot_sector(boot_message, ticks=True)
     return 'boot.raw'
 
 
@@ -269,12 +269,26 @@ def running_guest(libvirtd, workdir, prefix, disk, message):
         g.cleanup()
 
 
+def _last_tick(g):
+    with open(g.serial, 'rb') as f:
+        return max(bootsector.parse_ticks(f.read()) or [-1])
+
+
 def block_job(g, *args):
-    """A virsh block job verb on the running guest `g`: it succeeds and the
-    guest runs on. -> the live <disk> fields."""
+    """A virsh block job verb on the running guest `g` (booted from a
+    ticking boot sector): it succeeds and the guest runs on, its counter
+    going on past where it was. -> the live <disk> fields."""
+    last = _last_tick(g)
     p = g.d.virsh(*((args[0], g.name) + args[1:]), check=False, timeout=120)
     assert p.returncode == 0, p.stderr + g.diag()
     assert g.running()
+    ok, text = guestlib.wait_serial(
+        g.serial, None, timeout=BOOT_TIMEOUT, alive=g.running,
+        until=lambda t: max(bootsector.parse_ticks(t) or [-1]) > last + 1)
+    assert ok, 'the guest stopped counting after %s: %r%s' % (
+        args[0], text[-200:], g.diag())
+    ticks = bootsector.parse_ticks(text)
+    assert ticks == list(range(len(ticks))), ticks
     return guestlib.domain_disks(g.dumpxml())[0]
 
 
@@ -428,7 +442,7 @@ def test_blockcopy_local_disk_onto_gluster(qemu_libvirtd, guest_pool,
     libvirt's storage-file layer): the guest runs on from gluster, the
     volume holds the disk's bytes."""
     local = bootsector.write_image(
-        str(guest_workdir / 'copy-src.img'), boot_message)
+        str(guest_workdir / 'copy-src.img'), boot_message, ticks=True)
     dest = 'copied.raw'
     hosts = ''.join("<host name='%s' port='24007' transport='tcp'/>" % h
                     for h in guest_pool.hosts)

@@ -1069,14 +1069,17 @@ cmd_vol_clone(int argc, char **argv)
         return usage_error("vol-clone takes two arguments, VOL and NEWNAME");
     if (!gfpool_vol_name_validate(argv[2], strlen(argv[2]), &err))
         return fail(err);
+    /* checked before connecting: a bad --format is a usage error, as for
+     * vol-create-as */
+    if (opt_format && !gfpool_create_format_parse(opt_format, &p.format, &err))
+        return usage_error("%s", err->message);
     if (!(conn = pool_connect(&rc)))
         return rc;
     if (!(info = gfpool_vol_info(conn, argv[1], NULL, &err)))
         return finish(conn, fail(err));
     p.name = argv[2];
-    p.format = info->format;
-    if (opt_format && !gfpool_create_format_parse(opt_format, &p.format, &err))
-        return finish(conn, fail(err));
+    if (!opt_format)
+        p.format = info->format;
     p.mode = info->mode;
     if (!gfpool_vol_clone(conn, argv[1], &p, &err))
         return finish(conn, fail(err));

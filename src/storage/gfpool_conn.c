@@ -152,7 +152,7 @@ gfapi_log_level(void)
 
     if (l && g_ascii_string_to_signed(l, 10, 0, 9, &v, NULL))
         return (int)v;
-    return 4;   /* GF_LOG_WARNING */
+    return 4;   /* GF_LOG_ERROR (GF_LOG_WARNING is 5) */
 }
 
 

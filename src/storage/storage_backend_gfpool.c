@@ -34,7 +34,7 @@
 
 VIR_LOG_INIT("storage.storage_backend_gfpool");
 
-int virStorageBackendGlusterRegister(void);
+int gfpoolStorageBackendRegister(void);
 
 
 
@@ -1003,7 +1003,7 @@ gfpoolLogHandler(const char *domain G_GNUC_UNUSED, GLogLevelFlags level,
 
 
 int
-virStorageBackendGlusterRegister(void)
+gfpoolStorageBackendRegister(void)
 {
     g_log_set_handler("gfpool", G_LOG_LEVEL_MASK | G_LOG_FLAG_FATAL | G_LOG_FLAG_RECURSION,
                       gfpoolLogHandler, NULL);

@@ -190,11 +190,12 @@ static virStorageFileBackend gfpoolFileBackend = {
     .storageFileChown = gfpoolFileChown,
 };
 
-/* The symbol libvirt looks up in libvirt_storage_file_gluster.so. */
-int virStorageFileGlusterRegister(void);
+/* Called by the guard (gfpool_module_guard.c) that libvirt loads as
+ * libvirt_storage_file_gluster.so. */
+int gfpoolStorageFileRegister(void);
 
 int
-virStorageFileGlusterRegister(void)
+gfpoolStorageFileRegister(void)
 {
     return virStorageFileBackendRegister(&gfpoolFileBackend);
 }

@@ -4,7 +4,11 @@
 # This is how a Debian 12 machine tests the Debian 13 stack and back:
 # scripts/in-root.sh runs the project inside it.
 #
-#   release-root.sh CODENAME
+#   release-root.sh CODENAME          everything gfpool's build and tests need
+#   release-root.sh CODENAME user     a user's hypervisor: libvirt with Debian's
+#                                     gluster modules and man-db, nothing of
+#                                     gfpool's (the package test installs
+#                                     gfpool's .debs into a copy of it)
 #
 # Roots are cached in $GFPOOL_CACHE_DIR/roots/CODENAME-KEY (default
 # /var/cache/gfpool), KEY a hash of the package list and the mirror: a
@@ -13,10 +17,17 @@
 # place, so an interrupted build is never reused.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
-rel=${1:?usage: release-root.sh CODENAME}
+rel=${1:?usage: release-root.sh CODENAME [user]}
+flavor=${2:-}
 cache=${GFPOOL_CACHE_DIR:-/var/cache/gfpool}/roots
 
-pkgs=$("$top/scripts/install-deps.sh" --list "$rel" | sort -u | paste -sd, -)
+case $flavor in
+    '') pkgs=$("$top/scripts/install-deps.sh" --list "$rel" | sort -u | paste -sd, -)
+        name=$rel ;;
+    user) pkgs=libvirt-daemon-system,libvirt-daemon,libvirt-daemon-driver-storage-gluster,libvirt-clients,man-db
+          name=user-$rel ;;
+    *) echo "release-root: unknown flavor '$flavor'" >&2; exit 2 ;;
+esac
 # The same Debian mirror the machine uses for its own packages.
 mirror=${GFPOOL_MIRROR:-$(
     sed -n 's/^URIs:[[:space:]]*\([^[:space:]]*\/debian\)[[:space:]]*$/\1/p' \
@@ -27,7 +38,7 @@ mirror=${GFPOOL_MIRROR:-$(
 [ -n "$mirror" ] || { echo "release-root: no Debian mirror found in /etc/apt (set GFPOOL_MIRROR)" >&2; exit 1; }
 
 key=$(printf '%s\n%s\n%s\n' "$rel" "$pkgs" "$mirror" | sha256sum | cut -c1-12)
-root=$cache/$rel-$key
+root=$cache/$name-$key
 if [ -f "$root/.gfpool-root" ]; then
     echo "$root"
     exit 0
@@ -38,14 +49,14 @@ command -v mmdebstrap >/dev/null || {
     { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends mmdebstrap >&2; }
 }
 mkdir -p "$cache"
-tmp=$cache/.$rel-$key.building
+tmp=$cache/.$name-$key.building
 rm -rf "$tmp"
 echo "release-root: building a Debian $rel root in $root (mmdebstrap, about a minute)" >&2
 # --variant=apt: a minimal root with apt; recommends off, like install-deps.
 mmdebstrap --quiet --variant=apt --include="$pkgs" "$rel" "$tmp" "$mirror" >&2
 # The package list it was built from, for the record.
 tr , '\n' <<<"$pkgs" > "$tmp/.gfpool-root"
-for old in "$cache/$rel"-*; do
+for old in "$cache/$name"-*; do
     [ -d "$old" ] && [ "$old" != "$root" ] && rm -rf "$old"
 done
 mv "$tmp" "$root"

@@ -1,0 +1,113 @@
+#!/bin/bash
+# Runs inside a fresh user root (scripts/release-root.sh CODENAME user,
+# copied; entered with scripts/in-root.sh): installs gfpool's packages as a
+# user would, checks them, purges the module package and checks Debian's
+# modules are back. TAP on stdout.
+#
+#   check-install.sh DEBDIR POOLXML
+#   DEBDIR   gfpool's .deb files (inside the root)
+#   POOLXML  a gluster pool's XML on the test cluster (inside the root)
+set -u
+debs=$1 poolxml=$2
+export DEBIAN_FRONTEND=noninteractive LC_ALL=C
+n=0 fails=0
+ok() {
+    n=$((n + 1))
+    if [ "$1" = 0 ]; then echo "ok $n - $2"; else echo "not ok $n - $2"; fails=$((fails + 1)); fi
+}
+diag() { sed 's/^/# /'; }
+
+moddir=$(ls -d /usr/lib/*/libvirt/storage-backend | head -1)
+moddir=${moddir%/storage-backend}
+files="storage-backend/libvirt_storage_backend_gluster.so storage-file/libvirt_storage_file_gluster.so"
+module_pkg=libvirt-daemon-driver-storage-gfpool
+uri=storage:///system?socket=/run/libvirt/libvirt-sock
+
+apt-get update -qq >/dev/null 2>&1
+ok $? "apt-get update"
+
+# Debian's modules as Debian's package has them, and ours as our package has them
+work=$(mktemp -d)
+(cd "$work" && apt-get download -qq libvirt-daemon-driver-storage-gluster >/dev/null 2>&1 &&
+ dpkg-deb -x libvirt-daemon-driver-storage-gluster_*.deb debian &&
+ dpkg-deb -x "$debs"/${module_pkg}_*.deb ours)
+ok $? "Debian's libvirt-daemon-driver-storage-gluster downloaded, ours unpacked"
+sha() { sha256sum < "$1" | cut -d' ' -f1; }
+declare -A debian_sha ours_sha
+for f in $files; do
+    debian_sha[$f]=$(sha "$work/debian$moddir/$f")
+    ours_sha[$f]=$(sha "$work/ours$moddir/$f")
+    [ "$(sha "$moddir/$f")" = "${debian_sha[$f]}" ]
+    ok $? "before: $f is Debian's"
+done
+
+# -- install ---------------------------------------------------------------
+apt-get install -y -qq "$debs"/*.deb > "$work/install.log" 2>&1
+rc=$?; ok $rc "apt-get install ./*.deb (dependencies from the archive)"
+[ $rc = 0 ] || diag < "$work/install.log"
+for f in $files; do
+    [ "$(dpkg-divert --listpackage "$moddir/$f")" = $module_pkg ]
+    ok $? "$f diverted by $module_pkg"
+    [ "$(dpkg-divert --truename "$moddir/$f")" = "$moddir/$f.distrib" ] &&
+        [ "$(sha "$moddir/$f.distrib")" = "${debian_sha[$f]}" ]
+    ok $? "Debian's $f kept as $f.distrib, unchanged"
+    [ "$(sha "$moddir/$f")" = "${ours_sha[$f]}" ]
+    ok $? "$f is gfpool's"
+done
+gfpool --help > "$work/help" 2>&1 && grep -q vol-create-as "$work/help"
+ok $? "gfpool --help"
+man -P cat gfpool 2>/dev/null | grep -q 'EXIT STATUS'
+ok $? "man gfpool"
+
+# -- a libvirtd with the release's default module directories --------------
+start_libvirtd() {
+    pid=
+    rm -f /run/gfpool-check.pid
+    mkdir -p /var/log/libvirt
+    env -u LIBVIRT_STORAGE_BACKEND_DIR -u LIBVIRT_STORAGE_FILE_DIR -u LIBVIRT_DRIVER_DIR \
+        libvirtd -d --pid-file /run/gfpool-check.pid
+    for _ in $(seq 100); do
+        [ -S /run/libvirt/libvirt-sock ] && virsh -q -c "$uri" pool-list --all >/dev/null 2>&1 &&
+            { pid=$(cat /run/gfpool-check.pid); return 0; }
+        sleep 0.1
+    done
+    return 1
+}
+stop_libvirtd() {
+    [ -n "$pid" ] || return 0
+    kill "$pid" 2>/dev/null
+    for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.1; done
+    kill -9 "$pid" 2>/dev/null
+}
+start_libvirtd; ok $? "libvirtd starts"
+[ -n "$pid" ] && grep -q " $moddir/storage-backend/libvirt_storage_backend_gluster.so$" /proc/$pid/maps &&
+    grep -q "/gfpool/gfpool_storage_backend.so$" /proc/$pid/maps
+ok $? "libvirtd maps gfpool's pool module (the guard, and the module it loaded)"
+virsh -q -c "$uri" pool-create "$poolxml" > "$work/virsh" 2>&1 &&
+    pool=$(sed -n 's/.*<name>\(.*\)<\/name>.*/\1/p' "$poolxml" | head -1) &&
+    virsh -q -c "$uri" vol-create-as "$pool" pkg.qcow2 10M --format qcow2 >> "$work/virsh" 2>&1 &&
+    virsh -q -c "$uri" vol-dumpxml --pool "$pool" pkg.qcow2 2>>"$work/virsh" | grep -q "<format type='qcow2'/>" &&
+    virsh -q -c "$uri" vol-delete --pool "$pool" pkg.qcow2 >> "$work/virsh" 2>&1 &&
+    virsh -q -c "$uri" pool-destroy "$pool" >> "$work/virsh" 2>&1
+rc=$?; ok $rc "a gluster pool starts and a qcow2 volume is created"
+[ $rc = 0 ] || diag < "$work/virsh"
+stop_libvirtd
+
+# -- purge: Debian's modules come back ----------------------------------------
+apt-get purge -y -qq $module_pkg > "$work/purge.log" 2>&1
+rc=$?; ok $rc "apt-get purge $module_pkg"
+[ $rc = 0 ] || diag < "$work/purge.log"
+! dpkg-divert --list | grep -q $module_pkg
+ok $? "no diversion left"
+for f in $files; do
+    [ "$(sha "$moddir/$f")" = "${debian_sha[$f]}" ] && [ ! -e "$moddir/$f.distrib" ]
+    ok $? "after purge: $f is Debian's again (sha256 equal to Debian's package)"
+done
+start_libvirtd; ok $? "libvirtd starts after the purge"
+[ -n "$pid" ] && grep -q " $moddir/storage-backend/libvirt_storage_backend_gluster.so$" /proc/$pid/maps &&
+    ! grep -q "/gfpool/" /proc/$pid/maps
+ok $? "libvirtd maps Debian's pool module again"
+stop_libvirtd
+rm -rf "$work"
+echo "1..$n"
+[ $fails = 0 ]

@@ -597,3 +597,29 @@ gfpool_glfs_fd_zero(glfs_fd_t *fd, guint64 off, guint64 len, GError **error)
     }
     return TRUE;
 }
+
+
+gboolean
+gfpool_glfs_fd_next_data(glfs_fd_t *fd, guint64 off, guint64 end, guint64 *data, guint64 *len)
+{
+    off_t d, h;
+
+    if (off >= end)
+        return FALSE;
+    d = glfs_lseek(fd, (off_t)off, SEEK_DATA);
+    if (d < 0) {
+        if (errno == ENXIO)
+            return FALSE;       /* only a hole up to EOF */
+        *data = off;
+        *len = end - off;
+        return TRUE;
+    }
+    if ((guint64)d >= end)
+        return FALSE;
+    h = glfs_lseek(fd, d, SEEK_HOLE);
+    if (h < 0 || (guint64)h > end)
+        h = (off_t)end;
+    *data = (guint64)d;
+    *len = (guint64)h - (guint64)d;
+    return *len > 0;
+}

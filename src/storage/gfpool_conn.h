@@ -130,3 +130,8 @@ gboolean gfpool_glfs_fd_write(void *fd, guint64 off, const void *buf, gsize len,
 /* Zeros over [off, off + len): written by the bricks themselves where the
  * volume can (zerofill), else sent. */
 gboolean gfpool_glfs_fd_zero(glfs_fd_t *fd, guint64 off, guint64 len, GError **error);
+/* The next data extent of fd at or after off, before end: [*data, *data +
+ * *len); FALSE when there is none (only a hole up to end). Where gfapi
+ * cannot tell holes from data, everything is data. */
+gboolean gfpool_glfs_fd_next_data(glfs_fd_t *fd, guint64 off, guint64 end,
+                                  guint64 *data, guint64 *len);

@@ -123,36 +123,6 @@ open_probed(GfpoolConn *conn, const char *name, int flags, struct stat *st, Gfpo
 }
 
 
-/*
- * Next data extent at or after off: [*data, *data + *len). FALSE at the
- * end. Where gfapi cannot tell holes from data, everything is data.
- */
-static gboolean
-next_data(glfs_fd_t *fd, guint64 off, guint64 end, guint64 *data, guint64 *len)
-{
-    off_t d, h;
-
-    if (off >= end)
-        return FALSE;
-    d = glfs_lseek(fd, (off_t)off, SEEK_DATA);
-    if (d < 0) {
-        if (errno == ENXIO)
-            return FALSE;       /* only a hole up to EOF */
-        *data = off;
-        *len = end - off;
-        return TRUE;
-    }
-    if ((guint64)d >= end)
-        return FALSE;
-    h = glfs_lseek(fd, d, SEEK_HOLE);
-    if (h < 0 || (guint64)h > end)
-        h = (off_t)end;
-    *data = (guint64)d;
-    *len = (guint64)h - (guint64)d;
-    return *len > 0;
-}
-
-
 /* One chunk [in_off, in_off+len) to out_off through the client. */
 static gboolean
 copy_chunk(glfs_fd_t *in, guint64 in_off, glfs_fd_t *out, guint64 out_off, guint64 len,
@@ -300,7 +270,7 @@ copy_sparse(GfpoolConn *conn, glfs_fd_t *in, glfs_fd_t *out, guint64 size, GErro
 {
     guint64 off, d, l, data = 0, done = 0;
 
-    for (off = 0; next_data(in, off, size, &d, &l); off = d + l)
+    for (off = 0; gfpool_glfs_fd_next_data(in, off, size, &d, &l); off = d + l)
         data += l;
     if (data == 0)
         return TRUE;
@@ -310,7 +280,7 @@ copy_sparse(GfpoolConn *conn, glfs_fd_t *in, glfs_fd_t *out, guint64 size, GErro
     g_debug("copy of %" G_GUINT64_FORMAT " bytes (%" G_GUINT64_FORMAT " of data): %"
             G_GUINT64_FORMAT " copied by the servers", size, data, done);
 
-    for (off = 0; next_data(in, off, size, &d, &l); off = d + l) {
+    for (off = 0; gfpool_glfs_fd_next_data(in, off, size, &d, &l); off = d + l) {
         /* [off, d) is a hole of the source: make it one in out too. */
         if (d > off && off < done) {
             guint64 end = MIN(d, done);
@@ -463,7 +433,7 @@ copy_layer(GfpoolConn *conn, glfs_fd_t *out, glfs_fd_t *in, const GfpoolProbe *p
             const GfpoolRange *r = &g_array_index(want, GfpoolRange, i);
             guint64 end = MIN(r->offset + r->length, in_size), d, l, pos;
 
-            for (pos = r->offset; next_data(in, pos, end, &d, &l); pos = d + l) {
+            for (pos = r->offset; gfpool_glfs_fd_next_data(in, pos, end, &d, &l); pos = d + l) {
                 if (!copy_through_client(in, d, out, d, l, error))
                     return FALSE;
             }
@@ -508,7 +478,7 @@ gfpool_qcow2_convert_fd(GfpoolConn *conn, glfs_fd_t *in, const GfpoolProbe *prob
 
         /* Clusters only where the raw image has data: holes stay
          * unallocated, and each data extent lands in one contiguous run. */
-        for (pos = 0; next_data(in, pos, in_size, &d, &l); pos = d + l) {
+        for (pos = 0; gfpool_glfs_fd_next_data(in, pos, in_size, &d, &l); pos = d + l) {
             GfpoolRange r = { d, l };
             g_array_append_val(ranges, r);
         }
@@ -787,7 +757,7 @@ gfpool_vol_download(GfpoolConn *conn, const char *name, guint64 offset, guint64 
     pos = offset;
     while (pos < end) {
         guint64 d, l;
-        if (!next_data(fd, pos, end, &d, &l)) {
+        if (!gfpool_glfs_fd_next_data(fd, pos, end, &d, &l)) {
             d = end;
             l = 0;
         }

@@ -39,11 +39,29 @@ gfpool_disk_source_name(const GfpoolSource *src, const char *image)
 }
 
 static void
-format_source(GString *s, const char *indent, const GfpoolSource *src,
+format_nbd_source(GString *s, const char *indent, const char *socket, const char *image)
+{
+    g_string_append_printf(s, "%s<source protocol='nbd'", indent);
+    gfpool_xml_attr(s, "name", image);
+    g_string_append(s, ">\n");
+    g_string_append_printf(s, "%s  <host transport='unix'", indent);
+    gfpool_xml_attr(s, "socket", socket);
+    g_string_append(s, "/>\n");
+    g_string_append_printf(s, "%s</source>\n", indent);
+}
+
+static void
+format_source(GString *s, const char *indent, const GfpoolDiskParams *p,
               const char *image, gboolean *rdma)
 {
-    g_autofree char *name = gfpool_disk_source_name(src, image);
+    const GfpoolSource *src = p->src;
+    g_autofree char *name = NULL;
 
+    if (p->nbd_socket) {
+        format_nbd_source(s, indent, p->nbd_socket, image);
+        return;
+    }
+    name = gfpool_disk_source_name(src, image);
     g_string_append_printf(s, "%s<source protocol='gluster'", indent);
     gfpool_xml_attr(s, "name", name);
     g_string_append(s, ">\n");
@@ -85,7 +103,7 @@ gfpool_disk_xml(const GfpoolDiskParams *p, char **warnings)
     gfpool_xml_attr(s, "cache", p->cache);
     gfpool_xml_attr(s, "discard", p->discard);
     g_string_append(s, "/>\n");
-    format_source(s, "  ", p->src, top->name, &rdma);
+    format_source(s, "  ", p, top->name, &rdma);
 
     /* Each backing layer nests in the previous one; an empty
      * <backingStore/> says the chain ends there, so libvirt does not probe
@@ -100,7 +118,7 @@ gfpool_disk_xml(const GfpoolDiskParams *p, char **warnings)
         g_string_append(s, "/>\n");
         {
             g_autofree char *in2 = g_strnfill(2 * i + 2, ' ');
-            format_source(s, in2, p->src, l->name, &rdma);
+            format_source(s, in2, p, l->name, &rdma);
         }
     }
     indent = g_strnfill(2 * p->chain->len, ' ');

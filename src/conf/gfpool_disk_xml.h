@@ -23,13 +23,17 @@ typedef struct {
     const char *cache;          /* NULL = not written */
     const char *discard;        /* NULL = not written */
     gboolean readonly;
+    const char *nbd_socket;     /* not NULL: each image as the export of
+                                 * that name of nbdkit-gfpool-plugin on
+                                 * this unix socket, not through gluster */
 } GfpoolDiskParams;
 
 /*
  * <disk type='network' device='disk'> with <driver name='qemu' type=FORMAT>,
  * <source protocol='gluster' name='VOLUME/DIR/IMAGE'> listing every host of
  * the pool in order with its transport, and the backing chain as nested
- * network <backingStore>s. *warnings (may be NULL) receives text for the
+ * network <backingStore>s (with nbd_socket: <source protocol='nbd'
+ * name='IMAGE'> on that socket instead). *warnings (may be NULL) receives text for the
  * user, e.g. that QEMU >= 9.1 and libvirt's QEMU driver refuse rdma.
  */
 char *gfpool_disk_xml(const GfpoolDiskParams *p, char **warnings);

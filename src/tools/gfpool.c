@@ -777,6 +777,7 @@ static char *opt_output;
 
 static char *opt_connect;
 static char *opt_pool;
+static char *opt_nbd;
 
 static void
 libvirt_silent(void *opaque G_GNUC_UNUSED, virErrorPtr err G_GNUC_UNUSED)
@@ -919,6 +920,9 @@ cmd_disk_xml(int argc, char **argv)
         { "connect", 'c', 0, G_OPTION_ARG_STRING, &opt_connect,
           "read the pool and volume from this libvirt (any, remote too) instead of gfapi", "URI" },
         { "pool", 0, 0, G_OPTION_ARG_STRING, &opt_pool, "the libvirt pool, with --connect", "NAME" },
+        { "nbd", 0, 0, G_OPTION_ARG_FILENAME, &opt_nbd,
+          "the images as exports of nbdkit-gfpool-plugin on this unix socket, not through "
+          "QEMU's gluster driver", "SOCKET" },
         { NULL }
     };
     static const Verb v = { "disk-xml", "VOL",
@@ -935,10 +939,16 @@ cmd_disk_xml(int argc, char **argv)
         return usage_error("disk-xml takes one argument, the volume name");
     if (opt_output && !g_str_equal(opt_output, "xml") && !g_str_equal(opt_output, "uri"))
         return usage_error("invalid --format '%s': use xml or uri", opt_output);
+    if (opt_nbd && !g_path_is_absolute(opt_nbd))
+        return usage_error("--nbd takes the socket's absolute path (QEMU opens it from its own directory)");
     if ((rc = disk_chain(argv[1], &src, &layers, &conn)) != EXIT_OK)
         return conn ? finish(conn, rc) : rc;
 
-    if (opt_output && g_str_equal(opt_output, "uri")) {
+    if (opt_output && g_str_equal(opt_output, "uri") && opt_nbd) {
+        g_autofree char *esc = g_uri_escape_string(argv[1], NULL, FALSE);
+        g_autofree char *sock = g_uri_escape_string(opt_nbd, "/", FALSE);
+        printf("nbd+unix:///%s?socket=%s\n", esc, sock);
+    } else if (opt_output && g_str_equal(opt_output, "uri")) {
         for (guint i = 0; i < src->hosts->len; i++) {
             g_autofree char *uri = gfpool_uri_for_volume(g_ptr_array_index(src->hosts, i),
                                                          src->volume, src->dir, argv[1]);
@@ -953,6 +963,7 @@ cmd_disk_xml(int argc, char **argv)
             .cache = opt_cache,
             .discard = opt_discard,
             .readonly = opt_readonly,
+            .nbd_socket = opt_nbd,
         };
         g_autofree char *warn = NULL;
         g_autofree char *xml = gfpool_disk_xml(&dp, &warn);

@@ -475,6 +475,7 @@ DISK_VARIANTS = [
     ('raw', ('--readonly', '--target', 'vdb')),
     ('raw', ('--cache', 'none', '--discard', 'unmap')),
     ('overlay', ('--bus', 'sata', '--target', 'sda', '--cache', 'writeback')),
+    ('overlay', ('--nbd', '/run/gfpool-nbd/guest.sock')),
 ]
 
 

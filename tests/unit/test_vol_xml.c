@@ -171,6 +171,26 @@ test_disk_xml(void)
     }
 }
 
+static void
+test_disk_xml_nbd(void)
+{
+    g_autoptr(GfpoolSource) src = make_source();
+    g_autoptr(GPtrArray) chain = g_ptr_array_new_with_free_func((GDestroyNotify)gfpool_disk_layer_free);
+    g_autofree char *xml = NULL;
+    GfpoolDiskParams p = { .src = src, .chain = chain, .nbd_socket = "/run/gfpool/a'b.sock" };
+
+    g_ptr_array_add(chain, gfpool_disk_layer_new("top.qcow2", "qcow2"));
+    g_ptr_array_add(chain, gfpool_disk_layer_new("base&1.img", "raw"));
+    xml = gfpool_disk_xml(&p, NULL);
+    g_assert_nonnull(strstr(xml, "<driver name='qemu' type='qcow2'/>"));
+    g_assert_nonnull(strstr(xml, "<source protocol='nbd' name='top.qcow2'>"));
+    g_assert_nonnull(strstr(xml, "<source protocol='nbd' name='base&amp;1.img'>"));
+    g_assert_nonnull(strstr(xml, "<host transport='unix' socket='/run/gfpool/a&apos;b.sock'/>"));
+    g_assert_nonnull(strstr(xml, "<format type='raw'/>"));
+    g_assert_null(strstr(xml, "gluster"));
+    g_assert_null(strstr(xml, "h1"));
+}
+
 int
 main(int argc, char **argv)
 {
@@ -180,5 +200,6 @@ main(int argc, char **argv)
     g_test_add_func("/vol_xml/parse_bad", test_parse_bad);
     g_test_add_func("/vol_xml/format_escapes", test_format_escapes);
     g_test_add_func("/disk_xml/chain_hosts_transports", test_disk_xml);
+    g_test_add_func("/disk_xml/nbd", test_disk_xml_nbd);
     return g_test_run();
 }

@@ -42,7 +42,7 @@ def debs():
     assert p.returncode == 0, 'build-debs.sh failed:\n' + p.stdout[-6000:]
     names = sorted(f.split('_')[0] for f in os.listdir(out) if f.endswith('.deb'))
     assert [n for n in names if not n.endswith('-dbgsym')] == \
-        ['gfpool', 'libvirt-daemon-driver-storage-gfpool'], names
+        ['gfpool', 'libvirt-daemon-driver-storage-gfpool', 'nbdkit-plugin-gfpool'], names
     return out
 
 

@@ -58,6 +58,8 @@ gfpool --help > "$work/help" 2>&1 && grep -q vol-create-as "$work/help"
 ok $? "gfpool --help"
 man -P cat gfpool 2>/dev/null | grep -q 'EXIT STATUS'
 ok $? "man gfpool"
+nbdkit gfpool --dump-plugin 2>&1 | grep -qx 'name=gfpool'
+ok $? "nbdkit gfpool finds the plugin by its short name"
 
 # -- a libvirtd with the release's default module directories --------------
 start_libvirtd() {

@@ -30,7 +30,7 @@ packages() {
         libvirt-daemon-driver-qemu qemu-system-x86 qemu-utils qemu-block-extra \
         python3-libvirt python3-pytest virtinst \
         util-linux iproute2 procps psmisc mount \
-        debhelper lintian fakeroot man-db mmdebstrap \
+        build-essential debhelper lintian fakeroot man-db mmdebstrap \
         nbdkit nbdkit-plugin-dev libnbd-bin
     # build: the first block; what `meson setup` of the libvirt source tree
     # needs for its generated headers (docs/building.md): the second; then

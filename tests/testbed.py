@@ -911,6 +911,7 @@ os._exit(0)
 # ---------------------------------------------------------------------------
 # Private libvirtd
 # ---------------------------------------------------------------------------
+QEMU_MODULE_DIR = '/usr/lib/x86_64-linux-gnu/qemu'
 _PASSWD_EXTRA = 'libvirt-qemu:x:64055:64055:Libvirt Qemu,,,:/var/lib/libvirt:/usr/sbin/nologin\n'
 _GROUP_EXTRA = {'kvm': 'kvm:x:{gid}:libvirt-qemu\n',
                 'libvirt-qemu': 'libvirt-qemu:x:64055:libvirt-qemu\n'}
@@ -967,7 +968,8 @@ class Libvirtd:
                  module=None, log_filters='1:storage 3:util 4:rpc',
                  extra_env=None, start_timeout=30, share_qemu_caps=True,
                  file_module='auto', hostname=None, host_uuid=None,
-                 hosts_file=None, qemu_user=None, qemu_conf_extra=''):
+                 hosts_file=None, qemu_user=None, qemu_conf_extra='',
+                 qemu_hide_modules=(), hooks=None):
         self.workdir = os.path.abspath(workdir)
         if file_module == 'auto':
             near = module and os.path.join(os.path.dirname(os.path.abspath(module)),
@@ -984,6 +986,11 @@ class Libvirtd:
         # gives it the images); None: root
         self.qemu_user = qemu_user
         self.qemu_conf_extra = qemu_conf_extra
+        # QEMU modules (e.g. block-gluster.so) its QEMUs must not find: the
+        # daemon's namespace gets a copy of QEMU's module dir without them
+        self.qemu_hide_modules = tuple(qemu_hide_modules)
+        # {'qemu.d/NAME': script text}: libvirt hooks, in place before start
+        self.hooks = dict(hooks or {})
         self.file_dir = os.path.join(self.workdir, 'storage-file')
         self.share_qemu_caps = share_qemu_caps
         self.backend_dir = os.path.abspath(
@@ -1045,6 +1052,19 @@ class Libvirtd:
                 f.write('host_uuid = "%s"\n' % self.host_uuid)
         if self.with_qemu:
             self._prepare_qemu(etc)
+        for rel, text in self.hooks.items():
+            path = os.path.join(etc, 'hooks', rel)
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            with open(path, 'w') as f:
+                f.write(text)
+            os.chmod(path, 0o755)
+        if self.qemu_hide_modules:
+            mods = os.path.join(w, 'qemu-modules')
+            shutil.rmtree(mods, ignore_errors=True)
+            os.makedirs(mods)
+            for f in os.listdir(QEMU_MODULE_DIR):
+                if f not in self.qemu_hide_modules:
+                    shutil.copy2(os.path.join(QEMU_MODULE_DIR, f), mods)
         # driver dir: storage only (+ qemu)
         for f in os.listdir(self.driver_dir):
             os.unlink(os.path.join(self.driver_dir, f))
@@ -1173,6 +1193,8 @@ class Libvirtd:
                       (os.path.join(w, 'etc', 'group'), '/etc/group')]
         if self.hosts_file:
             binds.append((self.hosts_file, '/etc/hosts'))
+        if self.qemu_hide_modules:
+            binds.append((os.path.join(w, 'qemu-modules'), QEMU_MODULE_DIR))
         lines = ['set -e']
         if self.hostname:
             lines.append('hostname %s' % _q(self.hostname))

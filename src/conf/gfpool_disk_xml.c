@@ -143,3 +143,56 @@ gfpool_disk_xml(const GfpoolDiskParams *p, char **warnings)
     }
     return g_string_free(g_steal_pointer(&s), FALSE);
 }
+
+
+static void
+collect_nbd_source(const xmlNode *holder, GHashTable *out)
+{
+    xmlNode *src = gfpool_xml_child(holder, "source");
+    g_autofree char *protocol = gfpool_xml_prop(src, "protocol");
+    g_autofree char *name = gfpool_xml_prop(src, "name");
+    xmlNode *bs;
+
+    if (src && protocol && name && g_str_equal(protocol, "nbd")) {
+        for (xmlNode *h = src->children; h; h = h->next) {
+            g_autofree char *transport = NULL;
+            g_autofree char *socket = NULL;
+            GPtrArray *names;
+
+            if (h->type != XML_ELEMENT_NODE || h->ns || !xmlStrEqual(h->name, BAD_CAST "host"))
+                continue;
+            transport = gfpool_xml_prop(h, "transport");
+            socket = gfpool_xml_prop(h, "socket");
+            if (!transport || !g_str_equal(transport, "unix") || !socket)
+                continue;
+            if (!(names = g_hash_table_lookup(out, socket))) {
+                names = g_ptr_array_new_with_free_func(g_free);
+                g_hash_table_insert(out, g_strdup(socket), names);
+            }
+            if (!g_ptr_array_find_with_equal_func(names, name, g_str_equal, NULL))
+                g_ptr_array_add(names, g_strdup(name));
+        }
+    }
+    if ((bs = gfpool_xml_child(holder, "backingStore")))
+        collect_nbd_source(bs, out);
+}
+
+GHashTable *
+gfpool_domain_nbd_exports(const char *xml, gsize len, GError **error)
+{
+    g_autoptr(xmlDoc) doc = NULL;
+    g_autoptr(GHashTable) out = NULL;
+    xmlNode *devices;
+
+    if (!(doc = gfpool_xml_read(xml, len, "domain", error)))
+        return NULL;
+    out = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
+                                (GDestroyNotify)g_ptr_array_unref);
+    if ((devices = gfpool_xml_child(xmlDocGetRootElement(doc), "devices"))) {
+        for (xmlNode *d = devices->children; d; d = d->next) {
+            if (d->type == XML_ELEMENT_NODE && !d->ns && xmlStrEqual(d->name, BAD_CAST "disk"))
+                collect_nbd_source(d, out);
+        }
+    }
+    return g_steal_pointer(&out);
+}

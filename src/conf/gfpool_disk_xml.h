@@ -40,3 +40,11 @@ char *gfpool_disk_xml(const GfpoolDiskParams *p, char **warnings);
 
 /* "VOLUME/DIR/IMAGE" as <source name=''> wants it. */
 char *gfpool_disk_source_name(const GfpoolSource *src, const char *image);
+
+/*
+ * The NBD exports a domain's disks name on unix sockets (their images and
+ * backing chains): socket path -> GPtrArray of export names (char*), each
+ * once. What `gfpool nbd-hook` tells nbdkit-gfpool-plugin a guest may open.
+ * Disks of other protocols are not looked at.
+ */
+GHashTable *gfpool_domain_nbd_exports(const char *xml, gsize len, GError **error);

@@ -10,9 +10,16 @@
  * served as the bytes they are: QEMU runs its own qcow2 layer on top.
  * Requests of every client run in parallel (gfapi fds are thread-safe).
  *
- * export=NAME (repeatable) restricts the server to those volumes: one
- * nbdkit per guest serves what that guest's XML names and nothing else
- * (docs/nbd.md).
+ * export=NAME (repeatable) restricts the server to those volumes.
+ *
+ * allow-dir=DIR: which guest may open which volume, for one nbdkit shared
+ * by every guest of the pool (docs/nbd.md). A client that is not root is
+ * taken for a QEMU: its guest's name, from the -name of its command line,
+ * names the file DIR/GUEST, which lists the volumes that guest's domain
+ * XML names, one per line (`gfpool nbd-hook`, run by libvirt's qemu hook,
+ * writes it at the guest's start and removes it at its end). Any other
+ * volume is answered as one that does not exist. Root clients (qemu-img,
+ * gfpool, an administrator) open any volume.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -32,6 +39,7 @@
 static char *pool_xml_path;
 static GfpoolSource *pool_source;
 static GPtrArray *allowed_exports;  /* char*; NULL: every volume */
+static char *allow_dir;
 static GfpoolConn *conn;
 
 /* Handles open per export: a flush makes what every client wrote to that
@@ -58,6 +66,11 @@ gfpool_nbd_config(const char *key, const char *value)
         pool_xml_path = nbdkit_realpath(value);
         return pool_xml_path ? 0 : -1;
     }
+    if (g_str_equal(key, "allow-dir")) {
+        g_free(allow_dir);
+        allow_dir = nbdkit_realpath(value);
+        return allow_dir ? 0 : -1;
+    }
     if (g_str_equal(key, "export")) {
         if (!gfpool_vol_name_validate(value, strlen(value), &err)) {
             nbdkit_error("export=%s: %s", value, err->message);
@@ -68,7 +81,7 @@ gfpool_nbd_config(const char *key, const char *value)
         g_ptr_array_add(allowed_exports, g_strdup(value));
         return 0;
     }
-    nbdkit_error("unknown parameter '%s' (gfpool takes pool-xml= and export=)", key);
+    nbdkit_error("unknown parameter '%s' (gfpool takes pool-xml=, export= and allow-dir=)", key);
     return -1;
 }
 
@@ -97,7 +110,9 @@ gfpool_nbd_config_complete(void)
 
 #define gfpool_nbd_config_help \
     "pool-xml=FILE  (required) the gluster pool's XML: every host, transport, dir\n" \
-    "export=NAME    serve only this volume (repeatable; default: every volume)"
+    "export=NAME    serve only this volume (repeatable; default: every volume)\n" \
+    "allow-dir=DIR  a non-root client (a guest's QEMU) opens only the volumes\n" \
+    "               listed in DIR/GUEST (written by gfpool nbd-hook)"
 
 /* ---- the connection ------------------------------------------------- */
 
@@ -124,6 +139,7 @@ gfpool_nbd_unload(void)
     g_clear_pointer(&allowed_exports, g_ptr_array_unref);
     g_clear_pointer(&handles, g_ptr_array_unref);
     g_free(pool_xml_path);
+    g_free(allow_dir);
 }
 
 /* ---- validation: which names are exports ---------------------------- */
@@ -137,6 +153,77 @@ export_allowed(const char *name)
         if (g_str_equal(g_ptr_array_index(allowed_exports, i), name))
             return TRUE;
     }
+    return FALSE;
+}
+
+/* The guest a QEMU runs: "-name guest=NAME,..." (libvirt doubles commas
+ * inside the name), or "-name NAME". NULL for anything else. */
+static char *
+peer_guest_name(int64_t pid)
+{
+    g_autofree char *path = g_strdup_printf("/proc/%" PRId64 "/cmdline", pid);
+    g_autofree char *cmdline = NULL;
+    gsize len;
+    const char *arg;
+    const char *end;
+
+    if (!g_file_get_contents(path, &cmdline, &len, NULL))
+        return NULL;
+    end = cmdline + len;
+    for (arg = cmdline; arg < end; arg += strlen(arg) + 1) {
+        const char *v = arg + strlen(arg) + 1;
+        g_autoptr(GString) name = g_string_new(NULL);
+
+        if (!g_str_equal(arg, "-name") || v >= end)
+            continue;
+        if (g_str_has_prefix(v, "guest="))
+            v += strlen("guest=");
+        for (; *v; v++) {
+            if (*v == ',') {
+                if (v[1] != ',')
+                    break;
+                v++;
+            }
+            g_string_append_c(name, *v);
+        }
+        return name->len ? g_string_free(g_steal_pointer(&name), FALSE) : NULL;
+    }
+    return NULL;
+}
+
+/* allow-dir: may the client on this connection open volume `name`? */
+static gboolean
+peer_allowed(const char *name)
+{
+    g_autofree char *guest = NULL;
+    g_autofree char *path = NULL;
+    g_autofree char *list = NULL;
+    g_auto(GStrv) lines = NULL;
+    int64_t pid;
+    int64_t uid;
+
+    if (!allow_dir)
+        return TRUE;
+    if ((uid = nbdkit_peer_uid()) == 0)
+        return TRUE;
+    if ((pid = nbdkit_peer_pid()) < 0 || !(guest = peer_guest_name(pid))) {
+        nbdkit_debug("export '%s' refused: client pid %" PRId64 " uid %" PRId64
+                     " is neither root nor a guest's QEMU", name, pid, uid);
+        return FALSE;
+    }
+    if (strchr(guest, '/') || g_str_equal(guest, ".") || g_str_equal(guest, ".."))
+        return FALSE;
+    path = g_build_filename(allow_dir, guest, NULL);
+    if (!g_file_get_contents(path, &list, NULL, NULL)) {
+        nbdkit_debug("export '%s' refused: guest '%s' has no %s", name, guest, path);
+        return FALSE;
+    }
+    lines = g_strsplit(list, "\n", -1);
+    for (char **l = lines; *l; l++) {
+        if (g_str_equal(*l, name))
+            return TRUE;
+    }
+    nbdkit_debug("export '%s' refused: not in guest '%s''s %s", name, guest, path);
     return FALSE;
 }
 
@@ -154,7 +241,7 @@ gfpool_nbd_list_exports(int readonly, int is_tls, struct nbdkit_exports *exports
     for (guint i = 0; i < vols->len; i++) {
         const GfpoolVolInfo *v = g_ptr_array_index(vols, i);
 
-        if (v->kind != GFPOOL_VOL_FILE || !export_allowed(v->name))
+        if (v->kind != GFPOOL_VOL_FILE || !export_allowed(v->name) || !peer_allowed(v->name))
             continue;
         if (nbdkit_add_export(exports, v->name, gfpool_format_to_string(v->format)) < 0)
             return -1;
@@ -220,7 +307,7 @@ gfpool_nbd_open(int readonly)
         errno = EINVAL;
         return NULL;
     }
-    if (!export_allowed(name)) {
+    if (!export_allowed(name) || !peer_allowed(name)) {
         /* the same answer as for a volume that does not exist: a client
          * learns nothing about the names it may not open */
         nbdkit_error("export '%s': no such volume", name);

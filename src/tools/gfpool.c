@@ -22,6 +22,7 @@
 
 #include "gfpool_disk_xml.h"
 #include "gfpool_pool_xml.h"
+#include "gfpool_xml.h"
 #include "gfpool_uri.h"
 #include "gfpool_data.h"
 #include "gfpool_vol_xml.h"
@@ -766,6 +767,89 @@ cmd_uri_parse(int argc, char **argv)
     return EXIT_OK;
 }
 
+/*
+ * libvirt's qemu hook (/etc/libvirt/hooks/qemu.d/gfpool-nbd runs it):
+ * `gfpool nbd-hook GUEST OPERATION SUBOP EXTRA`, the domain's XML on
+ * stdin. Before a guest's QEMU starts (prepare; an incoming migration;
+ * a restore) it writes, for every unix socket its disks name with
+ * protocol nbd whose SOCKET.allow directory exists (nbdkit-gfpool-plugin
+ * runs with allow-dir= there), SOCKET.allow/GUEST: the exports the guest
+ * may open. At release it removes them.
+ */
+static gboolean
+nbd_hook_name_ok(const char *guest)
+{
+    return *guest && !strchr(guest, '/') && !g_str_equal(guest, ".") && !g_str_equal(guest, "..");
+}
+
+static int
+cmd_nbd_hook(int argc, char **argv)
+{
+    static const Verb v = { "nbd-hook", "GUEST OPERATION [SUBOP [EXTRA]]",
+                            "For libvirt's qemu hook, the domain XML on stdin: tell "
+                            "nbdkit-gfpool-plugin which volumes the guest may open "
+                            "(prepare, migrate, restore) and forget it (release).", NULL };
+    g_autoptr(GError) err = NULL;
+    g_autoptr(GHashTable) sockets = NULL;
+    g_autoptr(GString) xml = g_string_new(NULL);
+    const char *guest;
+    const char *op;
+    gboolean grant;
+    GHashTableIter it;
+    gpointer key, value;
+    char buf[65536];
+    size_t n;
+    int rc = EXIT_OK;
+
+    if (!parse_verb_args(&v, NULL, FALSE, &argc, &argv, &rc))
+        return rc;
+    if (argc < 3)
+        return usage_error("nbd-hook takes the guest's name and the operation, as libvirt calls hooks");
+    guest = argv[1];
+    op = argv[2];
+    grant = g_str_equal(op, "prepare") || g_str_equal(op, "migrate") || g_str_equal(op, "restore");
+    if (!grant && !g_str_equal(op, "release"))
+        return EXIT_OK;
+    if (!nbd_hook_name_ok(guest))
+        return usage_error("nbd-hook: '%s' cannot name a file", guest);
+    while ((n = fread(buf, 1, sizeof(buf), stdin)) > 0) {
+        g_string_append_len(xml, buf, (gssize)n);
+        if (xml->len > GFPOOL_XML_MAX)
+            return usage_error("nbd-hook: the domain XML on stdin is over %d bytes", GFPOOL_XML_MAX);
+    }
+    if (!(sockets = gfpool_domain_nbd_exports(xml->str, xml->len, &err)))
+        return fail(err);
+
+    g_hash_table_iter_init(&it, sockets);
+    while (g_hash_table_iter_next(&it, &key, &value)) {
+        g_autofree char *dir = g_strconcat((const char *)key, ".allow", NULL);
+        g_autofree char *path = g_build_filename(dir, guest, NULL);
+        GPtrArray *names = value;
+
+        if (!g_file_test(dir, G_FILE_TEST_IS_DIR))
+            continue;   /* not a server of ours that checks guests */
+        if (!grant) {
+            if (unlink(path) < 0 && errno != ENOENT) {
+                g_printerr("gfpool: error: cannot remove %s: %s\n", path, g_strerror(errno));
+                rc = EXIT_FAILED;
+            }
+            continue;
+        } else {
+            g_autoptr(GString) list = g_string_new(NULL);
+            for (guint i = 0; i < names->len; i++)
+                g_string_append_printf(list, "%s\n", (const char *)g_ptr_array_index(names, i));
+            /* g_file_set_contents writes a temp file and renames it: the
+             * plugin never reads half a list */
+            if (!g_file_set_contents(path, list->str, (gssize)list->len, &err)) {
+                g_printerr("gfpool: error: %s\n", err->message);
+                g_clear_error(&err);
+                rc = EXIT_FAILED;
+            }
+        }
+    }
+    return rc;
+}
+
 static char *opt_target;
 static char *opt_bus;
 static char *opt_cache;
@@ -1258,6 +1342,8 @@ static const Verb verbs[] = {
     { "disk-xml", "VOL [--connect URI --pool P]", "Domain <disk> XML (or URI) for QEMU's gluster driver.", cmd_disk_xml },
     { "virt-install-disk", "POOL VOL", "The --disk argument for virt-install.", cmd_virt_install_disk },
     { "uri-parse", "URI", "Check a gluster:// URI and print its parts.", cmd_uri_parse },
+    { "nbd-hook", "GUEST OPERATION [SUBOP [EXTRA]]",
+      "libvirt's qemu hook: which volumes a guest may open through nbdkit.", cmd_nbd_hook },
 };
 
 static void

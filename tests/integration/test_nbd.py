@@ -21,8 +21,8 @@ class Nbdkit:
     """nbdkit with our plugin on a unix socket, in the foreground (-f) as
     our child."""
 
-    def __init__(self, workdir, pool_xml_path, *params):
-        self.sock = os.path.join(str(workdir), 'nbd-%d.sock' % time.monotonic_ns())
+    def __init__(self, workdir, pool_xml_path, *params, sock=None):
+        self.sock = sock or os.path.join(str(workdir), 'nbd-%d.sock' % time.monotonic_ns())
         self.log = self.sock + '.log'
         self.proc = subprocess.Popen(
             ['nbdkit', '-f'] + (['-v'] if os.environ.get('GFPOOL_NBD_VERBOSE') else []) +

@@ -196,3 +196,55 @@ def test_acknowledged_writes_survive_a_killed_nbdkit(nbd_pool, gfapi_rep3):
         assert 'verification failed' not in p.stdout
     finally:
         n.stop()
+
+
+def _unit_exec_start():
+    """ExecStart of the packaged gfpool-nbd@.service, as a list."""
+    import shlex
+    path = os.path.join(REPO, 'debian', 'nbdkit-plugin-gfpool.gfpool-nbd@.service')
+    with open(path) as f:
+        for line in f:
+            if line.startswith('ExecStart='):
+                return shlex.split(line[len('ExecStart='):])
+    raise AssertionError('no ExecStart in ' + path)
+
+
+def test_packaged_unit_under_socket_activation(nbd_pool, gfapi_rep3):
+    """The command line of gfpool-nbd@.service, with this build's plugin
+    and the test pool, started by socket activation as systemd would
+    (systemd-socket-activate): clients connect to the socket it was
+    handed; after SIGKILL and a new activation on the same socket path the
+    data written and flushed before is served again."""
+    work, pool, name = nbd_pool
+    cli(pool, 'vol-create-as', 'u.raw', '2M')
+    sock = str(work / 'unit.sock')
+    argv = []
+    for a in _unit_exec_start():
+        if a == 'gfpool':
+            a = PLUGIN
+        elif a.startswith('pool-xml='):
+            a = 'pool-xml=' + pool
+        elif a.startswith('allow-dir='):
+            os.makedirs(sock + '.allow', exist_ok=True)
+            a = 'allow-dir=' + sock + '.allow'
+        argv.append(a)
+    assert argv[0].endswith('/nbdkit') and '--foreground' in argv, argv
+    for round_ in range(2):
+        if os.path.exists(sock):
+            os.unlink(sock)
+        act = subprocess.Popen(['systemd-socket-activate', '-l', sock, '--'] + argv,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        try:
+            for _ in range(100):
+                if os.path.exists(sock):
+                    break
+                time.sleep(0.05)
+            uri = 'nbd+unix:///u.raw?socket=' + sock
+            if round_ == 0:
+                run('qemu-io', '-f', 'raw', '-c', 'write -P 0x33 0 1M', '-c', 'flush', uri)
+            p = run('qemu-io', '-f', 'raw', '-r', '-c', 'read -P 0x33 0 1M', uri)
+            assert 'verification failed' not in p.stdout
+        finally:
+            act.send_signal(signal.SIGKILL)
+            act.wait(10)
+    assert gfapi_rep3.read('/%s/u.raw' % name, 0, 1 << 20) == b'\x33' * (1 << 20)

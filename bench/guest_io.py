@@ -21,6 +21,9 @@ The disk is, in turn:
   gfapi  the same bytes in a volume of our pool, `<disk type='network'
          protocol='gluster'>` as `gfpool disk-xml --cache none` prints it:
          QEMU's gluster driver (libgfapi);
+  nbd    the same volume served by nbdkit-gfpool-plugin (one nbdkit per
+         volume on a unix socket), `gfpool disk-xml --nbd SOCKET --cache
+         none`: QEMU's NBD client, no gluster driver in QEMU;
   fuse   the same volume file through a glusterfs FUSE mount (a libvirt
          `netfs` pool of the same directory, mounted by the daemon),
          `<disk type='file'>`, cache none: what users without gfpool do.
@@ -67,7 +70,8 @@ MiB = 1 << 20
 # in dependency order (each module's .modinfo depends=)
 MODULES = ('virtio_ring', 'virtio', 'virtio_pci_legacy_dev',
            'virtio_pci_modern_dev', 'virtio_pci', 'virtio_blk')
-CONFIGS = ('brick', 'gfapi', 'fuse')
+CONFIGS = ('brick', 'gfapi', 'nbd', 'fuse')
+PLUGIN = os.path.join(BUILD, 'src', 'storage', 'nbdkit-gfpool-plugin.so')
 
 INIT = r"""#!/bin/sh
 /bin/busybox mkdir -p /proc /sys /dev
@@ -177,6 +181,7 @@ class GuestIO:
         self.data = {'meta': {}, 'samples': []}
         self.work = self.cluster = self.d = None
         self.netfs = []
+        self.nbdkits = {}       # volume -> (Popen, socket)
 
     def save(self):
         with open(self.json_path + '.tmp', 'w') as f:
@@ -248,6 +253,14 @@ class GuestIO:
             self.virsh('pool-create', xml, timeout=120)
             self.netfs.append(name)
             self.virsh('pool-create', self.gluster_pool_xml(v))
+            sock = os.path.join(self.work, 'nbd-%s.sock' % v)
+            proc = subprocess.Popen(['nbdkit', '-f', '-U', sock, PLUGIN,
+                                     'pool-xml=' + self.gluster_pool_xml(v)])
+            self.nbdkits[v] = (proc, sock)
+            for _ in range(200):
+                if os.path.exists(sock):
+                    break
+                time.sleep(0.05)
 
     def gluster_pool_xml(self, v):
         path = os.path.join(self.work, 'gluster-%s.xml' % v)
@@ -259,6 +272,9 @@ class GuestIO:
     def disk(self, config, v):
         if config == 'gfapi':
             return self.cli(v, 'disk-xml', 'gio.img', '--cache', 'none')
+        if config == 'nbd':
+            return self.cli(v, 'disk-xml', 'gio.img', '--cache', 'none',
+                            '--nbd', self.nbdkits[v][1])
         if config == 'fuse':
             path = os.path.join(self.work, 'mnt-' + v, 'gio.img')
         else:
@@ -302,6 +318,12 @@ class GuestIO:
             if not guestlib.query_block_gluster(qb):
                 raise SystemExit('%s: QEMU did not open a gluster node: %s'
                                  % (name, qb))
+        if config == 'nbd':
+            qb = self.virsh('qemu-monitor-command', name,
+                            '{"execute":"query-block"}').stdout
+            if 'nbd' not in qb or guestlib.query_block_gluster(qb):
+                raise SystemExit('%s: QEMU did not open the NBD export: %s'
+                                 % (name, qb))
         ok, out = guestlib.wait_serial(serial, 'GIO-RESULT', timeout=900)
         self.virsh('destroy', name, check=False)
         m = re.search(r'GIO-RESULT read_s=([\d.]+) write_s=([\d.]+)', out)
@@ -330,6 +352,9 @@ class GuestIO:
         self.save()
 
     def cleanup(self):
+        for proc, _ in self.nbdkits.values():
+            proc.terminate()
+            proc.wait(30)
         daemons = [self.d] if self.d is not None else []
         teardown(self.work, daemons, self.cluster,
                  [(self.d, n) for n in self.netfs if self.d is not None])
@@ -360,11 +385,12 @@ def make_table(data):
             ' '.join(meta.get('loadavg_end') or [])),
         '',
         '| disk | volume | read MiB/s (min–max) | write MiB/s (min–max) | '
-        'read vs brick | write vs brick |',
-        '|---|---|---|---|---|---|',
+        'read vs brick | write vs brick | read, write vs gluster:// |',
+        '|---|---|---|---|---|---|---|',
     ]
     label = {'brick': 'local file on the bricks\' filesystem (no gluster)',
              'gfapi': 'gluster:// (QEMU gluster driver, `gfpool disk-xml`)',
+             'nbd': 'NBD from nbdkit-gfpool-plugin (`gfpool disk-xml --nbd`)',
              'fuse': 'glusterfs FUSE mount (netfs pool), file disk'}
     for (config, v) in sorted(by, key=lambda k: (k[1] != 'single', k[1],
                                                  CONFIGS.index(k[0]))):
@@ -378,12 +404,18 @@ def make_table(data):
             return '%+.0f %%' % ((x / b - 1) * 100)
         rs = [x['read_mibs'] for x in es]
         ws = [x['write_mibs'] for x in es]
+        g = by.get(('gfapi', v))
+        ratio = ''
+        if g and config in ('nbd', 'fuse'):
+            gr = statistics.median(x['read_mibs'] for x in g)
+            gw = statistics.median(x['write_mibs'] for x in g)
+            ratio = '%.0f %%, %.0f %%' % (r / gr * 100, w / gw * 100)
         lines.append('| %s | %s | %.0f (%.0f–%.0f) | %.0f (%.0f–%.0f) | %s | '
-                     '%s |' % (
+                     '%s | %s |' % (
                          label[config], '—' if config == 'brick'
                          else '`%s`' % v, r, min(rs), max(rs), w, min(ws),
                          max(ws), vs(r, base and base[0]),
-                         vs(w, base and base[1])))
+                         vs(w, base and base[1]), ratio))
     return '\n'.join(lines)
 
 

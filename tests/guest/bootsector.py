@@ -105,6 +105,14 @@ DEFAULT_MESSAGE = 'GFPOOL-BOOT-OK'
 DEFAULT_SIZE = 1 << 20
 
 
+def _signed(code):
+    """The sector: code padded with zeros to 510 bytes, then the boot
+    signature."""
+    if len(code) > 510:
+        raise ValueError('message too long for one sector')
+    return bytes(code) + b'\0' * (510 - len(code)) + b'\x55\xAA'
+
+
 def boot_sector(message=DEFAULT_MESSAGE, ticks=False):
     """The 512-byte sector printing `message` + CR LF on COM1 (then, with
     `ticks`, a "TICK xxxx" CR LF line about twice a second for ever)."""
@@ -131,12 +139,7 @@ def boot_sector(message=DEFAULT_MESSAGE, ticks=False):
     code += b'\xEB\xFD'                                    # jmp 0x14
     assert len(code) == MSG_OFFSET
     code += text + b'\0'
-    if len(code) > 510:
-        raise ValueError('message too long for one sector')
-    code += b'\0' * (510 - len(code))
-    code += b'\x55\xAA'
-    assert len(code) == 512
-    return bytes(code)
+    return _signed(code)
 
 
 def _ticks_sector(text):
@@ -197,12 +200,7 @@ def _ticks_sector(text):
     code += b'\r\n\0'
     assert len(code) == TICKS_MSG_OFFSET
     code += text + b'\0'
-    if len(code) > 510:
-        raise ValueError('message too long for one sector')
-    code += b'\0' * (510 - len(code))
-    code += b'\x55\xAA'
-    assert len(code) == 512
-    return bytes(code)
+    return _signed(code)
 
 
 _TICK_LINE = re.compile(r'TICK ([0-9A-F]{4})')

@@ -22,6 +22,8 @@ volumes of the pool (`gfpool disk-xml`).
 - migrate: `virsh migrate --live` of the guest on the 3-overlay chain to
   the other host and back, each timed (local files: `--unsafe`, the same
   files being visible to both "hosts").
+- NBD: start and destroy of the same guests with their disks served by
+  nbdkit-gfpool-plugin (`gfpool disk-xml --nbd`): QEMU without gfapi.
 
 Medians of --reps runs. Results go to bench/results/guest-lifecycle-
 <stamp>.json and, unless --no-docs, the table in bench/README.md between
@@ -64,6 +66,8 @@ MIGRATE_LAYERS = 3
 LOCAL = 'local files'
 DEBIAN = 'gluster, Debian\'s module'
 OURS = 'gluster, gfpool\'s module'
+NBD = 'NBD, nbdkit-gfpool-plugin'
+PLUGIN = os.path.join(BUILD, 'src', 'storage', 'nbdkit-gfpool-plugin.so')
 HOSTNAMES = ('bench-a', 'bench-b')
 
 
@@ -77,8 +81,9 @@ class Where:
     """Disks of one kind (local files or the pool) for the guests of one
     pair of daemons: make the chains, name a snapshot's overlay."""
 
-    def __init__(self, label, work, daemons, pool=None, pool_xml_path=None):
+    def __init__(self, label, work, daemons, pool=None, pool_xml_path=None, nbd=None):
         self.label = label
+        self.nbd = nbd      # the plugin's socket: disks through NBD
         self.work = work
         os.makedirs(work, exist_ok=True)
         self.a, self.b = daemons
@@ -113,7 +118,8 @@ class Where:
             return ("<disk type='file' device='disk'><driver name='qemu' type='%s'/>"
                     "<source file='%s'/><target dev='vda' bus='virtio'/></disk>" %
                     ('raw' if layers == 0 else 'qcow2', os.path.join(self.dir, names[-1])))
-        return subprocess.run([CLI, 'disk-xml', '--pool-xml', self.pool_xml_path, names[-1]],
+        return subprocess.run([CLI, 'disk-xml', '--pool-xml', self.pool_xml_path, names[-1]] +
+                              (['--nbd', self.nbd] if self.nbd else []),
                               stdout=subprocess.PIPE, universal_newlines=True,
                               check=True).stdout
 
@@ -204,6 +210,10 @@ def measure_where(where, hosts, reps):
             g = Guest(where.a, where, where.chain(layers))
             add('%s, start' % disk_label, g.start())
             add('%s, destroy' % disk_label, g.destroy())
+    if where.nbd:
+        # the guest's disk is QEMU's NBD client: what is measured is that
+        # its start and destroy no longer pay gfapi
+        return summarize(where, out)
     for _ in range(reps):
         g = Guest(where.a, where, where.chain(SNAPSHOT_LAYERS))
         g.start()
@@ -227,6 +237,10 @@ def measure_where(where, hosts, reps):
                     % way, running)
         finally:
             g.d.virsh('destroy', g.name, check=False, timeout=300)
+    return summarize(where, out)
+
+
+def summarize(where, out):
     log('%s: %s' % (where.label, {k: ['%.2f' % x for x in v] for k, v in out.items()}))
     return [{'operation': k, 'where': where.label, 'median_s': statistics.median(v), 'runs': v}
             for k, v in out.items()]
@@ -275,6 +289,20 @@ def measure(args):
             if tag == 'ours':
                 results += measure_where(Where(LOCAL, os.path.join(work, 'local'), pair),
                                          hosts, args.reps)
+                if os.path.exists(PLUGIN):
+                    sock = os.path.join(work, 'nbd.sock')
+                    nbdkit = subprocess.Popen(['nbdkit', '-f', '-U', sock, PLUGIN,
+                                               'pool-xml=' + xml])
+                    try:
+                        for _ in range(200):
+                            if os.path.exists(sock):
+                                break
+                            time.sleep(0.05)
+                        results += measure_where(Where(NBD, os.path.join(work, 'nbd'), pair,
+                                                       pool, xml, nbd=sock), hosts, args.reps)
+                    finally:
+                        nbdkit.terminate()
+                        nbdkit.wait(30)
     finally:
         teardown(work, daemons, cluster)
     return results
@@ -283,12 +311,20 @@ def measure(args):
 def make_table(results):
     by = {(r['operation'], r['where']): r['median_s'] for r in results}
     ops = list(dict.fromkeys(r['operation'] for r in results))
-    lines = ['| operation | %s | %s | %s | ours / local |' % (LOCAL, DEBIAN, OURS),
-             '|---|---|---|---|---|']
+    lines = ['| operation | %s | %s | %s | ours / local | %s | NBD / local |'
+             % (LOCAL, DEBIAN, OURS, NBD),
+             '|---|---|---|---|---|---|---|']
+
+    def cell(v):
+        return '%.2f s' % v if v is not None else '—'
+
+    def ratio(v, loc):
+        return '%.2f' % (v / loc) if v is not None and loc else '—'
     for op in ops:
-        loc, deb, ours = (by.get((op, w)) for w in (LOCAL, DEBIAN, OURS))
-        lines.append('| %s | %.2f s | %.2f s | %.2f s | %.2f |' % (
-            op, loc, deb, ours, ours / loc if loc else float('nan')))
+        loc, deb, ours, nbd = (by.get((op, w)) for w in (LOCAL, DEBIAN, OURS, NBD))
+        lines.append('| %s | %s | %s | %s | %s | %s | %s |' % (
+            op, cell(loc), cell(deb), cell(ours), ratio(ours, loc), cell(nbd),
+            ratio(nbd, loc)))
     return '\n'.join(lines)
 
 

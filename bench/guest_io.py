@@ -348,8 +348,35 @@ class GuestIO:
                     if config == 'brick' and v != self.volumes[0]:
                         continue
                     self.run_guest(config, v, i)
+        self.convert()
         self.data['meta']['loadavg_end'] = loadavg()
         self.save()
+
+    def convert(self):
+        """qemu-img convert of the payload into the volume and back out,
+        through gluster:// (QEMU's gluster driver: its glfs_fini included,
+        as every qemu-img call pays it) and through the plugin's nbd+unix://."""
+        out = os.path.join(self.work, 'convert-out.raw')
+        for v in self.volumes:
+            uris = {'gfapi': 'gluster://%s/%s%s/gio.img' % (self.cluster.addresses[0], v, DIR),
+                    'nbd': 'nbd+unix:///gio.img?socket=%s' % self.nbdkits[v][1]}
+            for i in range(self.args.reps):
+                for config, uri in uris.items():
+                    t0 = time.monotonic()
+                    p = sh('qemu-img', 'convert', '-n', '-f', 'raw', '-O', 'raw',
+                           self.payload, uri)
+                    t1 = time.monotonic()
+                    q = sh('qemu-img', 'convert', '-f', 'raw', '-O', 'raw', uri, out)
+                    t2 = time.monotonic()
+                    if p.returncode or q.returncode:
+                        raise SystemExit('qemu-img convert %s: %s%s' % (uri, p.stderr, q.stderr))
+                    os.unlink(out)
+                    ent = {'config': config, 'volume': v, 'rep': i,
+                           'to_s': t1 - t0, 'from_s': t2 - t1}
+                    self.data.setdefault('convert', []).append(ent)
+                    self.save()
+                    log('convert %-5s %-6s #%d into the volume %.2f s, out %.2f s'
+                        % (config, v, i, ent['to_s'], ent['from_s']))
 
     def cleanup(self):
         for proc, _ in self.nbdkits.values():
@@ -416,6 +443,22 @@ def make_table(data):
                          else '`%s`' % v, r, min(rs), max(rs), w, min(ws),
                          max(ws), vs(r, base and base[0]),
                          vs(w, base and base[1]), ratio))
+    conv = {}
+    for e in data.get('convert', []):
+        conv.setdefault((e['volume'], e['config']), []).append(e)
+    if conv:
+        lines += ['', '`qemu-img convert` of the %d MiB payload into the volume '
+                  'and back out (medians; each gluster:// call includes its '
+                  'glfs_fini):' % meta.get('size_mib'), '',
+                  '| volume | into, gluster:// | into, nbd+unix:// | out, gluster:// | '
+                  'out, nbd+unix:// |', '|---|---|---|---|---|']
+        for v in sorted({k[0] for k in conv}):
+            g, n = conv.get((v, 'gfapi'), []), conv.get((v, 'nbd'), [])
+
+            def med(es, key):
+                return '%.2f s' % statistics.median(x[key] for x in es) if es else '—'
+            lines.append('| `%s` | %s | %s | %s | %s |' % (
+                v, med(g, 'to_s'), med(n, 'to_s'), med(g, 'from_s'), med(n, 'from_s')))
     return '\n'.join(lines)
 
 

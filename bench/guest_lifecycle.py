@@ -95,7 +95,8 @@ class Where:
     def chain(self, layers):
         """A fresh chain of `layers` overlays over the boot image -> <disk>."""
         self.n += 1
-        names = ['c%d-base.raw' % self.n]
+        # the NBD guests use the same pool as gfpool's module's
+        names = ['%s%d-base.raw' % ('n' if self.nbd else 'c', self.n)]
         img = bootsector.write_image(os.path.join(self.work, 'boot.img'), MESSAGE,
                                      ticks=True)
         if self.pool is None:
@@ -105,7 +106,7 @@ class Where:
             self.a.virsh('vol-create-as', self.pool, names[0], '1M', '--format', 'raw')
             self.a.virsh('vol-upload', '--pool', self.pool, names[0], img)
         for i in range(1, layers + 1):
-            names.append('c%d-l%d.qcow2' % (self.n, i))
+            names.append('%s%d-l%d.qcow2' % ('n' if self.nbd else 'c', self.n, i))
             fmt = 'raw' if i == 1 else 'qcow2'
             if self.pool is None:
                 subprocess.run(['qemu-img', 'create', '-q', '-f', 'qcow2', '-F', fmt,

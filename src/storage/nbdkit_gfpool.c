@@ -461,17 +461,13 @@ static int
 gfpool_nbd_flush(void *handle, uint32_t flags)
 {
     GfpoolNbdHandle *h = handle;
-    g_autoptr(GPtrArray) fds = g_ptr_array_new();
 
+    /* under the lock: an fsync outside it would race a close of another
+     * handle */
     g_mutex_lock(&handles_lock);
     for (guint i = 0; i < handles->len; i++) {
         GfpoolNbdHandle *other = g_ptr_array_index(handles, i);
-        if (g_str_equal(other->name, h->name))
-            g_ptr_array_add(fds, other->fd);
-    }
-    /* fsync outside the lock would race a close of another handle */
-    for (guint i = 0; i < fds->len; i++) {
-        if (glfs_fsync(g_ptr_array_index(fds, i), NULL, NULL) < 0) {
+        if (g_str_equal(other->name, h->name) && glfs_fsync(other->fd, NULL, NULL) < 0) {
             int e = errno;
             g_mutex_unlock(&handles_lock);
             nbdkit_error("export '%s': flush: %s", h->name, g_strerror(e));
@@ -524,9 +520,9 @@ gfpool_nbd_zero(void *handle, uint32_t count, uint64_t offset, uint32_t flags)
         /* only what the bricks do themselves counts as fast */
         if (glfs_zerofill(h->fd, (off_t)offset, count) < 0) {
             int e = errno;
-            errno = (e == EOPNOTSUPP || e == ENOSYS) ? ENOTSUP : e;
-            if (errno != ENOTSUP)
+            if (e != EOPNOTSUPP && e != ENOSYS && e != ENOTSUP)
                 return io_error(h, "zero", offset, count, e);
+            errno = ENOTSUP;    /* the client then writes the zeros itself */
             return -1;
         }
     } else if (!gfpool_glfs_fd_zero(h->fd, offset, count, &err)) {

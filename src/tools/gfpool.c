@@ -826,6 +826,8 @@ cmd_nbd_hook(int argc, char **argv)
         g_autofree char *path = g_build_filename(dir, guest, NULL);
         GPtrArray *names = value;
 
+        g_autoptr(GString) list = g_string_new(NULL);
+
         if (!g_file_test(dir, G_FILE_TEST_IS_DIR))
             continue;   /* not a server of ours that checks guests */
         if (!grant) {
@@ -834,17 +836,15 @@ cmd_nbd_hook(int argc, char **argv)
                 rc = EXIT_FAILED;
             }
             continue;
-        } else {
-            g_autoptr(GString) list = g_string_new(NULL);
-            for (guint i = 0; i < names->len; i++)
-                g_string_append_printf(list, "%s\n", (const char *)g_ptr_array_index(names, i));
-            /* g_file_set_contents writes a temp file and renames it: the
-             * plugin never reads half a list */
-            if (!g_file_set_contents(path, list->str, (gssize)list->len, &err)) {
-                g_printerr("gfpool: error: %s\n", err->message);
-                g_clear_error(&err);
-                rc = EXIT_FAILED;
-            }
+        }
+        for (guint i = 0; i < names->len; i++)
+            g_string_append_printf(list, "%s\n", (const char *)g_ptr_array_index(names, i));
+        /* g_file_set_contents writes a temp file and renames it: the
+         * plugin never reads half a list */
+        if (!g_file_set_contents(path, list->str, (gssize)list->len, &err)) {
+            g_printerr("gfpool: error: %s\n", err->message);
+            g_clear_error(&err);
+            rc = EXIT_FAILED;
         }
     }
     return rc;

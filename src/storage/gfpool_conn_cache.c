@@ -161,6 +161,20 @@ cache_get(const GfpoolSource *src, GError **error)
 }
 
 
+/* A discarded entry whose last user left: forget it, and close its
+ * connection outside the lock. */
+static void
+drop_and_unlock(CacheEntry *e)
+{
+    GfpoolConn *conn = e->conn;
+
+    g_hash_table_remove(cache_by_conn, conn);
+    cache_entry_free(e);
+    g_mutex_unlock(&cache_lock);
+    gfpool_conn_close(conn);
+}
+
+
 static void
 cache_put(GfpoolConn *conn)
 {
@@ -173,10 +187,7 @@ cache_put(GfpoolConn *conn)
         return;
     }
     if (e->discarded) {
-        g_hash_table_remove(cache_by_conn, conn);
-        cache_entry_free(e);
-        g_mutex_unlock(&cache_lock);
-        gfpool_conn_close(conn);
+        drop_and_unlock(e);
         return;
     }
     e->idle_since = g_get_monotonic_time();
@@ -201,10 +212,7 @@ cache_discard(GfpoolConn *conn)
     g_hash_table_steal(cache, e->key);
     e->discarded = TRUE;
     if (e->users == 0) {
-        g_hash_table_remove(cache_by_conn, shared);
-        cache_entry_free(e);
-        g_mutex_unlock(&cache_lock);
-        gfpool_conn_close(shared);
+        drop_and_unlock(e);
         return;
     }
     g_mutex_unlock(&cache_lock);

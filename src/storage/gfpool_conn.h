@@ -75,12 +75,13 @@ GfpoolConn *gfpool_conn_cache_get(const GfpoolSource *src, GError **error);
 void gfpool_conn_cache_put(GfpoolConn *conn);
 
 /*
- * A started pool's connection: the cached one of src's volume and hosts,
- * seen through src->dir (which must exist unless GFPOOL_CONN_OPEN_NO_DIR).
- * gfpool_conn_close of it is a put. So a running pool and libvirt's checks
- * of the chains of its guests' disks use one connection; when both of
- * gfpool's modules are in one daemon they share one cache too
- * (gfpool_conn_cache.c).
+ * A started pool's connection: a fresh one to src's volume and hosts, seen
+ * through src->dir (which must exist unless GFPOOL_CONN_OPEN_NO_DIR). It
+ * becomes the cached connection of its key (an older one closes after its
+ * last put), and gfpool_conn_close of it is a put. So a running pool and
+ * libvirt's checks of the chains of its guests' disks use one connection;
+ * when both of gfpool's modules are in one daemon they share one cache
+ * too (gfpool_conn_cache.c).
  */
 GfpoolConn *gfpool_conn_cache_open(const GfpoolSource *src, unsigned int flags,
                                    GError **error);

@@ -111,51 +111,77 @@ cache_key(const GfpoolSource *src)
 }
 
 
+/* The whole volume: every caller names paths from its root. Attempts on a
+ * host that never answers do not pile up (gfpool_conn_open). */
 static GfpoolConn *
-cache_get(const GfpoolSource *src, GError **error)
+connect_whole(const GfpoolSource *src, GError **error)
 {
-    g_autofree char *key = cache_key(src);
-    g_autoptr(GfpoolSource) whole = NULL;
-    CacheEntry *e;
-    GfpoolConn *conn;
+    g_autoptr(GfpoolSource) whole = gfpool_source_copy(src);
 
-    g_mutex_lock(&cache_lock);
+    g_free(whole->dir);
+    whole->dir = g_strdup("/");
+    return gfpool_conn_open_flags(whole, 0, GFPOOL_CONN_OPEN_NO_DIR, error);
+}
+
+/* With cache_lock held: conn becomes the connection of key, with one user.
+ * An entry it replaces closes at its last put; returns that entry when it
+ * has no user left, for the caller to drop once the lock is released. */
+static CacheEntry *
+insert_locked(char *key, GfpoolConn *conn)
+{
+    CacheEntry *old = NULL;
+    CacheEntry *e;
+
     if (!cache) {
         cache = g_hash_table_new_full(g_str_hash, g_str_equal, NULL,
                                       (GDestroyNotify)cache_entry_free);
         cache_by_conn = g_hash_table_new(g_direct_hash, g_direct_equal);
     }
-    if ((e = g_hash_table_lookup(cache, key))) {
-        e->users++;
-        g_mutex_unlock(&cache_lock);
-        return e->conn;
-    }
-    g_mutex_unlock(&cache_lock);
-
-    /* The whole volume: every caller names paths from its root. Connects
-     * of one key that race both finish; the loser's goes. Attempts on a
-     * host that never answers do not pile up (gfpool_conn_open). */
-    whole = gfpool_source_copy(src);
-    g_free(whole->dir);
-    whole->dir = g_strdup("/");
-    if (!(conn = gfpool_conn_open_flags(whole, 0, GFPOOL_CONN_OPEN_NO_DIR, error)))
-        return NULL;
-
-    g_mutex_lock(&cache_lock);
-    if ((e = g_hash_table_lookup(cache, key))) {
-        e->users++;
-        g_mutex_unlock(&cache_lock);
-        gfpool_conn_close(conn);
-        return e->conn;
+    if ((old = g_hash_table_lookup(cache, key))) {
+        g_hash_table_steal(cache, old->key);
+        old->discarded = TRUE;
+        if (old->users > 0)
+            old = NULL;
     }
     e = g_new0(CacheEntry, 1);
-    e->key = g_steal_pointer(&key);
+    e->key = key;
     e->conn = conn;
     e->users = 1;
     g_hash_table_insert(cache, e->key, e);
     g_hash_table_insert(cache_by_conn, conn, e);
     if (!reaper)
         reaper = g_thread_try_new("gfpool-conn-idle", reaper_thread, NULL, NULL);
+    return old;
+}
+
+
+static GfpoolConn *
+cache_get(const GfpoolSource *src, GError **error)
+{
+    g_autofree char *key = cache_key(src);
+    CacheEntry *e;
+    GfpoolConn *conn;
+
+    g_mutex_lock(&cache_lock);
+    if (cache && (e = g_hash_table_lookup(cache, key))) {
+        e->users++;
+        g_mutex_unlock(&cache_lock);
+        return e->conn;
+    }
+    g_mutex_unlock(&cache_lock);
+
+    if (!(conn = connect_whole(src, error)))
+        return NULL;
+
+    /* Connects of one key that race both finish; the loser's goes. */
+    g_mutex_lock(&cache_lock);
+    if (cache && (e = g_hash_table_lookup(cache, key))) {
+        e->users++;
+        g_mutex_unlock(&cache_lock);
+        gfpool_conn_close(conn);
+        return e->conn;
+    }
+    insert_locked(g_steal_pointer(&key), conn);
     g_mutex_unlock(&cache_lock);
     return conn;
 }
@@ -219,28 +245,30 @@ cache_discard(GfpoolConn *conn)
 }
 
 
+/*
+ * A pool always gets a connection of its own, opened now: its traffic (a
+ * 256 MiB upload) does not queue behind another pool's on one client, and
+ * a pool started after servers went away and came back never inherits a
+ * client that lived through it. That connection becomes the one of its key,
+ * so libvirt's checks of the chains of the pool's guests use it.
+ */
 static GfpoolConn *
 cache_open(const GfpoolSource *src, unsigned int flags, GError **error)
 {
-    g_autoptr(GError) err = NULL;
+    g_autofree char *key = cache_key(src);
+    CacheEntry *replaced;
     GfpoolConn *shared;
     GfpoolConn *view;
 
-    if (!(shared = cache_get(src, error)))
+    if (!(shared = connect_whole(src, error)))
         return NULL;
-    if ((view = gfpool_conn_view_new(shared, src, flags, &err)))
-        return view;
-    cache_put(shared);
-    if (!g_error_matches(err, GFPOOL_ERROR, GFPOOL_ERROR_UNREACHABLE)) {
-        g_propagate_error(error, g_steal_pointer(&err));
-        return NULL;
-    }
-    /* A cached connection whose servers went away and came back stays
-     * broken until gfapi's next reconnect tick: a pool-start gets a fresh
-     * one, as it did before connections were cached. */
-    cache_discard(shared);
-    if (!(shared = cache_get(src, error)))
-        return NULL;
+    g_mutex_lock(&cache_lock);
+    replaced = insert_locked(g_steal_pointer(&key), shared);
+    if (replaced)
+        drop_and_unlock(replaced);
+    else
+        g_mutex_unlock(&cache_lock);
+
     if (!(view = gfpool_conn_view_new(shared, src, flags, error)))
         cache_put(shared);
     return view;

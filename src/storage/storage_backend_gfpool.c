@@ -266,8 +266,8 @@ gfpoolPoolStateGet(virStoragePoolObj *pool)
     g_mutex_unlock(&gfpoolDriver.lock);
 
     /* Bounded by the core's deadline: a host that never answers costs
-     * seconds, not libvirtd. Cached: the guests' disks on this volume and
-     * a restart of the pool use the same connection. */
+     * seconds, not libvirtd. Cached: the guests' disks on this volume use
+     * the same connection. */
     if ((conn = gfpool_conn_cache_open(src, 0, &err))) {
         state = g_new0(GfpoolPoolState, 1);
         state->refs = 2;    /* the table's and the caller's */

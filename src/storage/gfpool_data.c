@@ -841,8 +841,18 @@ typedef struct {
     guint64 limit;      /* nothing is written from here on */
     guint64 size;       /* the volume's size before the upload */
     gboolean dirty;     /* written since the last flush */
+    guint64 unflushed;  /* bytes of data written since the last flush */
     GfpoolProgress *progress;
 } UploadCursor;
+
+/*
+ * The end of an upload waits for one fsync, and libvirtd's event loop waits
+ * for that end (GFPOOL_FINISH_STALL_USEC, storage_backend_gfpool_stream.c).
+ * A stream that never idles would leave all of itself to that fsync: with
+ * 256 MiB dirty on each of three bricks sharing a disk it took longer than
+ * that loop may wait. Flushing every so many bytes bounds it.
+ */
+#define UPLOAD_FLUSH_BYTES (32 * 1024 * 1024)
 
 /* A hole of the stream at cur->pos: punched where the volume had bytes,
  * simply skipped past its end. */
@@ -878,6 +888,7 @@ upload_data(void *opaque, const char *buf, gsize len, GError **error)
     if (!gfpool_write_behind_submit(cur->wb, buf, len, cur->pos, error))
         return FALSE;
     cur->dirty = TRUE;
+    cur->unflushed += len;
     cur->pos += len;
     return TRUE;
 }
@@ -912,6 +923,7 @@ upload_settle(UploadCursor *cur, GError **error)
         return FALSE;
     }
     cur->dirty = FALSE;
+    cur->unflushed = 0;
     return TRUE;
 }
 
@@ -986,7 +998,8 @@ gfpool_vol_upload(GfpoolConn *conn, const char *name, guint64 offset, guint64 le
                                  SPARSE_BLOCK, &upload_ops, &cur, error))
             goto out;
         received += (guint64)n;
-        if (!eof && (gsize)n < IO_CHUNK && !upload_settle(&cur, error))
+        if (!eof && ((gsize)n < IO_CHUNK || cur.unflushed >= UPLOAD_FLUSH_BYTES) &&
+            !upload_settle(&cur, error))
             goto out;
     }
     if (!gfpool_write_behind_finish(g_steal_pointer(&cur.wb), error))

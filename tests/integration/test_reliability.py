@@ -365,7 +365,7 @@ def _node_killed(op, d, p, cluster, gfapi_rep3, tmp_path):
     else:
         p.refresh()
 
-    assert p.temp_files() == [], p.temp_files()
+    assert p.temp_files() == [], (p.temp_files(), report)
     listed = listed_formats(d, p.name)
     assert sorted(listed) == sorted(expected), (
         'listed %s, expected %s' % (sorted(listed)[:10], sorted(expected)[:10]))

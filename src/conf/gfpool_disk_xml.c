@@ -39,14 +39,20 @@ gfpool_disk_source_name(const GfpoolSource *src, const char *image)
 }
 
 static void
-format_nbd_source(GString *s, const char *indent, const char *socket, const char *image)
+format_nbd_source(GString *s, const char *indent, const GfpoolDiskParams *p,
+                  const char *image)
 {
     g_string_append_printf(s, "%s<source protocol='nbd'", indent);
     gfpool_xml_attr(s, "name", image);
     g_string_append(s, ">\n");
     g_string_append_printf(s, "%s  <host transport='unix'", indent);
-    gfpool_xml_attr(s, "socket", socket);
+    gfpool_xml_attr(s, "socket", p->nbd_socket);
     g_string_append(s, "/>\n");
+    /* Every layer is a connection of its own, and each must ride out a
+     * restart of nbdkit. */
+    if (p->nbd_reconnect_delay)
+        g_string_append_printf(s, "%s  <reconnect delay='%u'/>\n", indent,
+                               p->nbd_reconnect_delay);
     g_string_append_printf(s, "%s</source>\n", indent);
 }
 
@@ -58,7 +64,7 @@ format_source(GString *s, const char *indent, const GfpoolDiskParams *p,
     g_autofree char *name = NULL;
 
     if (p->nbd_socket) {
-        format_nbd_source(s, indent, p->nbd_socket, image);
+        format_nbd_source(s, indent, p, image);
         return;
     }
     name = gfpool_disk_source_name(src, image);

@@ -15,6 +15,9 @@ typedef struct {
 void gfpool_disk_layer_free(GfpoolDiskLayer *l);
 GfpoolDiskLayer *gfpool_disk_layer_new(const char *name, const char *format);
 
+/* Longer than any restart of nbdkit; past it a guest waits on a dead disk. */
+#define GFPOOL_NBD_RECONNECT_DELAY_MAX 3600
+
 typedef struct {
     const GfpoolSource *src;
     GPtrArray *chain;           /* of GfpoolDiskLayer*: the image first, then its backing files */
@@ -26,6 +29,9 @@ typedef struct {
     const char *nbd_socket;     /* not NULL: each image as the export of
                                  * that name of nbdkit-gfpool-plugin on
                                  * this unix socket, not through gluster */
+    guint nbd_reconnect_delay;  /* with nbd_socket, not 0: QEMU holds the
+                                 * guest's requests this many seconds for
+                                 * nbdkit to come back (libvirt >= 9.2) */
 } GfpoolDiskParams;
 
 /*

@@ -862,6 +862,7 @@ static char *opt_output;
 static char *opt_connect;
 static char *opt_pool;
 static char *opt_nbd;
+static gint opt_reconnect_delay;
 
 static void
 libvirt_silent(void *opaque G_GNUC_UNUSED, virErrorPtr err G_GNUC_UNUSED)
@@ -1007,6 +1008,9 @@ cmd_disk_xml(int argc, char **argv)
         { "nbd", 0, 0, G_OPTION_ARG_FILENAME, &opt_nbd,
           "the images as exports of nbdkit-gfpool-plugin on this unix socket, not through "
           "QEMU's gluster driver", "SOCKET" },
+        { "reconnect-delay", 0, 0, G_OPTION_ARG_INT, &opt_reconnect_delay,
+          "with --nbd: QEMU holds the guest's I/O this long while nbdkit restarts "
+          "(libvirt >= 9.2)", "SECONDS" },
         { NULL }
     };
     static const Verb v = { "disk-xml", "VOL",
@@ -1025,6 +1029,11 @@ cmd_disk_xml(int argc, char **argv)
         return usage_error("invalid --format '%s': use xml or uri", opt_output);
     if (opt_nbd && !g_path_is_absolute(opt_nbd))
         return usage_error("--nbd takes the socket's absolute path (QEMU opens it from its own directory)");
+    if (opt_reconnect_delay && !opt_nbd)
+        return usage_error("--reconnect-delay goes with --nbd (QEMU's gluster driver has no such setting)");
+    if (opt_reconnect_delay < 0 || opt_reconnect_delay > GFPOOL_NBD_RECONNECT_DELAY_MAX)
+        return usage_error("invalid --reconnect-delay %d: from 1 to %d seconds",
+                           opt_reconnect_delay, GFPOOL_NBD_RECONNECT_DELAY_MAX);
     if ((rc = disk_chain(argv[1], &src, &layers, &conn)) != EXIT_OK)
         return conn ? finish(conn, rc) : rc;
 
@@ -1048,6 +1057,7 @@ cmd_disk_xml(int argc, char **argv)
             .discard = opt_discard,
             .readonly = opt_readonly,
             .nbd_socket = opt_nbd,
+            .nbd_reconnect_delay = (guint)opt_reconnect_delay,
         };
         g_autofree char *warn = NULL;
         g_autofree char *xml = gfpool_disk_xml(&dp, &warn);

@@ -110,8 +110,10 @@ def _source_fields(el):
         hosts.append((h.get('name'), h.get('port') or DEFAULT_PORT,
                       h.get('transport') or DEFAULT_TRANSPORT,
                       h.get('socket')))
+    rc = el.find('reconnect')
     return {'protocol': el.get('protocol'), 'name': el.get('name'),
-            'hosts': hosts}
+            'hosts': hosts,
+            'reconnect_delay': rc.get('delay') if rc is not None else None}
 
 
 def _chain(el):

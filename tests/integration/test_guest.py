@@ -476,7 +476,11 @@ DISK_VARIANTS = [
     ('raw', ('--cache', 'none', '--discard', 'unmap')),
     ('overlay', ('--bus', 'sata', '--target', 'sda', '--cache', 'writeback')),
     ('overlay', ('--nbd', '/run/gfpool-nbd/guest.sock')),
+    ('overlay', ('--nbd', '/run/gfpool-nbd/guest.sock', '--reconnect-delay',
+                 '10')),
 ]
+# <reconnect delay=''/> of an NBD source came with libvirt 9.2.
+RECONNECT_DELAY_SINCE = 9002000
 
 
 def test_disk_xml_define_dumpxml_and_schema(qemu_libvirtd, guest_pool,
@@ -488,9 +492,17 @@ def test_disk_xml_define_dumpxml_and_schema(qemu_libvirtd, guest_pool,
     transport), driver type, target, cache/discard/readonly, chain."""
     vols = {'raw': boot_vol, 'overlay': overlay_vol}
     problems = []
+    version = qemu_libvirtd.conn().getLibVersion()
     for i, (which, opts) in enumerate(DISK_VARIANTS):
+        if '--reconnect-delay' in opts and version < RECONNECT_DELAY_SINCE:
+            continue
         disk = disk_xml(guest_pool, vols[which], *opts)
         f = guestlib.disk_fields(disk)
+        if '--reconnect-delay' in opts:
+            delay = opts[opts.index('--reconnect-delay') + 1]
+            assert f['source']['reconnect_delay'] == delay, disk
+            assert all(b['source']['reconnect_delay'] == delay
+                       for b in f['chain']), disk
         path = str(guest_workdir / ('validate-%d.xml' % i))
         ok, out = guestlib.virt_xml_validate(guestlib.minimal_domain(disk),
                                              path)

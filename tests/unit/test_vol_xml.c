@@ -189,6 +189,27 @@ test_disk_xml_nbd(void)
     g_assert_nonnull(strstr(xml, "<format type='raw'/>"));
     g_assert_null(strstr(xml, "gluster"));
     g_assert_null(strstr(xml, "h1"));
+    g_assert_null(strstr(xml, "reconnect"));
+}
+
+static void
+test_disk_xml_nbd_reconnect(void)
+{
+    g_autoptr(GfpoolSource) src = make_source();
+    g_autoptr(GPtrArray) chain = g_ptr_array_new_with_free_func((GDestroyNotify)gfpool_disk_layer_free);
+    g_autofree char *xml = NULL;
+    GfpoolDiskParams p = { .src = src, .chain = chain, .nbd_socket = "/run/a.sock",
+                           .nbd_reconnect_delay = 10 };
+    const char *at;
+    guint n = 0;
+
+    g_ptr_array_add(chain, gfpool_disk_layer_new("top.qcow2", "qcow2"));
+    g_ptr_array_add(chain, gfpool_disk_layer_new("base.img", "raw"));
+    xml = gfpool_disk_xml(&p, NULL);
+    /* every layer is a connection of its own */
+    for (at = xml; (at = strstr(at, "<reconnect delay='10'/>")); at++)
+        n++;
+    g_assert_cmpuint(n, ==, 2);
 }
 
 int
@@ -201,5 +222,6 @@ main(int argc, char **argv)
     g_test_add_func("/vol_xml/format_escapes", test_format_escapes);
     g_test_add_func("/disk_xml/chain_hosts_transports", test_disk_xml);
     g_test_add_func("/disk_xml/nbd", test_disk_xml_nbd);
+    g_test_add_func("/disk_xml/nbd_reconnect", test_disk_xml_nbd_reconnect);
     return g_test_run();
 }

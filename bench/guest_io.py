@@ -63,8 +63,11 @@ CLI = os.path.join(BUILD, 'src', 'tools', 'gfpool')
 MODULE = os.path.join(BUILD, 'src', 'storage',
                       'libvirt_storage_backend_gluster.so')
 DOC = os.path.join(REPO, 'docs', 'guest-io.md')
-BEGIN = '<!-- BEGIN GUEST IO RESULTS (written by bench/guest_io.py) -->'
-END = '<!-- END GUEST IO RESULTS -->'
+# One block of results per Debian release in DOC.
+BEGIN = '<!-- BEGIN GUEST IO RESULTS %s (written by bench/guest_io.py) -->'
+END = '<!-- END GUEST IO RESULTS %s -->'
+TITLE = {'debian12': 'Debian 12 (QEMU 7.2, libvirt 9.0, GlusterFS 10.3, nbdkit 1.32)',
+         'debian13': 'Debian 13 (QEMU 10.0, libvirt 11.3, GlusterFS 11.1, nbdkit 1.42)'}
 DIR = '/gio'
 MiB = 1 << 20
 # in dependency order (each module's .modinfo depends=)
@@ -176,8 +179,8 @@ class GuestIO:
         self.virt = 'kvm' if args.kvm else 'qemu'
         self.stamp = time.strftime('%Y-%m-%d-%H%M%S')
         os.makedirs(args.out, exist_ok=True)
-        self.json_path = os.path.join(args.out,
-                                      'guest-io-%s.json' % self.stamp)
+        self.json_path = os.path.join(args.out, 'guest-io-%s-%s.json' % (
+            testbed.RELEASE, self.stamp))
         self.data = {'meta': {}, 'samples': []}
         self.work = self.cluster = self.d = None
         self.netfs = []
@@ -213,6 +216,7 @@ class GuestIO:
         shutil.copy2(MODULE, module)
         self.data['meta'] = {
             'date': time.strftime('%Y-%m-%d %H:%M:%S %Z'),
+            'release': testbed.RELEASE,
             'virt_type': self.virt, 'size_mib': self.size,
             'reps': self.args.reps, 'nproc': os.cpu_count(),
             'kernel': os.path.basename(self.kernel),
@@ -462,14 +466,74 @@ def make_table(data):
     return '\n'.join(lines)
 
 
-def update_doc(table, js):
+def release_of(data):
+    # runs before there was one block per release were all Debian 12's
+    return data['meta'].get('release', 'debian12')
+
+
+def make_plot(data, path):
+    """Bars of read and write MiB/s per disk, one panel per volume. ->
+    path, or None without matplotlib (python3-matplotlib)."""
+    try:
+        import matplotlib
+        matplotlib.use('Agg')
+        import matplotlib.pyplot as plt
+    except ImportError:
+        log('matplotlib not importable: no plot')
+        return None
+    vols = sorted({e['volume'] for e in data['samples'] if e['config'] != 'brick'},
+                  key=lambda v: v != 'single')
+    brick = [e for e in data['samples'] if e['config'] == 'brick']
+    names = {'brick': 'local file', 'gfapi': 'gluster://', 'nbd': 'NBD (nbdkit)',
+             'fuse': 'FUSE'}
+    fig, axes = plt.subplots(1, len(vols), figsize=(5.5 * len(vols), 4), squeeze=False)
+    for ax, v in zip(axes[0], vols):
+        configs = [c for c in CONFIGS
+                   if c == 'brick' and brick or
+                   any(e['config'] == c and e['volume'] == v for e in data['samples'])]
+        for j, (key, color) in enumerate((('read_mibs', '#2b7bba'),
+                                          ('write_mibs', '#d95f02'))):
+            xs, ys = [], []
+            for i, c in enumerate(configs):
+                es = brick if c == 'brick' else [
+                    e for e in data['samples'] if e['config'] == c and e['volume'] == v]
+                xs.append(i + (j - 0.5) * 0.38)
+                ys.append(statistics.median(e[key] for e in es))
+            ax.bar(xs, ys, 0.38, color=color, label=key.split('_')[0])
+            for x, y in zip(xs, ys):
+                ax.text(x, y, '%.0f' % y, ha='center', va='bottom', fontsize=7)
+        ax.set_xticks(range(len(configs)))
+        ax.set_xticklabels([names[c] for c in configs], fontsize=8)
+        ax.set_ylabel('MiB/s (median)')
+        ax.set_title('%s: volume %s' % (TITLE.get(release_of(data), release_of(data))
+                                        .split(' (')[0], v), fontsize=9)
+        ax.legend(fontsize=8)
+        ax.grid(axis='y', alpha=0.25)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def update_doc(table, js, png):
+    """The release's block of DOC; a release seen for the first time goes
+    after the other's block."""
+    release = release_of(json.load(open(js)))
+    begin, end = BEGIN % release, END % release
+    rel = os.path.dirname(DOC)
+    block = '%s\n\n### %s\n\n%s\n\nRaw samples: [%s](%s)%s\n\n%s' % (
+        begin, TITLE.get(release, release), table, os.path.basename(js),
+        os.path.relpath(js, rel),
+        '\n\n![guest I/O, %s](%s)' % (release, os.path.relpath(png, rel)) if png else '',
+        end)
     with open(DOC) as f:
         text = f.read()
-    block = '%s\n\n%s\n\nRaw samples: [%s](%s)\n\n%s' % (
-        BEGIN, table, os.path.basename(js),
-        os.path.relpath(js, os.path.dirname(DOC)), END)
-    text = re.sub(re.escape(BEGIN) + '.*?' + re.escape(END),
-                  lambda _: block, text, flags=re.S)
+    if begin in text and end in text:
+        text = text.split(begin, 1)[0] + block + text.split(end, 1)[1]
+    else:
+        last = text.rfind('<!-- END GUEST IO RESULTS')
+        cut = text.index('-->', last) + 3
+        text = text[:cut] + '\n\n' + block + text[cut:]
     with open(DOC, 'w') as f:
         f.write(text)
 
@@ -490,19 +554,19 @@ def main(argv):
         ap.error('--size-mib must be a multiple of 16')
     if args.report:
         with open(args.report) as f:
-            table = make_table(json.load(f))
-        print(table)
-        if not args.no_docs:
-            update_doc(table, args.report)
-        return 0
-    g = GuestIO(args)
-    rc = run_guarded(g)
-    if rc:
-        return rc
-    table = make_table(g.data)
+            data = json.load(f)
+        js = args.report
+    else:
+        g = GuestIO(args)
+        rc = run_guarded(g)
+        if rc:
+            return rc
+        data, js = g.data, g.json_path
+    table = make_table(data)
     print(table)
+    png = make_plot(data, os.path.splitext(js)[0] + '.png')
     if not args.no_docs:
-        update_doc(table, g.json_path)
+        update_doc(table, js, png)
     return 0
 
 

@@ -37,6 +37,7 @@ docs/guest-io.md between the BEGIN/END markers.
 import argparse
 import glob
 import json
+import lzma
 import os
 import re
 import shutil
@@ -149,12 +150,17 @@ def guest_assets(count_mib):
     kernel = glob.glob(os.path.join(root, 'boot', 'vmlinuz-*'))[0]
     mods = {}
     for name in MODULES:
-        hit = glob.glob(os.path.join(root, 'lib', 'modules', '*', 'kernel',
-                                     '**', name + '.ko'), recursive=True)
+        # Debian 13's kernel ships its modules xz-compressed, which
+        # busybox's insmod may not read
+        hit = [h for ext in ('.ko', '.ko.xz')
+               for h in glob.glob(os.path.join(root, 'lib', 'modules', '*', 'kernel',
+                                               '**', name + ext), recursive=True)]
         if not hit:
             raise SystemExit('module %s not in %s' % (name, kdeb))
         with open(hit[0], 'rb') as f:
             mods[name] = f.read()
+        if hit[0].endswith('.xz'):
+            mods[name] = lzma.decompress(mods[name])
     with open(os.path.join(root, 'bin', 'busybox'), 'rb') as f:
         busybox = f.read()
     init = INIT % {'modules': ' '.join(MODULES), 'count': count_mib}

@@ -149,21 +149,34 @@ def guest_assets(count_mib):
             subprocess.run(['dpkg-deb', '-x', deb, root], check=True)
     kernel = glob.glob(os.path.join(root, 'boot', 'vmlinuz-*'))[0]
     mods = {}
+    # Debian 13's kernel: modules under /usr/lib, xz-compressed (busybox's
+    # insmod may not read that), and the virtio core built in
+    moddirs = glob.glob(os.path.join(root, 'lib', 'modules', '*')) + \
+        glob.glob(os.path.join(root, 'usr', 'lib', 'modules', '*'))
+    builtin = set()
+    for d in moddirs:
+        if os.path.exists(os.path.join(d, 'modules.builtin')):
+            with open(os.path.join(d, 'modules.builtin')) as f:
+                builtin |= {os.path.basename(x.strip())[:-3] for x in f}
     for name in MODULES:
-        # Debian 13's kernel ships its modules xz-compressed, which
-        # busybox's insmod may not read
-        hit = [h for ext in ('.ko', '.ko.xz')
-               for h in glob.glob(os.path.join(root, 'lib', 'modules', '*', 'kernel',
-                                               '**', name + ext), recursive=True)]
+        if name in builtin:
+            continue
+        hit = [h for d in moddirs for ext in ('.ko', '.ko.xz')
+               for h in glob.glob(os.path.join(d, 'kernel', '**', name + ext),
+                                  recursive=True)]
         if not hit:
             raise SystemExit('module %s not in %s' % (name, kdeb))
         with open(hit[0], 'rb') as f:
             mods[name] = f.read()
         if hit[0].endswith('.xz'):
             mods[name] = lzma.decompress(mods[name])
-    with open(os.path.join(root, 'bin', 'busybox'), 'rb') as f:
+    bb = [p for p in (os.path.join(root, 'bin', 'busybox'),
+                      os.path.join(root, 'usr', 'bin', 'busybox')) if os.path.exists(p)]
+    if not bb:
+        raise SystemExit('no busybox in %s' % bdeb)
+    with open(bb[0], 'rb') as f:
         busybox = f.read()
-    init = INIT % {'modules': ' '.join(MODULES), 'count': count_mib}
+    init = INIT % {'modules': ' '.join(m for m in MODULES if m in mods), 'count': count_mib}
     entries = [('bin', 0o40755, None), ('lib', 0o40755, None),
                ('bin/busybox', 0o100755, busybox),
                ('bin/sh', 0o120777, b'busybox'),

@@ -110,10 +110,12 @@ def _source_fields(el):
         hosts.append((h.get('name'), h.get('port') or DEFAULT_PORT,
                       h.get('transport') or DEFAULT_TRANSPORT,
                       h.get('socket')))
+    out = {'protocol': el.get('protocol'), 'name': el.get('name'),
+           'hosts': hosts}
     rc = el.find('reconnect')
-    return {'protocol': el.get('protocol'), 'name': el.get('name'),
-            'hosts': hosts,
-            'reconnect_delay': rc.get('delay') if rc is not None else None}
+    if rc is not None:
+        out['reconnect_delay'] = rc.get('delay')
+    return out
 
 
 def _chain(el):

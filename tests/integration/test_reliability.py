@@ -140,9 +140,23 @@ def wait_healed(cluster, volume='rep3', timeout=HEAL_TIMEOUT):
         if counts is not None and not any(counts):
             return time.monotonic() - t0
         if time.monotonic() - t0 > timeout:
-            pytest.fail('%s not healed after %d s: %s' % (volume, timeout,
-                                                          counts))
+            pytest.fail('%s not healed after %d s: %s\n%s' % (
+                volume, timeout, counts, heal_diagnosis(cluster, volume)))
         time.sleep(0.5)
+
+
+def heal_diagnosis(cluster, volume):
+    """What a heal that does not finish is waiting for: the entries, which
+    processes of the volume run, and who else holds gfapi clients."""
+    out = []
+    for args in (('volume', 'heal', volume, 'info'), ('volume', 'status', volume)):
+        r = cluster.cli(*args, check=False, timeout=30)
+        out.append('$ gluster %s\n%s%s' % (' '.join(args), r.stdout, r.stderr))
+    ps = subprocess.run(['ps', '-eo', 'pid,stat,etimes,args'], stdout=subprocess.PIPE,
+                        universal_newlines=True).stdout.splitlines()
+    out.append('\n'.join(l[:200] for l in ps[:1] + [
+        l for l in ps if re.search(r'gluster|nbdkit|libvirtd|qemu-system', l)]))
+    return '\n'.join(out)
 
 
 def restore_nodes(cluster):

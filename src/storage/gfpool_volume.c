@@ -971,13 +971,18 @@ apply_perms(glfs_fd_t *fd, const GfpoolNewVolume *nv, GError **error)
 static gboolean
 remove_temp(GfpoolConn *conn, const char *tmp_path)
 {
+    int err;
+
     for (guint attempt = 0; attempt < 3; attempt++) {
         if (attempt > 0)
             g_usleep(200 * 1000 * attempt);
         if (glfs_unlink(gfpool_conn_glfs(conn), tmp_path) == 0 || errno == ENOENT)
             return TRUE;
     }
+    /* callers report the unlink's errno, not the note's */
+    err = errno;
     orphan_note(conn, tmp_path);
+    errno = err;
     return FALSE;
 }
 

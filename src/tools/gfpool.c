@@ -825,7 +825,6 @@ cmd_nbd_hook(int argc, char **argv)
         g_autofree char *dir = g_strconcat((const char *)key, ".allow", NULL);
         g_autofree char *path = g_build_filename(dir, guest, NULL);
         GPtrArray *names = value;
-
         g_autoptr(GString) list = g_string_new(NULL);
 
         if (!g_file_test(dir, G_FILE_TEST_IS_DIR))

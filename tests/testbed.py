@@ -374,6 +374,9 @@ class Cluster:
         self.started = False
         self.start_seconds = None
         self._reaper = None
+        # a node was stopped since the last wait_healed: replicated
+        # volumes may have entries waiting for the self-heal daemons
+        self.heal_pending = False
 
     # -- paths ---------------------------------------------------------
     def node_dir(self, i):
@@ -707,6 +710,7 @@ os._exit(0)
     def stop_node(self, i):
         """Kill glusterd and all brick/shd processes of node i (SIGKILL
         glusterd first so it cannot respawn anything)."""
+        self.heal_pending = True
         self._collect_sockets()
         gd = _read_pidfile(self.pidfile(i))
         if gd and _pid_alive(gd):
@@ -759,6 +763,124 @@ os._exit(0)
                     nodes=[i])
         self._collect_sockets()
         self._save_state()
+
+    def start_stopped_nodes(self):
+        """Start every stopped node, together: a glusterd that has peers
+        starts its bricks only after a handshake with them, so restarting
+        the nodes of a fully stopped cluster one by one never brings a
+        brick up."""
+        down = [i for i in range(1, self.nodes + 1)
+                if not self.node_running(i)]
+        errors = []
+
+        def start(i):
+            try:
+                self.start_node(i)
+            except Exception as e:      # reported below, after the others
+                errors.append(e)
+        threads = [threading.Thread(target=start, args=(i,)) for i in down]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        if errors:
+            raise errors[0]
+
+    # -- self-heal -----------------------------------------------------------
+    def replicated_volumes(self):
+        return [v for v, bricks in self.volumes.items() if len(bricks) > 1]
+
+    def heal_counts(self, volume):
+        """Entries waiting for heal on each brick of `volume`, or None
+        while that is unknown. (`heal VOL info` cannot run on the test bed:
+        glfsheal fetches its volfile over /var/run/glusterd.socket, which
+        our glusterds do not create.)"""
+        live = [i for i in range(1, self.nodes + 1) if self.node_running(i)]
+        if not live:
+            return None
+        r = self.cli('volume', 'heal', volume, 'statistics', 'heal-count',
+                     node=live[0], check=False, timeout=30)
+        counts = [int(c) for c in re.findall(r'Number of entries:\s*(\d+)',
+                                             r.stdout)]
+        if r.returncode != 0 or len(counts) != len(self.volumes[volume]):
+            return None
+        return counts
+
+    def wait_healed(self, volumes=None, timeout=90):
+        """Trigger index heals until no brick of `volumes` (default: every
+        replicated one) has entries waiting; -> seconds. A test that stops
+        a node ends here, so the next test's failure never meets this
+        one's leftovers: two failures before a heal are another test."""
+        t0 = time.monotonic()
+        for volume in volumes or self.replicated_volumes():
+            kicked = 0
+            while True:
+                if time.monotonic() - kicked > 5:
+                    # the first trigger can come before every self-heal
+                    # daemon is connected again: repeat it, or the next
+                    # crawl is 10 min away
+                    self.cli('volume', 'heal', volume, check=False,
+                             timeout=30)
+                    kicked = time.monotonic()
+                counts = self.heal_counts(volume)
+                if counts is not None and not any(counts):
+                    break
+                if time.monotonic() - t0 > timeout:
+                    raise TestbedError('%s not healed after %d s: %s\n%s' % (
+                        volume, timeout, counts, self.heal_diagnosis(volume)))
+                time.sleep(0.5)
+        if volumes is None:
+            self.heal_pending = False
+        return time.monotonic() - t0
+
+    def heal_diagnosis(self, volume):
+        """What a heal that does not finish waits for: each brick's
+        pending entries with their AFR attributes on every brick, the
+        volume's status, the self-heal daemons' last complaints, and the
+        processes around."""
+        out = []
+        r = self.cli('volume', 'status', volume, check=False, timeout=30)
+        out.append('$ gluster volume status %s\n%s%s' % (volume, r.stdout,
+                                                        r.stderr))
+        bricks = [path for _, path in self.volumes[volume]]
+        gfids = set()
+        for b in bricks:
+            for sub in ('xattrop', 'entry-changes', 'dirty'):
+                d = os.path.join(b, '.glusterfs', 'indices', sub)
+                try:
+                    names = sorted(n for n in os.listdir(d)
+                                   if not n.startswith(sub + '-'))
+                except OSError as e:
+                    names = [str(e)]
+                out.append('%s: %s' % (d, names))
+                gfids.update(n for n in names if len(n) == 36)
+        for g in sorted(gfids):
+            for b in bricks:
+                path = os.path.join(b, '.glusterfs', g[:2], g[2:4], g)
+                line = '%s on %s:' % (g, b)
+                try:
+                    if os.path.islink(path):
+                        line += ' dir -> %s' % os.readlink(path)
+                    for a in os.listxattr(path, follow_symlinks=False):
+                        if a.startswith('trusted.afr') or a == 'trusted.gfid':
+                            line += ' %s=0x%s' % (a, os.getxattr(
+                                path, a, follow_symlinks=False).hex())
+                except OSError as e:
+                    line += ' %s' % e
+                out.append(line)
+        for i in range(1, self.nodes + 1):
+            log = os.path.join(self.node_dir(i), 'log', 'glustershd.log')
+            lines = [l for l in _tail(log, 400).splitlines()
+                     if re.search(r'\] [EW] \[', l)]
+            out.append('--- node %d glustershd.log, last errors ---\n%s' % (
+                i, '\n'.join(l[:300] for l in lines[-15:])))
+        ps = subprocess.run(['ps', '-eo', 'pid,stat,etimes,args'],
+                            stdout=subprocess.PIPE,
+                            universal_newlines=True).stdout.splitlines()
+        out.append('\n'.join(l[:200] for l in ps[:1] + [
+            l for l in ps
+            if re.search(r'gluster|nbdkit|libvirtd|qemu-system', l)]))
+        return '\n'.join(out)
 
     # -- teardown ------------------------------------------------------------
     def _collect_sockets(self):

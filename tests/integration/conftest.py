@@ -58,6 +58,19 @@ def _work_root():
     return root
 
 
+@pytest.fixture(autouse=True)
+def _cluster_healed(request):
+    """A test that stopped a node ends once the replicated volumes have
+    healed (testbed.Cluster.wait_healed), with every node running again."""
+    yield
+    if 'cluster' not in request.fixturenames:
+        return
+    c = request.getfixturevalue('cluster')
+    if c.heal_pending:
+        c.start_stopped_nodes()
+        c.wait_healed()
+
+
 @pytest.fixture(scope='session')
 def cluster():
     reuse = os.environ.get('GFPOOL_CLUSTER_DIR')

@@ -1,10 +1,11 @@
 #!/bin/bash
 # NBD (nbdkit-gfpool-plugin) against QEMU's gluster driver without a guest:
-# `qemu-img bench` of 512 requests of 1 MiB, 4 in flight, cache none, on a
-# 512 MiB volume of each test-bed volume, reads then writes, first on an
-# idle machine, then with one CPU kept busy by a shell loop (what a TCG
-# guest's vCPU does in bench/guest_io.py). qemu-img bench times the
-# requests only, so gluster://'s glfs_fini is not counted.
+# `qemu-img bench` of 512 requests of 1 MiB, 4 in flight (NBDC_DEPTH=N for
+# N; 1 is what the guest's dd sends), cache none, on a 512 MiB volume of
+# each test-bed volume, reads then writes, first on an idle machine, then
+# with one CPU kept busy by a shell loop (a TCG guest's vCPU does that
+# while it boots, not while it reads: docs/guest-io.md). qemu-img bench
+# times the requests only, so gluster://'s glfs_fini is not counted.
 #
 #   bench/nbd_contention.sh        (as root, after scripts/build.sh;
 #                                   GFPOOL_BUILD_DIR for another build)
@@ -40,7 +41,7 @@ for v in single rep3; do
 done
 
 seconds() {
-    qemu-img bench -f raw -t none -n -c 512 -s 1M -d 4 "$@" 2>&1 |
+    qemu-img bench -f raw -t none -n -c 512 -s 1M -d "${NBDC_DEPTH:-4}" "$@" 2>&1 |
         sed -n 's/.*completed in \([0-9.]*\) seconds.*/\1/p'
 }
 cases() {

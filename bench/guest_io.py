@@ -21,9 +21,9 @@ The disk is, in turn:
   gfapi  the same bytes in a volume of our pool, `<disk type='network'
          protocol='gluster'>` as `gfpool disk-xml --cache none` prints it:
          QEMU's gluster driver (libgfapi);
-  nbd    the same volume served by nbdkit-gfpool-plugin (one nbdkit per
-         volume on a unix socket), `gfpool disk-xml --nbd SOCKET --cache
-         none`: QEMU's NBD client, no gluster driver in QEMU;
+  nbd    the same volume served by nbdkit-gfpool-plugin with cache=none
+         (one nbdkit per volume on a unix socket), `gfpool disk-xml --nbd
+         SOCKET --cache none`: QEMU's NBD client, no gluster driver in QEMU;
   fuse   the same volume file through a glusterfs FUSE mount (a libvirt
          `netfs` pool of the same directory, mounted by the daemon),
          `<disk type='file'>`, cache none: what users without gfpool do.
@@ -275,8 +275,11 @@ class GuestIO:
             self.netfs.append(name)
             self.virsh('pool-create', self.gluster_pool_xml(v))
             sock = os.path.join(self.work, 'nbd-%s.sock' % v)
+            # cache=none: the bricks bypass their page cache, as they do
+            # for the gluster:// disk's cache='none' (docs/guest-io.md)
             proc = subprocess.Popen(['nbdkit', '-f', '-U', sock, PLUGIN,
-                                     'pool-xml=' + self.gluster_pool_xml(v)])
+                                     'pool-xml=' + self.gluster_pool_xml(v),
+                                     'cache=none'])
             self.nbdkits[v] = (proc, sock)
             for _ in range(200):
                 if os.path.exists(sock):

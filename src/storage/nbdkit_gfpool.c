@@ -12,6 +12,11 @@
  *
  * export=NAME (repeatable) restricts the server to those volumes.
  *
+ * cache=none opens volumes with O_DIRECT, which the bricks honour (with
+ * network.remote-dio off, GlusterFS's default): what QEMU's gluster driver
+ * does for a disk with cache='none'. cache=writeback (the default) lets
+ * the bricks' page cache keep what was read and written.
+ *
  * allow-dir=DIR: which guest may open which volume, for one nbdkit shared
  * by every guest of the pool (docs/nbd.md). A client that is not root is
  * taken for a QEMU: its guest's name, from the -name of its command line,
@@ -40,6 +45,7 @@ static char *pool_xml_path;
 static GfpoolSource *pool_source;
 static GPtrArray *allowed_exports;  /* char*; NULL: every volume */
 static char *allow_dir;
+static gboolean cache_none;
 static GfpoolConn *conn;
 
 /* Handles open per export: a flush makes what every client wrote to that
@@ -81,7 +87,15 @@ gfpool_nbd_config(const char *key, const char *value)
         g_ptr_array_add(allowed_exports, g_strdup(value));
         return 0;
     }
-    nbdkit_error("unknown parameter '%s' (gfpool takes pool-xml=, export= and allow-dir=)", key);
+    if (g_str_equal(key, "cache")) {
+        if (g_str_equal(value, "none") || g_str_equal(value, "writeback")) {
+            cache_none = g_str_equal(value, "none");
+            return 0;
+        }
+        nbdkit_error("cache=%s: none or writeback", value);
+        return -1;
+    }
+    nbdkit_error("unknown parameter '%s' (gfpool takes pool-xml=, export=, allow-dir= and cache=)", key);
     return -1;
 }
 
@@ -112,7 +126,9 @@ gfpool_nbd_config_complete(void)
     "pool-xml=FILE  (required) the gluster pool's XML: every host, transport, dir\n" \
     "export=NAME    serve only this volume (repeatable; default: every volume)\n" \
     "allow-dir=DIR  a non-root client (a guest's QEMU) opens only the volumes\n" \
-    "               listed in DIR/GUEST (written by gfpool nbd-hook)"
+    "               listed in DIR/GUEST (written by gfpool nbd-hook)\n" \
+    "cache=none     the bricks bypass their page cache (O_DIRECT), as for a\n" \
+    "               QEMU gluster disk with cache='none' (default: writeback)"
 
 /* ---- the connection ------------------------------------------------- */
 
@@ -315,7 +331,8 @@ gfpool_nbd_open(int readonly)
         return NULL;
     }
     path = gfpool_conn_path(conn, name);
-    if (!(fd = glfs_open(gfpool_conn_glfs(conn), path, readonly ? O_RDONLY : O_RDWR))) {
+    if (!(fd = glfs_open(gfpool_conn_glfs(conn), path,
+                         (readonly ? O_RDONLY : O_RDWR) | (cache_none ? O_DIRECT : 0)))) {
         int e = errno;
         nbdkit_error("export '%s': cannot open volume: %s", name, g_strerror(e));
         errno = e;
@@ -406,6 +423,21 @@ gfpool_nbd_can_multi_conn(void *handle)
 {
     /* a flush on any connection fsyncs every fd open on the volume */
     return 1;
+}
+
+/* O_DIRECT on a brick wants sector-aligned requests: say so, and QEMU
+ * aligns them (as it does for its own gluster driver with cache='none'). */
+static int
+gfpool_nbd_block_size(void *handle, uint32_t *minimum, uint32_t *preferred, uint32_t *maximum)
+{
+    if (!cache_none) {
+        *minimum = *preferred = *maximum = 0;
+        return 0;
+    }
+    *minimum = 512;
+    *preferred = 4096;
+    *maximum = 32 * 1024 * 1024;
+    return 0;
 }
 
 /* ---- I/O -------------------------------------------------------------- */
@@ -585,6 +617,7 @@ static struct nbdkit_plugin plugin = {
     .can_zero = gfpool_nbd_can_zero,
     .can_fast_zero = gfpool_nbd_can_fast_zero,
     .can_multi_conn = gfpool_nbd_can_multi_conn,
+    .block_size = gfpool_nbd_block_size,
     .pread = gfpool_nbd_pread,
     .pwrite = gfpool_nbd_pwrite,
     .flush = gfpool_nbd_flush,

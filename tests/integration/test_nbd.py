@@ -180,6 +180,62 @@ def test_bad_names_and_restricted_exports(nbd_pool):
     assert p.returncode != 0 and 'missing.xml' in p.stdout, p.stdout
 
 
+def _brick_open_flags(cluster, volume, relpath):
+    """The open flags of `relpath` in every brick process of `volume`
+    that has it open (from /proc/PID/fdinfo)."""
+    flags = []
+    for (host, brick), (_, _, pid) in cluster.volume_status(volume).items():
+        if not pid.isdigit() or not brick.startswith('/'):
+            continue
+        # bricks open files by their gfid's hard link: match the inode
+        st = os.stat(os.path.join(brick, relpath))
+        fddir = '/proc/%s/fd' % pid
+        for fd in os.listdir(fddir):
+            try:
+                fst = os.stat(os.path.join(fddir, fd))
+                if (fst.st_dev, fst.st_ino) != (st.st_dev, st.st_ino):
+                    continue
+                with open('/proc/%s/fdinfo/%s' % (pid, fd)) as f:
+                    flags.append(int(f.read().split('flags:')[1].split()[0], 8))
+            except (OSError, IndexError):
+                pass
+    return flags
+
+
+def test_cache_none_opens_with_o_direct(nbd_pool, cluster, gfapi_rep3):
+    """cache=none: every brick holds the volume open with O_DIRECT while a
+    client uses it (cache=writeback: none does), the export announces
+    512-byte blocks, and a client's unaligned write still lands (QEMU
+    aligns it); a cache value that is neither fails at start."""
+    work, pool, name = nbd_pool
+    cli(pool, 'vol-create-as', 'd.raw', '4M')
+    rel = '%s/d.raw' % name
+    for cache, direct in (('none', True), ('writeback', False)):
+        n = Nbdkit(work, pool, 'cache=' + cache)
+        try:
+            info = json.loads(run('nbdinfo', '--json', n.uri('d.raw')).stdout)
+            export = info['exports'][0]
+            assert export.get('block_size_minimum', 1) == (512 if direct else 1), export
+            run('qemu-io', '-f', 'raw', '-c', 'write -P 0x%x 1000 3000' % (0x40 + direct),
+                '-c', 'flush', n.uri('d.raw'))
+            holder = subprocess.Popen(['qemu-io', '-f', 'raw', '-c', 'sleep 1500', n.uri('d.raw')],
+                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+            time.sleep(0.7)
+            flags = _brick_open_flags(cluster, 'rep3', rel)
+            holder.wait(10)
+            assert len(flags) == 3, (cache, flags)
+            assert all(bool(f & os.O_DIRECT) == direct for f in flags), (cache, [oct(f) for f in flags])
+            assert gfapi_rep3.read('/' + rel, 1000, 3000) == bytes([0x40 + direct]) * 3000
+            assert gfapi_rep3.read('/' + rel, 0, 1000) == b'\0' * 1000
+        finally:
+            n.stop()
+    p = subprocess.run(['nbdkit', '-f', '-U', str(work / 'c.sock'), PLUGIN,
+                        'pool-xml=' + pool, 'cache=unsafe'],
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                       universal_newlines=True, timeout=30)
+    assert p.returncode != 0 and 'cache=unsafe: none or writeback' in p.stdout, p.stdout
+
+
 def test_acknowledged_writes_survive_a_killed_nbdkit(nbd_pool, gfapi_rep3):
     """qemu-io writes and flushes through nbdkit, which is then killed
     (SIGKILL): what the flush acknowledged is on the volume, as gfapi reads

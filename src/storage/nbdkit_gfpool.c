@@ -54,7 +54,11 @@ typedef struct {
     char *name;
     glfs_fd_t *fd;
     guint64 size;       /* the export's size (see export_size) */
+    gboolean direct;    /* fd is O_DIRECT: requests come in whole sectors */
 } GfpoolNbdHandle;
+
+/* What a brick's O_DIRECT needs, and what the export announces then. */
+#define DIRECT_SECTOR 512
 
 static GMutex handles_lock;
 static GPtrArray *handles;          /* GfpoolNbdHandle* */
@@ -295,12 +299,36 @@ export_size(GfpoolNbdHandle *h, guint64 file_size, GError **error)
      * per cluster, rounded up generously, + 64 MiB for tables' own
      * clusters and fragmentation */
     h->size = file_size + p.capacity + p.capacity / 64 + 64 * 1024 * 1024;
-    if (h->size > (guint64)G_MAXINT64 || h->size < file_size) {
+    if (h->size > (guint64)G_MAXINT64 - 4096 || h->size < file_size) {
         g_set_error(error, GFPOOL_ERROR, GFPOOL_ERROR_INVALID,
                     "qcow2 virtual size %" G_GUINT64_FORMAT " is out of range", p.capacity);
         return FALSE;
     }
+    /* whole 4 KiB pages: cache=none's sectors divide it */
+    h->size = (h->size + 4095) & ~(guint64)4095;
     return TRUE;
+}
+
+static glfs_fd_t *
+open_volume(const char *name, const char *path, int readonly, gboolean direct)
+{
+    glfs_fd_t *fd = glfs_open(gfpool_conn_glfs(conn), path,
+                              (readonly ? O_RDONLY : O_RDWR) | (direct ? O_DIRECT : 0));
+
+    if (!fd) {
+        int e = errno;
+        nbdkit_error("export '%s': cannot open volume: %s", name, g_strerror(e));
+        errno = e;
+    }
+    return fd;
+}
+
+static void
+gfpool_nbd_free_handle(GfpoolNbdHandle *h)
+{
+    glfs_close(h->fd);
+    g_free(h->name);
+    g_free(h);
 }
 
 static void *
@@ -331,13 +359,8 @@ gfpool_nbd_open(int readonly)
         return NULL;
     }
     path = gfpool_conn_path(conn, name);
-    if (!(fd = glfs_open(gfpool_conn_glfs(conn), path,
-                         (readonly ? O_RDONLY : O_RDWR) | (cache_none ? O_DIRECT : 0)))) {
-        int e = errno;
-        nbdkit_error("export '%s': cannot open volume: %s", name, g_strerror(e));
-        errno = e;
+    if (!(fd = open_volume(name, path, readonly, cache_none)))
         return NULL;
-    }
     if (glfs_fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
         nbdkit_error("export '%s': not a volume (a regular file of the pool)", name);
         glfs_close(fd);
@@ -349,11 +372,27 @@ gfpool_nbd_open(int readonly)
     h->fd = fd;
     if (!export_size(h, (guint64)st.st_size, &err)) {
         nbdkit_error("export '%s': %s", name, err->message);
-        glfs_close(fd);
-        g_free(h->name);
-        g_free(h);
+        gfpool_nbd_free_handle(h);
         errno = EINVAL;
         return NULL;
+    }
+    h->direct = cache_none;
+    if (h->direct && h->size % DIRECT_SECTOR != 0) {
+        /* A raw volume ending in a partial sector: O_DIRECT could not
+         * reach its last bytes, and QEMU rounds an export's size up to its
+         * block size (writes past the end then fail). Every byte, served
+         * through the bricks' page cache, is the lesser harm. */
+        nbdkit_debug("export '%s': size %" G_GUINT64_FORMAT " is not whole %d-byte sectors: "
+                     "served without O_DIRECT", name, h->size, DIRECT_SECTOR);
+        if (!(fd = open_volume(name, path, readonly, FALSE))) {
+            int e = errno;
+            gfpool_nbd_free_handle(h);
+            errno = e;
+            return NULL;
+        }
+        glfs_close(h->fd);
+        h->fd = fd;
+        h->direct = FALSE;
     }
     g_mutex_lock(&handles_lock);
     g_ptr_array_add(handles, h);
@@ -369,9 +408,7 @@ gfpool_nbd_close(void *handle)
     g_mutex_lock(&handles_lock);
     g_ptr_array_remove(handles, h);
     g_mutex_unlock(&handles_lock);
-    glfs_close(h->fd);
-    g_free(h->name);
-    g_free(h);
+    gfpool_nbd_free_handle(h);
 }
 
 static int64_t
@@ -430,11 +467,13 @@ gfpool_nbd_can_multi_conn(void *handle)
 static int
 gfpool_nbd_block_size(void *handle, uint32_t *minimum, uint32_t *preferred, uint32_t *maximum)
 {
-    if (!cache_none) {
+    GfpoolNbdHandle *h = handle;
+
+    if (!h->direct) {
         *minimum = *preferred = *maximum = 0;
         return 0;
     }
-    *minimum = 512;
+    *minimum = DIRECT_SECTOR;
     *preferred = 4096;
     *maximum = 32 * 1024 * 1024;
     return 0;

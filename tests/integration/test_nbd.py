@@ -206,7 +206,9 @@ def test_cache_none_opens_with_o_direct(nbd_pool, cluster, gfapi_rep3):
     """cache=none: every brick holds the volume open with O_DIRECT while a
     client uses it (cache=writeback: none does), the export announces
     512-byte blocks, and a client's unaligned write still lands (QEMU
-    aligns it); a cache value that is neither fails at start."""
+    aligns it); a raw volume of a size that is not whole sectors is served
+    whole, without O_DIRECT; a cache value that is neither fails at
+    start."""
     work, pool, name = nbd_pool
     cli(pool, 'vol-create-as', 'd.raw', '4M')
     rel = '%s/d.raw' % name
@@ -229,6 +231,25 @@ def test_cache_none_opens_with_o_direct(nbd_pool, cluster, gfapi_rep3):
             assert gfapi_rep3.read('/' + rel, 0, 1000) == b'\0' * 1000
         finally:
             n.stop()
+    # a raw volume ending in a partial sector is served whole, without
+    # O_DIRECT; a qcow2 export (sized by the plugin) is whole pages
+    cli(pool, 'vol-create-as', 'odd.raw', '1000001B')
+    cli(pool, 'vol-create-as', 'q.qcow2', '4M', '--format', 'qcow2')
+    n = Nbdkit(work, pool, 'cache=none')
+    try:
+        odd = json.loads(run('nbdinfo', '--json', n.uri('odd.raw')).stdout)['exports'][0]
+        assert odd['export-size'] == 1000001, odd
+        assert odd.get('block_size_minimum', 1) == 1, odd
+        run('qemu-io', '-f', 'raw', '-c', 'write -P 0x6f 999936 65', '-c', 'flush',
+            n.uri('odd.raw'))
+        assert gfapi_rep3.read('/%s/odd.raw' % name, 999936, 65) == b'\x6f' * 65
+        q = json.loads(run('nbdinfo', '--json', n.uri('q.qcow2')).stdout)['exports'][0]
+        assert q['export-size'] % 4096 == 0 and q['block_size_minimum'] == 512, q
+        run('qemu-io', '-f', 'qcow2', '-c', 'write -P 0x71 1M 64k', n.uri('q.qcow2'))
+        p = run('qemu-io', '-f', 'qcow2', '-r', '-c', 'read -P 0x71 1M 64k', n.uri('q.qcow2'))
+        assert 'verification failed' not in p.stdout, p.stdout
+    finally:
+        n.stop()
     p = subprocess.run(['nbdkit', '-f', '-U', str(work / 'c.sock'), PLUGIN,
                         'pool-xml=' + pool, 'cache=unsafe'],
                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,

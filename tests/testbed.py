@@ -814,7 +814,17 @@ os._exit(0)
         t0 = time.monotonic()
         for volume in volumes or self.replicated_volumes():
             kicked = 0
+            full = False
             while True:
+                if not full and time.monotonic() - t0 > timeout / 3:
+                    # An index heal works by gfid and cannot create a name
+                    # the down brick missed: a file created under a
+                    # temporary name and renamed while the brick was down
+                    # stays pending ([1, 1, 0]) until a named lookup.
+                    # The full crawl does those lookups.
+                    self.cli('volume', 'heal', volume, 'full', check=False,
+                             timeout=30)
+                    full = True
                 if time.monotonic() - kicked > 5:
                     # the first trigger can come before every self-heal
                     # daemon is connected again: repeat it, or the next
@@ -854,10 +864,11 @@ os._exit(0)
                     names = [str(e)]
                 out.append('%s: %s' % (d, names))
                 gfids.update(n for n in names if len(n) == 36)
+        names = self._names_of(bricks, gfids)
         for g in sorted(gfids):
             for b in bricks:
                 path = os.path.join(b, '.glusterfs', g[:2], g[2:4], g)
-                line = '%s on %s:' % (g, b)
+                line = '%s on %s: names %s;' % (g, b, names.get((b, g), []))
                 try:
                     if os.path.islink(path):
                         line += ' dir -> %s' % os.readlink(path)
@@ -881,6 +892,34 @@ os._exit(0)
             l for l in ps
             if re.search(r'gluster|nbdkit|libvirtd|qemu-system', l)]))
         return '\n'.join(out)
+
+    @staticmethod
+    def _names_of(bricks, gfids):
+        """{(brick, gfid): [paths]}: the names a pending file has on each
+        brick (its gfid handle's hard links outside .glusterfs)."""
+        inodes = {}
+        for b in bricks:
+            for g in gfids:
+                try:
+                    st = os.lstat(os.path.join(b, '.glusterfs', g[:2], g[2:4], g))
+                    inodes[(b, st.st_dev, st.st_ino)] = g
+                except OSError:
+                    pass
+        names = {}
+        for b in bricks:
+            for root, dirs, files in os.walk(b):
+                if root == b:
+                    dirs[:] = [d for d in dirs if d != '.glusterfs']
+                for f in files:
+                    path = os.path.join(root, f)
+                    try:
+                        st = os.lstat(path)
+                    except OSError:
+                        continue
+                    g = inodes.get((b, st.st_dev, st.st_ino))
+                    if g:
+                        names.setdefault((b, g), []).append(os.path.relpath(path, b))
+        return names
 
     # -- teardown ------------------------------------------------------------
     def _collect_sockets(self):

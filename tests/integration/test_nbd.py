@@ -234,7 +234,7 @@ def test_cache_none_opens_with_o_direct(nbd_pool, cluster, gfapi_rep3):
     # a raw volume ending in a partial sector is served whole, without
     # O_DIRECT; a qcow2 export (sized by the plugin) is whole pages
     cli(pool, 'vol-create-as', 'odd.raw', '1000001B')
-    cli(pool, 'vol-create-as', 'q.qcow2', '4M', '--format', 'qcow2')
+    cli(pool, 'vol-create-as', 'cn.qcow2', '4M', '--format', 'qcow2')
     n = Nbdkit(work, pool, 'cache=none')
     try:
         odd = json.loads(run('nbdinfo', '--json', n.uri('odd.raw')).stdout)['exports'][0]
@@ -243,10 +243,10 @@ def test_cache_none_opens_with_o_direct(nbd_pool, cluster, gfapi_rep3):
         run('qemu-io', '-f', 'raw', '-c', 'write -P 0x6f 999936 65', '-c', 'flush',
             n.uri('odd.raw'))
         assert gfapi_rep3.read('/%s/odd.raw' % name, 999936, 65) == b'\x6f' * 65
-        q = json.loads(run('nbdinfo', '--json', n.uri('q.qcow2')).stdout)['exports'][0]
+        q = json.loads(run('nbdinfo', '--json', n.uri('cn.qcow2')).stdout)['exports'][0]
         assert q['export-size'] % 4096 == 0 and q['block_size_minimum'] == 512, q
-        run('qemu-io', '-f', 'qcow2', '-c', 'write -P 0x71 1M 64k', n.uri('q.qcow2'))
-        p = run('qemu-io', '-f', 'qcow2', '-r', '-c', 'read -P 0x71 1M 64k', n.uri('q.qcow2'))
+        run('qemu-io', '-f', 'qcow2', '-c', 'write -P 0x71 1M 64k', n.uri('cn.qcow2'))
+        p = run('qemu-io', '-f', 'qcow2', '-r', '-c', 'read -P 0x71 1M 64k', n.uri('cn.qcow2'))
         assert 'verification failed' not in p.stdout, p.stdout
     finally:
         n.stop()

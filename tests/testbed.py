@@ -867,7 +867,7 @@ os._exit(0)
         names = self._names_of(bricks, gfids)
         for g in sorted(gfids):
             for b in bricks:
-                path = os.path.join(b, '.glusterfs', g[:2], g[2:4], g)
+                path = self._gfid_handle(b, g)
                 line = '%s on %s: names %s;' % (g, b, names.get((b, g), []))
                 try:
                     if os.path.islink(path):
@@ -894,6 +894,11 @@ os._exit(0)
         return '\n'.join(out)
 
     @staticmethod
+    def _gfid_handle(brick, gfid):
+        """The brick's hard link (a symlink for a directory) by gfid."""
+        return os.path.join(brick, '.glusterfs', gfid[:2], gfid[2:4], gfid)
+
+    @staticmethod
     def _names_of(bricks, gfids):
         """{(brick, gfid): [paths]}: the names a pending file has on each
         brick (its gfid handle's hard links outside .glusterfs)."""
@@ -901,7 +906,7 @@ os._exit(0)
         for b in bricks:
             for g in gfids:
                 try:
-                    st = os.lstat(os.path.join(b, '.glusterfs', g[:2], g[2:4], g))
+                    st = os.lstat(Cluster._gfid_handle(b, g))
                     inodes[(b, st.st_dev, st.st_ino)] = g
                 except OSError:
                     pass

@@ -59,6 +59,8 @@ typedef struct {
 
 /* What a brick's O_DIRECT needs, and what the export announces then. */
 #define DIRECT_SECTOR 512
+/* A qcow2 export's size is a multiple of it; the preferred block size. */
+#define EXPORT_PAGE 4096
 
 static GMutex handles_lock;
 static GPtrArray *handles;          /* GfpoolNbdHandle* */
@@ -299,13 +301,13 @@ export_size(GfpoolNbdHandle *h, guint64 file_size, GError **error)
      * per cluster, rounded up generously, + 64 MiB for tables' own
      * clusters and fragmentation */
     h->size = file_size + p.capacity + p.capacity / 64 + 64 * 1024 * 1024;
-    if (h->size > (guint64)G_MAXINT64 - 4096 || h->size < file_size) {
+    if (h->size > (guint64)G_MAXINT64 - EXPORT_PAGE || h->size < file_size) {
         g_set_error(error, GFPOOL_ERROR, GFPOOL_ERROR_INVALID,
                     "qcow2 virtual size %" G_GUINT64_FORMAT " is out of range", p.capacity);
         return FALSE;
     }
-    /* whole 4 KiB pages: cache=none's sectors divide it */
-    h->size = (h->size + 4095) & ~(guint64)4095;
+    /* whole pages: cache=none's sectors divide it */
+    h->size = (h->size + EXPORT_PAGE - 1) & ~(guint64)(EXPORT_PAGE - 1);
     return TRUE;
 }
 
@@ -474,7 +476,7 @@ gfpool_nbd_block_size(void *handle, uint32_t *minimum, uint32_t *preferred, uint
         return 0;
     }
     *minimum = DIRECT_SECTOR;
-    *preferred = 4096;
+    *preferred = EXPORT_PAGE;
     *maximum = 32 * 1024 * 1024;
     return 0;
 }

@@ -377,6 +377,8 @@ class Cluster:
         # a node was stopped since the last wait_healed: replicated
         # volumes may have entries waiting for the self-heal daemons
         self.heal_pending = False
+        # start_stopped_nodes restarts nodes in threads, each saving state
+        self._state_lock = threading.Lock()
 
     # -- paths ---------------------------------------------------------
     def node_dir(self, i):
@@ -932,6 +934,7 @@ os._exit(0)
         command lines (-S / --socket-file) so stop() can remove them."""
         if not self.base_dir:
             return
+        found = set()
         for p in self.all_pids():
             cl = _proc_cmdline(p) or []
             for k, a in enumerate(cl):
@@ -941,7 +944,9 @@ os._exit(0)
                 elif a.startswith('--socket-file='):
                     val = a.split('=', 1)[1]
                 if val and val.startswith(GLUSTER_SOCK_DIR + '/'):
-                    self.created_sockets.add(val)
+                    found.add(val)
+        with self._state_lock:
+            self.created_sockets |= found
 
     @staticmethod
     def _list_dir(d):
@@ -1052,9 +1057,10 @@ os._exit(0)
         if not self.base_dir or not os.path.isdir(self.base_dir):
             return
         tmp = os.path.join(self.base_dir, '.state.json.tmp')
-        with open(tmp, 'w') as f:
-            json.dump(self.state(), f, indent=1)
-        os.replace(tmp, os.path.join(self.base_dir, 'state.json'))
+        with self._state_lock:
+            with open(tmp, 'w') as f:
+                json.dump(self.state(), f, indent=1)
+            os.replace(tmp, os.path.join(self.base_dir, 'state.json'))
 
     @classmethod
     def from_state(cls, base_dir):

@@ -816,17 +816,7 @@ os._exit(0)
         t0 = time.monotonic()
         for volume in volumes or self.replicated_volumes():
             kicked = 0
-            full = False
             while True:
-                if not full and time.monotonic() - t0 > timeout / 3:
-                    # An index heal works by gfid and cannot create a name
-                    # the down brick missed: a file created under a
-                    # temporary name and renamed while the brick was down
-                    # stays pending ([1, 1, 0]) until a named lookup.
-                    # The full crawl does those lookups.
-                    self.cli('volume', 'heal', volume, 'full', check=False,
-                             timeout=30)
-                    full = True
                 if time.monotonic() - kicked > 5:
                     # the first trigger can come before every self-heal
                     # daemon is connected again: repeat it, or the next

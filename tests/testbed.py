@@ -864,6 +864,11 @@ os._exit(0)
                 try:
                     if os.path.islink(path):
                         line += ' dir -> %s' % os.readlink(path)
+                    else:
+                        # a heal's time grows with the apparent size
+                        st = os.lstat(path)
+                        line += ' size %d (%d allocated)' % (
+                            st.st_size, st.st_blocks * 512)
                     for a in os.listxattr(path, follow_symlinks=False):
                         if a.startswith('trusted.afr') or a == 'trusted.gfid':
                             line += ' %s=0x%s' % (a, os.getxattr(
@@ -873,6 +878,14 @@ os._exit(0)
                 out.append(line)
         for i in range(1, self.nodes + 1):
             log = os.path.join(self.node_dir(i), 'log', 'glustershd.log')
+            try:
+                with open(log, errors='replace') as f:
+                    whole = f.read()
+            except OSError:
+                whole = ''
+            for g, kind, since in self._heals_running(whole, gfids):
+                out.append('node %d: %s self-heal of %s running since %s'
+                           % (i, kind, g, since))
             lines = [l for l in _tail(log, 400).splitlines()
                      if re.search(r'\] [EW] \[', l)]
             out.append('--- node %d glustershd.log, last errors ---\n%s' % (
@@ -884,6 +897,26 @@ os._exit(0)
             l for l in ps
             if re.search(r'gluster|nbdkit|libvirtd|qemu-system', l)]))
         return '\n'.join(out)
+
+    @staticmethod
+    def _heals_running(log_text, gfids):
+        """[(gfid, kind, time)] of the heals of `gfids` a self-heal
+        daemon's log shows started and not completed: still running (a
+        file with holes heals 128 KiB at a time: minutes for GiBs), or
+        given up without a word."""
+        running = {}
+        for line in log_text.splitlines():
+            m = re.search(r'^\[\S+ (\S+) .*\b(performing|Completed) '
+                          r'(?:granular )?(\w+) selfheal on ([0-9a-f-]{36})',
+                          line)
+            if not m or m.group(4) not in gfids:
+                continue
+            key = (m.group(4), m.group(3))
+            if m.group(2) == 'performing':
+                running[key] = m.group(1)
+            else:
+                running.pop(key, None)
+        return [(g, kind, t) for (g, kind), t in sorted(running.items())]
 
     @staticmethod
     def _gfid_handle(brick, gfid):

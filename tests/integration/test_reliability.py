@@ -10,7 +10,7 @@ daemon; the session daemon of the other tests is never involved.
    vol-download: qemu-img check, sha256) and nothing half-written is listed
    or left in the directory. This is checked while GlusterFS still heals, as
    a user would use the volume: its self-heal copies a file with holes
-   128 KiB at a time, ~5 min for the 4 GiB preallocated image here
+   128 KiB at a time, ~2 min for the 4 GiB preallocated image here
    (docs/reliability.md); the pool's directory is deleted before the wait
    for the heal that the next test needs.
 2. Servers gone: every host down -> pool-start fails fast naming the hosts;

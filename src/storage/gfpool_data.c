@@ -411,6 +411,11 @@ copy_backing_layer(GfpoolConn *conn, glfs_fd_t *out, const GfpoolProbe *probe,
         g_prefix_error(error, "backing file: ");
         return FALSE;
     }
+    if (!gfpool_backing_format_check("its overlay", probe->backing_format, bname, bp.format,
+                                     bp.recorded, error)) {
+        glfs_close(bfd);
+        return FALSE;
+    }
     ok = copy_layer(conn, out, bfd, &bp, (guint64)st.st_size, want, depth + 1, error);
     glfs_close(bfd);
     return ok;
@@ -547,7 +552,7 @@ gfpool_vol_clone(GfpoolConn *conn, const char *source, const GfpoolVolCreatePara
                  GError **error)
 {
     CloneFill c = { .p = p };
-    GfpoolNewVolume nv = { p->name, p->mode, p->uid, p->gid, FALSE };
+    GfpoolNewVolume nv = { p->name, p->format, p->mode, p->uid, p->gid, FALSE };
     gboolean ok;
 
     if (!gfpool_format_writable(p->format, "clone into volumes", error))
@@ -630,6 +635,35 @@ gfpool_vol_resize(GfpoolConn *conn, const char *name, guint64 capacity, unsigned
         ok = set_errno_error(error, errno, "cannot flush");
  out:
     return close_volume(conn, fd, "resize", name, ok, error);
+}
+
+
+/* ---- vol-record ----------------------------------------------------- */
+
+gboolean
+gfpool_vol_record(GfpoolConn *conn, const char *name, GfpoolFormat format,
+                  GfpoolFormat *previous, GError **error)
+{
+    g_auto(GfpoolProbe) p = { 0 };
+    struct stat st;
+    glfs_fd_t *fd;
+    gboolean ok = FALSE;
+
+    *previous = GFPOOL_FORMAT_NONE;
+    if (!(fd = open_volume(conn, name, O_RDONLY, &st, error)))
+        return FALSE;
+    /* an unreadable record is what this replaces */
+    if (!gfpool_record_read(fd, previous, NULL))
+        *previous = GFPOOL_FORMAT_NONE;
+    if (!gfpool_probe_fd_as(fd, (guint64)st.st_size, format, &p, error))
+        goto out;
+    if (p.warning) {
+        g_set_error(error, GFPOOL_ERROR, GFPOOL_ERROR_INVALID, "%s", p.warning);
+        goto out;
+    }
+    ok = gfpool_record_write(fd, format, error);
+ out:
+    return close_volume(conn, fd, "record the format of", name, ok, error);
 }
 
 
@@ -962,6 +996,29 @@ upload_fill(UploadCursor *cur, int in, char *buf, gsize len, gboolean *eof, GErr
     return (gssize)n;
 }
 
+/*
+ * An upload replaces bytes, never the volume's recorded format: a qcow2
+ * volume must still read as one afterwards. A raw one is raw whatever was
+ * uploaded (gfpool vol-record changes that, deliberately).
+ */
+static gboolean
+upload_check_format(UploadCursor *cur, GError **error)
+{
+    g_auto(GfpoolProbe) p = { 0 };
+    struct stat st;
+
+    if (glfs_fstat(cur->fd, &st) < 0)
+        return set_errno_error(error, errno, "cannot stat the volume after the upload");
+    if (!gfpool_probe_fd(cur->fd, (guint64)st.st_size, &p, error))
+        return FALSE;
+    if (p.recorded && p.corrupt) {
+        g_set_error(error, GFPOOL_ERROR, GFPOOL_ERROR_INVALID,
+                    "what was uploaded does not fit the volume's recorded format: %s", p.warning);
+        return FALSE;
+    }
+    return TRUE;
+}
+
 gboolean
 gfpool_vol_upload(GfpoolConn *conn, const char *name, guint64 offset, guint64 length,
                   int in, gboolean sparse, GfpoolHoles *holes, GfpoolProgress *progress,
@@ -979,7 +1036,10 @@ gfpool_vol_upload(GfpoolConn *conn, const char *name, guint64 offset, guint64 le
     if (!gfpool_range_check("upload", offset, length, error) ||
         !(cur.fd = open_probed(conn, name, O_RDWR, &st, &probe, error)))
         return FALSE;
-    if (!check_header_sound(&probe, error))
+    /* A recorded volume's upload is checked against its format at the end,
+     * which lets a good image replace a broken one; without a record the
+     * header is all there is to go by. */
+    if (!probe.recorded && !check_header_sound(&probe, error))
         return close_volume(conn, cur.fd, "upload to", name, FALSE, error);
     cur.pos = offset;
     cur.limit = length ? offset + length : (guint64)G_MAXINT64;
@@ -1012,7 +1072,7 @@ gfpool_vol_upload(GfpoolConn *conn, const char *name, guint64 offset, guint64 le
         }
         cur.dirty = TRUE;
     }
-    ok = upload_settle(&cur, error);
+    ok = upload_settle(&cur, error) && upload_check_format(&cur, error);
  out:
     /* The failure is already in error; the writes in flight only end. */
     gfpool_write_behind_finish(cur.wb, NULL);

@@ -17,6 +17,15 @@ typedef enum {
 gboolean gfpool_vol_resize(GfpoolConn *conn, const char *name, guint64 capacity,
                            unsigned int flags, GError **error);
 
+/*
+ * vol-record: an administrator's word that the volume is of this format,
+ * for a volume placed by other tools (it has no record) or to correct one.
+ * The volume must be a sound image of that format (any bytes are a raw
+ * one). *previous receives what was recorded before (NONE: nothing).
+ */
+gboolean gfpool_vol_record(GfpoolConn *conn, const char *name, GfpoolFormat format,
+                           GfpoolFormat *previous, GError **error);
+
 typedef enum {
     GFPOOL_WIPE_ZERO,           /* zeros over every byte */
     GFPOOL_WIPE_TRIM,           /* discard: the bricks free the space */

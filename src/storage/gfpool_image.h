@@ -53,6 +53,8 @@ typedef struct {
                                  * refuse: such an image is never rewritten
                                  * on the strength of its header */
     gboolean corrupt;           /* the first case: the header was not parsed */
+    gboolean recorded;          /* the format was given (the volume's format
+                                 * record), not found in these bytes */
 } GfpoolProbe;
 
 void gfpool_probe_clear(GfpoolProbe *p);
@@ -69,6 +71,17 @@ G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(GfpoolProbe, gfpool_probe_clear)
  */
 void gfpool_image_probe(const guint8 *header, gsize header_len, guint64 file_size,
                         GfpoolReadFunc read_fn, void *opaque, GfpoolProbe *p);
+
+/*
+ * The same for an image whose format is known from elsewhere (the volume's
+ * record, an administrator): the bytes never choose another one. A raw or
+ * iso image is its file, whatever its first bytes look like; any other
+ * format must be what the header says, else the result is that format,
+ * corrupt, with p->warning naming both. p->recorded is set.
+ */
+void gfpool_image_probe_as(GfpoolFormat format, const guint8 *header, gsize header_len,
+                           guint64 file_size, GfpoolReadFunc read_fn, void *opaque,
+                           GfpoolProbe *p);
 
 /* Largest virtual size we create for qcow2 (QEMU's limit: 2^61 - 1 rounded
  * down to a cluster... see implementation). */

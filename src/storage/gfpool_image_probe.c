@@ -937,3 +937,33 @@ gfpool_image_probe(const guint8 *header, gsize header_len, guint64 file_size,
 }
 
 
+
+
+void
+gfpool_image_probe_as(GfpoolFormat format, const guint8 *header, gsize header_len,
+                      guint64 file_size, GfpoolReadFunc read_fn, void *opaque,
+                      GfpoolProbe *p)
+{
+    GfpoolFormat found;
+
+    if (format == GFPOOL_FORMAT_RAW || format == GFPOOL_FORMAT_ISO) {
+        /* Not even looked at: these are exactly the bytes a guest writes. */
+        memset(p, 0, sizeof(*p));
+        p->format = format;
+        p->capacity = file_size;
+        p->recorded = TRUE;
+        return;
+    }
+    gfpool_image_probe(header, header_len, file_size, read_fn, opaque, p);
+    p->recorded = TRUE;
+    if ((found = p->format) == format)
+        return;
+    gfpool_probe_clear(p);
+    p->format = format;
+    p->capacity = file_size;
+    p->corrupt = TRUE;
+    p->recorded = TRUE;
+    p->warning = g_strdup_printf("unusable %s image: its header is not a %s header (it reads as %s)",
+                                 gfpool_format_to_string(format), gfpool_format_to_string(format),
+                                 gfpool_format_to_string(found));
+}

@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 
+#include "gfpool_record.h"
 #include "gfpool_uri.h"
 #include "gfpool_volume.h"
 
@@ -31,15 +32,16 @@ gfpool_vol_info_free(GfpoolVolInfo *info)
 }
 
 
-/* XML 1.0 has no way to carry C0 controls other than tab, LF and CR, not
- * even as character references: a name holding one would make every
- * <volume> XML malformed. */
+/* XML 1.0 cannot carry C0 controls other than tab, LF and CR at all, and
+ * attribute normalisation turns those three into spaces ("a\nb" read back
+ * from a <disk> would name the volume "a b"); DEL is no better in a name
+ * shown on a terminal. */
 static gboolean
-name_has_xml_forbidden_char(const char *name, gsize len)
+name_has_control_char(const char *name, gsize len)
 {
     for (gsize i = 0; i < len; i++) {
         unsigned char c = (unsigned char)name[i];
-        if (c < 0x20 && c != '\t' && c != '\n' && c != '\r')
+        if (c < 0x20 || c == 0x7f)
             return TRUE;
     }
     return FALSE;
@@ -65,7 +67,7 @@ gfpool_vol_name_validate(const char *name, gsize len, GError **error)
         why = "the prefix '" GFPOOL_TEMP_PREFIX "' is reserved for images being written";
     else if (!g_utf8_validate(name, (gssize)len, NULL))
         why = "it is not valid UTF-8";
-    else if (name_has_xml_forbidden_char(name, len))
+    else if (name_has_control_char(name, len))
         why = "it contains a control character";
 
     if (why) {
@@ -84,6 +86,7 @@ gfpool_vol_name_validate(const char *name, gsize len, GError **error)
 typedef struct {
     GfpoolFileStamp stamp;
     GfpoolFormat format;
+    gboolean recorded;
     guint64 capacity;
     guint32 cluster_size;
     char *backing;
@@ -136,6 +139,7 @@ gfpool_probe_cache_lookup(GfpoolProbeCache *c, const GfpoolFileStamp *stamp, Gfp
     e = g_hash_table_lookup(c->entries, &stamp->ino);
     if (e && memcmp(&e->stamp, stamp, sizeof(*stamp)) == 0) {
         info->format = e->format;
+        info->recorded = e->recorded;
         info->capacity = e->capacity;
         info->cluster_size = e->cluster_size;
         info->backing = g_strdup(e->backing);
@@ -157,6 +161,7 @@ gfpool_probe_cache_store(GfpoolProbeCache *c, const GfpoolFileStamp *stamp, cons
     e = g_new0(CacheEntry, 1);
     e->stamp = *stamp;
     e->format = info->format;
+    e->recorded = info->recorded;
     e->capacity = info->capacity;
     e->cluster_size = info->cluster_size;
     e->backing = g_strdup(info->backing);
@@ -189,18 +194,23 @@ cache_forget_missing(GfpoolProbeCache *c, GHashTable *seen)
  * neat but brittle to evolve; a plain key file is easy to validate entry by
  * entry and to read when debugging. One group per inode number (hex).
  * Version 3: corrupt images keep their signature's format (were raw).
+ * Version 4: whether the format came from the volume's record. A version 3
+ * entry is one without: a record written since (by any host) changed the
+ * file's ctime, so its stamp no longer matches.
  */
-#define CACHE_FILE_VERSION 3
+#define CACHE_FILE_VERSION 4
 
 void
 gfpool_probe_cache_load(GfpoolProbeCache *c, const char *path)
 {
     g_autoptr(GKeyFile) kf = g_key_file_new();
     g_auto(GStrv) groups = NULL;
+    int version;
 
     if (!g_key_file_load_from_file(kf, path, G_KEY_FILE_NONE, NULL))
         return;
-    if (g_key_file_get_integer(kf, "gfpool", "version", NULL) != CACHE_FILE_VERSION)
+    version = g_key_file_get_integer(kf, "gfpool", "version", NULL);
+    if (version != CACHE_FILE_VERSION && version != 3)
         return;
 
     groups = g_key_file_get_groups(kf, NULL);
@@ -236,6 +246,11 @@ gfpool_probe_cache_load(GfpoolProbeCache *c, const char *path)
         if (err || (f = gfpool_format_from_string(fmt)) <= GFPOOL_FORMAT_NONE)
             goto bad;
         e->format = f;
+        if (version >= 4) {
+            e->recorded = g_key_file_get_boolean(kf, g, "recorded", &err);
+            if (err)
+                goto bad;
+        }
         e->backing = g_key_file_get_string(kf, g, "backing", NULL);
         bfmt = g_key_file_get_string(kf, g, "backing_format", NULL);
         if (bfmt && (bf = gfpool_format_from_string(bfmt)) < 0)
@@ -270,6 +285,7 @@ gfpool_probe_cache_save(GfpoolProbeCache *c, const char *path, GError **error)
         g_key_file_set_int64(kf, g, "mtime_ns", e->stamp.mtime_ns);
         g_key_file_set_int64(kf, g, "ctime_ns", e->stamp.ctime_ns);
         g_key_file_set_string(kf, g, "format", gfpool_format_to_string(e->format));
+        g_key_file_set_boolean(kf, g, "recorded", e->recorded);
         g_key_file_set_uint64(kf, g, "capacity", e->capacity);
         g_key_file_set_uint64(kf, g, "cluster_size", e->cluster_size);
         if (e->backing)
@@ -289,31 +305,6 @@ gfpool_probe_cache_save(GfpoolProbeCache *c, const char *path, GError **error)
 
 
 /* ---- probing -------------------------------------------------------- */
-
-/*
- * Headers are read with a plain open/pread/close by path. Two ways to save
- * the open were tried and dropped, each for what it did to others:
- * - gfapi's handle calls (glfs_xreaddirplus_r with handles,
- *   glfs_h_anonymous_read): glfs_free/glfs_h_close run without the
- *   connection's context and aborted libvirtd with "free(): invalid
- *   pointer" in our tests when a node was down;
- * - open-behind's anonymous reads (use-anonymous-fd=yes,
- *   read-after-open=no on our client): 2-3x faster, but on a replica volume
- *   every file read left one open fd on every brick until our client
- *   disconnected (5,000 per refresh of 5,000 images), which would run the
- *   bricks out of descriptors for every client of the volume.
- */
-gboolean
-gfpool_probe_fd(glfs_fd_t *fd, guint64 size, GfpoolProbe *p, GError **error)
-{
-    guint8 header[GFPOOL_PROBE_HEADER_SIZE];
-    gssize n;
-
-    if ((n = gfpool_glfs_fd_read(fd, 0, header, sizeof(header), error)) < 0)
-        return FALSE;
-    gfpool_image_probe(header, (gsize)n, size, gfpool_glfs_fd_read, fd, p);
-    return TRUE;
-}
 
 static void
 probe_path(GfpoolConn *conn, const char *path, guint64 size, GfpoolVolInfo *info)
@@ -341,6 +332,7 @@ probe_path(GfpoolConn *conn, const char *path, guint64 size, GfpoolVolInfo *info
     }
     glfs_close(fd);
     info->format = p.format;
+    info->recorded = p.recorded;
     info->capacity = p.capacity;
     info->cluster_size = p.cluster_size;
     info->backing = g_steal_pointer(&p.backing);
@@ -818,6 +810,14 @@ gfpool_vol_backing_chain(GfpoolConn *conn, const char *name, GfpoolProbeCache *c
             gfpool_vol_info_free(info);
             return NULL;
         }
+        if (chain->len > 0) {
+            const GfpoolVolInfo *above = g_ptr_array_index(chain, chain->len - 1);
+            if (!gfpool_backing_format_check(above->name, above->backing_format, info->name,
+                                             info->format, info->recorded, error)) {
+                gfpool_vol_info_free(info);
+                return NULL;
+            }
+        }
         g_ptr_array_add(chain, info);
         g_hash_table_add(seen, info->name);
         next = info->backing;
@@ -1010,7 +1010,9 @@ gfpool_vol_publish_new(GfpoolConn *conn, const GfpoolNewVolume *nv,
         gfpool_set_error_errno(error, errno, conn, "cannot create temporary file", tmp);
         return FALSE;
     }
-    if (!fill(conn, fd, opaque, error) || !apply_perms(fd, nv, error))
+    /* The record before the name: a published volume has one. */
+    if (!fill(conn, fd, opaque, error) || !gfpool_record_write(fd, nv->format, error) ||
+        !apply_perms(fd, nv, error))
         goto fail;
     /* Written bytes must be on disk before the name points at them. A file
      * that got only a size and an allocation has nothing to lose: the
@@ -1140,7 +1142,7 @@ gfpool_vol_create(GfpoolConn *conn, const GfpoolVolCreateParams *p, GError **err
 
     {
         CreateFill f = { p, capacity, backing_format };
-        GfpoolNewVolume nv = { p->name, p->mode, p->uid, p->gid,
+        GfpoolNewVolume nv = { p->name, p->format, p->mode, p->uid, p->gid,
                                p->format == GFPOOL_FORMAT_RAW &&
                                p->prealloc != GFPOOL_PREALLOC_FULL };
         return gfpool_vol_publish_new(conn, &nv, create_fill, &f, error);

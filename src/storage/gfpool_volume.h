@@ -7,6 +7,7 @@
 
 #include "gfpool_conn.h"
 #include "gfpool_image.h"
+#include "gfpool_record.h"
 
 /* Prefix of the hidden names images are written under before they are
  * published; refresh never lists them. */
@@ -21,6 +22,8 @@ typedef struct {
     char *name;
     GfpoolVolKind kind;
     GfpoolFormat format;        /* NONE for directories */
+    gboolean recorded;          /* format from the volume's record (else
+                                 * probed from its header) */
     guint64 capacity;
     guint64 allocation;         /* bytes actually stored (st_blocks * 512) */
     guint64 size;               /* the file's size (libvirt's target.physical) */
@@ -37,14 +40,11 @@ void gfpool_vol_info_free(GfpoolVolInfo *info);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(GfpoolVolInfo, gfpool_vol_info_free)
 
 /* Rules for a volume name: not empty, not "." or "..", no '/', no NUL
- * (len covers the whole name), at most 255 bytes, not our temp prefix.
- * The message names the rule broken. */
+ * (len covers the whole name), at most 255 bytes, not our temp prefix,
+ * valid UTF-8 without control characters (below 0x20, and 0x7f). The
+ * message names the rule broken. */
 gboolean gfpool_vol_name_validate(const char *name, gsize len, GError **error);
 
-/* The header of the image open on fd, size bytes long, probed into p (a
- * corrupt header is p->warning, not a failure); FALSE when it cannot be
- * read. */
-gboolean gfpool_probe_fd(glfs_fd_t *fd, guint64 size, GfpoolProbe *p, GError **error);
 
 /* Results of header probes, remembered by what a directory listing already
  * returns (gfid, size, mtime, ctime), so an unchanged image is never read
@@ -175,9 +175,11 @@ gboolean gfpool_pool_build(GfpoolConn *conn, guint32 mode, gboolean no_overwrite
  * volume's root. */
 gboolean gfpool_pool_delete(GfpoolConn *conn, GError **error);
 
-/* Identity of a volume being made: name and the permissions it gets. */
+/* Identity of a volume being made: name, the format its maker chose (its
+ * record) and the permissions it gets. */
 typedef struct {
     const char *name;
+    GfpoolFormat format;
     gint64 mode;                /* -1 = 0600 */
     gint64 uid;                 /* -1 = leave as created */
     gint64 gid;
@@ -190,7 +192,8 @@ typedef gboolean (*GfpoolFillFunc)(GfpoolConn *conn, glfs_fd_t *fd, void *opaque
 
 /*
  * The one way volumes come into existence: a hidden temporary file is
- * filled, given its permissions, fsynced (unless no_data), then published
+ * filled, given its format record and permissions, fsynced (unless
+ * no_data), then published
  * with glfs_link
  * (EEXIST if the name was taken meanwhile: never an overwrite) and its temp
  * name removed. On any failure nothing remains.

@@ -756,6 +756,64 @@ test_probe_corrupt(void)
     }
 }
 
+/* A format given from elsewhere (the volume's record) is never overruled
+ * by the bytes: what a guest writes into its raw disk stays raw data. */
+static void
+test_probe_as(void)
+{
+    g_autoptr(MemFile) q = mem_qcow2();
+    /* the raw disk of a guest that wrote a qcow2 header (virtual size
+     * 1 GiB, backing base.img) at its first sector */
+    guint64 disk_size = 64 * MiB;
+    g_auto(GfpoolProbe) p = { 0 };
+
+    gfpool_image_probe(q->data, q->len, disk_size, mem_read, q, &p);
+    g_assert_cmpint(p.format, ==, GFPOOL_FORMAT_QCOW2);
+    g_assert_cmpstr(p.backing, ==, "base.img");
+    g_assert_false(p.recorded);
+    gfpool_probe_clear(&p);
+
+    /* recorded raw: the file's size, no backing, no header read at all */
+    gfpool_image_probe_as(GFPOOL_FORMAT_RAW, q->data, q->len, disk_size, broken_read, NULL, &p);
+    g_assert_cmpint(p.format, ==, GFPOOL_FORMAT_RAW);
+    g_assert_cmpuint(p.capacity, ==, disk_size);
+    g_assert_null(p.backing);
+    g_assert_null(p.warning);
+    g_assert_false(p.corrupt);
+    g_assert_true(p.recorded);
+    gfpool_probe_clear(&p);
+
+    /* recorded qcow2 and a qcow2 header: the header's fields */
+    gfpool_image_probe_as(GFPOOL_FORMAT_QCOW2, q->data, q->len, q->len, mem_read, q, &p);
+    g_assert_cmpint(p.format, ==, GFPOOL_FORMAT_QCOW2);
+    g_assert_cmpuint(p.capacity, ==, 1 * GiB);
+    g_assert_cmpstr(p.backing, ==, "base.img");
+    g_assert_null(p.warning);
+    g_assert_true(p.recorded);
+    gfpool_probe_clear(&p);
+
+    /* recorded qcow2, bytes that are not: corrupt qcow2, never raw */
+    {
+        guint8 zeros[4096] = { 0 };
+        gfpool_image_probe_as(GFPOOL_FORMAT_QCOW2, zeros, sizeof(zeros), 1 * MiB, NULL, NULL, &p);
+        g_assert_cmpint(p.format, ==, GFPOOL_FORMAT_QCOW2);
+        g_assert_true(p.corrupt);
+        g_assert_true(p.recorded);
+        g_assert_cmpuint(p.capacity, ==, 1 * MiB);
+        g_assert_null(p.backing);
+        g_assert_nonnull(p.warning);
+        g_assert_nonnull(strstr(p.warning, "not a qcow2 header (it reads as raw)"));
+        gfpool_probe_clear(&p);
+    }
+
+    /* recorded vmdk, a qcow2 header: corrupt vmdk */
+    gfpool_image_probe_as(GFPOOL_FORMAT_VMDK, q->data, q->len, q->len, mem_read, q, &p);
+    g_assert_cmpint(p.format, ==, GFPOOL_FORMAT_VMDK);
+    g_assert_true(p.corrupt);
+    g_assert_null(p.backing);
+    g_assert_nonnull(strstr(p.warning, "it reads as qcow2"));
+}
+
 static void
 test_probe_qcow2_edges(void)
 {
@@ -2078,6 +2136,7 @@ main(int argc, char **argv)
     g_test_add_func("/image/probe/iso", test_probe_iso);
     g_test_add_func("/image/probe/empty", test_probe_empty);
     g_test_add_func("/image/probe/corrupt", test_probe_corrupt);
+    g_test_add_func("/image/probe/as", test_probe_as);
     g_test_add_func("/image/probe/qcow2-edges", test_probe_qcow2_edges);
     g_test_add_func("/image/probe/mutations", test_probe_mutations);
     g_test_add_func("/image/map/qemu", test_map_qemu);

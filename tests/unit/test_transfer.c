@@ -424,6 +424,7 @@ test_probe_cache_round_trip(void)
     GfpoolVolInfo in = { 0 }, out = { 0 };
 
     in.format = GFPOOL_FORMAT_QCOW2;
+    in.recorded = TRUE;
     in.capacity = G_GUINT64_CONSTANT(1) << 50;
     in.cluster_size = 65536;
     in.backing = (char *)"base\nwith = a [group] line";
@@ -435,6 +436,7 @@ test_probe_cache_round_trip(void)
     back = load(NULL);
     g_assert_true(gfpool_probe_cache_lookup(back, &s, &out));
     g_assert_cmpint(out.format, ==, in.format);
+    g_assert_true(out.recorded);
     g_assert_cmpuint(out.capacity, ==, in.capacity);
     g_assert_cmpuint(out.cluster_size, ==, in.cluster_size);
     g_assert_cmpstr(out.backing, ==, in.backing);
@@ -471,6 +473,39 @@ test_probe_cache_damaged(void)
         g_unlink(path);
         c = load(NULL);
         g_assert_false(lookup(c, 1, &info));
+    }
+}
+
+/* A cache written before format records existed (version 3) holds
+ * volumes without one: a record written since changed the file's ctime,
+ * so its entry no longer matches. Version 4 says which entries had one,
+ * and an entry that does not say is no entry. */
+static void
+test_probe_cache_versions(void)
+{
+    const char *entry =
+        "[0000000000000001]\nsize=1048576\nmtime_ns=5\nctime_ns=6\ncapacity=7\n"
+        "cluster_size=0\nformat=qcow2\n";
+    GfpoolVolInfo info;
+
+    {
+        g_autofree char *text = g_strconcat("[gfpool]\nversion=3\n", entry, NULL);
+        g_autoptr(GfpoolProbeCache) c = load(text);
+        g_assert_true(lookup(c, 1, &info));
+        g_assert_cmpint(info.format, ==, GFPOOL_FORMAT_QCOW2);
+        g_assert_false(info.recorded);
+    }
+    {
+        g_autofree char *text = g_strconcat("[gfpool]\nversion=4\n", entry, NULL);
+        g_autoptr(GfpoolProbeCache) c = load(text);
+        g_assert_false(lookup(c, 1, &info));
+    }
+    {
+        g_autofree char *text = g_strconcat("[gfpool]\nversion=4\n", entry, "recorded=true\n",
+                                            NULL);
+        g_autoptr(GfpoolProbeCache) c = load(text);
+        g_assert_true(lookup(c, 1, &info));
+        g_assert_true(info.recorded);
     }
 }
 
@@ -535,6 +570,7 @@ main(int argc, char **argv)
     g_test_add_func("/probe-cache/round-trip", test_probe_cache_round_trip);
     g_test_add_func("/probe-cache/damaged", test_probe_cache_damaged);
     g_test_add_func("/probe-cache/entries", test_probe_cache_entries);
+    g_test_add_func("/probe-cache/versions", test_probe_cache_versions);
     rc = g_test_run();
     {
         g_autofree char *path = g_build_filename(tmpdir, "cache", NULL);

@@ -501,6 +501,7 @@ gfpoolRefreshPool(virStoragePoolObj *pool)
     g_autoptr(GError) err = NULL;
     g_autoptr(GfpoolPoolState) state = NULL;
     guint64 capacity, allocation, available;
+    guint probed = 0;
 
     /* libvirt refreshes after every upload, holding the pool's lock (and
      * so every pool-list) for as long as GlusterFS takes to fail us. */
@@ -523,12 +524,24 @@ gfpoolRefreshPool(virStoragePoolObj *pool)
         const GfpoolVolInfo *info = g_ptr_array_index(vols, i);
         g_autoptr(virStorageVolDef) vol = g_new0(virStorageVolDef, 1);
 
+        if (info->kind == GFPOOL_VOL_FILE && !info->recorded) {
+            probed++;
+            VIR_DEBUG("volume '%s' of gluster pool '%s' has no format record: %s probed",
+                      info->name, def->name, gfpool_format_to_string(info->format));
+        }
         vol->name = g_strdup(info->name);
         gfpoolVolDefFill(state->conn, vol, info);
         if (virStoragePoolObjAddVol(pool, vol) < 0)
             return -1;
         vol = NULL;
     }
+    /* libvirt's volume XML has no place to say it: the log does, when it
+     * changes (not at every refresh of a pool kept by other tools too). */
+    if (probed != state->probed && probed > 0)
+        VIR_WARN("gluster pool '%s': %u volumes have no format record; their formats were read "
+                 "from their own bytes, which guests may have written (gfpool vol-list --details "
+                 "names them, gfpool vol-record records them)", def->name, probed);
+    state->probed = probed;
 
     if (!gfpool_pool_info(state->conn, &capacity, &allocation, &available, &err)) {
         gfpoolPoolStateNoteError(state, err);

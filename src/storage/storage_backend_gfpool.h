@@ -24,6 +24,7 @@ typedef struct {
     GfpoolProbeCache *cache;
     char *cache_path;
     gint unreachable;   /* a call failed with ENOTCONN: reconnect next time */
+    guint probed;       /* volumes without a format record at the last refresh */
 } GfpoolPoolState;
 
 GfpoolPoolState *gfpoolPoolStateGet(virStoragePoolObj *pool);

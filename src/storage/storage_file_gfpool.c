@@ -23,6 +23,7 @@
 #include "storage_source_conf.h"
 
 #include "gfpool_conn.h"
+#include "gfpool_record.h"
 
 #define VIR_FROM_THIS VIR_FROM_STORAGE
 
@@ -110,15 +111,39 @@ gfpoolFileDeinit(virStorageSource *src)
     drv->priv = NULL;
 }
 
+/* The format libvirt creates the image for (a snapshot's overlay, a block
+ * copy's destination), which QEMU then writes: recorded as our own verbs
+ * record theirs. Formats gfpool does not name stay without a record. */
+static GfpoolFormat
+gfpoolFileFormat(const virStorageSource *src)
+{
+    switch ((virStorageFileFormat)src->format) {
+    case VIR_STORAGE_FILE_RAW:
+        return GFPOOL_FORMAT_RAW;
+    case VIR_STORAGE_FILE_QCOW2:
+        return GFPOOL_FORMAT_QCOW2;
+    default:
+        return GFPOOL_FORMAT_NONE;
+    }
+}
+
 static int
 gfpoolFileCreate(virStorageSource *src)
 {
+    g_autoptr(GError) err = NULL;
+    GfpoolFormat format = gfpoolFileFormat(src);
     glfs_fd_t *fd;
 
     /* what libvirt's other backends do for a snapshot's new overlay */
     if (!(fd = glfs_creat(gfpoolFileFs(src), src->path, O_CREAT | O_TRUNC | O_WRONLY,
                           S_IRUSR | S_IWUSR)))
         return -1;
+    if (format != GFPOOL_FORMAT_NONE && !gfpool_record_write(fd, format, &err)) {
+        int saved = errno;
+        VIR_WARN("gluster image '%s' on volume '%s' keeps no format record: %s",
+                 src->path, src->volume, err->message);
+        errno = saved;
+    }
     glfs_close(fd);
     return 0;
 }

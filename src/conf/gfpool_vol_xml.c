@@ -272,6 +272,9 @@ gfpool_vol_def_format(const GfpoolVolDef *def)
         g_string_append(s, "</path>\n");
     }
     if (def->format) {
+        if (def->format_probed)
+            g_string_append(s, "    <!-- gfpool: no format record; this format was read from the "
+                            "image's header (gfpool vol-record) -->\n");
         g_string_append(s, "    <format type='");
         append_escaped(s, def->format);
         g_string_append(s, "'/>\n");

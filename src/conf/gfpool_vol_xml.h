@@ -22,6 +22,9 @@ typedef struct {
     char *backing_path;     /* <backingStore><path> */
     char *backing_format;
     guint32 cluster_size;   /* <target><clusterSize> (libvirt >= 7.4), 0 = none */
+    gboolean format_probed; /* output only: the volume has no format record,
+                             * said in a comment (libvirt's schema has no
+                             * element for it) */
 } GfpoolVolDef;
 
 GfpoolVolDef *gfpool_vol_def_new(void);

@@ -327,6 +327,15 @@ format_name(GfpoolFormat f)
     return s ? s : "unknown";
 }
 
+/* Where the volume's format comes from, as listings say it. */
+static const char *
+record_name(const GfpoolVolInfo *info)
+{
+    if (info->kind == GFPOOL_VOL_DIR)
+        return "-";
+    return info->recorded ? "recorded" : "probed";
+}
+
 static char *
 human_size(guint64 v)
 {
@@ -356,6 +365,7 @@ vol_def_from_info(GfpoolConn *conn, const GfpoolVolInfo *info)
     def->capacity = info->capacity;
     def->allocation = info->allocation;
     def->format = g_strdup(info->kind == GFPOOL_VOL_DIR ? "dir" : format_name(info->format));
+    def->format_probed = info->kind == GFPOOL_VOL_FILE && !info->recorded;
     def->mode = info->mode;
     def->uid = info->uid;
     def->gid = info->gid;
@@ -371,6 +381,7 @@ vol_def_from_info(GfpoolConn *conn, const GfpoolVolInfo *info)
 /* ---- verbs ---------------------------------------------------------- */
 
 static gboolean opt_details;
+static char *opt_format;
 
 static int
 cmd_vol_list(int argc, char **argv)
@@ -395,7 +406,8 @@ cmd_vol_list(int argc, char **argv)
         return finish(conn, fail(err));
 
     if (opt_details)
-        printf(" %-30s %-8s %-8s %-12s %-12s\n", "Name", "Type", "Format", "Capacity", "Allocation");
+        printf(" %-30s %-8s %-8s %-12s %-12s %s\n", "Name", "Type", "Format", "Capacity",
+               "Allocation", "Record");
     else
         printf(" %-30s %s\n", "Name", "Path");
     printf("---------------------------------------------------------------------------------\n");
@@ -404,9 +416,10 @@ cmd_vol_list(int argc, char **argv)
         if (opt_details) {
             g_autofree char *cap = human_size(info->capacity);
             g_autofree char *alloc = human_size(info->allocation);
-            printf(" %-30s %-8s %-8s %-12s %-12s\n", info->name,
+            printf(" %-30s %-8s %-8s %-12s %-12s %s\n", info->name,
                    info->kind == GFPOOL_VOL_DIR ? "netdir" : "network",
-                   info->kind == GFPOOL_VOL_DIR ? "dir" : format_name(info->format), cap, alloc);
+                   info->kind == GFPOOL_VOL_DIR ? "dir" : format_name(info->format), cap, alloc,
+                   record_name(info));
         } else {
             g_autofree char *uri = gfpool_vol_key(conn, info->name);
             printf(" %-30s %s\n", info->name, uri);
@@ -502,6 +515,9 @@ cmd_vol_info(int argc, char **argv)
         printf("%-15s %s\n", "Name:", info->name);
         printf("%-15s %s\n", "Type:", info->kind == GFPOOL_VOL_DIR ? "netdir" : "network");
         printf("%-15s %s\n", "Format:", info->kind == GFPOOL_VOL_DIR ? "dir" : format_name(info->format));
+        if (info->kind == GFPOOL_VOL_FILE)
+            printf("%-15s %s\n", "Record:", info->recorded ? "recorded" :
+                   "probed (no format record: the format was read from the image's header)");
         printf("%-15s %s\n", "Capacity:", cap);
         printf("%-15s %s\n", "Allocation:", alloc);
         if (info->backing)
@@ -512,6 +528,55 @@ cmd_vol_info(int argc, char **argv)
     }
     gfpool_vol_info_free(info);
     return finish(conn, EXIT_OK);
+}
+
+static int
+cmd_vol_record(int argc, char **argv)
+{
+    static const GOptionEntry own[] = {
+        { "format", 0, 0, G_OPTION_ARG_STRING, &opt_format,
+          "the volumes' format (required): raw, qcow2, or any format gfpool lists", "F" },
+        { NULL }
+    };
+    static const Verb v = { "vol-record", "--format F VOL...",
+                            "Record the format of volumes placed by other tools (their format is "
+                            "otherwise probed from bytes a guest may have written).", NULL };
+    GfpoolConn *conn;
+    GfpoolFormat format;
+    int f;
+    int rc = EXIT_OK;
+
+    if (!parse_verb_args(&v, own, TRUE, &argc, &argv, &rc))
+        return rc;
+    if (argc < 2)
+        return usage_error("vol-record takes the names of the volumes");
+    if (!opt_format)
+        return usage_error("vol-record needs --format: the format is the administrator's word, "
+                           "never the image's");
+    if ((f = gfpool_format_from_string(opt_format)) <= GFPOOL_FORMAT_NONE)
+        return usage_error("invalid --format '%s'", opt_format);
+    format = (GfpoolFormat)f;
+    if (!(conn = pool_connect(&rc)))
+        return rc;
+    for (int i = 1; i < argc; i++) {
+        g_autoptr(GError) err = NULL;
+        GfpoolFormat previous;
+
+        if (!gfpool_vol_record(conn, argv[i], format, &previous, &err)) {
+            int r = fail(err);
+            if (rc == EXIT_OK)
+                rc = r;
+            continue;
+        }
+        if (previous == GFPOOL_FORMAT_NONE)
+            printf("Volume %s recorded as %s\n", argv[i], format_name(format));
+        else if (previous == format)
+            printf("Volume %s was already recorded as %s\n", argv[i], format_name(format));
+        else
+            printf("Volume %s recorded as %s (was %s)\n", argv[i], format_name(format),
+                   format_name(previous));
+    }
+    return finish(conn, rc);
 }
 
 static int
@@ -590,7 +655,6 @@ create_and_report(GfpoolVolCreateParams *p)
     return finish(conn, EXIT_OK);
 }
 
-static char *opt_format;
 static char *opt_allocation;
 static gboolean opt_prealloc_metadata;
 static char *opt_backing_vol;
@@ -961,6 +1025,54 @@ libvirt_chain(const char *uri, const char *poolname, const char *volname,
     return rc;
 }
 
+static char *opt_image_format;
+
+/*
+ * --image-format: the administrator says what the top volume is. Raw ends
+ * the chain there, whatever the bytes say; another format must be the
+ * volume's record or, without one, what its header reads as, and the
+ * layers below it need records. *chainp is the chain to check further, or
+ * NULL when the given format ended it.
+ */
+static gboolean
+disk_chain_given(GfpoolConn *conn, const char *volname, GPtrArray *layers, GPtrArray **chainp)
+{
+    g_autoptr(GError) err = NULL;
+    g_autoptr(GfpoolVolInfo) top = NULL;
+    int given = gfpool_format_from_string(opt_image_format);
+
+    *chainp = NULL;
+    if (given <= GFPOOL_FORMAT_NONE) {
+        usage_error("invalid --image-format '%s'", opt_image_format);
+        return FALSE;
+    }
+    if (!(top = gfpool_vol_info(conn, volname, NULL, &err))) {
+        fail(err);
+        return FALSE;
+    }
+    if (top->recorded && top->format != (GfpoolFormat)given) {
+        usage_error("volume '%s' is recorded as %s, not %s", volname,
+                    format_name(top->format), opt_image_format);
+        return FALSE;
+    }
+    if (given == GFPOOL_FORMAT_RAW) {
+        g_ptr_array_add(layers, gfpool_disk_layer_new(volname, "raw"));
+        *chainp = g_ptr_array_new_with_free_func((GDestroyNotify)gfpool_vol_info_free);
+        return TRUE;
+    }
+    if (top->format != (GfpoolFormat)given || top->warning) {
+        usage_error("volume '%s' is not a sound %s image: %s", volname, opt_image_format,
+                    top->warning ? top->warning : format_name(top->format));
+        return FALSE;
+    }
+    if (!(*chainp = gfpool_vol_backing_chain(conn, volname, NULL, &err))) {
+        fail(err);
+        return FALSE;
+    }
+    g_ptr_array_add(layers, gfpool_disk_layer_new(volname, opt_image_format));
+    return TRUE;
+}
+
 /* The chain from gfapi (the pool options) or from libvirt (--connect). */
 static int
 disk_chain(const char *volname, GfpoolSource **srcp, GPtrArray **layersp, GfpoolConn **connp)
@@ -973,17 +1085,35 @@ disk_chain(const char *volname, GfpoolSource **srcp, GPtrArray **layersp, Gfpool
     if (opt_connect) {
         if (!opt_pool)
             return usage_error("--connect needs --pool NAME");
+        if (opt_image_format)
+            return usage_error("--image-format goes with the pool options: through --connect the "
+                               "formats are the daemon's");
         return libvirt_chain(opt_connect, opt_pool, volname, srcp, layersp);
     }
     if (!(*connp = pool_connect(&rc)))
         return rc;
-    /* The format is probed, never assumed: a qcow2 opened as raw would
-     * hand the guest its metadata. */
-    if (!(chain = gfpool_vol_backing_chain(*connp, volname, NULL, &err)))
-        return fail(err);
     layers = g_ptr_array_new_with_free_func((GDestroyNotify)gfpool_disk_layer_free);
-    for (guint i = 0; i < chain->len; i++) {
+    if (opt_image_format && !disk_chain_given(*connp, volname, layers, &chain))
+        return EXIT_USAGE;
+    if (!chain && !(chain = gfpool_vol_backing_chain(*connp, volname, NULL, &err)))
+        return fail(err);
+    for (guint i = layers->len; i < chain->len; i++) {
         const GfpoolVolInfo *info = g_ptr_array_index(chain, i);
+        /* A format read from bytes a guest may have written decides
+         * nothing that a guest then gets: the disk names only layers an
+         * administrator's verb made (or vouched for). */
+        if (!info->recorded) {
+            g_printerr("gfpool: error: volume '%s' has no format record: its format (%s) was only "
+                       "read from its own bytes, which a guest may have written; record it with "
+                       "'gfpool vol-record --format FORMAT %s'%s\n", info->name,
+                       format_name(info->format), info->name,
+                       i == 0 ? " or give --image-format" : "");
+            return EXIT_FAILED;
+        }
+        if (info->warning) {
+            g_printerr("gfpool: error: volume '%s' cannot be used: %s\n", info->name, info->warning);
+            return EXIT_FAILED;
+        }
         g_ptr_array_add(layers, gfpool_disk_layer_new(info->name, format_name(info->format)));
     }
     *srcp = gfpool_source_copy(gfpool_conn_source(*connp));
@@ -1004,6 +1134,9 @@ cmd_disk_xml(int argc, char **argv)
         { "connect", 'c', 0, G_OPTION_ARG_STRING, &opt_connect,
           "read the pool and volume from this libvirt (any, remote too) instead of gfapi", "URI" },
         { "pool", 0, 0, G_OPTION_ARG_STRING, &opt_pool, "the libvirt pool, with --connect", "NAME" },
+        { "image-format", 0, 0, G_OPTION_ARG_STRING, &opt_image_format,
+          "the volume's format, for a volume without a format record (raw names no backing chain)",
+          "F" },
         { "nbd", 0, 0, G_OPTION_ARG_FILENAME, &opt_nbd,
           "the images as exports of nbdkit-gfpool-plugin on this unix socket, not through "
           "QEMU's gluster driver", "SOCKET" },
@@ -1346,6 +1479,7 @@ static const Verb verbs[] = {
     { "vol-create", "FILE.xml", "Create a volume from a <volume> XML file.", cmd_vol_create },
     { "vol-delete", "VOL", "Delete a volume.", cmd_vol_delete },
     { "vol-info", "VOL", "Type, capacity and allocation of a volume.", cmd_vol_info },
+    { "vol-record", "--format F VOL...", "Record the format of volumes placed by other tools.", cmd_vol_record },
     { "vol-dumpxml", "VOL", "The volume's XML, as virsh prints it.", cmd_vol_dumpxml },
     { "vol-path", "VOL", "The volume's gluster:// URI.", cmd_vol_path },
     { "disk-xml", "VOL [--connect URI --pool P]", "Domain <disk> XML (or URI) for QEMU's gluster driver.", cmd_disk_xml },

@@ -104,7 +104,7 @@ def test_cli_lifecycle(cpool, tmp_path, how):
 
     # details table
     out = run('vol-list', '--details', check=0).stdout.splitlines()
-    assert out[0].split() == ['Name', 'Type', 'Format', 'Capacity', 'Allocation']
+    assert out[0].split() == ['Name', 'Type', 'Format', 'Capacity', 'Allocation', 'Record']
     assert set(out[1]) == {'-'}
     table = {l.split()[0]: l.split() for l in out[2:]}
     assert table['a.qcow2'][1:5] == ['network', 'qcow2', '10.00', 'GiB'], table

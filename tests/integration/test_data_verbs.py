@@ -103,10 +103,13 @@ def upload(p, vol, local, *opts):
 
 
 def put_volume(p, vol, local):
-    """A raw volume of the local file's size, the file uploaded into it
-    (--sparse): libvirtd's probe then sees what the file is."""
+    """A volume of the local file's format (the pool records the format it
+    is created with; an upload replaces the bytes, never the format), the
+    file uploaded into it (--sparse)."""
+    with open(local, 'rb') as f:
+        fmt = 'qcow2' if f.read(4) == b'QFI\xfb' else 'raw'
     size = os.path.getsize(local)
-    p.virsh('vol-create-as', p.name, vol, str(size), '--format', 'raw',
+    p.virsh('vol-create-as', p.name, vol, str(size), '--format', fmt,
             '--allocation', '0')
     upload(p, vol, local, '--sparse')
 

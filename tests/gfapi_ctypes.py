@@ -139,6 +139,28 @@ def _lib():
         sig('glfs_copy_file_range', c_ssize_t, c_void_p, P(c_off_t),
             c_void_p, P(c_off_t), c_size_t, ctypes.c_uint, c_void_p,
             c_void_p, c_void_p)
+        sig('glfs_fstat', c_int, c_void_p, P(_StructStat))
+        sig('glfs_setxattr', c_int, c_void_p, c_char_p, c_char_p, c_void_p,
+            c_size_t, c_int)
+        sig('glfs_fsetxattr', c_int, c_void_p, c_char_p, c_void_p, c_size_t,
+            c_int)
+        sig('glfs_getxattr', c_ssize_t, c_void_p, c_char_p, c_char_p,
+            c_void_p, c_size_t)
+        sig('glfs_fgetxattr', c_ssize_t, c_void_p, c_char_p, c_void_p,
+            c_size_t)
+        sig('glfs_listxattr', c_ssize_t, c_void_p, c_char_p, c_void_p,
+            c_size_t)
+        sig('glfs_removexattr', c_int, c_void_p, c_char_p, c_char_p)
+        sig('glfs_fremovexattr', c_int, c_void_p, c_char_p)
+        # per-thread identity sent with every request (syncop context)
+        sig('glfs_setfsuid', c_int, ctypes.c_uint32)
+        sig('glfs_setfsgid', c_int, ctypes.c_uint32)
+        sig('glfs_setfsgroups', c_int, c_size_t, P(ctypes.c_uint32))
+        sig('glfs_readdirplus_r', c_int, c_void_p, P(_StructStat),
+            P(_Dirent), P(P(_Dirent)))
+        sig('glfs_xreaddirplus_r', c_int, c_void_p, ctypes.c_uint32,
+            P(c_void_p), P(_Dirent), P(P(_Dirent)))
+        sig('glfs_free', None, c_void_p)
         _LIB = lib
         return lib
 
@@ -501,3 +523,110 @@ class Gfapi:
                              _Timespec(int(seconds), 0))
         if self._lib.glfs_utimens(self._fs, _b(path), ctypes.byref(ts)) != 0:
             _raise('utimens', _b(path))
+
+    # -- extended attributes and identity --------------------------------
+    def setxattr(self, path, name, value, flags=0):
+        """glfs_setxattr (flags: os.XATTR_CREATE / os.XATTR_REPLACE)."""
+        v = bytes(value)
+        if self._lib.glfs_setxattr(self._fs, _b(path), name.encode(), v,
+                                   len(v), flags) != 0:
+            _raise('setxattr %s' % name, _b(path))
+
+    def fsetxattr(self, path, name, value, flags=0, open_flags=os.O_RDONLY):
+        """glfs_fsetxattr on a descriptor opened with `open_flags` (the
+        kernel checks the inode, not the open mode: read-only will do)."""
+        v = bytes(value)
+        fd = self._open(path, open_flags)
+        try:
+            if self._lib.glfs_fsetxattr(fd, name.encode(), v, len(v),
+                                        flags) != 0:
+                _raise('fsetxattr %s' % name, _b(path))
+        finally:
+            self._lib.glfs_close(fd)
+
+    def getxattr(self, path, name, size=4096):
+        """glfs_getxattr -> the value's bytes."""
+        buf = ctypes.create_string_buffer(size)
+        r = self._lib.glfs_getxattr(self._fs, _b(path), name.encode(), buf,
+                                    size)
+        if r < 0:
+            _raise('getxattr %s' % name, _b(path))
+        return buf.raw[:r]
+
+    def fgetxattr(self, path, name, size=4096):
+        fd = self._open(path, os.O_RDONLY)
+        try:
+            buf = ctypes.create_string_buffer(size)
+            r = self._lib.glfs_fgetxattr(fd, name.encode(), buf, size)
+            if r < 0:
+                _raise('fgetxattr %s' % name, _b(path))
+            return buf.raw[:r]
+        finally:
+            self._lib.glfs_close(fd)
+
+    def listxattr(self, path, size=65536):
+        """glfs_listxattr -> the names, sorted."""
+        buf = ctypes.create_string_buffer(size)
+        r = self._lib.glfs_listxattr(self._fs, _b(path), buf, size)
+        if r < 0:
+            _raise('listxattr', _b(path))
+        return sorted(n.decode() for n in buf.raw[:r].split(b'\0') if n)
+
+    def removexattr(self, path, name):
+        if self._lib.glfs_removexattr(self._fs, _b(path), name.encode()) != 0:
+            _raise('removexattr %s' % name, _b(path))
+
+    def fremovexattr(self, path, name, open_flags=os.O_RDONLY):
+        fd = self._open(path, open_flags)
+        try:
+            if self._lib.glfs_fremovexattr(fd, name.encode()) != 0:
+                _raise('fremovexattr %s' % name, _b(path))
+        finally:
+            self._lib.glfs_close(fd)
+
+    def fstat_raw(self, path):
+        fd = self._open(path, os.O_RDONLY)
+        try:
+            st = _StructStat()
+            if self._lib.glfs_fstat(fd, ctypes.byref(st)) != 0:
+                _raise('fstat', _b(path))
+            return st
+        finally:
+            self._lib.glfs_close(fd)
+
+    def set_identity(self, uid, gid, groups=()):
+        """The uid, gid and groups gfapi sends with this thread's requests
+        from now on (glfs_setfsuid/-gid/-groups: nothing checks them on the
+        client)."""
+        lib = self._lib
+        arr = (ctypes.c_uint32 * max(1, len(groups)))(*groups)
+        if lib.glfs_setfsuid(uid) != 0 or lib.glfs_setfsgid(gid) != 0 or \
+                lib.glfs_setfsgroups(len(groups), arr) != 0:
+            _raise('setfs{uid,gid,groups}(%d, %d)' % (uid, gid))
+
+    def readdirplus(self, path):
+        """glfs_readdirplus_r over a directory -> [(name, struct stat)],
+        without '.' and '..'."""
+        p = _b(path)
+        fd = self._lib.glfs_opendir(self._fs, p)
+        if not fd:
+            _raise('opendir', p)
+        out = []
+        try:
+            ent = _Dirent()
+            res = ctypes.POINTER(_Dirent)()
+            while True:
+                st = _StructStat()
+                if self._lib.glfs_readdirplus_r(fd, ctypes.byref(st),
+                                                ctypes.byref(ent),
+                                                ctypes.byref(res)) != 0:
+                    _raise('readdirplus', p)
+                if not res:
+                    break
+                name = ent.d_name.decode('utf-8', 'surrogateescape')
+                if name not in ('.', '..'):
+                    out.append((name, st))
+        finally:
+            self._lib.glfs_closedir(fd)
+        return out
+

@@ -9,13 +9,15 @@ keeping the attribute.
 A private cluster (tests/testbed.py), volume `rep3`, one directory of N
 empty files, each with trusted.gfpool.format and user.gfpool.other set.
 For each volume configuration, R runs, each in a fresh client process (a
-cold md-cache): readdirplus of the whole directory, then
+cold md-cache): readdirplus of the whole directory (started just after a
+whole second of the clock: see PHASES), then
 glfs_getxattr(path, trusted.gfpool.format) of every file, then
 glfs_getxattr(path, user.gfpool.other) of every file (a name md-cache is
 not told to keep), then, 2 s later (past md-cache's default timeout),
 trusted.gfpool.format of every file again. One more run per configuration with `gluster volume
-profile` on counts what reached the bricks in each phase (LOOKUP,
-GETXATTR, summed over the three bricks). Prints a Markdown table (paste it
+profile` on counts what reached the bricks in each phase (READDIRP,
+LOOKUP, GETXATTR, summed over the three bricks; the listing and the first
+read together). Prints a Markdown table (paste it
 into bench/README.md) and writes every sample to
 bench/results/xattr-listing-<release>-<stamp>.json.
 
@@ -61,38 +63,48 @@ CONFIGS = (
     ('cached', CACHED),
 )
 # (label, attribute, seconds to wait first): the second read of the format
-# comes after md-cache's default timeout (1 s) has passed
+# comes after md-cache's default timeout (1 s) has passed. md-cache stamps
+# what it caches with time(NULL) and drops it once the clock reaches that
+# second plus the timeout: with 1 s, an entry cached at x.9 s lives 0.1 s.
+# So the listing starts just after a whole second, and the first read
+# follows it at once, counted with it.
 LATER = 2
 PHASES = (('readdirplus', None, 0), ('format', FORMAT_ATTR, 0),
           ('other', OTHER_ATTR, 0), ('format later', FORMAT_ATTR, LATER))
+# the phases the bricks' counters are read after
+COUNTED = ('format', 'other', 'format later')
 
-# One client's run; it waits for a line on stdin before each phase so that
-# the parent can clear the bricks' profile counters in between.
-_CLIENT = r'''
+# One client's run; before the listing and before each counted phase after
+# the first it waits for a line on stdin, so that the parent can clear the
+# bricks' profile counters.
+_CLIENT = r"""
 import json, sys, time
 sys.path.insert(0, sys.argv[1])
 from gfapi_ctypes import Gfapi
 g = Gfapi('rep3', [tuple(h) for h in json.loads(sys.argv[2])])
 d = sys.argv[3]
+phases = json.loads(sys.argv[4])
 out = {}
 sys.stdin.readline()
+time.sleep(1.01 - time.time() % 1)
 t = time.monotonic()
 out['listing from'] = time.time()
 names = [n for n, _ in g.readdirplus(d)]
 out['listing to'] = time.time()
 out['readdirplus'] = time.monotonic() - t
 out['entries'] = len(names)
-for label, attr, wait in json.loads(sys.argv[4])[1:]:
+for i, (label, attr, wait) in enumerate(phases[1:]):
     time.sleep(wait)
-    print('next', flush=True)
-    sys.stdin.readline()
+    if i:
+        print('next', flush=True)
+        sys.stdin.readline()
     t = time.monotonic()
     for n in names:
         g.getxattr(d + '/' + n, attr)
     out[label] = time.monotonic() - t
     out[label + ' to'] = time.time()
 print(json.dumps(out), flush=True)
-'''
+"""
 
 
 def profile_counts(cluster):
@@ -100,8 +112,8 @@ def profile_counts(cluster):
     out = cluster.cli('volume', 'profile', 'rep3', 'info', 'cumulative',
                       timeout=60).stdout
     counts = {}
-    for m in re.finditer(r'^\s*[\d.]+(?:\s+[\d.]+ \w+){3}\s+(\d+)\s+([A-Z]+)\s*$',
-                         out, re.M):
+    for m in re.finditer(r'^\s*[\d.]+(?:\s+[\d.]+ \w+){3}\s+(\d+)\s+([A-Z]+)'
+                         r'\s*$', out, re.M):
         n, fop = m.groups()
         counts[fop] = counts.get(fop, 0) + int(n)
     return counts
@@ -111,10 +123,9 @@ def run_client(cluster, profile=False):
     p = subprocess.Popen(
         [sys.executable, '-c', _CLIENT, os.path.join(REPO, 'tests'),
          json.dumps(cluster.volume_hosts('rep3')), DIR, json.dumps(PHASES)],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-        text=True)
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     counts = {}
-    for phase, _, _ in PHASES:
+    for phase in COUNTED:
         if profile:
             cluster.cli('volume', 'profile', 'rep3', 'info', 'clear',
                         timeout=60)
@@ -123,8 +134,8 @@ def run_client(cluster, profile=False):
         line = p.stdout.readline()      # 'next' or, at the end, the result
         if profile:
             c = profile_counts(cluster)
-            counts[phase] = {k: c.get(k, 0) for k in ('LOOKUP', 'GETXATTR',
-                                                      'READDIRP')}
+            counts[phase] = {k: c.get(k, 0) for k in ('READDIRP', 'LOOKUP',
+                                                      'GETXATTR')}
     if p.wait(timeout=600) != 0:
         raise SystemExit('client failed')
     return json.loads(line), counts
@@ -206,7 +217,9 @@ def main(argv):
     head = ['readdirplus']
     for ph, attr, wait in PHASES[1:]:
         what = 'getxattr %s%s' % (attr, ', %d s later' % wait if wait else '')
-        head += ['%s: all files' % what, 'per file', 'bricks: LOOKUP + GETXATTR']
+        head += ['%s: all files' % what, 'per file',
+                 'bricks: READDIRP + LOOKUP + GETXATTR%s' % (
+                     ' (with the listing)' if ph == COUNTED[0] else '')]
     print('| volume options | %s |' % ' | '.join(head))
     print('|---|' + '---|' * len(head))
     for name, _ in configs:
@@ -217,7 +230,8 @@ def main(argv):
         for ph, _, _ in PHASES[1:]:
             b = c['bricks'][ph]
             cells += ['%.2f s' % med[ph], '%.0f µs' % (med[ph] / n * 1e6),
-                      '%d + %d' % (b['LOOKUP'], b['GETXATTR'])]
+                      '%d + %d + %d' % (b['READDIRP'], b['LOOKUP'],
+                                        b['GETXATTR'])]
         print('| %s | %s |' % (name, ' | '.join(cells)))
     return 0
 

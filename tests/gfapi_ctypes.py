@@ -604,6 +604,16 @@ class Gfapi:
                 lib.glfs_setfsgroups(len(groups), arr) != 0:
             _raise('setfs{uid,gid,groups}(%d, %d)' % (uid, gid))
 
+    def set_pid(self, pid):
+        """The pid gfapi sends from now on (glfs_setfspid, a private
+        symbol): GlusterFS's own daemons send negative ones, which the
+        bricks trust (root-squash, ACL checks)."""
+        f = self._lib.glfs_setfspid
+        f.restype = c_int
+        f.argtypes = [c_void_p, c_int]
+        if f(self._fs, pid) != 0:
+            _raise('setfspid(%d)' % pid)
+
     def readdirplus(self, path):
         """glfs_readdirplus_r over a directory -> [(name, struct stat)],
         without '.' and '..'."""

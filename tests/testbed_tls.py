@@ -164,10 +164,12 @@ class TlsCluster(testbed.Cluster):
 
     VOLUMES = ('rep3',)
 
-    def __init__(self, base_dir=None, nodes=3, volumes=('rep3',), reaper=True):
+    def __init__(self, base_dir=None, nodes=3, volumes=('rep3',), reaper=True,
+                 secure_management=True):
         super().__init__(base_dir=base_dir, nodes=nodes, volumes=False,
                          reaper=reaper)
         self.tls_volumes = tuple(volumes)
+        self.secure_management = secure_management
         self.holder = None
         self.holder_pid = None
         self.mntns = None
@@ -213,8 +215,26 @@ class TlsCluster(testbed.Cluster):
         groups = os.path.join(GLUSTERD_DIR, 'groups')
         if os.path.isdir(groups):
             shutil.copytree(groups, os.path.join(self.glusterd_dir, 'groups'))
+        if self.secure_management:
+            self._write_secure_access()
+
+    def _write_secure_access(self):
         with open(os.path.join(self.glusterd_dir, 'secure-access'), 'w') as f:
             f.write('option transport.socket.ssl-cert-depth 1\n')
+
+    def switch_management_tls(self, on=True):
+        """What the administrator does to switch management TLS: the
+        secure-access file on every server and client (here one file all
+        of them see), then every glusterd restarted at once (with their
+        bricks and self-heal daemons: they read it at their start too)."""
+        if on:
+            self._write_secure_access()
+        else:
+            os.unlink(os.path.join(self.glusterd_dir, 'secure-access'))
+        self.secure_management = on
+        for i in range(1, self.nodes + 1):
+            self.stop_node(i)
+        self.start_stopped_nodes()
 
     # -- the namespace -------------------------------------------------------
     def binds(self, identity='client'):
@@ -246,7 +266,8 @@ class TlsCluster(testbed.Cluster):
         """argv run in the cluster's namespace as `identity` (a namespace
         of its own under the holder's for any but 'client'), as `uid`
         (with that gid, no supplementary groups) when given."""
-        cmd = ['nsenter', '-t', str(self.holder_pid), '-m', '--']
+        # -r: the holder's root, not the namespace's (a chroot: scripts/in-root.sh)
+        cmd = ['nsenter', '-t', str(self.holder_pid), '-m', '-r', '--']
         if identity != 'client':
             cmd += ['unshare', '-m', '--propagation', 'private', 'sh', '-c',
                     'mount --bind "$0" %s && exec "$@"' % SSL_DIR,
@@ -364,7 +385,8 @@ class TlsCluster(testbed.Cluster):
     def state(self):
         st = super().state()
         st.update({'tls': True, 'holder_pid': self.holder_pid, 'mntns': self.mntns,
-                   'tls_volumes': list(self.tls_volumes)})
+                   'tls_volumes': list(self.tls_volumes),
+                   'secure_management': self.secure_management})
         return st
 
     @classmethod
@@ -378,6 +400,7 @@ class TlsCluster(testbed.Cluster):
         c.holder_pid = st.get('holder_pid')
         c.mntns = st.get('mntns')
         c.tls_volumes = tuple(st.get('tls_volumes', ()))
+        c.secure_management = st.get('secure_management', True)
         return c
 
     def gfapi(self, volume, identity='client'):

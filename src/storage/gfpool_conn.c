@@ -20,7 +20,21 @@ struct _GfpoolConn {
     GfpoolConn *shared;     /* a view: fs is this cached connection's */
     char *volfile;          /* the one fs was built from (not in a view) */
     gsize volfile_len;
+    gboolean secure_mgmt;   /* SECURE_ACCESS existed when it connected */
 };
+
+/* GlusterFS's switch for TLS on management connections
+ * (GLUSTERD_DEFAULT_WORKDIR "/secure-access", the same path on Debian 12
+ * and 13; no option moves it). gfapi reads it once, in glfs_init: a client
+ * made before it appeared talks plain to glusterds that restarted with
+ * TLS, and cannot look up a restarted brick's port. */
+#define SECURE_ACCESS "/var/lib/glusterd/secure-access"
+
+static gboolean
+secure_mgmt_now(void)
+{
+    return access(SECURE_ACCESS, F_OK) == 0;
+}
 
 /*
  * Why a connect fails, when TLS or the volume's auth is the reason, gfapi
@@ -630,6 +644,7 @@ gfpool_conn_open_flags(const GfpoolSource *src, guint timeout_ms,
     GfapiLog log;
     GThread *t;
     gint64 deadline;
+    gboolean secure_mgmt;
 
     if (src->hosts->len == 0) {
         g_set_error(error, GFPOOL_ERROR, GFPOOL_ERROR_INVALID,
@@ -685,6 +700,7 @@ gfpool_conn_open_flags(const GfpoolSource *src, guint timeout_ms,
     job->src = gfpool_source_copy(src);
     job->key = g_steal_pointer(&key);
     job->started = g_get_monotonic_time();
+    secure_mgmt = secure_mgmt_now();
     gfapi_log_open(&log, &job->log_path);
 
     if (!(t = g_thread_try_new("gfpool-connect", connect_thread, job, &thread_err))) {
@@ -749,6 +765,7 @@ gfpool_conn_open_flags(const GfpoolSource *src, guint timeout_ms,
     conn->src = gfpool_source_copy(src);
     connect_job_unref(job);
     conn->volfile = fs_volfile(conn->fs, &conn->volfile_len);
+    conn->secure_mgmt = secure_mgmt;
     conn->server_copy_safe = conn->volfile && volfile_allows_server_copy(conn->volfile);
 
     if (!(flags & GFPOOL_CONN_OPEN_NO_DIR) && !conn_check_dir(conn, error)) {
@@ -766,6 +783,8 @@ gfpool_conn_outdated(GfpoolConn *conn)
     g_autofree char *now = NULL;
     gsize len = 0;
 
+    if (secure_mgmt_now() != base->secure_mgmt)
+        return TRUE;
     if (!base->volfile || !(now = fs_volfile(base->fs, &len)))
         return FALSE;
     return len != base->volfile_len || memcmp(now, base->volfile, len) != 0;

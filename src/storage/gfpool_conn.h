@@ -89,13 +89,15 @@ GfpoolConn *gfpool_conn_cache_open(const GfpoolSource *src, unsigned int flags,
 
 /*
  * Whether the volume's settings changed since conn was made (its volfile
- * differs). gfapi applies an option change to a running client in place,
- * and protocol/client's reconfigure() never reaches its transports: they
- * keep the TLS and source-port settings they were built with, so after a
- * volume locked down with client.ssl and client.bind-insecure off is
- * restarted its bricks refuse such a client for good. A fresh connection
- * has the new settings; callers that keep connections replace an outdated
- * one once a fresh connect works.
+ * differs), or management TLS was switched (/var/lib/glusterd/secure-access
+ * appeared or went). gfapi applies an option change to a running client in
+ * place, and protocol/client's reconfigure() never reaches its transports:
+ * they keep the TLS and source-port settings they were built with, so
+ * after a volume locked down with client.ssl and client.bind-insecure off
+ * is restarted its bricks refuse such a client for good; and gfapi reads
+ * secure-access only in glfs_init. A fresh connection has the new
+ * settings; callers that keep connections replace an outdated one once a
+ * fresh connect works.
  */
 gboolean gfpool_conn_outdated(GfpoolConn *conn);
 

@@ -20,7 +20,8 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from conftest import _cleanup_libvirtd, _start_libvirtd, make_unique_name, module_path
+from conftest import (_cleanup_libvirtd, _start_libvirtd, make_unique_name, module_path,
+                      unavailable)
 from guest import bootsector, guestlib
 from helpers import GFPOOL_CLI, GlusterPool, pool_xml
 from test_guest import running_guest
@@ -525,3 +526,48 @@ def test_running_pool_survives_lockdown(tls_cluster, tls_libvirtd, tmp_path):
             d.virsh('pool-destroy', name, check=False)
         c.cli('volume', 'stop', vol, 'force', check=False)
         c.cli('volume', 'delete', vol, check=False)
+
+
+def test_running_pool_survives_management_tls(tls_work, unique_name):
+    """Management TLS switched on under a running pool: secure-access
+    created, every glusterd restarted with its bricks (new ports, found
+    through glusterd over TLS only). The pool's client, made without
+    secure-access, talks plain to glusterd and cannot find the bricks; the
+    next refresh takes a fresh client and works, no pool-destroy/start.
+    A cluster of its own (one node, started open): switching management
+    TLS restarts every glusterd, which the shared cluster's tests would
+    not live through."""
+    c = testbed_tls.TlsCluster(nodes=1, volumes=(), secure_management=False)
+    d = None
+    try:
+        try:
+            c.start()
+        except Exception as e:
+            unavailable('cannot start a one-node TLS cluster: %s' % e)
+        c.create_volume('open', nodes=[1], locked=False)
+        d = _start_libvirtd(module_path(), cls=TlsLibvirtd, tls_cluster=c)
+        name = unique_name('mgmt')
+        path = str(tls_work / (name + '.xml'))
+        with open(path, 'w') as f:
+            f.write(pool_xml(name, [h for h, _ in c.volume_hosts('open')], volume='open',
+                             directory='/'))
+        d.virsh('pool-create', path)
+        d.virsh('vol-create-as', name, 'before.raw', '1M')
+
+        c.switch_management_tls(True)
+        assert 'SSL support for MGMT is ENABLED' in open(c.logfile(1)).read()
+        r = d.virsh('pool-refresh', name, check=False)
+        assert r.returncode == 0, r.stderr + d.log_tail(20)
+        d.virsh('vol-create-as', name, 'after.raw', '1M')
+        assert sorted(d.conn().storagePoolLookupByName(name).listVolumes()) == \
+            ['after.raw', 'before.raw']
+
+        # and the I/O path after it, as on the shared cluster
+        c.lock_down('open')
+        r = d.virsh('pool-refresh', name, check=False)
+        assert r.returncode == 0, r.stderr + d.log_tail(20)
+        assert_privileged_tls_client(c, d.pid, 'open')
+    finally:
+        if d:
+            _cleanup_libvirtd(d)
+        c.stop()

@@ -262,24 +262,29 @@ class TlsCluster(testbed.Cluster):
             # whatever runs in the namespace when this process dies
             self._ns_reaper = _spawn_reaper(mntns=self.mntns)
 
-    def ns_cmd(self, argv, identity='client', uid=None):
+    def ns_cmd(self, argv, identity='client', uid=None, secure_access=True):
         """argv run in the cluster's namespace as `identity` (a namespace
         of its own under the holder's for any but 'client'), as `uid`
-        (with that gid, no supplementary groups) when given."""
+        (with that gid, no supplementary groups) when given; without
+        management TLS (an empty /var/lib/glusterd) when not
+        secure_access."""
         # -r: the holder's root, not the namespace's (a chroot: scripts/in-root.sh)
         cmd = ['nsenter', '-t', str(self.holder_pid), '-m', '-r', '--']
-        if identity != 'client':
+        if identity != 'client' or not secure_access:
+            mounts = 'mount --bind "$0" %s' % SSL_DIR
+            if not secure_access:
+                mounts += ' && mount -t tmpfs gfpool-no-secure-access %s' % GLUSTERD_DIR
             cmd += ['unshare', '-m', '--propagation', 'private', 'sh', '-c',
-                    'mount --bind "$0" %s && exec "$@"' % SSL_DIR,
-                    self.ssl_dir(identity)]
+                    mounts + ' && exec "$@"', self.ssl_dir(identity)]
         if uid is not None:
             cmd += ['setpriv', '--reuid=%d' % uid, '--regid=%d' % uid,
                     '--clear-groups']
         return cmd + [str(a) for a in argv]
 
     def ns_run(self, argv, identity='client', uid=None, timeout=120, env=None,
-               check=False):
-        p = subprocess.run(self.ns_cmd(argv, identity, uid), stdout=subprocess.PIPE,
+               check=False, secure_access=True):
+        p = subprocess.run(self.ns_cmd(argv, identity, uid, secure_access),
+                           stdout=subprocess.PIPE,
                            stderr=subprocess.PIPE, universal_newlines=True,
                            timeout=timeout, env=dict(os.environ, LC_ALL='C', **(env or {})))
         if check and p.returncode != 0:

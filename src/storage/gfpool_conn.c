@@ -55,6 +55,8 @@ typedef struct {
     char *refused;      /* a brick refused the client: its reason */
     gboolean rpc_denied;    /* ... its requests, not its credentials */
     gint64 refused_at;  /* monotonic, us */
+    gboolean reset;     /* a server reset a connection it had accepted */
+    gboolean getspec_dropped;   /* ... with the request for the volfile */
 } GfapiLog;
 
 /* One connect attempt, shared by the caller and the worker thread: whoever
@@ -116,9 +118,6 @@ gfpool_error_from_errno(int err)
     case ENETUNREACH:
     case ECONNRESET:
         return GFPOOL_ERROR_UNREACHABLE;
-    case EACCES:
-    case EPERM:
-        return GFPOOL_ERROR_DENIED;
     default:
         return GFPOOL_ERROR_FAILED;
     }
@@ -316,6 +315,10 @@ gfapi_log_line(GfapiLog *log, const char *line)
     } else if ((p = strstr(line, "SSL routines::"))) {
         g_free(log->tls);
         log->tls = g_strstrip(g_strdup(p + strlen("SSL routines::")));
+    } else if (strstr(line, "failed (Connection reset by peer)")) {
+        log->reset = TRUE;
+    } else if (strstr(line, "saved_frames_unwind") && strstr(line, "GETSPEC")) {
+        log->getspec_dropped = TRUE;
     }
 }
 
@@ -348,12 +351,27 @@ gfapi_log_scan(GfapiLog *log)
 
 
 /* What the servers said about TLS: the handshake's failure, with what
- * OpenSSL's two usual reasons mean here. NULL when nothing. */
+ * OpenSSL's two usual reasons mean here. When a server refuses this host's
+ * certificate under TLS 1.3 its alert races its reset: the client reads
+ * either "tlsv1 alert unknown ca" or only "Connection reset by peer", so a
+ * reset of a management connection (secure_mgmt) is taken for a refused
+ * handshake too. A client without management TLS meets servers with it as
+ * servers that drop its request for the volfile. NULL when nothing;
+ * *sure FALSE when the reason is only likely. */
 static char *
-tls_reason(const GfapiLog *log)
+tls_reason(const GfapiLog *log, gboolean secure_mgmt, gboolean *sure)
 {
     const char *hint = "";
 
+    *sure = log->tls != NULL;
+    if (!log->tls && secure_mgmt && log->reset)
+        return g_strdup("TLS handshake failed: the servers reset the connection "
+                        "(they do not accept this host's certificate: not signed by a CA "
+                        "in their glusterfs.ca; or they do not use management TLS)");
+    if (!log->tls && !secure_mgmt && log->getspec_dropped)
+        return g_strdup("the servers dropped the request for the volume's volfile "
+                        "(if they use management TLS, this host needs "
+                        SECURE_ACCESS " and its certificate)");
     if (!log->tls)
         return NULL;
     if (strstr(log->tls, "unknown ca") || strstr(log->tls, "bad certificate"))
@@ -645,6 +663,7 @@ gfpool_conn_open_flags(const GfpoolSource *src, guint timeout_ms,
     GThread *t;
     gint64 deadline;
     gboolean secure_mgmt;
+    gboolean sure = TRUE;
 
     if (src->hosts->len == 0) {
         g_set_error(error, GFPOOL_ERROR, GFPOOL_ERROR_INVALID,
@@ -718,8 +737,8 @@ gfpool_conn_open_flags(const GfpoolSource *src, guint timeout_ms,
     verdict = connect_job_wait_locked(job, &log, deadline);
     if (!job->done) {
         gfapi_log_scan(&log);
-        reason = tls_reason(&log);
-        job->verdict = g_strdup(verdict ? verdict : reason);
+        reason = tls_reason(&log, secure_mgmt, &sure);
+        job->verdict = g_strdup(verdict ? verdict : sure ? reason : NULL);
         connect_job_abandon_locked(job);
         g_mutex_unlock(&job->lock);
         if (verdict)
@@ -727,7 +746,7 @@ gfpool_conn_open_flags(const GfpoolSource *src, guint timeout_ms,
                         "cannot connect to gluster volume '%s' via %s: %s",
                         src->volume, hosts, verdict);
         else if (reason)
-            g_set_error(error, GFPOOL_ERROR, GFPOOL_ERROR_DENIED,
+            g_set_error(error, GFPOOL_ERROR, sure ? GFPOOL_ERROR_DENIED : GFPOOL_ERROR_TIMEOUT,
                         "cannot connect to gluster volume '%s' via %s: %s "
                         "(no server accepted this client within %u ms)",
                         src->volume, hosts, reason, timeout_ms);
@@ -744,10 +763,13 @@ gfpool_conn_open_flags(const GfpoolSource *src, guint timeout_ms,
 
     if (!job->fs) {
         gfapi_log_scan(&log);
-        reason = log.local ? g_strdup(log.local) :
-                 log.refused ? refusal_reason(&log) : tls_reason(&log);
+        if (log.local || log.refused)
+            reason = log.local ? g_strdup(log.local) : refusal_reason(&log);
+        else
+            reason = tls_reason(&log, secure_mgmt, &sure);
         if (reason)
-            g_set_error(error, GFPOOL_ERROR, GFPOOL_ERROR_DENIED,
+            g_set_error(error, GFPOOL_ERROR,
+                        sure ? GFPOOL_ERROR_DENIED : gfpool_error_from_errno(job->err),
                         "cannot connect to gluster volume '%s' via %s: %s (%s failed: %s)",
                         src->volume, hosts, reason, job->step, g_strerror(job->err));
         else

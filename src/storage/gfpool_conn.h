@@ -34,7 +34,7 @@ typedef enum {
     GFPOOL_ERROR_NOT_EMPTY,
     GFPOOL_ERROR_UNSUPPORTED,
     GFPOOL_ERROR_UNREACHABLE,   /* the servers are gone (ENOTCONN & co.) */
-    GFPOOL_ERROR_DENIED,        /* TLS or the volume's auth refused this client */
+    GFPOOL_ERROR_DENIED,        /* a connect refused: TLS or the volume's auth */
 } GfpoolErrorCode;
 
 /* How long a server may stay silent before gfapi calls it dead (gluster's

@@ -62,10 +62,11 @@ def tls_work(tmp_path_factory):
     return tmp_path_factory.mktemp('tls')
 
 
-def cli(cluster, *args, identity='client', uid=None, check=0, timeout=60):
+def cli(cluster, *args, identity='client', uid=None, check=0, timeout=60,
+        secure_access=True):
     """The gfpool CLI in the cluster's namespace, as `identity`."""
     p = cluster.ns_run([GFPOOL_CLI] + [str(a) for a in args], identity=identity,
-                       uid=uid, timeout=timeout)
+                       uid=uid, timeout=timeout, secure_access=secure_access)
     if check is not None:
         assert p.returncode == check, 'gfpool %s: rc=%d\n%s%s' % (
             ' '.join(map(str, args)), p.returncode, p.stdout, p.stderr)
@@ -295,13 +296,17 @@ def test_nbd_plugin(tls_cluster, tls_gfapi, tls_work, sockdir, unique_name):
 # refusals are fast and say why
 # ---------------------------------------------------------------------------
 REFUSALS = {
-    # identity, uid: what the error must say
-    'no certificate': ('nocert', None, "TLS: cannot read this host's certificate"),
-    'another CA': ('stranger', None, 'TLS handshake failed: tlsv1 alert unknown ca'),
-    'CN not allowed': ('intruder', None, 'auth.ssl-allow does not name this host'),
-    'no key (QEMU user)': ('client', QEMU_UID, "TLS: cannot read this host's private key"),
-    'non-root with the key': ('client-%d' % QEMU_UID, QEMU_UID,
+    # identity, uid, management TLS: what the error must say
+    'no certificate': ('nocert', None, True, "TLS: cannot read this host's certificate"),
+    # the server's alert races its reset (TLS 1.3): either reason is named
+    'another CA': ('stranger', None, True, "do not accept this host's certificate"),
+    'CN not allowed': ('intruder', None, True, 'auth.ssl-allow does not name this host'),
+    'no key (QEMU user)': ('client', QEMU_UID, True,
+                           "TLS: cannot read this host's private key"),
+    'non-root with the key': ('client-%d' % QEMU_UID, QEMU_UID, True,
                               'it does not run as root (uid %d)' % QEMU_UID),
+    'no management TLS': ('client', None, False,
+                          'needs /var/lib/glusterd/secure-access'),
 }
 
 
@@ -310,11 +315,11 @@ def test_refused_fast_and_clear(tls_cluster, case):
     """A client the locked-down volume must refuse fails within the connect
     deadline, with exit code 5 and an error naming TLS or the volume's
     permission, not "Transport endpoint is not connected"."""
-    identity, uid, expect = REFUSALS[case]
+    identity, uid, secure, expect = REFUSALS[case]
     t0 = time.monotonic()
     p = cli(tls_cluster, 'vol-list', '--volume', 'rep3',
             *sum((['--host', h] for h, _ in tls_cluster.volume_hosts('rep3')), []),
-            identity=identity, uid=uid, check=None)
+            identity=identity, uid=uid, check=None, secure_access=secure)
     elapsed = time.monotonic() - t0
     assert p.returncode == 5, p.stdout + p.stderr
     assert expect in p.stderr, p.stderr

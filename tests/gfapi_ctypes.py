@@ -105,6 +105,7 @@ def _lib():
         sig('glfs_new', c_void_p, c_char_p)
         sig('glfs_set_volfile_server', c_int, c_void_p, c_char_p, c_char_p, c_int)
         sig('glfs_set_logging', c_int, c_void_p, c_char_p, c_int)
+        sig('glfs_set_xlator_option', c_int, c_void_p, c_char_p, c_char_p, c_char_p)
         sig('glfs_init', c_int, c_void_p)
         sig('glfs_fini', c_int, c_void_p)
         sig('glfs_creat', c_void_p, c_void_p, c_char_p, c_int, c_mode_t)
@@ -194,7 +195,7 @@ class Gfapi:
     _shared_lock = threading.Lock()
 
     def __init__(self, volume, hosts, logfile='/dev/null', loglevel=7,
-                 transport='tcp'):
+                 transport='tcp', xlator_options=()):
         lib = _lib()
         self.volume = volume
         self.hosts = [(h, int(p or 24007)) for h, p in
@@ -211,6 +212,10 @@ class Gfapi:
                 _raise('glfs_set_volfile_server(%s:%d)' % (h, p))
         if lib.glfs_set_logging(fs, os.fsencode(logfile), loglevel) != 0:
             _raise('glfs_set_logging(%s)' % logfile)
+        # (xlator glob, key, value), as gfpool sets its ping-timeout
+        for xl, k, v in xlator_options:
+            if lib.glfs_set_xlator_option(fs, xl.encode(), k.encode(), v.encode()) != 0:
+                _raise('glfs_set_xlator_option(%s %s %s)' % (xl, k, v))
         if lib.glfs_init(fs) != 0:
             # Deliberately leak fs (no glfs_fini, see module docstring).
             _raise('glfs_init(%s via %s)' % (volume, self.hosts))

@@ -3,8 +3,11 @@
  * background.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "gfpool_conn.h"
 
@@ -15,7 +18,46 @@ struct _GfpoolConn {
     GfpoolSource *src;
     gboolean server_copy_safe;
     GfpoolConn *shared;     /* a view: fs is this cached connection's */
+    char *volfile;          /* the one fs was built from (not in a view) */
+    gsize volfile_len;
+    gboolean secure_mgmt;   /* SECURE_ACCESS existed when it connected */
 };
+
+/* GlusterFS's switch for TLS on management connections
+ * (GLUSTERD_DEFAULT_WORKDIR "/secure-access", the same path on Debian 12
+ * and 13; no option moves it). gfapi reads it once, in glfs_init: a client
+ * made before it appeared talks plain to glusterds that restarted with
+ * TLS, and cannot look up a restarted brick's port. */
+#define SECURE_ACCESS "/var/lib/glusterd/secure-access"
+
+static gboolean
+secure_mgmt_now(void)
+{
+    return access(SECURE_ACCESS, F_OK) == 0;
+}
+
+/*
+ * Why a connect fails, when TLS or the volume's auth is the reason, gfapi
+ * tells only its log: glfs_init's errno is ENOTCONN or EIO, and against
+ * bricks that refuse the client (a CN not in auth.ssl-allow, an
+ * unprivileged port with server.allow-insecure off) glfs_init never
+ * returns at all (gfapi ignores the AUTH_FAILED event and retries every
+ * 3 s). So gfapi logs each connect into a memfd (or the file of
+ * GFPOOL_GFAPI_LOG) that the caller reads while it waits.
+ */
+typedef struct {
+    int fd;             /* -1: nothing to read */
+    gboolean memfd;     /* ours: emptied and sealed once the wait ends */
+    off_t off;          /* read so far */
+    GString *partial;   /* a line not complete yet */
+    char *local;        /* this host cannot use its own TLS files */
+    char *tls;          /* a TLS handshake failed: OpenSSL's reason */
+    char *refused;      /* a brick refused the client: its reason */
+    gboolean rpc_denied;    /* ... its requests, not its credentials */
+    gint64 refused_at;  /* monotonic, us */
+    gboolean reset;     /* a server reset a connection it had accepted */
+    gboolean getspec_dropped;   /* ... with the request for the volfile */
+} GfapiLog;
 
 /* One connect attempt, shared by the caller and the worker thread: whoever
  * drops the last reference frees it, so an abandoned attempt cleans up after
@@ -32,6 +74,8 @@ typedef struct {
     glfs_t *fs;         /* set by the worker once glfs_init succeeded */
     int err;            /* errno of the failing step */
     const char *step;   /* which gfapi call failed */
+    char *log_path;     /* where gfapi logs (GfapiLog) */
+    char *verdict;      /* why the servers refused this attempt, once known */
 } ConnectJob;
 
 /*
@@ -127,6 +171,8 @@ connect_job_unref(ConnectJob *job)
         return;
     gfpool_source_free(job->src);
     g_free(job->key);
+    g_free(job->log_path);
+    g_free(job->verdict);
     g_mutex_clear(&job->lock);
     g_cond_clear(&job->cond);
     g_free(job);
@@ -144,6 +190,11 @@ gfapi_log_file(void)
 }
 
 
+/* GF_LOG_WARNING: what GfapiLog reads is logged at this level or above
+ * (a brick refusing an unprivileged port is a warning on the client), so a
+ * lower one is not taken. */
+#define GFAPI_LOG_WARNING 5
+
 static int
 gfapi_log_level(void)
 {
@@ -151,9 +202,224 @@ gfapi_log_level(void)
     gint64 v;
 
     if (l && g_ascii_string_to_signed(l, 10, 0, 9, &v, NULL))
-        return (int)v;
-    return 4;   /* GF_LOG_ERROR (GF_LOG_WARNING is 5) */
+        return MAX((int)v, GFAPI_LOG_WARNING);
+    return GFAPI_LOG_WARNING;
 }
+
+
+/* Where gfapi logs one connect (*path), and the log to read it from. */
+static void
+gfapi_log_open(GfapiLog *log, char **path)
+{
+    const char *user = g_getenv("GFPOOL_GFAPI_LOG");
+
+    memset(log, 0, sizeof(*log));
+    log->fd = -1;
+    log->partial = g_string_new(NULL);
+    if (user && *user &&
+        (log->fd = open(user, O_RDONLY | O_CREAT | O_CLOEXEC, 0644)) >= 0) {
+        *path = g_strdup(user);
+        log->off = lseek(log->fd, 0, SEEK_END);
+        return;
+    }
+    /* gfapi opens the memfd by name for itself, appending */
+    if ((log->fd = memfd_create("gfpool-gfapi-log", MFD_CLOEXEC | MFD_ALLOW_SEALING)) >= 0) {
+        log->memfd = TRUE;
+        *path = g_strdup_printf("/proc/self/fd/%d", log->fd);
+        return;
+    }
+    *path = g_strdup("/dev/null");
+}
+
+
+/* Nothing more is read: a memfd is emptied and sealed against growth, so
+ * what gfapi logs later (a client keeps its log until glfs_fini) fails to
+ * be written instead of piling up in memory. */
+static void
+gfapi_log_close(GfapiLog *log)
+{
+    if (log->fd >= 0) {
+        if (log->memfd) {
+            if (ftruncate(log->fd, 0) < 0 ||
+                fcntl(log->fd, F_ADD_SEALS, F_SEAL_GROW) < 0)
+                g_debug("cannot seal gfapi's log: %s", g_strerror(errno));
+        }
+        close(log->fd);
+        log->fd = -1;
+    }
+    g_string_free(log->partial, TRUE);
+    log->partial = NULL;
+    g_free(log->local);
+    g_free(log->tls);
+    g_free(log->refused);
+}
+
+
+/* A "could not load ... at PATH" of gfapi's socket transport: why. */
+static char *
+local_tls_failure(const char *what, const char *path)
+{
+    if (path && access(path, R_OK) < 0) {
+        int err = errno;
+        return g_strdup_printf("TLS: cannot read %s %s: %s (as uid %u)", what, path,
+                               g_strerror(err), (unsigned int)geteuid());
+    }
+    return g_strdup_printf("TLS: cannot use %s%s%s", what, path ? " " : "", path ? path : "");
+}
+
+
+static char *
+log_field(const char *line, const char *key)
+{
+    const char *p = strstr(line, key);
+    size_t n;
+
+    if (!p)
+        return NULL;
+    p += strlen(key);
+    n = strcspn(p, "}]\n");
+    return g_strstrip(g_strndup(p, n));
+}
+
+
+static void
+gfapi_log_line(GfapiLog *log, const char *line)
+{
+    const char *p;
+
+    if ((p = strstr(line, "could not load our cert at "))) {
+        g_autofree char *path = g_strstrip(g_strdup(p + strlen("could not load our cert at ")));
+        if (!log->local)
+            log->local = local_tls_failure("this host's certificate", path);
+    } else if ((p = strstr(line, "could not load private key at "))) {
+        g_autofree char *path = g_strstrip(g_strdup(p + strlen("could not load private key at ")));
+        if (!log->local)
+            log->local = local_tls_failure("this host's private key", path);
+    } else if (strstr(line, "could not load CA list")) {
+        if (!log->local)
+            log->local = local_tls_failure("the CA list (glusterfs.ca)", NULL);
+    } else if (strstr(line, "SETVOLUME on remote-host failed")) {
+        g_autofree char *why = log_field(line, "remote-error=");
+        if (!log->refused) {
+            log->refused = g_strdup(why && *why ? why : "refused");
+            log->refused_at = g_get_monotonic_time();
+        }
+    } else if (strstr(line, "client_dump_version_cbk") && strstr(line, "RPC status error")) {
+        /* the brick denied the handshake's first request (rpcsvc: "Request
+         * received from non-privileged port") */
+        if (!log->refused) {
+            log->refused = g_strdup("requests denied");
+            log->rpc_denied = TRUE;
+            log->refused_at = g_get_monotonic_time();
+        }
+    } else if ((p = strstr(line, "SSL routines::"))) {
+        g_free(log->tls);
+        log->tls = g_strstrip(g_strdup(p + strlen("SSL routines::")));
+    } else if (strstr(line, "failed (Connection reset by peer)")) {
+        log->reset = TRUE;
+    } else if (strstr(line, "saved_frames_unwind") && strstr(line, "GETSPEC")) {
+        log->getspec_dropped = TRUE;
+    }
+}
+
+
+/* Reads what gfapi logged since the last call. */
+static void
+gfapi_log_scan(GfapiLog *log)
+{
+    char buf[4096];
+    ssize_t n;
+
+    if (log->fd < 0)
+        return;
+    while ((n = pread(log->fd, buf, sizeof(buf), log->off)) > 0) {
+        const char *p = buf, *end = buf + n;
+        log->off += n;
+        while (p < end) {
+            const char *nl = memchr(p, '\n', (size_t)(end - p));
+            if (!nl) {
+                g_string_append_len(log->partial, p, end - p);
+                break;
+            }
+            g_string_append_len(log->partial, p, nl - p);
+            gfapi_log_line(log, log->partial->str);
+            g_string_truncate(log->partial, 0);
+            p = nl + 1;
+        }
+    }
+}
+
+
+/* What the servers said about TLS: the handshake's failure, with what
+ * OpenSSL's two usual reasons mean here. When a server refuses this host's
+ * certificate under TLS 1.3 its alert races its reset: the client reads
+ * either "tlsv1 alert unknown ca" or only "Connection reset by peer", so a
+ * reset of a management connection (secure_mgmt) is taken for a refused
+ * handshake too. A client without management TLS meets servers with it as
+ * servers that drop its request for the volfile. NULL when nothing;
+ * *sure FALSE when the reason is only likely. */
+static char *
+tls_reason(const GfapiLog *log, gboolean secure_mgmt, gboolean *sure)
+{
+    const char *hint = "";
+
+    *sure = log->tls != NULL;
+    if (!log->tls && secure_mgmt && log->reset)
+        return g_strdup("TLS handshake failed: the servers reset the connection "
+                        "(they do not accept this host's certificate: not signed by a CA "
+                        "in their glusterfs.ca; or they do not use management TLS)");
+    if (!log->tls && !secure_mgmt && log->getspec_dropped)
+        return g_strdup("the servers dropped the request for the volume's volfile "
+                        "(if they use management TLS, this host needs "
+                        SECURE_ACCESS " and its certificate)");
+    if (!log->tls)
+        return NULL;
+    if (strstr(log->tls, "unknown ca") || strstr(log->tls, "bad certificate"))
+        hint = " (the servers do not accept this host's certificate: not signed by a CA "
+               "in their glusterfs.ca)";
+    else if (strstr(log->tls, "certificate verify failed"))
+        hint = " (this host does not accept the servers' certificates: glusterfs.ca "
+               "does not hold their CA)";
+    return g_strdup_printf("TLS handshake failed: %s%s", log->tls, hint);
+}
+
+
+/* A brick refused the client in its handshake: its port (the first
+ * request denied), or its credentials (SETVOLUME: the volume's auth
+ * options; which one, gfapi is not told: the likely ones). */
+static char *
+refusal_reason(const GfapiLog *log)
+{
+    uid_t uid = geteuid();
+
+    if (log->rpc_denied && uid != 0)
+        return g_strdup_printf(
+            "the servers refused this client's requests: it does not run as root "
+            "(uid %u), so it connects from unprivileged ports, which the volume refuses "
+            "(server.allow-insecure off)", (unsigned int)uid);
+    if (log->rpc_denied)
+        return g_strdup(
+            "the servers refused this client's requests: the volume refuses unprivileged "
+            "source ports (server.allow-insecure off), and a client binds privileged ones "
+            "only with the volume's client.bind-insecure off");
+    if (uid != 0)
+        return g_strdup_printf(
+            "the servers refused this client (%s): it does not run as root (uid %u), so "
+            "it connects from unprivileged ports, which a volume with "
+            "server.allow-insecure off refuses; or auth.ssl-allow does not name its "
+            "certificate's CN, or auth.allow its address", log->refused, (unsigned int)uid);
+    return g_strdup_printf(
+        "the servers refused this client (%s): the volume's auth.ssl-allow does not "
+        "name this host's certificate (its CN), or auth.allow its address", log->refused);
+}
+
+
+/* How long a refusal may stand before the connect gives up: enough for
+ * the other bricks of a replica to be the ones that answer. */
+#define REFUSAL_GRACE_US (500 * 1000)
+
+/* The wait's slice: how often the log is read. */
+#define WAIT_SLICE_US (100 * 1000)
 
 
 static gpointer
@@ -184,7 +450,8 @@ connect_thread(gpointer opaque)
         }
     }
 
-    glfs_set_logging(fs, gfapi_log_file(), gfapi_log_level());
+    glfs_set_logging(fs, job->log_path ? job->log_path : gfapi_log_file(),
+                     gfapi_log_level());
     {
         const char *env = g_getenv("GFPOOL_PING_TIMEOUT");
         g_autofree char *ping = NULL;
@@ -258,26 +525,15 @@ connect_timeout_ms(guint timeout_ms)
  * client graph has exactly one protocol/client and none of those.
  */
 static gboolean
-volfile_allows_server_copy(glfs_t *fs)
+volfile_allows_server_copy(const char *volfile)
 {
-    g_autofree char *buf = NULL;
-    ssize_t need, n;
     guint clients = 0;
 
-    /* Ask for the size first: glfs_get_volfile copies as many bytes as the
-     * caller's buffer holds, past the end of its own copy when the buffer
-     * is larger (api/src/glfs.c in 10.3: memcpy(buf, oldvolfile, len)). */
-    need = -glfs_get_volfile(fs, NULL, 0);
-    if (need <= 0 || need > 16 * 1024 * 1024)
-        return FALSE;
-    buf = g_malloc0((gsize)need + 1);
-    if ((n = glfs_get_volfile(fs, buf, (size_t)need)) != need)
-        return FALSE;
-    for (const char *p = buf; (p = strstr(p, "type protocol/client")); p++)
+    for (const char *p = volfile; (p = strstr(p, "type protocol/client")); p++)
         clients++;
     return clients == 1 &&
-        !strstr(buf, "cluster/replicate") && !strstr(buf, "cluster/disperse") &&
-        !strstr(buf, "features/shard");
+        !strstr(volfile, "cluster/replicate") && !strstr(volfile, "cluster/disperse") &&
+        !strstr(volfile, "features/shard");
 }
 
 
@@ -301,7 +557,7 @@ conn_check_dir(GfpoolConn *conn, GError **error)
     const GfpoolSource *src = conn->src;
     struct stat st;
 
-    if (glfs_stat(conn->fs, src->dir, &st) < 0) {
+    if (glfs_stat(conn->fs, gfpool_conn_dir(conn), &st) < 0) {
         int err = errno;
         g_set_error(error, GFPOOL_ERROR, gfpool_error_from_errno(err),
                     "cannot access directory '%s' of gluster volume '%s': %s",
@@ -318,17 +574,96 @@ conn_check_dir(GfpoolConn *conn, GError **error)
 }
 
 
+/* Leaves the attempt to its worker, which finalizes the connection if
+ * glfs_init ever returns; until then later connects to the same servers
+ * wait for it rather than start another (job->lock held). */
+static void
+connect_job_abandon_locked(ConnectJob *job)
+{
+    job->abandoned = TRUE;
+    g_mutex_lock(&hung_lock);
+    if (!hung)
+        hung = g_hash_table_new_full(g_str_hash, g_str_equal, NULL,
+                                     (GDestroyNotify)connect_job_unref);
+    if (!g_hash_table_contains(hung, job->key)) {
+        g_atomic_int_inc(&job->refs);
+        g_hash_table_insert(hung, job->key, job);
+    }
+    g_mutex_unlock(&hung_lock);
+}
+
+
+/* Waits for the worker until the deadline or a verdict from gfapi's log:
+ * this host cannot use its TLS files (at once: every server would see the
+ * same), or a brick refused the client and none accepted it since
+ * (glfs_init would wait for ever). A TLS handshake a server failed is
+ * only remembered: gfapi tries the next volfile server. Returns the
+ * verdict, or NULL when the worker is done or the deadline passed. With
+ * job->lock held. */
+static char *
+connect_job_wait_locked(ConnectJob *job, GfapiLog *log, gint64 deadline)
+{
+    for (;;) {
+        gint64 now = g_get_monotonic_time();
+
+        if (job->done || now >= deadline)
+            return NULL;
+        g_cond_wait_until(&job->cond, &job->lock, MIN(deadline, now + WAIT_SLICE_US));
+        if (job->done)
+            return NULL;
+        gfapi_log_scan(log);
+        if (log->local)
+            return g_strdup(log->local);
+        if (log->refused && g_get_monotonic_time() - log->refused_at >= REFUSAL_GRACE_US)
+            return refusal_reason(log);
+    }
+}
+
+
+/* The volfile gfapi holds now (it changes when the volume's settings do). */
+static char *
+fs_volfile(glfs_t *fs, gsize *len)
+{
+    for (int tries = 0; tries < 3; tries++) {
+        g_autofree char *buf = NULL;
+        ssize_t need, n;
+
+        /* Ask for the size first: glfs_get_volfile copies as many bytes as
+         * the caller's buffer holds, past the end of its own copy when the
+         * buffer is larger (api/src/glfs.c: memcpy(buf, oldvolfile, len)). */
+        need = -glfs_get_volfile(fs, NULL, 0);
+        if (need <= 0 || need > 16 * 1024 * 1024)
+            return NULL;
+        buf = g_malloc0((gsize)need + 1);
+        n = glfs_get_volfile(fs, buf, (size_t)need);
+        if (n == need) {
+            *len = (gsize)n;
+            return g_steal_pointer(&buf);
+        }
+        if (n >= 0)
+            return NULL;
+        /* it grew in between: again */
+    }
+    return NULL;
+}
+
+
 GfpoolConn *
 gfpool_conn_open_flags(const GfpoolSource *src, guint timeout_ms,
                        unsigned int flags, GError **error)
 {
     g_autofree char *hosts = gfpool_source_hosts_string(src);
     g_autofree char *key = NULL;
+    g_autofree char *verdict = NULL;
+    g_autofree char *reason = NULL;
     g_autoptr(GError) thread_err = NULL;
     ConnectJob *job = NULL;
     GfpoolConn *conn = NULL;
+    GfapiLog log;
     GThread *t;
     gint64 deadline;
+    gboolean secure_mgmt;
+    gboolean sure = TRUE;
 
     if (src->hosts->len == 0) {
         g_set_error(error, GFPOOL_ERROR, GFPOOL_ERROR_INVALID,
@@ -349,12 +684,23 @@ gfpool_conn_open_flags(const GfpoolSource *src, guint timeout_ms,
         gint64 waited;
 
         g_mutex_lock(&job->lock);
-        while (!job->done && g_cond_wait_until(&job->cond, &job->lock, deadline))
+        while (!job->done && !job->verdict &&
+               g_cond_wait_until(&job->cond, &job->lock, deadline))
             ;
         ended = job->done;
+        verdict = g_strdup(job->verdict);
         g_mutex_unlock(&job->lock);
         waited = (g_get_monotonic_time() - job->started) / G_USEC_PER_SEC;
         connect_job_unref(job);
+        if (!ended && verdict) {
+            /* The servers refused it: they would refuse this one too. */
+            g_set_error(error, GFPOOL_ERROR, GFPOOL_ERROR_DENIED,
+                        "cannot connect to gluster volume '%s' via %s: %s (an attempt "
+                        "started %" G_GINT64_FORMAT " s ago still waits to be accepted; "
+                        "no other starts until it ends)", src->volume, hosts, verdict,
+                        waited);
+            return NULL;
+        }
         if (!ended) {
             g_set_error(error, GFPOOL_ERROR, GFPOOL_ERROR_TIMEOUT,
                         "cannot connect to gluster volume '%s' via %s: no answer within "
@@ -363,6 +709,7 @@ gfpool_conn_open_flags(const GfpoolSource *src, guint timeout_ms,
                         waited);
             return NULL;
         }
+        g_clear_pointer(&verdict, g_free);
     }
 
     job = g_new0(ConnectJob, 1);
@@ -372,11 +719,14 @@ gfpool_conn_open_flags(const GfpoolSource *src, guint timeout_ms,
     job->src = gfpool_source_copy(src);
     job->key = g_steal_pointer(&key);
     job->started = g_get_monotonic_time();
+    secure_mgmt = secure_mgmt_now();
+    gfapi_log_open(&log, &job->log_path);
 
     if (!(t = g_thread_try_new("gfpool-connect", connect_thread, job, &thread_err))) {
         g_set_error(error, GFPOOL_ERROR, GFPOOL_ERROR_FAILED,
                     "cannot connect to gluster volume '%s': cannot start a thread: %s",
                     src->volume, thread_err->message);
+        gfapi_log_close(&log);
         job->refs = 1;
         connect_job_unref(job);
         return NULL;
@@ -384,50 +734,82 @@ gfpool_conn_open_flags(const GfpoolSource *src, guint timeout_ms,
     g_thread_unref(t);
 
     g_mutex_lock(&job->lock);
-    while (!job->done) {
-        if (!g_cond_wait_until(&job->cond, &job->lock, deadline))
-            break;
-    }
+    verdict = connect_job_wait_locked(job, &log, deadline);
     if (!job->done) {
-        job->abandoned = TRUE;
-        g_mutex_lock(&hung_lock);
-        if (!hung)
-            hung = g_hash_table_new_full(g_str_hash, g_str_equal, NULL,
-                                         (GDestroyNotify)connect_job_unref);
-        if (!g_hash_table_contains(hung, job->key)) {
-            g_atomic_int_inc(&job->refs);
-            g_hash_table_insert(hung, job->key, job);
-        }
-        g_mutex_unlock(&hung_lock);
+        gfapi_log_scan(&log);
+        reason = tls_reason(&log, secure_mgmt, &sure);
+        job->verdict = g_strdup(verdict ? verdict : sure ? reason : NULL);
+        connect_job_abandon_locked(job);
         g_mutex_unlock(&job->lock);
-        g_set_error(error, GFPOOL_ERROR, GFPOOL_ERROR_TIMEOUT,
-                    "cannot connect to gluster volume '%s' via %s: "
-                    "no answer within %u ms",
-                    src->volume, hosts, timeout_ms);
+        if (verdict)
+            g_set_error(error, GFPOOL_ERROR, GFPOOL_ERROR_DENIED,
+                        "cannot connect to gluster volume '%s' via %s: %s",
+                        src->volume, hosts, verdict);
+        else if (reason)
+            g_set_error(error, GFPOOL_ERROR, sure ? GFPOOL_ERROR_DENIED : GFPOOL_ERROR_TIMEOUT,
+                        "cannot connect to gluster volume '%s' via %s: %s "
+                        "(no server accepted this client within %u ms)",
+                        src->volume, hosts, reason, timeout_ms);
+        else
+            g_set_error(error, GFPOOL_ERROR, GFPOOL_ERROR_TIMEOUT,
+                        "cannot connect to gluster volume '%s' via %s: "
+                        "no answer within %u ms",
+                        src->volume, hosts, timeout_ms);
+        gfapi_log_close(&log);
         connect_job_unref(job);
         return NULL;
     }
     g_mutex_unlock(&job->lock);
 
     if (!job->fs) {
-        g_set_error(error, GFPOOL_ERROR, gfpool_error_from_errno(job->err),
-                    "cannot connect to gluster volume '%s' via %s: %s failed: %s",
-                    src->volume, hosts, job->step, g_strerror(job->err));
+        gfapi_log_scan(&log);
+        if (log.local || log.refused)
+            reason = log.local ? g_strdup(log.local) : refusal_reason(&log);
+        else
+            reason = tls_reason(&log, secure_mgmt, &sure);
+        if (reason)
+            g_set_error(error, GFPOOL_ERROR,
+                        sure ? GFPOOL_ERROR_DENIED : gfpool_error_from_errno(job->err),
+                        "cannot connect to gluster volume '%s' via %s: %s (%s failed: %s)",
+                        src->volume, hosts, reason, job->step, g_strerror(job->err));
+        else
+            g_set_error(error, GFPOOL_ERROR, gfpool_error_from_errno(job->err),
+                        "cannot connect to gluster volume '%s' via %s: %s failed: %s",
+                        src->volume, hosts, job->step, g_strerror(job->err));
+        gfapi_log_close(&log);
         connect_job_unref(job);
         return NULL;
     }
+    gfapi_log_close(&log);
 
     conn = g_new0(GfpoolConn, 1);
     conn->fs = g_steal_pointer(&job->fs);
     conn->src = gfpool_source_copy(src);
     connect_job_unref(job);
-    conn->server_copy_safe = volfile_allows_server_copy(conn->fs);
+    conn->volfile = fs_volfile(conn->fs, &conn->volfile_len);
+    conn->secure_mgmt = secure_mgmt;
+    conn->server_copy_safe = conn->volfile && volfile_allows_server_copy(conn->volfile);
 
     if (!(flags & GFPOOL_CONN_OPEN_NO_DIR) && !conn_check_dir(conn, error)) {
         gfpool_conn_close(conn);
         return NULL;
     }
     return conn;
+}
+
+
+gboolean
+gfpool_conn_outdated(GfpoolConn *conn)
+{
+    GfpoolConn *base = conn->shared ? conn->shared : conn;
+    g_autofree char *now = NULL;
+    gsize len = 0;
+
+    if (secure_mgmt_now() != base->secure_mgmt)
+        return TRUE;
+    if (!base->volfile || !(now = fs_volfile(base->fs, &len)))
+        return FALSE;
+    return len != base->volfile_len || memcmp(now, base->volfile, len) != 0;
 }
 
 
@@ -467,6 +849,7 @@ gfpool_conn_close(GfpoolConn *conn)
     else
         fini_in_background(conn->fs);
     gfpool_source_free(conn->src);
+    g_free(conn->volfile);
     g_free(conn);
 }
 
@@ -479,6 +862,7 @@ gfpool_conn_abandon(GfpoolConn *conn)
     if (conn->shared)
         gfpool_conn_cache_put(conn->shared);
     gfpool_source_free(conn->src);
+    g_free(conn->volfile);
     g_free(conn);
 }
 
@@ -494,6 +878,13 @@ const GfpoolSource *
 gfpool_conn_source(GfpoolConn *conn)
 {
     return conn->src;
+}
+
+
+const char *
+gfpool_conn_dir(GfpoolConn *conn)
+{
+    return g_str_equal(conn->src->dir, "/") ? "/." : conn->src->dir;
 }
 
 

@@ -34,6 +34,7 @@ typedef enum {
     GFPOOL_ERROR_NOT_EMPTY,
     GFPOOL_ERROR_UNSUPPORTED,
     GFPOOL_ERROR_UNREACHABLE,   /* the servers are gone (ENOTCONN & co.) */
+    GFPOOL_ERROR_DENIED,        /* a connect refused: TLS or the volume's auth */
 } GfpoolErrorCode;
 
 /* How long a server may stay silent before gfapi calls it dead (gluster's
@@ -86,6 +87,20 @@ void gfpool_conn_cache_put(GfpoolConn *conn);
 GfpoolConn *gfpool_conn_cache_open(const GfpoolSource *src, unsigned int flags,
                                    GError **error);
 
+/*
+ * Whether the volume's settings changed since conn was made (its volfile
+ * differs), or management TLS was switched (/var/lib/glusterd/secure-access
+ * appeared or went). gfapi applies an option change to a running client in
+ * place, and protocol/client's reconfigure() never reaches its transports:
+ * they keep the TLS and source-port settings they were built with, so
+ * after a volume locked down with client.ssl and client.bind-insecure off
+ * is restarted its bricks refuse such a client for good; and gfapi reads
+ * secure-access only in glfs_init. A fresh connection has the new
+ * settings; callers that keep connections replace an outdated one once a
+ * fresh connect works.
+ */
+gboolean gfpool_conn_outdated(GfpoolConn *conn);
+
 /* The servers were seen gone through conn (ENOTCONN: gfapi repairs that
  * only at its next reconnect tick): later gets open a fresh connection and
  * this one is closed after its last put. */
@@ -111,6 +126,13 @@ const GfpoolSource *gfpool_conn_source(GfpoolConn *conn);
 /* Whether glfs_copy_file_range can be trusted on this volume (see
  * gfpool_conn.c: only single-brick volumes with glusterfs 10.3). */
 gboolean gfpool_conn_server_copy_safe(GfpoolConn *conn);
+
+/* The pool dir as gfapi must be given it: "/." for the root. gfapi does
+ * not check its lookup of exactly "/" (glfs_resolve_at ignores what
+ * glfs_resolve_root returns): with the bricks unreachable glfs_stat("/")
+ * succeeds with a zeroed stat and glfs_opendir("/") fails with ENOTDIR,
+ * where "/." reports the lookup's own error (ENOTCONN). */
+const char *gfpool_conn_dir(GfpoolConn *conn);
 
 /* Path of name inside the pool dir, as gfapi wants it ("/dir/name"). */
 char *gfpool_conn_path(GfpoolConn *conn, const char *name);

@@ -21,7 +21,7 @@
 #define CONN_IDLE_S_DEFAULT 60
 
 /* Bumped whenever GfpoolConn, GfpoolSource or the table below change. */
-#define CACHE_ABI 1
+#define CACHE_ABI 2
 
 typedef struct {
     guint abi;
@@ -155,34 +155,60 @@ insert_locked(char *key, GfpoolConn *conn)
 }
 
 
+static void drop_and_unlock(CacheEntry *e);
+
+/*
+ * An outdated connection (the volume's settings changed, gfpool_conn.h) is
+ * replaced as soon as a fresh connect works, and serves until then: between
+ * an administrator's `volume set` and the volume's restart, a client with
+ * the new settings (TLS, privileged ports) is refused by bricks that still
+ * run with the old ones, while the old client goes on working.
+ */
 static GfpoolConn *
 cache_get(const GfpoolSource *src, GError **error)
 {
     g_autofree char *key = cache_key(src);
+    g_autoptr(GError) err = NULL;
     CacheEntry *e;
+    CacheEntry *replaced;
     GfpoolConn *conn;
 
     g_mutex_lock(&cache_lock);
-    if (cache && (e = g_hash_table_lookup(cache, key))) {
+    if (cache && (e = g_hash_table_lookup(cache, key)) && !gfpool_conn_outdated(e->conn)) {
         e->users++;
         g_mutex_unlock(&cache_lock);
         return e->conn;
     }
     g_mutex_unlock(&cache_lock);
 
-    if (!(conn = connect_whole(src, error)))
-        return NULL;
+    conn = connect_whole(src, &err);
 
-    /* Connects of one key that race both finish; the loser's goes. */
     g_mutex_lock(&cache_lock);
-    if (cache && (e = g_hash_table_lookup(cache, key))) {
+    e = cache ? g_hash_table_lookup(cache, key) : NULL;
+    if (!conn) {
+        if (e) {
+            g_debug("%s; the outdated connection to gluster volume '%s' serves meanwhile",
+                    err->message, src->volume);
+            e->users++;
+            g_mutex_unlock(&cache_lock);
+            return e->conn;
+        }
+        g_mutex_unlock(&cache_lock);
+        g_propagate_error(error, g_steal_pointer(&err));
+        return NULL;
+    }
+    /* Connects of one key that race both finish; the loser's goes. */
+    if (e && !gfpool_conn_outdated(e->conn)) {
         e->users++;
         g_mutex_unlock(&cache_lock);
         gfpool_conn_close(conn);
         return e->conn;
     }
-    insert_locked(g_steal_pointer(&key), conn);
-    g_mutex_unlock(&cache_lock);
+    replaced = insert_locked(g_steal_pointer(&key), conn);
+    if (replaced)
+        drop_and_unlock(replaced);
+    else
+        g_mutex_unlock(&cache_lock);
     return conn;
 }
 

@@ -601,7 +601,7 @@ gfpool_pool_refresh(GfpoolConn *conn, GfpoolProbeCache *cache, unsigned int flag
     ProbeWork work;
     glfs_fd_t *dir;
 
-    if (!(dir = glfs_opendir(fs, src->dir))) {
+    if (!(dir = glfs_opendir(fs, gfpool_conn_dir(conn)))) {
         gfpool_set_error_errno(error, errno, conn, "cannot open pool directory", src->dir);
         return NULL;
     }
@@ -1244,7 +1244,7 @@ gfpool_pool_build(GfpoolConn *conn, guint32 mode, gboolean no_overwrite, GError 
             return FALSE;
         }
     }
-    if (glfs_stat(fs, dir, &st) < 0) {
+    if (glfs_stat(fs, gfpool_conn_dir(conn), &st) < 0) {
         gfpool_set_error_errno(error, errno, conn, "cannot access pool directory", dir);
         return FALSE;
     }
@@ -1256,7 +1256,7 @@ gfpool_pool_build(GfpoolConn *conn, guint32 mode, gboolean no_overwrite, GError 
     }
     if (existed && no_overwrite) {
         gboolean empty;
-        if (!dir_is_empty(conn, dir, &empty, error))
+        if (!dir_is_empty(conn, gfpool_conn_dir(conn), &empty, error))
             return FALSE;
         if (!empty) {
             g_set_error(error, GFPOOL_ERROR, GFPOOL_ERROR_EXISTS,

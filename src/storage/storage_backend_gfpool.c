@@ -115,6 +115,8 @@ gfpoolErrorCode(const GError *err)
             return VIR_ERR_OPERATION_TIMEOUT;
         case GFPOOL_ERROR_UNSUPPORTED:
             return VIR_ERR_OPERATION_UNSUPPORTED;
+        case GFPOOL_ERROR_DENIED:
+            return VIR_ERR_OPERATION_DENIED;
         case GFPOOL_ERROR_UNREACHABLE:
         case GFPOOL_ERROR_NOT_EMPTY:
         case GFPOOL_ERROR_FAILED:
@@ -219,7 +221,12 @@ gfpoolProbeCachePath(const unsigned char *uuid)
 /*
  * The running state of a pool, connecting first if there is none: after a
  * libvirtd restart, libvirt marks pools that were active as active and
- * refreshes them without calling startPool.
+ * refreshes them without calling startPool. A state whose connection is
+ * outdated (the volume's settings changed: gfpool_conn_outdated) is
+ * replaced once a fresh connection works, and serves until then: between
+ * an administrator's `volume set` of TLS or port options and the volume's
+ * restart, the old connection works and a new one is refused; after the
+ * restart it is the other way round.
  */
 GfpoolPoolState *
 gfpoolPoolStateGet(virStoragePoolObj *pool)
@@ -231,20 +238,29 @@ gfpoolPoolStateGet(virStoragePoolObj *pool)
     GfpoolPoolState *state = NULL;
     GfpoolPoolConnect *pc;
     GfpoolConn *conn = NULL;
+    gboolean outdated = FALSE;
+    gboolean waited = FALSE;
 
     if (!(src = gfpoolSourceFromDef(def)))
         return NULL;
     virUUIDFormat(def->uuid, uuidstr);
     g_mutex_lock(&gfpoolDriver.lock);
     for (;;) {
+        outdated = FALSE;
         if ((state = g_hash_table_lookup(gfpoolDriver.states, uuidstr))) {
             if (!g_atomic_int_get(&state->unreachable)) {
-                g_atomic_int_inc(&state->refs);
-                g_mutex_unlock(&gfpoolDriver.lock);
-                return state;
+                /* one attempt per call: after waiting for another caller's
+                 * replacement, what the table holds is the answer */
+                if (waited || !gfpool_conn_outdated(state->conn)) {
+                    g_atomic_int_inc(&state->refs);
+                    g_mutex_unlock(&gfpoolDriver.lock);
+                    return state;
+                }
+                outdated = TRUE;
+            } else {
+                /* callbacks still using it keep their reference */
+                g_hash_table_remove(gfpoolDriver.states, uuidstr);
             }
-            /* callbacks still using it keep their reference */
-            g_hash_table_remove(gfpoolDriver.states, uuidstr);
             state = NULL;
         }
         if (!(pc = g_hash_table_lookup(gfpoolDriver.connects, uuidstr)))
@@ -259,6 +275,7 @@ gfpoolPoolStateGet(virStoragePoolObj *pool)
             return NULL;
         }
         gfpoolPoolConnectUnref(pc);
+        waited = TRUE;
     }
     pc = g_new0(GfpoolPoolConnect, 1);
     pc->refs = 2;   /* the table's and ours */
@@ -278,10 +295,20 @@ gfpoolPoolStateGet(virStoragePoolObj *pool)
     }
 
     g_mutex_lock(&gfpoolDriver.lock);
-    if (state)
+    if (state) {
         g_hash_table_replace(gfpoolDriver.states, g_strdup(uuidstr), state);
-    else if (err)
-        pc->err = g_error_copy(err);
+    } else if (outdated &&
+               (state = g_hash_table_lookup(gfpoolDriver.states, uuidstr)) &&
+               !g_atomic_int_get(&state->unreachable)) {
+        VIR_INFO("gluster pool '%s': the volume's settings changed, and a connection "
+                 "with them failed (%s): the one from before serves meanwhile",
+                 def->name, err->message);
+        g_atomic_int_inc(&state->refs);
+    } else {
+        state = NULL;
+        if (err)
+            pc->err = g_error_copy(err);
+    }
     pc->done = TRUE;
     g_hash_table_remove(gfpoolDriver.connects, uuidstr);
     g_cond_broadcast(&gfpoolDriver.cond);

@@ -87,6 +87,7 @@ exit_code_for(const GError *err)
         return EXIT_USAGE;
     case GFPOOL_ERROR_TIMEOUT:
     case GFPOOL_ERROR_UNREACHABLE:
+    case GFPOOL_ERROR_DENIED:
         return EXIT_CONNECT;
     case GFPOOL_ERROR_UNSUPPORTED:
     case GFPOOL_ERROR_NOT_EMPTY:

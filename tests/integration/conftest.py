@@ -13,6 +13,11 @@ Session fixtures
     gfapi_rep3, gfapi_single
                   shared tests/gfapi_ctypes.Gfapi connections (never
                   glfs_fini'ed, see gfapi_ctypes.py).
+    tls_cluster   a second, locked-down cluster (tests/testbed_tls.py:
+                  TLS on management and I/O, privileged ports only),
+                  started only by the tests that ask for it; or one from
+                  `testbed_tls.py cluster-up DIR` with
+                  GFPOOL_TLS_CLUSTER_DIR=DIR.
 Function fixtures
     unique_name   unique_name('pool') -> 'pool-<test>-<n>-<rand>'
     make_libvirtd make_libvirtd(module=None, with_qemu=False, **kw) -> an
@@ -104,6 +109,32 @@ def cluster():
         c.stop()
 
 
+@pytest.fixture(scope='session')
+def tls_cluster():
+    import testbed_tls
+    reuse = os.environ.get('GFPOOL_TLS_CLUSTER_DIR')
+    if reuse:
+        try:
+            c = testbed_tls.TlsCluster.from_state(reuse)
+        except Exception as e:
+            unavailable('GFPOOL_TLS_CLUSTER_DIR=%s unusable: %s' % (reuse, e))
+        yield c
+        return
+    c = testbed_tls.TlsCluster()
+    try:
+        c.start()
+    except Exception as e:
+        try:
+            c.stop()
+        except Exception:
+            pass
+        unavailable('cannot start the locked-down GlusterFS test cluster: %s' % e)
+    try:
+        yield c
+    finally:
+        c.stop()
+
+
 def _gfapi(cluster, vol):
     try:
         return Gfapi.shared(vol, cluster.volume_hosts(vol),
@@ -123,7 +154,7 @@ def gfapi_single(cluster):
     return _gfapi(cluster, 'single')
 
 
-def _start_libvirtd(module, with_qemu=False, **kw):
+def _start_libvirtd(module, with_qemu=False, cls=None, **kw):
     if not module or not os.path.exists(module):
         unavailable('storage backend module not built: %s (set '
                     'GFPOOL_MODULE)' % module)
@@ -134,7 +165,7 @@ def _start_libvirtd(module, with_qemu=False, **kw):
     for item in os.environ.get('GFPOOL_LIBVIRTD_ENV', '').split():
         k, _, v = item.partition('=')
         extra[k] = v
-    d = testbed.Libvirtd(work, os.path.join(work, 'backends'),
+    d = (cls or testbed.Libvirtd)(work, os.path.join(work, 'backends'),
                          with_qemu=with_qemu, module=module, extra_env=extra, **kw)
     try:
         d.start()

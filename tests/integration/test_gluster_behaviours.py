@@ -15,6 +15,7 @@ import hashlib
 import json
 import os
 import shutil
+import re
 import subprocess
 import sys
 import tempfile
@@ -694,3 +695,122 @@ def test_xattr_copied_to_a_replaced_brick(cluster):
             glusterfs_version(), time.monotonic() - t0))
         assert got == {'a': b'raw', 'b': b'qcow2'}, (
             got, cluster.heal_diagnosis(vol))
+# gfapi and a volume that changes under a client -----------------------------
+@pytest.fixture(scope='module')
+def scratch_volume(cluster):
+    """A volume of its own (one brick, node 2) that these tests stop and
+    reconfigure while a client holds it."""
+    name = 'gbscratch%s' % os.urandom(3).hex()
+    cluster.create_volume(name, nodes=[2])
+    try:
+        yield name
+    finally:
+        cluster.cli('volume', 'stop', name, 'force', check=False)
+        cluster.cli('volume', 'delete', name, check=False)
+        cluster.volumes.pop(name, None)
+        cluster._save_state()
+
+
+# A client of its own process (never finalized, its reconnects end with it):
+# every line on stdin, it prints what it sees of the volume as JSON.
+_CLIENT = r'''
+import ctypes, errno, json, os, sys
+sys.path.insert(0, sys.argv[1])
+from gfapi_ctypes import Gfapi
+g = Gfapi(sys.argv[2], json.loads(sys.argv[3]), logfile=sys.argv[4], loglevel=7,
+          xlator_options=[('*-client-*', 'ping-timeout', '4')])
+def seen():
+    out = {}
+    for p in ('/', '/.'):
+        try:
+            out['stat ' + p] = g.stat(p).mode
+        except OSError as e:
+            out['stat ' + p] = errno.errorcode[e.errno]
+        ctypes.set_errno(0)
+        d = g._lib.glfs_opendir(g._fs, p.encode())
+        out['opendir ' + p] = 'ok' if d else errno.errorcode.get(ctypes.get_errno())
+        if d:
+            g._lib.glfs_closedir(d)
+    r, _ = g.get_volfile(0)
+    out['volfile'] = g.get_volfile(-r)[1].decode()
+    print(json.dumps(out), flush=True)
+seen()
+for line in sys.stdin:
+    seen()
+os._exit(0)
+'''
+
+
+class _Client:
+    def __init__(self, cluster, volume, log):
+        self.log = log
+        self.p = subprocess.Popen(
+            [sys.executable, '-c', _CLIENT, os.path.dirname(testbed.__file__), volume,
+             json.dumps(cluster.volume_hosts(volume)), log],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        self.first = json.loads(self.p.stdout.readline())
+
+    def seen(self):
+        self.p.stdin.write('\n')
+        self.p.stdin.flush()
+        return json.loads(self.p.stdout.readline())
+
+    def close(self):
+        self.p.stdin.close()
+        self.p.wait(10)
+
+
+def test_root_lookup_failure_is_hidden(cluster, scratch_volume, tmp_path):
+    """gfapi resolves exactly "/" without checking its lookup of the root
+    (glfs_resolve_at ignores glfs_resolve_root's result): with the bricks
+    gone, glfs_stat("/") succeeds with a zeroed stat and glfs_opendir("/")
+    fails with ENOTDIR. "/." is looked up and checked: ENOTCONN. gfpool
+    names the root "/." (gfpool_conn_dir)."""
+    c = _Client(cluster, scratch_volume, str(tmp_path / 'client.log'))
+    try:
+        assert c.first['stat /'] == c.first['stat /.'] and c.first['stat /'] & 0o40000
+        assert c.first['opendir /'] == c.first['opendir /.'] == 'ok'
+        cluster.cli('volume', 'stop', scratch_volume, 'force')
+        seen = c.seen()
+    finally:
+        c.close()
+        cluster.cli('volume', 'start', scratch_volume, check=False)
+        cluster.wait_volume_online(scratch_volume)
+    assert seen['stat /.'] == 'ENOTCONN' and seen['opendir /.'] == 'ENOTCONN', seen
+    assert seen['stat /'] == 0 and seen['opendir /'] == 'ENOTDIR', (
+        'GlusterFS %s reports a failed lookup of "/" now (%s): revisit '
+        'gfpool_conn_dir' % (glusterfs_version(), seen))
+
+
+def test_volume_set_reconfigures_clients_in_place(cluster, scratch_volume, tmp_path):
+    """A `volume set` that keeps the graph's shape reaches a running gfapi
+    client as an in-place reconfigure, no graph switch: its volfile
+    changes and protocol/client's reconfigure() runs on the translators it
+    has. That function takes timeouts and a few flags, never the
+    transport's settings (TLS, source ports): a client keeps those as it
+    was built, which test_tls.py shows against a locked-down volume.
+    gfpool replaces a connection whose volfile changed
+    (gfpool_conn_outdated)."""
+    log = str(tmp_path / 'client.log')
+    c = _Client(cluster, scratch_volume, log)
+    try:
+        cluster.cli('volume', 'set', scratch_volume, 'performance.md-cache-timeout', '2')
+        deadline = time.monotonic() + 30
+        seen = c.seen()
+        while seen['volfile'] == c.first['volfile'] and time.monotonic() < deadline:
+            time.sleep(0.2)
+            seen = c.seen()
+    finally:
+        c.close()
+        cluster.cli('volume', 'reset', scratch_volume, 'performance.md-cache-timeout',
+                    check=False)
+    assert seen['volfile'] != c.first['volfile'], 'the client never got the new volfile'
+    assert 'md-cache-timeout 2' in seen['volfile']
+    with open(log) as f:
+        text = f.read()
+    assert text.count('switched to graph') == 1, (
+        'GlusterFS %s switched graphs on an option change: revisit '
+        'gfpool_conn_outdated' % glusterfs_version())
+    # the reconfigure of protocol/client, in place (the option gfpool set
+    # on the client survives it)
+    assert re.findall(r'client-0: option ping-timeout using set value (\d+)', text) == ['4']

@@ -4,13 +4,16 @@ handshake on a unix socket, then NBD_OPT_LIST or NBD_OPT_GO, nothing else.
 Run as another uid, with whatever command line a test wants the server to
 see (arguments after the known ones are ignored, e.g. `-name guest=B`).
 
-    nbd_client.py SOCKET list [--wait] [ignored...]
-    nbd_client.py SOCKET go EXPORT [--wait] [ignored...]
+    nbd_client.py SOCKET list [--wait] [--lock-fd N] [ignored...]
+    nbd_client.py SOCKET go EXPORT [--wait] [--lock-fd N] [ignored...]
 
 --wait: read one line from stdin before connecting (the test first writes
-the records that name this process). Prints one JSON object:
+the records that name this process). --lock-fd N: first take a write lock
+on the inherited descriptor N and print "locked", as libvirt's QEMU holds
+its pid file's. Prints one JSON object:
 {"ok": bool, "exports": [...], "error": "..."}; exit status 0 when ok."""
 
+import fcntl
 import json
 import socket
 import struct
@@ -100,6 +103,10 @@ def go(path, export):
 
 def main(argv):
     path, verb = argv[1], argv[2]
+    if '--lock-fd' in argv:
+        fcntl.lockf(int(argv[argv.index('--lock-fd') + 1]), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        print('locked')
+        sys.stdout.flush()
     if '--wait' in argv:
         sys.stdin.readline()
     out = {'ok': False, 'exports': [], 'error': ''}

@@ -2,7 +2,8 @@
  * gfpool_guest.c: which running libvirt guest a local process is.
  *
  * libvirt's QEMU driver forks the QEMU process, which writes its own pid
- * into STATE/NAME.pid (still as root, before it execs), and libvirtd then
+ * into STATE/NAME.pid and locks it (still as root, before it execs, and
+ * keeps the lock across the exec), and libvirtd then
  * writes STATE/NAME.xml, <domstatus pid=...> around the live <domain>,
  * before letting the process exec QEMU (qemuProcessLaunch: "Writing early
  * domain status to disk", then virCommandHandshakeNotify): both records
@@ -10,14 +11,16 @@
  * restore alike. What a process has on its command line is its own to
  * write; a pid is only a number that comes back. So a process is a guest's
  * QEMU when both root-owned records name its pid and it started no later
- * than the pid file was written (a process that got the pid of a QEMU that
- * is gone started after that).
+ * than the pid file was written, or holds the pid file's lock (a process
+ * that got the pid of a QEMU that is gone started after that, and holds
+ * no lock: locks die with their process).
  */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -197,6 +200,34 @@ process_start(gint64 pid, guint64 *start, GError **error)
     return TRUE;
 }
 
+/* Does process pid hold a write lock on the file st is of? libvirt locks
+ * a QEMU's pid file in the forked child and hands the descriptor on
+ * across its exec (virExec, "pidfilefd is intentionally leaked"): QEMU
+ * holds that lock as long as it runs, and a lock dies with its process.
+ * /proc/locks: "ID: POSIX ADVISORY WRITE PID MAJ:MIN:INODE START END",
+ * waiters prefixed "->". */
+static gboolean
+holds_lock(gint64 pid, const struct stat *st)
+{
+    g_autofree char *locks = NULL;
+    g_autofree char *want = g_strdup_printf(" POSIX  ADVISORY  WRITE %" G_GINT64_FORMAT
+                                            " %02x:%02x:%" G_GUINT64_FORMAT " ", pid,
+                                            major(st->st_dev), minor(st->st_dev),
+                                            (guint64)st->st_ino);
+    g_auto(GStrv) lines = NULL;
+
+    if (!g_file_get_contents("/proc/locks", &locks, NULL, NULL))
+        return FALSE;
+    lines = g_strsplit(locks, "\n", -1);
+    for (char **l = lines; *l; l++) {
+        const char *colon = strchr(*l, ':');
+
+        if (colon && !strstr(*l, "->") && g_str_has_prefix(colon + 1, want))
+            return TRUE;
+    }
+    return FALSE;
+}
+
 /* ---- a domain's records --------------------------------------------- */
 
 static gboolean
@@ -255,15 +286,18 @@ load_guest(int dirfd, const char *dir, const char *name, gint64 pid, guint64 bef
     if (!process_start(recorded, &g->start, error))
         return NULL;
     /* The pid file's mtime is wall-clock time, the start is after boot:
-     * the same instant on both clocks, read now (a step of the wall clock
-     * since the file was written shifts the comparison by as much). One
-     * tick of slack: the start is rounded down to one. */
+     * the same instant on both clocks, read now. One tick of slack: the
+     * start is rounded down to one. A step of the wall clock since the
+     * file was written shifts the comparison by as much: a QEMU that
+     * still holds its pid file's lock is that QEMU whatever the clocks
+     * say. */
     now_real = clock_ns(CLOCK_REALTIME);
     now_boot = clock_ns(CLOCK_BOOTTIME);
     written = (guint64)pst.st_mtim.tv_sec * G_GUINT64_CONSTANT(1000000000) +
               (guint64)pst.st_mtim.tv_nsec;
     written = written + now_boot > now_real ? written + now_boot - now_real : 0;
-    if (g->start > written + G_GUINT64_CONSTANT(1000000000) / (guint64)sysconf(_SC_CLK_TCK)) {
+    if (g->start > written + G_GUINT64_CONSTANT(1000000000) / (guint64)sysconf(_SC_CLK_TCK) &&
+        !holds_lock(recorded, &pst)) {
         g_set_error(error, GFPOOL_ERROR, GFPOOL_ERROR_FAILED,
                     "process %" G_GINT64_FORMAT " started after libvirt recorded it for '%s' "
                     "(%.3f s after %s/%s was written): a reused pid, not that domain's QEMU",

@@ -36,9 +36,9 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(GfpoolGuest, gfpool_guest_free)
  * pid; both are root's regular files (no symlinks, not group- or
  * world-writable) in a directory only root writes to (and so is every
  * directory above it, or sticky); and the process started no later than
- * the pid file was written and than `before` (CLOCK_BOOTTIME ns; 0: now),
- * so a process that got the pid of a QEMU that is gone is not taken for
- * it. GFPOOL_ERROR_NOT_FOUND when no running domain has that pid.
+ * the pid file was written (or holds its lock, as libvirt's QEMU does)
+ * and than `before` (CLOCK_BOOTTIME ns; 0: now), so a process that got
+ * the pid of a QEMU that is gone is not taken for it. GFPOOL_ERROR_NOT_FOUND when no running domain has that pid.
  */
 GfpoolGuest *gfpool_guest_by_pid(const char *state_dir, gint64 pid, guint64 before,
                                  GError **error);

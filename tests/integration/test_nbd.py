@@ -353,9 +353,11 @@ class FakeLibvirt:
         os.makedirs(self.state, mode=0o755)
         os.makedirs(self.grants, mode=0o700)
 
-    def record(self, name, pid, sock, chains, uuid=None, status_pid=None, mirror=None):
+    def record(self, name, pid, sock, chains, uuid=None, status_pid=None, mirror=None,
+               in_place=False):
         """chains: one list of exports per disk, the image first then its
-        backing chain; mirror: a blockcopy destination of the first disk."""
+        backing chain; mirror: a blockcopy destination of the first disk;
+        in_place: the pid file rewritten, not replaced (its lock stays)."""
         uuid = uuid or '6a1f0c9e-0000-4000-8000-%012x' % (abs(hash(name)) % (1 << 48))
 
         def source(export):
@@ -381,7 +383,12 @@ class FakeLibvirt:
                "<devices>%s</devices></domain>\n</domstatus>\n"
                % (status_pid or pid, name, uuid, disks))
         self._write(name + '.xml', xml, 0o600)
-        self._write(name + '.pid', str(pid), 0o644)
+        if in_place:
+            with open(os.path.join(self.state, name + '.pid'), 'r+') as f:
+                f.truncate()
+                f.write(str(pid))
+        else:
+            self._write(name + '.pid', str(pid), 0o644)
         return uuid
 
     def _write(self, fname, text, mode):
@@ -415,13 +422,18 @@ class QemuLike:
     write the records naming its pid in between. `argv` goes on its
     command line (what the plugin must never believe)."""
 
-    def __init__(self, sock, verb, *args, argv=()):
+    def __init__(self, sock, verb, *args, argv=(), lock_fd=None):
+        lock = ['--lock-fd', str(lock_fd)] if lock_fd is not None else []
         self.p = subprocess.Popen(['/usr/bin/python3', CLIENT, sock, verb] + list(args) +
-                                  ['--wait'] + list(argv),
+                                  ['--wait'] + lock + list(argv),
                                   stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                   stderr=subprocess.STDOUT, universal_newlines=True,
-                                  user=QEMU_UID, group=QEMU_UID, extra_groups=[], cwd='/')
+                                  user=QEMU_UID, group=QEMU_UID, extra_groups=[], cwd='/',
+                                  pass_fds=(lock_fd,) if lock_fd is not None else ())
         self.pid = self.p.pid
+        if lock_fd is not None:
+            line = self.p.stdout.readline()
+            assert line.strip() == 'locked', line
 
     def go(self):
         out, _ = self.p.communicate('go\n', timeout=90)
@@ -532,6 +544,20 @@ def test_claimed_name_and_reused_pid_refused(guest_nbd):
         assert not r['ok'], r
         assert 'started after libvirt recorded' in n.output(), n.output()[-2000:]
 
+        # ... unless it holds the pid file's lock, as libvirt's QEMU does
+        # for its whole life: then the wall clock was stepped forward
+        # since the guest started, and it is that QEMU
+        pidfile = os.path.join(lib.state, 'vm5.pid')
+        with open(pidfile, 'w') as f:
+            f.write('0')
+        fd = os.open(pidfile, os.O_WRONLY)
+        q = QemuLike(n.sock, 'go', 'mine.raw', lock_fd=fd)
+        os.close(fd)
+        lib.record('vm5', q.pid, n.sock, [['mine.raw']], in_place=True)
+        os.utime(pidfile, (old, old))
+        r = q.go()
+        assert r['ok'], (r, n.output()[-2000:])
+
         # the pid file and the status disagree
         q = QemuLike(n.sock, 'go', 'mine.raw')
         lib.record('vm3', q.pid, n.sock, [['mine.raw']], status_pid=holder.pid)
@@ -567,8 +593,8 @@ def test_claimed_name_and_reused_pid_refused(guest_nbd):
     finally:
         holder.kill()
         holder.wait()
-        lib.forget('vm2')
-        lib.forget('vm3')
+        for vm in ('vm2', 'vm3', 'vm5'):
+            lib.forget(vm)
 
 
 def _grant_files(lib):

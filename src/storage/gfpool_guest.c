@@ -67,12 +67,14 @@ root_only(const struct stat *st, gboolean sticky_ok)
 }
 
 /* Opens an absolute directory, component by component without following
- * a symlink, each one root's own (see root_only). */
+ * a symlink, each one root's own (see root_only); with any_owner, the last
+ * one may belong to anyone as long as only its owner writes to it. */
 static int
-open_root_dir(const char *path, GError **error)
+open_dir_checked(const char *path, gboolean any_owner, GError **error)
 {
     g_autofree char *canon = NULL;
     g_auto(GStrv) parts = NULL;
+    g_autoptr(GString) at = g_string_new(NULL);
     int fd;
 
     if (!g_path_is_absolute(path)) {
@@ -105,15 +107,39 @@ open_root_dir(const char *path, GError **error)
         }
         close(fd);
         fd = next;
-        if (fstat(fd, &st) < 0 || !root_only(&st, !last)) {
+        g_string_append_printf(at, "/%s", parts[i]);
+        if (fstat(fd, &st) < 0 ||
+            !(root_only(&st, !last) ||
+              (last && any_owner && !(st.st_mode & (S_IWGRP | S_IWOTH))))) {
             close(fd);
             g_set_error(error, GFPOOL_ERROR, GFPOOL_ERROR_FAILED,
-                        "%s: a directory on the way is not root's own "
-                        "(owned by another user, or writable by others)", canon);
+                        "%s: %s (uid %u, mode %04o) is not only root's to change",
+                        canon, at->str, (unsigned)st.st_uid,
+                        (unsigned)(st.st_mode & 07777));
             return -1;
         }
     }
     return fd;
+}
+
+static int
+open_root_dir(const char *path, GError **error)
+{
+    return open_dir_checked(path, FALSE, error);
+}
+
+/*
+ * libvirt's QEMU state dir. libvirt 11 gives it to the QEMU user (it is
+ * the parent of the channel dir it chowns, qemuStateInitialize), so a
+ * process of that uid may remove and rename the records in it, not
+ * rewrite them: nothing here trusts a file's name (a status counts only
+ * under its own domain's name), and a record kept past its QEMU's end
+ * fails the start-time and lock test.
+ */
+static int
+open_state_dir(const char *path, GError **error)
+{
+    return open_dir_checked(path, TRUE, error);
 }
 
 /* Reads file `name` of dirfd if it is a regular file of root's that only
@@ -326,7 +352,7 @@ gfpool_guest_by_name(const char *state_dir, const char *name, GError **error)
         g_set_error(error, GFPOOL_ERROR, GFPOOL_ERROR_INVALID, "'%s' is no domain name", name);
         return NULL;
     }
-    if ((dirfd = open_root_dir(state_dir, error)) < 0)
+    if ((dirfd = open_state_dir(state_dir, error)) < 0)
         return NULL;
     g = load_guest(dirfd, state_dir, name, 0, 0, error);
     close(dirfd);
@@ -343,7 +369,7 @@ gfpool_guest_by_pid(const char *state_dir, gint64 pid, guint64 before, GError **
     struct dirent *de;
     int dirfd;
 
-    if ((dirfd = open_root_dir(state_dir, error)) < 0)
+    if ((dirfd = open_state_dir(state_dir, error)) < 0)
         return NULL;
     if (!(dir = fdopendir(dirfd))) {
         close(dirfd);

@@ -586,14 +586,29 @@ def test_claimed_name_and_reused_pid_refused(guest_nbd):
                 except FileNotFoundError:
                     pass
             assert not r['ok'], (tamper.__name__, r)
-        # and untampered, the same steps let it in
+        # and untampered, the same steps let it in; also with the state dir
+        # owned by QEMU's user, as libvirt 11 has it (the parent of its
+        # channel dir)
         q = QemuLike(n.sock, 'go', 'mine.raw')
         lib.record('vm3', q.pid, n.sock, [['mine.raw']])
-        assert q.go()['ok']
+        os.chown(lib.state, QEMU_UID, QEMU_UID)
+        try:
+            assert q.go()['ok']
+            # which a process of that uid may use to rename records: a
+            # status counts only under its own domain's name
+            q = QemuLike(n.sock, 'go', 'other.raw')
+            lib.record('vm3', q.pid, n.sock, [['mine.raw']])
+            lib.record('vm6', holder.pid, n.sock, [['other.raw']])
+            for ext in ('.xml', '.pid'):
+                os.rename(os.path.join(lib.state, 'vm3' + ext),
+                          os.path.join(lib.state, 'vm6' + ext))
+            assert not q.go()['ok']
+        finally:
+            os.chown(lib.state, 0, 0)
     finally:
         holder.kill()
         holder.wait()
-        for vm in ('vm2', 'vm3', 'vm5'):
+        for vm in ('vm2', 'vm3', 'vm5', 'vm6'):
             lib.forget(vm)
 
 
@@ -700,3 +715,82 @@ def test_flush_does_not_stall_other_clients(nbd_pool):
             slow.kill()
             slow.wait()
         n.stop()
+
+
+def _unit_service_directives():
+    """[Service] of the packaged gfpool-nbd@.service: key -> [values]."""
+    path = os.path.join(REPO, 'debian', 'nbdkit-plugin-gfpool.gfpool-nbd@.service')
+    out, section = {}, None
+    with open(path) as f:
+        for line in f:
+            line = line.strip()
+            if line.startswith('['):
+                section = line
+            elif section == '[Service]' and '=' in line and not line.startswith('#'):
+                k, v = line.split('=', 1)
+                out.setdefault(k, []).append(v)
+    return out
+
+
+def test_packaged_unit_sandbox_without_systemd(nbd_pool, tmp_path):
+    """What of the unit's sandbox can be applied without systemd (none
+    runs here): its capability bounding set, no new privileges, a
+    read-only system but its ReadWritePaths, a private /tmp (gfapi writes
+    the volfile it fetched to /tmp: without one glfs_init fails with
+    EROFS), under socket activation: nbdkit still reaches the cluster,
+    reads libvirt's records, serves a root client and a guest's QEMU, and
+    removes a superseded grant. Files live in /run, as the package's do:
+    the private /tmp hides the host's."""
+    work, pool, name = nbd_pool
+    unit = _unit_service_directives()
+    assert unit['CapabilityBoundingSet'] == ['CAP_NET_BIND_SERVICE'], unit
+    assert unit['NoNewPrivileges'] == ['yes'] and unit['ProtectSystem'] == ['strict'], unit
+    assert unit['ReadWritePaths'] == ['-/run/gfpool-nbd/grants'], unit
+    assert unit['PrivateTmp'] == ['yes'], unit
+    cli(pool, 'vol-create-as', 'sb.raw', '1M')
+    cli(pool, 'vol-create-as', 'sb2.raw', '1M')
+    base = tempfile.mkdtemp(prefix='gfpool-sandbox-', dir='/run')
+    os.chmod(base, 0o755)
+    shutil.copy(pool, os.path.join(base, 'pool.xml'))
+    pool = os.path.join(base, 'pool.xml')
+    lib = FakeLibvirt(base)
+    sock = os.path.join(base, 'unit.sock')
+    log = os.path.join(base, 'nbdkit.log')
+    caps = ','.join(['-all'] + ['+' + c[len('CAP_'):].lower()
+                                for c in unit['CapabilityBoundingSet'][0].split()])
+    sandbox = ('mount --bind "$1" "$1" && mount -t tmpfs tmpfs /tmp && '
+               'mount -t tmpfs tmpfs /var/tmp && mount -o remount,bind,ro / && '
+               'exec setpriv --bounding-set=%s --inh-caps=-all --no-new-privs -- '
+               'nbdkit --foreground %s pool-xml=%s guests=libvirt state-dir=%s grant-dir="$1"'
+               % (caps, PLUGIN, pool, lib.state))
+    act = subprocess.Popen(['systemd-socket-activate', '-l', sock, '--', 'unshare', '-m',
+                            '--propagation', 'private', 'sh', '-c', sandbox, 'sandbox',
+                            lib.grants],
+                           stdout=open(log, 'w'), stderr=subprocess.STDOUT)
+    try:
+        for _ in range(100):
+            if os.path.exists(sock):
+                break
+            time.sleep(0.05)
+        os.chown(sock, 0, QEMU_UID)
+        os.chmod(sock, 0o660)
+        # root: a listing reads every header through gfapi
+        p = run('nbdinfo', '--list', '--json', 'nbd+unix:///?socket=' + sock, check=False)
+        assert p.returncode == 0, p.stderr + open(log).read()
+        listing = json.loads(p.stdout)
+        assert {'sb.raw', 'sb2.raw'} <= {e['export-name'] for e in listing['exports']}
+        with open('/proc/%d/status' % act.pid) as f:
+            status = f.read()
+        assert 'NoNewPrivs:\t1' in status and 'CapBnd:\t0000000000000400' in status, status
+        # a guest's QEMU, and a grant superseded by its status
+        q = QemuLike(sock, 'go', 'sb2.raw')
+        lib.record('sbvm', q.pid, sock, [['sb.raw']])
+        lib.grant('sbvm', sock, 'sb2.raw')
+        lib.record('sbvm', q.pid, sock, [['sb.raw'], ['sb2.raw']])
+        r = q.go()
+        assert r['ok'], (r, open(log).read())
+        assert _grant_files(lib) == []
+    finally:
+        act.send_signal(signal.SIGKILL)
+        act.wait(10)
+        shutil.rmtree(base, ignore_errors=True)

@@ -97,10 +97,13 @@ def guests(nbd_libvirtd, nbd_setup):
     module: every check below reuses them."""
     pool, n, message, work = nbd_setup
     with contextlib.ExitStack() as stack:
-        ga = stack.enter_context(running_guest(nbd_libvirtd, work, 'nbda',
-                                               _disk(pool, n, 'a.qcow2'), message))
-        gb = stack.enter_context(running_guest(nbd_libvirtd, work, 'nbdb',
-                                               _disk(pool, n, 'b.qcow2'), message))
+        try:
+            ga = stack.enter_context(running_guest(nbd_libvirtd, work, 'nbda',
+                                                   _disk(pool, n, 'a.qcow2'), message))
+            gb = stack.enter_context(running_guest(nbd_libvirtd, work, 'nbdb',
+                                                   _disk(pool, n, 'b.qcow2'), message))
+        except AssertionError as e:
+            raise AssertionError('%s\n--- nbdkit ---\n%s' % (e, n.output()[-3000:]))
         ga.sock = gb.sock = n.sock
         yield ga, gb
     # nothing outlives the guests: no grant is left
@@ -153,6 +156,14 @@ def test_two_guests_one_nbdkit_no_gluster_driver(nbd_libvirtd, nbd_setup, guests
         assert ('"driver": "nbd"' in qb or '\\"driver\\": \\"nbd\\"' in qb) \
             and 'gluster' not in qb, qb
         assert tcp_peers(qpid, hosts) == []
+        # QEMU holds its pid file's write lock (libvirt hands it the locked
+        # descriptor across its exec): the plugin relies on it when the
+        # wall clock was stepped since the guest started
+        st = os.stat(os.path.join(d.workdir, 'run', 'qemu', g.name + '.pid'))
+        want = ': POSIX  ADVISORY  WRITE %d %02x:%02x:%d ' % (
+            qpid, os.major(st.st_dev), os.minor(st.st_dev), st.st_ino)
+        with open('/proc/locks') as f:
+            assert want in f.read(), want
     # one gfapi client for both guests
     peers = tcp_peers(n.proc.pid, hosts)
     assert [p for p in peers if p[1] == 24007] == [(hosts[0], 24007)], peers

@@ -307,9 +307,6 @@ def test_packaged_unit_under_socket_activation(nbd_pool, gfapi_rep3):
             a = PLUGIN
         elif a.startswith('pool-xml='):
             a = 'pool-xml=' + pool
-        elif a.startswith('allow-dir='):
-            os.makedirs(sock + '.allow', exist_ok=True)
-            a = 'allow-dir=' + sock + '.allow'
         argv.append(a)
     assert argv[0].endswith('/nbdkit') and '--foreground' in argv, argv
     for round_ in range(2):
@@ -793,4 +790,23 @@ def test_packaged_unit_sandbox_without_systemd(nbd_pool, tmp_path):
     finally:
         act.send_signal(signal.SIGKILL)
         act.wait(10)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def test_obsolete_allow_dir_checks_guests(nbd_pool):
+    """allow-dir=, what drop-ins written for older packages still pass, is
+    taken as guests=libvirt: a client of QEMU's uid that is no running
+    domain's QEMU opens nothing (before, its command line would do)."""
+    work, pool, name = nbd_pool
+    base = tempfile.mkdtemp(prefix='gfpool-allowdir-', dir='/tmp')
+    os.chmod(base, 0o755)
+    n = Nbdkit(work, pool, 'allow-dir=' + os.path.join(base, 'gone'), sock=os.path.join(base, 's'))
+    try:
+        os.chown(n.sock, 0, QEMU_UID)
+        os.chmod(n.sock, 0o660)
+        r = QemuLike(n.sock, 'list', argv=['-name', 'guest=vm1']).go()
+        assert not r['ok'] and r['exports'] == [], r
+        assert 'not the QEMU of a running domain' in n.output()
+    finally:
+        n.stop()
         shutil.rmtree(base, ignore_errors=True)

@@ -183,22 +183,65 @@ collect_nbd_source(const xmlNode *holder, GHashTable *out)
         collect_nbd_source(bs, out);
 }
 
-GHashTable *
-gfpool_domain_nbd_exports(const char *xml, gsize len, GError **error)
+void
+gfpool_domstatus_free(GfpoolDomStatus *st)
+{
+    if (!st)
+        return;
+    g_free(st->name);
+    g_free(st->uuid);
+    g_clear_pointer(&st->exports, g_hash_table_unref);
+    g_free(st);
+}
+
+GfpoolDomStatus *
+gfpool_domstatus_parse(const char *xml, gsize len, GError **error)
 {
     g_autoptr(xmlDoc) doc = NULL;
-    g_autoptr(GHashTable) out = NULL;
+    g_autoptr(GfpoolDomStatus) st = g_new0(GfpoolDomStatus, 1);
+    g_autofree char *pid = NULL;
+    xmlNode *root;
+    xmlNode *domain;
     xmlNode *devices;
+    char *end = NULL;
 
-    if (!(doc = gfpool_xml_read(xml, len, "domain", error)))
+    if (!(doc = gfpool_xml_read(xml, len, "domain status", error)))
         return NULL;
-    out = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
-                                (GDestroyNotify)g_ptr_array_unref);
-    if ((devices = gfpool_xml_child(xmlDocGetRootElement(doc), "devices"))) {
+    root = xmlDocGetRootElement(doc);
+    if (root->ns || !xmlStrEqual(root->name, BAD_CAST "domstatus") ||
+        !(domain = gfpool_xml_child(root, "domain"))) {
+        g_set_error(error, GFPOOL_CONF_ERROR, GFPOOL_CONF_ERROR_INVALID,
+                    "not a <domstatus> around a <domain>");
+        return NULL;
+    }
+    pid = gfpool_xml_prop(root, "pid");
+    if (pid)
+        st->pid = g_ascii_strtoll(pid, &end, 10);
+    if (!pid || end == pid || *end || st->pid <= 0) {
+        g_set_error(error, GFPOOL_CONF_ERROR, GFPOOL_CONF_ERROR_INVALID,
+                    "<domstatus> has no process id");
+        return NULL;
+    }
+    st->name = gfpool_xml_text(gfpool_xml_child(domain, "name"), TRUE);
+    st->uuid = gfpool_xml_text(gfpool_xml_child(domain, "uuid"), TRUE);
+    if (!st->name || !st->uuid || !g_uuid_string_is_valid(st->uuid)) {
+        g_set_error(error, GFPOOL_CONF_ERROR, GFPOOL_CONF_ERROR_INVALID,
+                    "the <domain> of the status has no name or no valid uuid");
+        return NULL;
+    }
+    st->exports = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
+                                        (GDestroyNotify)g_ptr_array_unref);
+    if ((devices = gfpool_xml_child(domain, "devices"))) {
         for (xmlNode *d = devices->children; d; d = d->next) {
-            if (d->type == XML_ELEMENT_NODE && !d->ns && xmlStrEqual(d->name, BAD_CAST "disk"))
-                collect_nbd_source(d, out);
+            xmlNode *mirror;
+
+            if (d->type != XML_ELEMENT_NODE || d->ns || !xmlStrEqual(d->name, BAD_CAST "disk"))
+                continue;
+            collect_nbd_source(d, st->exports);
+            /* a blockcopy's destination, and its chain */
+            if ((mirror = gfpool_xml_child(d, "mirror")))
+                collect_nbd_source(mirror, st->exports);
         }
     }
-    return g_steal_pointer(&out);
+    return g_steal_pointer(&st);
 }

@@ -48,9 +48,20 @@ char *gfpool_disk_xml(const GfpoolDiskParams *p, char **warnings);
 char *gfpool_disk_source_name(const GfpoolSource *src, const char *image);
 
 /*
- * The NBD exports a domain's disks name on unix sockets (their images and
- * backing chains): socket path -> GPtrArray of export names (char*), each
- * once. What `gfpool nbd-hook` tells nbdkit-gfpool-plugin a guest may open.
+ * What libvirt's QEMU driver records of a running domain in its state dir
+ * (NAME.xml: <domstatus pid='QEMU'> around the live <domain>): the QEMU
+ * process, the domain's name and uuid, and the NBD exports its disks name
+ * on unix sockets (images, backing chains, blockcopy destinations in
+ * <mirror>): socket path -> GPtrArray of export names (char*), each once.
  * Disks of other protocols are not looked at.
  */
-GHashTable *gfpool_domain_nbd_exports(const char *xml, gsize len, GError **error);
+typedef struct {
+    gint64 pid;
+    char *name;
+    char *uuid;
+    GHashTable *exports;
+} GfpoolDomStatus;
+
+void gfpool_domstatus_free(GfpoolDomStatus *st);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(GfpoolDomStatus, gfpool_domstatus_free)
+GfpoolDomStatus *gfpool_domstatus_parse(const char *xml, gsize len, GError **error);

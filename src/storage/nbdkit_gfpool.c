@@ -17,25 +17,36 @@
  * does for a disk with cache='none'. cache=writeback (the default) lets
  * the bricks' page cache keep what was read and written.
  *
- * allow-dir=DIR: which guest may open which volume, for one nbdkit shared
- * by every guest of the pool (docs/nbd.md). A client that is not root is
- * taken for a QEMU: its guest's name, from the -name of its command line,
- * names the file DIR/GUEST, which lists the volumes that guest's domain
- * XML names, one per line (`gfpool nbd-hook`, run by libvirt's qemu hook,
- * writes it at the guest's start and removes it at its end). Any other
- * volume is answered as one that does not exist. Root clients (qemu-img,
- * gfpool, an administrator) open any volume.
+ * guests=libvirt: one nbdkit shared by every guest of the pool, each
+ * guest opening only what its live definition names (docs/nbd.md,
+ * docs/security.md). A client that is not root must be the QEMU of a
+ * running domain by libvirt's own records (state-dir=, gfpool_guest.c),
+ * checked when it connects; each open rereads the domain's status and
+ * allows the exports its NBD disks name on this server's sockets (images,
+ * backing chains, blockcopy destinations), and those a root-only grant
+ * gives this very QEMU for a minute (grant-dir=, `gfpool nbd-grant`: QEMU
+ * opens a disk being attached, a blockcopy destination or a snapshot
+ * overlay before libvirt records it). Any other volume is answered as one
+ * that does not exist. Root clients (qemu-img, gfpool, an administrator)
+ * open any volume.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <stddef.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
 
 #define NBDKIT_API_VERSION 2
 #include <nbdkit-plugin.h>
 
 #include "gfpool_conn.h"
+#include "gfpool_guest.h"
 #include "gfpool_pool_xml.h"
 #include "gfpool_volume.h"
 
@@ -44,17 +55,23 @@
 static char *pool_xml_path;
 static GfpoolSource *pool_source;
 static GPtrArray *allowed_exports;  /* char*; NULL: every volume */
-static char *allow_dir;
+static gboolean check_guests;
+static char *state_dir;
+static char *grant_dir;
 static gboolean cache_none;
 static GfpoolConn *conn;
+static char **our_sockets;          /* guests=libvirt: the unix sockets we listen on */
 
 /* Handles open per export: a flush makes what every client wrote to that
- * volume durable, which is what can_multi_conn promises. */
+ * volume durable, which is what can_multi_conn promises. A flush holds a
+ * reference to each handle it fsyncs, so a close meanwhile never waits
+ * for it and never frees an fd under it. */
 typedef struct {
     char *name;
     glfs_fd_t *fd;
     guint64 size;       /* the export's size (see export_size) */
     gboolean direct;    /* fd is O_DIRECT: requests come in whole sectors */
+    gint refs;
 } GfpoolNbdHandle;
 
 /* What a brick's O_DIRECT needs, and what the export announces then. */
@@ -78,10 +95,33 @@ gfpool_nbd_config(const char *key, const char *value)
         pool_xml_path = nbdkit_realpath(value);
         return pool_xml_path ? 0 : -1;
     }
+    if (g_str_equal(key, "guests")) {
+        if (!g_str_equal(value, "libvirt") && !g_str_equal(value, "any")) {
+            nbdkit_error("guests=%s: libvirt or any", value);
+            return -1;
+        }
+        check_guests = g_str_equal(value, "libvirt");
+        return 0;
+    }
     if (g_str_equal(key, "allow-dir")) {
-        g_free(allow_dir);
-        allow_dir = nbdkit_realpath(value);
-        return allow_dir ? 0 : -1;
+        /* What the packaged unit said before libvirt's records replaced the
+         * lists of the qemu hook; kept in drop-ins (cache=none): the same
+         * check, stricter than the lists ever were. */
+        nbdkit_debug("allow-dir=%s: obsolete, taken as guests=libvirt", value);
+        check_guests = TRUE;
+        return 0;
+    }
+    if (g_str_equal(key, "state-dir") || g_str_equal(key, "grant-dir")) {
+        char **dir = g_str_equal(key, "state-dir") ? &state_dir : &grant_dir;
+
+        /* not resolved: the plugin opens it refusing every symlink */
+        if (!g_path_is_absolute(value)) {
+            nbdkit_error("%s=%s: an absolute path", key, value);
+            return -1;
+        }
+        g_free(*dir);
+        *dir = g_canonicalize_filename(value, "/");
+        return 0;
     }
     if (g_str_equal(key, "export")) {
         if (!gfpool_vol_name_validate(value, strlen(value), &err)) {
@@ -101,7 +141,8 @@ gfpool_nbd_config(const char *key, const char *value)
         nbdkit_error("cache=%s: none or writeback", value);
         return -1;
     }
-    nbdkit_error("unknown parameter '%s' (gfpool takes pool-xml=, export=, allow-dir= and cache=)", key);
+    nbdkit_error("unknown parameter '%s' (gfpool takes pool-xml=, export=, cache=, guests=, "
+                 "state-dir= and grant-dir=)", key);
     return -1;
 }
 
@@ -125,18 +166,80 @@ gfpool_nbd_config_complete(void)
         return -1;
     }
     pool_source = g_steal_pointer(&def->source);
+    if (!state_dir)
+        state_dir = g_strdup(GFPOOL_QEMU_STATE_DIR);
+    if (!grant_dir)
+        grant_dir = g_strdup(GFPOOL_NBD_GRANT_DIR);
     return 0;
 }
 
 #define gfpool_nbd_config_help \
     "pool-xml=FILE  (required) the gluster pool's XML: every host, transport, dir\n" \
     "export=NAME    serve only this volume (repeatable; default: every volume)\n" \
-    "allow-dir=DIR  a non-root client (a guest's QEMU) opens only the volumes\n" \
-    "               listed in DIR/GUEST (written by gfpool nbd-hook)\n" \
     "cache=none     the bricks bypass their page cache (O_DIRECT), as for a\n" \
-    "               QEMU gluster disk with cache='none' (default: writeback)"
+    "               QEMU gluster disk with cache='none' (default: writeback)\n" \
+    "guests=libvirt a client that is not root must be the QEMU of a running\n" \
+    "               libvirt domain, and opens only the volumes its live\n" \
+    "               definition names on this server's unix socket, or that\n" \
+    "               gfpool nbd-grant gave it (default: any, every client\n" \
+    "               opens every volume)\n" \
+    "state-dir=DIR  libvirt's QEMU state dir, its records of running domains\n" \
+    "               (default " GFPOOL_QEMU_STATE_DIR ")\n" \
+    "grant-dir=DIR  where gfpool nbd-grant writes grants\n" \
+    "               (default " GFPOOL_NBD_GRANT_DIR ")\n" \
+    "allow-dir=DIR  obsolete: taken as guests=libvirt"
 
 /* ---- the connection ------------------------------------------------- */
+
+/* The unix sockets nbdkit listens on (-U, or handed by systemd): the
+ * paths a domain's NBD disks name when they mean this server. */
+static gboolean
+find_our_sockets(void)
+{
+    g_autoptr(GPtrArray) paths = g_ptr_array_new_with_free_func(g_free);
+    DIR *fds = opendir("/proc/self/fd");
+    struct dirent *de;
+
+    if (!fds) {
+        nbdkit_error("guests=libvirt: /proc/self/fd: %s", g_strerror(errno));
+        return FALSE;
+    }
+    while ((de = readdir(fds))) {
+        struct sockaddr_un sa;
+        socklen_t salen = sizeof(sa);
+        int listening = 0;
+        socklen_t optlen = sizeof(listening);
+        int fd = atoi(de->d_name);
+        struct stat st;
+        g_autofree char *canon = NULL;
+
+        if (de->d_name[0] == '.' || fd == dirfd(fds) || fstat(fd, &st) < 0 ||
+            !S_ISSOCK(st.st_mode) ||
+            getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &optlen) < 0 || !listening ||
+            getsockname(fd, (struct sockaddr *)&sa, &salen) < 0 || sa.sun_family != AF_UNIX ||
+            salen <= offsetof(struct sockaddr_un, sun_path) || !sa.sun_path[0])
+            continue;
+        sa.sun_path[MIN((gsize)salen - offsetof(struct sockaddr_un, sun_path),
+                        sizeof(sa.sun_path) - 1)] = '\0';
+        if (!(canon = gfpool_nbd_socket_canonical(sa.sun_path))) {
+            nbdkit_error("guests=libvirt: the socket %s is not an absolute path, "
+                         "which a domain's disk could not name", sa.sun_path);
+            closedir(fds);
+            return FALSE;
+        }
+        nbdkit_debug("guests=libvirt: a guest's disks name this server as %s", canon);
+        g_ptr_array_add(paths, g_steal_pointer(&canon));
+    }
+    closedir(fds);
+    if (paths->len == 0) {
+        nbdkit_error("guests=libvirt: nbdkit listens on no unix socket (-U PATH, or socket "
+                     "activation): guests reach their disks through one");
+        return FALSE;
+    }
+    g_ptr_array_add(paths, NULL);
+    our_sockets = (char **)g_ptr_array_free(g_steal_pointer(&paths), FALSE);
+    return TRUE;
+}
 
 static int
 gfpool_nbd_after_fork(void)
@@ -144,6 +247,8 @@ gfpool_nbd_after_fork(void)
     g_autoptr(GError) err = NULL;
 
     handles = g_ptr_array_new();
+    if (check_guests && !find_our_sockets())
+        return -1;
     if (!(conn = gfpool_conn_open(pool_source, 0, &err))) {
         nbdkit_error("%s", err->message);
         return -1;
@@ -160,11 +265,99 @@ gfpool_nbd_unload(void)
     gfpool_source_free(pool_source);
     g_clear_pointer(&allowed_exports, g_ptr_array_unref);
     g_clear_pointer(&handles, g_ptr_array_unref);
+    g_strfreev(our_sockets);
     g_free(pool_xml_path);
-    g_free(allow_dir);
+    g_free(state_dir);
+    g_free(grant_dir);
 }
 
-/* ---- validation: which names are exports ---------------------------- */
+/* ---- validation: who the client is, which names are exports ---------- */
+
+/*
+ * Who is at the other end of the connection, found when it connects. nbdkit
+ * (1.32 and 1.42 alike, server/connections.c handle_single_connection)
+ * runs preconnect, the handshake's list_exports and open on the thread of
+ * that connection, and only its requests on worker threads: the identity
+ * lives in that thread's storage, and dies with it.
+ */
+typedef struct {
+    gint64 pid;
+    guint64 connected;  /* CLOCK_BOOTTIME ns: its QEMU started before */
+    GfpoolGuest *guest; /* NULL: root */
+} Peer;
+
+static void
+peer_free(Peer *p)
+{
+    gfpool_guest_free(p->guest);
+    g_free(p);
+}
+
+static GPrivate peer_key = G_PRIVATE_INIT((GDestroyNotify)peer_free);
+
+static int
+gfpool_nbd_preconnect(int readonly)
+{
+    g_autoptr(GError) err = NULL;
+    struct timespec now;
+    Peer *p;
+    int64_t uid, pid;
+
+    if (!check_guests)
+        return 0;
+    clock_gettime(CLOCK_BOOTTIME, &now);
+    p = g_new0(Peer, 1);
+    p->connected = (guint64)now.tv_sec * 1000000000 + (guint64)now.tv_nsec;
+    g_private_replace(&peer_key, p);
+    if ((uid = nbdkit_peer_uid()) == 0)
+        return 0;
+    if ((pid = nbdkit_peer_pid()) <= 0) {
+        nbdkit_error("refused a client (uid %" PRId64 ") whose process is unknown "
+                     "(not a unix socket?)", uid);
+        return -1;
+    }
+    p->pid = pid;
+    if (!(p->guest = gfpool_guest_by_pid(state_dir, pid, p->connected, &err))) {
+        nbdkit_error("refused client pid %" PRId64 " uid %" PRId64 ": not root, and not the "
+                     "QEMU of a running domain: %s", pid, uid, err->message);
+        return -1;
+    }
+    nbdkit_debug("client pid %" PRId64 " is the QEMU of domain '%s' (%s)",
+                 pid, p->guest->name, p->guest->uuid);
+    return 0;
+}
+
+/* The guest on this connection as libvirt's records say now: the same
+ * QEMU of the same domain, its live definition reread. NULL: root, or
+ * guests are not checked. */
+static gboolean
+peer_guest(GfpoolGuest **guest)
+{
+    g_autoptr(GError) err = NULL;
+    Peer *p = check_guests ? g_private_get(&peer_key) : NULL;
+    GfpoolGuest *now;
+
+    *guest = NULL;
+    if (!check_guests)
+        return TRUE;
+    if (!p) {
+        nbdkit_error("no identity for this connection (preconnect did not run)");
+        return FALSE;
+    }
+    if (!p->guest)
+        return TRUE;
+    if (!(now = gfpool_guest_by_pid(state_dir, p->pid, p->connected, &err)) ||
+        !g_str_equal(now->uuid, p->guest->uuid) || now->start != p->guest->start) {
+        nbdkit_error("client pid %" PRId64 " is no longer the QEMU of domain '%s': %s",
+                     p->pid, p->guest->name, err ? err->message : "another domain or process");
+        gfpool_guest_free(now);
+        return FALSE;
+    }
+    gfpool_guest_free(p->guest);
+    p->guest = now;
+    *guest = now;
+    return TRUE;
+}
 
 static gboolean
 export_allowed(const char *name)
@@ -178,94 +371,90 @@ export_allowed(const char *name)
     return FALSE;
 }
 
-/* The guest a QEMU runs: "-name guest=NAME,..." (libvirt doubles commas
- * inside the name), or "-name NAME". NULL for anything else. */
-static char *
-peer_guest_name(int64_t pid)
-{
-    g_autofree char *path = g_strdup_printf("/proc/%" PRId64 "/cmdline", pid);
-    g_autofree char *cmdline = NULL;
-    gsize len;
-    const char *arg;
-    const char *end;
-
-    if (!g_file_get_contents(path, &cmdline, &len, NULL))
-        return NULL;
-    end = cmdline + len;
-    for (arg = cmdline; arg < end; arg += strlen(arg) + 1) {
-        const char *v = arg + strlen(arg) + 1;
-        g_autoptr(GString) name = g_string_new(NULL);
-
-        if (!g_str_equal(arg, "-name") || v >= end)
-            continue;
-        if (g_str_has_prefix(v, "guest="))
-            v += strlen("guest=");
-        for (; *v; v++) {
-            if (*v == ',') {
-                if (v[1] != ',')
-                    break;
-                v++;
-            }
-            g_string_append_c(name, *v);
-        }
-        return name->len ? g_string_free(g_steal_pointer(&name), FALSE) : NULL;
-    }
-    return NULL;
-}
-
-/* allow-dir: may the client on this connection open volume `name`? */
+/* May the client on this connection open volume `name`? */
 static gboolean
 peer_allowed(const char *name)
 {
-    g_autofree char *guest = NULL;
-    g_autofree char *path = NULL;
-    g_autofree char *list = NULL;
-    g_auto(GStrv) lines = NULL;
-    int64_t pid;
-    int64_t uid;
+    GfpoolGuest *g;
 
-    if (!allow_dir)
+    if (!peer_guest(&g))
+        return FALSE;
+    if (!g)
         return TRUE;
-    if ((uid = nbdkit_peer_uid()) == 0)
+    if (gfpool_guest_names(g, (const char *const *)our_sockets, name)) {
+        /* what it names supersedes the grants it needed before */
+        gfpool_nbd_grant_add_exports(grant_dir, g, (const char *const *)our_sockets, NULL);
         return TRUE;
-    if ((pid = nbdkit_peer_pid()) < 0 || !(guest = peer_guest_name(pid))) {
-        nbdkit_debug("export '%s' refused: client pid %" PRId64 " uid %" PRId64
-                     " is neither root nor a guest's QEMU", name, pid, uid);
-        return FALSE;
     }
-    if (strchr(guest, '/') || g_str_equal(guest, ".") || g_str_equal(guest, ".."))
-        return FALSE;
-    path = g_build_filename(allow_dir, guest, NULL);
-    if (!g_file_get_contents(path, &list, NULL, NULL)) {
-        nbdkit_debug("export '%s' refused: guest '%s' has no %s", name, guest, path);
-        return FALSE;
+    if (gfpool_nbd_grant_check(grant_dir, g, (const char *const *)our_sockets, name)) {
+        nbdkit_debug("export '%s': granted to domain '%s'", name, g->name);
+        return TRUE;
     }
-    lines = g_strsplit(list, "\n", -1);
-    for (char **l = lines; *l; l++) {
-        if (g_str_equal(*l, name))
-            return TRUE;
-    }
-    nbdkit_debug("export '%s' refused: not in guest '%s''s %s", name, guest, path);
+    nbdkit_debug("export '%s' refused: domain '%s' does not name it on this server",
+                 name, g->name);
     return FALSE;
 }
 
+static int
+add_export(struct nbdkit_exports *exports, const GfpoolVolInfo *v)
+{
+    if (v->kind != GFPOOL_VOL_FILE || !export_allowed(v->name))
+        return 0;
+    return nbdkit_add_export(exports, v->name, gfpool_format_to_string(v->format));
+}
+
+static gint
+compare_names(gconstpointer a, gconstpointer b, gpointer unused)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* A guest's list is what it may open, found first: no other volume's
+ * header is read for it. Root's is the pool's. */
 static int
 gfpool_nbd_list_exports(int readonly, int is_tls, struct nbdkit_exports *exports)
 {
     g_autoptr(GError) err = NULL;
     g_autoptr(GPtrArray) vols = NULL;
+    GfpoolGuest *g;
 
+    if (!peer_guest(&g)) {
+        errno = EPERM;
+        return -1;
+    }
+    if (g) {
+        g_autoptr(GHashTable) names = g_hash_table_new_full(g_str_hash, g_str_equal,
+                                                            g_free, NULL);
+        g_autofree const char **sorted = NULL;
+
+        gfpool_guest_add_exports(g, (const char *const *)our_sockets, names);
+        gfpool_nbd_grant_add_exports(grant_dir, g, (const char *const *)our_sockets, names);
+        sorted = (const char **)g_hash_table_get_keys_as_array(names, NULL);
+        g_qsort_with_data(sorted, (gint)g_hash_table_size(names), sizeof(char *),
+                          compare_names, NULL);
+        for (guint i = 0; sorted[i]; i++) {
+            g_autoptr(GfpoolVolInfo) v = NULL;
+            g_autoptr(GError) verr = NULL;
+
+            if (!gfpool_vol_name_validate(sorted[i], strlen(sorted[i]), NULL))
+                continue;
+            if (!(v = gfpool_vol_info(conn, sorted[i], NULL, &verr))) {
+                nbdkit_debug("export '%s' of domain '%s' not listed: %s",
+                             sorted[i], g->name, verr->message);
+                continue;
+            }
+            if (add_export(exports, v) < 0)
+                return -1;
+        }
+        return 0;
+    }
     if (!(vols = gfpool_pool_refresh(conn, NULL, 0, &err))) {
         nbdkit_error("%s", err->message);
         errno = EIO;
         return -1;
     }
     for (guint i = 0; i < vols->len; i++) {
-        const GfpoolVolInfo *v = g_ptr_array_index(vols, i);
-
-        if (v->kind != GFPOOL_VOL_FILE || !export_allowed(v->name) || !peer_allowed(v->name))
-            continue;
-        if (nbdkit_add_export(exports, v->name, gfpool_format_to_string(v->format)) < 0)
+        if (add_export(exports, g_ptr_array_index(vols, i)) < 0)
             return -1;
     }
     return 0;
@@ -325,9 +514,18 @@ open_volume(const char *name, const char *path, int readonly, gboolean direct)
     return fd;
 }
 
-static void
-gfpool_nbd_free_handle(GfpoolNbdHandle *h)
+static GfpoolNbdHandle *
+handle_ref(GfpoolNbdHandle *h)
 {
+    g_atomic_int_inc(&h->refs);
+    return h;
+}
+
+static void
+handle_unref(GfpoolNbdHandle *h)
+{
+    if (!g_atomic_int_dec_and_test(&h->refs))
+        return;
     glfs_close(h->fd);
     g_free(h->name);
     g_free(h);
@@ -370,11 +568,12 @@ gfpool_nbd_open(int readonly)
         return NULL;
     }
     h = g_new0(GfpoolNbdHandle, 1);
+    h->refs = 1;
     h->name = g_strdup(name);
     h->fd = fd;
     if (!export_size(h, (guint64)st.st_size, &err)) {
         nbdkit_error("export '%s': %s", name, err->message);
-        gfpool_nbd_free_handle(h);
+        handle_unref(h);
         errno = EINVAL;
         return NULL;
     }
@@ -388,7 +587,7 @@ gfpool_nbd_open(int readonly)
                      "served without O_DIRECT", name, h->size, DIRECT_SECTOR);
         if (!(fd = open_volume(name, path, readonly, FALSE))) {
             int e = errno;
-            gfpool_nbd_free_handle(h);
+            handle_unref(h);
             errno = e;
             return NULL;
         }
@@ -410,7 +609,7 @@ gfpool_nbd_close(void *handle)
     g_mutex_lock(&handles_lock);
     g_ptr_array_remove(handles, h);
     g_mutex_unlock(&handles_lock);
-    gfpool_nbd_free_handle(h);
+    handle_unref(h);
 }
 
 static int64_t
@@ -534,21 +733,28 @@ static int
 gfpool_nbd_flush(void *handle, uint32_t flags)
 {
     GfpoolNbdHandle *h = handle;
+    g_autoptr(GPtrArray) same = g_ptr_array_new_with_free_func((GDestroyNotify)handle_unref);
+    int e = 0;
 
-    /* under the lock: an fsync outside it would race a close of another
-     * handle */
+    /* The lock only to find them: an fsync can take seconds on a slow
+     * brick, and every open, close and flush of every client needs it. */
     g_mutex_lock(&handles_lock);
     for (guint i = 0; i < handles->len; i++) {
         GfpoolNbdHandle *other = g_ptr_array_index(handles, i);
-        if (g_str_equal(other->name, h->name) && glfs_fsync(other->fd, NULL, NULL) < 0) {
-            int e = errno;
-            g_mutex_unlock(&handles_lock);
-            nbdkit_error("export '%s': flush: %s", h->name, g_strerror(e));
-            errno = e;
-            return -1;
-        }
+        if (g_str_equal(other->name, h->name))
+            g_ptr_array_add(same, handle_ref(other));
     }
     g_mutex_unlock(&handles_lock);
+    for (guint i = 0; i < same->len; i++) {
+        GfpoolNbdHandle *other = g_ptr_array_index(same, i);
+        if (glfs_fsync(other->fd, NULL, NULL) < 0 && !e)
+            e = errno;
+    }
+    if (e) {
+        nbdkit_error("export '%s': flush: %s", h->name, g_strerror(e));
+        errno = e;
+        return -1;
+    }
     return 0;
 }
 
@@ -650,6 +856,7 @@ static struct nbdkit_plugin plugin = {
     .config_help = gfpool_nbd_config_help,
     .after_fork = gfpool_nbd_after_fork,
     .unload = gfpool_nbd_unload,
+    .preconnect = gfpool_nbd_preconnect,
     .list_exports = gfpool_nbd_list_exports,
     .open = gfpool_nbd_open,
     .close = gfpool_nbd_close,

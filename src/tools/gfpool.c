@@ -15,6 +15,7 @@
 #include <locale.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <libvirt/libvirt.h>
@@ -25,6 +26,7 @@
 #include "gfpool_xml.h"
 #include "gfpool_uri.h"
 #include "gfpool_data.h"
+#include "gfpool_guest.h"
 #include "gfpool_vol_xml.h"
 #include "gfpool_volume.h"
 
@@ -833,83 +835,119 @@ cmd_uri_parse(int argc, char **argv)
 }
 
 /*
- * libvirt's qemu hook (/etc/libvirt/hooks/qemu.d/gfpool-nbd runs it):
- * `gfpool nbd-hook GUEST OPERATION SUBOP EXTRA`, the domain's XML on
- * stdin. Before a guest's QEMU starts (prepare; an incoming migration;
- * a restore) it writes, for every unix socket its disks name with
- * protocol nbd whose SOCKET.allow directory exists (nbdkit-gfpool-plugin
- * runs with allow-dir= there), SOCKET.allow/GUEST: the exports the guest
- * may open. At release it removes them.
+ * Once libvirt's qemu hook, run before each guest started to write which
+ * volumes it may open through nbdkit-gfpool-plugin. The plugin now reads
+ * libvirt's own records, which exist before QEMU starts; a hook left
+ * behind by an old package (a conffile kept by `apt-get remove`) must
+ * never stop a guest from starting, so this does nothing and succeeds.
  */
-static gboolean
-nbd_hook_name_ok(const char *guest)
-{
-    return *guest && !strchr(guest, '/') && !g_str_equal(guest, ".") && !g_str_equal(guest, "..");
-}
-
 static int
 cmd_nbd_hook(int argc, char **argv)
 {
-    static const Verb v = { "nbd-hook", "GUEST OPERATION [SUBOP [EXTRA]]",
-                            "For libvirt's qemu hook, the domain XML on stdin: tell "
-                            "nbdkit-gfpool-plugin which volumes the guest may open "
-                            "(prepare, migrate, restore) and forget it (release).", NULL };
+    /* no option parsing: a guest may be called "-x" */
+    if (argc == 2 && (g_str_equal(argv[1], "--help") || g_str_equal(argv[1], "--help-all")))
+        printf("Usage:\n  gfpool nbd-hook [ANY...]\n\n"
+               "Does nothing and succeeds: what libvirt's qemu hook of older\n"
+               "nbdkit-plugin-gfpool packages runs.\n\n"
+               "Help Options:\n  -h, --help       Show help options\n");
+    return EXIT_OK;
+}
+
+static char *opt_state_dir;
+static char *opt_grant_dir;
+static gint opt_seconds = GFPOOL_NBD_GRANT_MAX_S;
+
+/*
+ * `gfpool nbd-grant DOMAIN SOCKET EXPORT... [-- COMMAND...]`: QEMU opens
+ * a disk being attached, a blockcopy destination and an external
+ * snapshot's overlay before libvirt writes them into the domain's status
+ * (docs/nbd.md), which is what nbdkit-gfpool-plugin's guests=libvirt
+ * reads. A grant lets the domain's current QEMU open those exports until
+ * the status names them, at most a minute; with a COMMAND, only while it
+ * runs (its exit status is ours).
+ */
+static int
+cmd_nbd_grant(int argc, char **argv)
+{
+    static const Verb v = { "nbd-grant", "DOMAIN SOCKET EXPORT... [-- COMMAND [ARG...]]",
+                            "Let a running guest's QEMU open NBD exports of "
+                            "nbdkit-gfpool-plugin (guests=libvirt) that its live "
+                            "definition does not name yet: for attach-device, "
+                            "blockcopy and external snapshots. Root only.", NULL };
+    static const GOptionEntry entries[] = {
+        { "seconds", 0, 0, G_OPTION_ARG_INT, &opt_seconds,
+          "how long the grant lasts (1-60, default 60)", "N" },
+        { "state-dir", 0, 0, G_OPTION_ARG_FILENAME, &opt_state_dir,
+          "libvirt's QEMU state dir (default " GFPOOL_QEMU_STATE_DIR ")", "DIR" },
+        { "grant-dir", 0, 0, G_OPTION_ARG_FILENAME, &opt_grant_dir,
+          "the plugin's grant-dir (default " GFPOOL_NBD_GRANT_DIR ")", "DIR" },
+        { NULL }
+    };
     g_autoptr(GError) err = NULL;
-    g_autoptr(GHashTable) sockets = NULL;
-    g_autoptr(GString) xml = g_string_new(NULL);
-    const char *guest;
-    const char *op;
-    gboolean grant;
-    GHashTableIter it;
-    gpointer key, value;
-    char buf[65536];
-    size_t n;
+    g_autoptr(GfpoolGuest) guest = NULL;
+    g_autoptr(GPtrArray) files = g_ptr_array_new_with_free_func(g_free);
+    char **command = NULL;
+    const char *state_dir, *grant_dir;
     int rc = EXIT_OK;
 
-    if (!parse_verb_args(&v, NULL, FALSE, &argc, &argv, &rc))
-        return rc;
-    if (argc < 3)
-        return usage_error("nbd-hook takes the guest's name and the operation, as libvirt calls hooks");
-    guest = argv[1];
-    op = argv[2];
-    grant = g_str_equal(op, "prepare") || g_str_equal(op, "migrate") || g_str_equal(op, "restore");
-    if (!grant && !g_str_equal(op, "release"))
-        return EXIT_OK;
-    if (!nbd_hook_name_ok(guest))
-        return usage_error("nbd-hook: '%s' cannot name a file", guest);
-    while ((n = fread(buf, 1, sizeof(buf), stdin)) > 0) {
-        g_string_append_len(xml, buf, (gssize)n);
-        if (xml->len > GFPOOL_XML_MAX)
-            return usage_error("nbd-hook: the domain XML on stdin is over %d bytes", GFPOOL_XML_MAX);
-    }
-    if (!(sockets = gfpool_domain_nbd_exports(xml->str, xml->len, &err)))
-        return fail(err);
-
-    g_hash_table_iter_init(&it, sockets);
-    while (g_hash_table_iter_next(&it, &key, &value)) {
-        g_autofree char *dir = g_strconcat((const char *)key, ".allow", NULL);
-        g_autofree char *path = g_build_filename(dir, guest, NULL);
-        GPtrArray *names = value;
-        g_autoptr(GString) list = g_string_new(NULL);
-
-        if (!g_file_test(dir, G_FILE_TEST_IS_DIR))
-            continue;   /* not a server of ours that checks guests */
-        if (!grant) {
-            if (unlink(path) < 0 && errno != ENOENT) {
-                g_printerr("gfpool: error: cannot remove %s: %s\n", path, g_strerror(errno));
-                rc = EXIT_FAILED;
-            }
-            continue;
+    /* what follows a "--" is the command, never options of ours */
+    for (int i = 1; i < argc; i++) {
+        if (g_str_equal(argv[i], "--")) {
+            command = i + 1 < argc ? &argv[i + 1] : NULL;
+            argv[i] = NULL;
+            argc = i;
+            if (!command)
+                return usage_error("nbd-grant: nothing after '--'");
+            break;
         }
-        for (guint i = 0; i < names->len; i++)
-            g_string_append_printf(list, "%s\n", (const char *)g_ptr_array_index(names, i));
-        /* g_file_set_contents writes a temp file and renames it: the
-         * plugin never reads half a list */
-        if (!g_file_set_contents(path, list->str, (gssize)list->len, &err)) {
-            g_printerr("gfpool: error: %s\n", err->message);
-            g_clear_error(&err);
+    }
+    if (!parse_verb_args(&v, entries, FALSE, &argc, &argv, &rc))
+        return rc;
+    if (argc < 4)
+        return usage_error("nbd-grant takes the domain, the server's socket and the exports");
+    if (geteuid() != 0) {
+        g_printerr("gfpool: error: nbd-grant: only root may grant a guest a volume\n");
+        return EXIT_FAILED;
+    }
+    state_dir = opt_state_dir ? opt_state_dir : GFPOOL_QEMU_STATE_DIR;
+    grant_dir = opt_grant_dir ? opt_grant_dir : GFPOOL_NBD_GRANT_DIR;
+    for (int i = 3; i < argc; i++) {
+        if (!gfpool_vol_name_validate(argv[i], strlen(argv[i]), &err))
+            return usage_error("nbd-grant: export '%s': %s", argv[i], err->message);
+    }
+    if (!(guest = gfpool_guest_by_name(state_dir, argv[1], &err)))
+        return fail(err);
+    for (int i = 3; i < argc; i++) {
+        char *file = gfpool_nbd_grant_write(grant_dir, guest, argv[2], argv[i],
+                                            (guint)CLAMP(opt_seconds, 0, G_MAXINT), &err);
+        if (!file) {
+            rc = fail(err);
+            command = NULL;
+            break;
+        }
+        g_ptr_array_add(files, file);
+    }
+    if (command) {
+        g_autoptr(GError) run_err = NULL;
+        int status;
+
+        if (!g_spawn_sync(NULL, command, NULL,
+                          G_SPAWN_SEARCH_PATH | G_SPAWN_CHILD_INHERITS_STDIN,
+                          NULL, NULL, NULL, NULL, &status, &run_err)) {
+            g_printerr("gfpool: error: nbd-grant: %s\n", run_err->message);
+            rc = EXIT_FAILED;
+        } else if (WIFEXITED(status)) {
+            rc = WEXITSTATUS(status);
+        } else {
             rc = EXIT_FAILED;
         }
+    }
+    /* with a command, or after a failure: the grants end here */
+    for (guint i = 0; (command || rc != EXIT_OK) && i < files->len; i++) {
+        g_autoptr(GError) rm_err = NULL;
+
+        if (!gfpool_nbd_grant_remove(grant_dir, g_ptr_array_index(files, i), &rm_err))
+            g_printerr("gfpool: warning: %s\n", rm_err->message);
     }
     return rc;
 }
@@ -1486,8 +1524,10 @@ static const Verb verbs[] = {
     { "disk-xml", "VOL [--connect URI --pool P]", "Domain <disk> XML (or URI) for QEMU's gluster driver.", cmd_disk_xml },
     { "virt-install-disk", "POOL VOL", "The --disk argument for virt-install.", cmd_virt_install_disk },
     { "uri-parse", "URI", "Check a gluster:// URI and print its parts.", cmd_uri_parse },
-    { "nbd-hook", "GUEST OPERATION [SUBOP [EXTRA]]",
-      "libvirt's qemu hook: which volumes a guest may open through nbdkit.", cmd_nbd_hook },
+    { "nbd-grant", "DOMAIN SOCKET EXPORT... [-- COMMAND...]",
+      "Let a guest's QEMU open NBD exports its definition does not name yet.", cmd_nbd_grant },
+    { "nbd-hook", "[ANY...]", "Does nothing (was libvirt's qemu hook for the NBD plugin).",
+      cmd_nbd_hook },
 };
 
 static void

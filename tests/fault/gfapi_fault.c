@@ -6,6 +6,13 @@
  *   GFPOOL_FAULT_RETURN_ZERO=1  ... returns 0 instead (a write that moves
  *                               nothing, a read at EOF)
  *   GFPOOL_FAULT_TRACE=FILE     every wrapped call appends its name to FILE
+ *                               (glfs_open its path too)
+ *   GFPOOL_FAULT_HOLD=SUBSTR:FILE
+ *                               a glfs_fsync of a file opened (glfs_open)
+ *                               by a path containing SUBSTR creates
+ *                               FILE.held and waits until FILE exists: a
+ *                               slow brick for one volume, released by
+ *                               the test when it has seen what it wants
  *
  * Only the calls gfpool's data paths make on files and directories are
  * wrapped; connecting and tearing down are left alone.
@@ -18,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/statvfs.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <glusterfs/api/glfs.h>
@@ -44,7 +52,7 @@ configure(void)
 /* Counts the call and says whether this one is the one to fail: 1 to fail
  * with EIO (as gfapi does for a brick's I/O error), 2 to return 0. */
 static int
-should_fail(const char *name, long *count)
+should_fail_at(const char *name, const char *path, long *count)
 {
     const char *trace = getenv("GFPOOL_FAULT_TRACE");
     int fail;
@@ -57,8 +65,9 @@ should_fail(const char *name, long *count)
     if (trace) {
         int fd = open(trace, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
         if (fd >= 0) {
-            char line[96];
-            int n = snprintf(line, sizeof(line), "%s%s\n", name, fail ? " FAILED" : "");
+            char line[4200];
+            int n = snprintf(line, sizeof(line), "%s%s%s%s\n", name, path ? " " : "",
+                             path ? path : "", fail ? " FAILED" : "");
             if (n > 0 && write(fd, line, (size_t)n) < 0)
                 n = 0;
             close(fd);
@@ -70,6 +79,12 @@ should_fail(const char *name, long *count)
     if (fail)
         errno = EIO;
     return fail;
+}
+
+static int
+should_fail(const char *name, long *count)
+{
+    return should_fail_at(name, NULL, count);
 }
 
 static void *
@@ -98,7 +113,6 @@ real(const char *name)
         return next args;                                                   \
     }
 
-WRAP(glfs_fd_t *, glfs_open, NULL, (glfs_t *fs, const char *path, int flags), (fs, path, flags))
 WRAP(glfs_fd_t *, glfs_creat, NULL, (glfs_t *fs, const char *path, int flags, mode_t mode),
      (fs, path, flags, mode))
 WRAP(int, glfs_fstat, -1, (glfs_fd_t *fd, struct stat *buf), (fd, buf))
@@ -112,8 +126,6 @@ WRAP(ssize_t, glfs_pwrite, -1,
 WRAP(int, glfs_ftruncate, -1,
      (glfs_fd_t *fd, off_t length, struct glfs_stat *pre, struct glfs_stat *post),
      (fd, length, pre, post))
-WRAP(int, glfs_fsync, -1, (glfs_fd_t *fd, struct glfs_stat *pre, struct glfs_stat *post),
-     (fd, pre, post))
 WRAP(int, glfs_discard, -1, (glfs_fd_t *fd, off_t offset, size_t len), (fd, offset, len))
 WRAP(int, glfs_zerofill, -1, (glfs_fd_t *fd, off_t offset, off_t len), (fd, offset, len))
 WRAP(int, glfs_fallocate, -1, (glfs_fd_t *fd, int keep_size, off_t offset, size_t len),
@@ -134,3 +146,104 @@ WRAP(int, glfs_readdir_r, -1, (glfs_fd_t *fd, struct dirent *de, struct dirent *
 WRAP(int, glfs_readdirplus_r, -1,
      (glfs_fd_t *fd, struct stat *st, struct dirent *de, struct dirent **res),
      (fd, st, de, res))
+
+/* ---- GFPOOL_FAULT_HOLD: fds whose fsync waits for the test ---- */
+
+#define HELD_MAX 64
+static glfs_fd_t *held[HELD_MAX];
+
+static const char *
+hold_spec(const char **release)
+{
+    static char substr[256];
+    const char *h = getenv("GFPOOL_FAULT_HOLD");
+    const char *colon;
+
+    if (!h || !(colon = strchr(h, ':')) || (size_t)(colon - h) >= sizeof(substr))
+        return NULL;
+    memcpy(substr, h, (size_t)(colon - h));
+    substr[colon - h] = '\0';
+    *release = colon + 1;
+    return substr;
+}
+
+static void
+held_set(glfs_fd_t *fd, int add)
+{
+    pthread_mutex_lock(&lock);
+    for (int i = 0; i < HELD_MAX; i++) {
+        if (add ? held[i] == NULL : held[i] == fd) {
+            held[i] = add ? fd : NULL;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&lock);
+}
+
+static int
+is_held(glfs_fd_t *fd)
+{
+    int found = 0;
+
+    pthread_mutex_lock(&lock);
+    for (int i = 0; i < HELD_MAX && !found; i++)
+        found = held[i] == fd;
+    pthread_mutex_unlock(&lock);
+    return found;
+}
+
+glfs_fd_t *
+glfs_open(glfs_t *fs, const char *path, int flags)
+{
+    static long calls;
+    static glfs_fd_t *(*next)(glfs_t *, const char *, int);
+    const char *release;
+    const char *substr = hold_spec(&release);
+    int fail = should_fail_at("glfs_open", path, &calls);
+    glfs_fd_t *fd;
+
+    if (fail)
+        return NULL;
+    if (!next)
+        next = (glfs_fd_t *(*)(glfs_t *, const char *, int))real("glfs_open");
+    fd = next(fs, path, flags);
+    if (fd && substr && strstr(path, substr))
+        held_set(fd, 1);
+    return fd;
+}
+
+int
+glfs_fsync(glfs_fd_t *fd, struct glfs_stat *pre, struct glfs_stat *post)
+{
+    static long calls;
+    static int (*next)(glfs_fd_t *, struct glfs_stat *, struct glfs_stat *);
+    const char *release;
+    int fail = should_fail("glfs_fsync", &calls);
+
+    if (fail)
+        return fail == 2 ? 0 : -1;
+    if (!next)
+        next = (int (*)(glfs_fd_t *, struct glfs_stat *, struct glfs_stat *))real("glfs_fsync");
+    if (hold_spec(&release) && is_held(fd)) {
+        char marker[4096];
+        struct timespec tick = { 0, 10 * 1000 * 1000 };
+
+        snprintf(marker, sizeof(marker), "%s.held", release);
+        close(open(marker, O_WRONLY | O_CREAT | O_CLOEXEC, 0600));
+        /* bounded: a test that never releases must not hang its nbdkit */
+        for (int i = 0; i < 12000 && access(release, F_OK) != 0; i++)
+            nanosleep(&tick, NULL);
+    }
+    return next(fd, pre, post);
+}
+
+int
+glfs_close(glfs_fd_t *fd)
+{
+    static int (*next)(glfs_fd_t *);
+
+    if (!next)
+        next = (int (*)(glfs_fd_t *))real("glfs_close");
+    held_set(fd, 0);
+    return next(fd);
+}

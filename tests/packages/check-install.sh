@@ -41,10 +41,42 @@ for f in $files; do
     ok $? "before: $f is Debian's"
 done
 
+# libvirt's hook dir as it is before gfpool, to compare after its removal
+hooks_listing() { find /etc/libvirt/hooks -printf '%p %M %u\n' 2>/dev/null | sort; }
+hooks_listing > "$work/hooks.before"
+
+# -- an upgrade from a package that shipped libvirt's qemu hook ---------------
+# nbdkit-plugin-gfpool 0.1.0 installed the conffile
+# /etc/libvirt/hooks/qemu.d/gfpool-nbd, which execs gfpool; this stands in for
+# it (the same conffile, nothing else)
+hook=/etc/libvirt/hooks/qemu.d/gfpool-nbd
+old=$work/old-nbdkit-plugin-gfpool
+mkdir -p "$old/DEBIAN" "$old$(dirname $hook)"
+printf '#!/bin/sh\nexec /usr/bin/gfpool nbd-hook "$@"\n' > "$old$hook"
+chmod 0755 "$old$hook"
+echo "$hook" > "$old/DEBIAN/conffiles"
+cat > "$old/DEBIAN/control" <<EOF_CONTROL
+Package: nbdkit-plugin-gfpool
+Version: 0.1.0
+Architecture: $(dpkg --print-architecture)
+Maintainer: gfpool developers <gfpool@lists.gfpool.org>
+Description: the 0.1.0 package's qemu hook, for the upgrade test
+EOF_CONTROL
+dpkg-deb -b "$old" "$work/old.deb" >/dev/null 2>&1 && dpkg -i "$work/old.deb" >/dev/null 2>&1 && [ -x $hook ]
+ok $? "an old nbdkit-plugin-gfpool with libvirt's qemu hook installed"
+
 # -- install ---------------------------------------------------------------
 apt-get install -y -qq "$debs"/*.deb > "$work/install.log" 2>&1
 rc=$?; ok $rc "apt-get install ./*.deb (dependencies from the archive)"
 [ $rc = 0 ] || diag < "$work/install.log"
+[ ! -e $hook ] && ! ls /etc/libvirt/hooks/qemu.d/gfpool-nbd* >/dev/null 2>&1
+ok $? "the upgrade removed the qemu hook (no hook of ours, no backup)"
+gfpool nbd-hook vm1 prepare begin - < /dev/null && gfpool nbd-hook -x release end - < /dev/null
+ok $? "gfpool nbd-hook, what a hook left behind would run, does nothing and succeeds"
+[ "$(stat -c '%a %U' /run/gfpool-nbd/grants 2>/dev/null)" = "700 root" ]
+ok $? "/run/gfpool-nbd/grants is root's, 0700 (tmpfiles.d)"
+grep -qx '/run/gfpool-nbd/\*.sock rw,' /etc/apparmor.d/abstractions/libvirt-qemu.d/gfpool-nbd
+ok $? "AppArmor: guests' QEMU may connect to the NBD sockets (abstractions/libvirt-qemu.d)"
 for f in $files; do
     [ "$(dpkg-divert --listpackage "$moddir/$f")" = $module_pkg ]
     ok $? "$f diverted by $module_pkg"
@@ -110,6 +142,15 @@ start_libvirtd; ok $? "libvirtd starts after the purge"
     ! grep -q "/gfpool/" /proc/$pid/maps
 ok $? "libvirtd maps Debian's pool module again"
 stop_libvirtd
+
+# -- remove without purge: nothing of ours can stop a guest from starting -----
+apt-get remove -y -qq nbdkit-plugin-gfpool gfpool > "$work/remove.log" 2>&1
+rc=$?; ok $rc "apt-get remove nbdkit-plugin-gfpool gfpool (no purge)"
+[ $rc = 0 ] || diag < "$work/remove.log"
+hooks_listing > "$work/hooks.after"
+cmp -s "$work/hooks.before" "$work/hooks.after"
+rc=$?; ok $rc "no hook of ours remains: libvirt's hook dir is as it was before gfpool"
+[ $rc = 0 ] || diff "$work/hooks.before" "$work/hooks.after" | diag
 rm -rf "$work"
 echo "1..$n"
 [ $fails = 0 ]

@@ -212,6 +212,75 @@ test_disk_xml_nbd_reconnect(void)
     g_assert_cmpuint(n, ==, 2);
 }
 
+/* What libvirt writes into its state dir for a running domain: the NBD
+ * exports on unix sockets of its disks, chains and blockcopy destination,
+ * each once; TCP NBD, gluster and file disks are not looked at. */
+static void
+test_domstatus(void)
+{
+    const char *xml =
+        "<domstatus state='running' reason='booted' pid='4242'>"
+        "<monitor path='/x' type='unix'/>"
+        "<domain type='qemu' id='3'><name>vm1</name>"
+        "<uuid>87c296b2-593c-4d08-9b75-26e58ab3bc4c</uuid><devices>"
+        "<disk type='network' device='disk'>"
+        "<source protocol='nbd' name='a.qcow2' index='1'><host transport='unix' socket='/run/p.sock'/></source>"
+        "<backingStore type='network' index='2'>"
+        "<source protocol='nbd' name='base.raw'><host transport='unix' socket='/run/p.sock'/></source>"
+        "<backingStore/></backingStore>"
+        "<mirror type='network' job='copy'><source protocol='nbd' name='copy.qcow2'>"
+        "<host transport='unix' socket='/run/p.sock'/></source>"
+        "<backingStore type='network'><source protocol='nbd' name='base.raw'>"
+        "<host transport='unix' socket='/run/p.sock'/></source></backingStore></mirror>"
+        "<target dev='vda' bus='virtio'/></disk>"
+        "<disk type='network' device='disk'><source protocol='nbd' name='tcp.raw'>"
+        "<host name='h' port='10809'/></source></disk>"
+        "<disk type='network' device='disk'><source protocol='gluster' name='v/g.raw'>"
+        "<host name='h'/></source></disk>"
+        "<disk type='file' device='disk'><source file='/x.img'/></disk>"
+        "<disk type='network' device='disk'><source protocol='nbd' name='other.raw'>"
+        "<host transport='unix' socket='/run/q.sock'/></source></disk>"
+        "</devices></domain></domstatus>";
+    g_autoptr(GError) err = NULL;
+    g_autoptr(GfpoolDomStatus) st = gfpool_domstatus_parse(xml, strlen(xml), &err);
+    GPtrArray *p;
+
+    g_assert_no_error(err);
+    g_assert_cmpint(st->pid, ==, 4242);
+    g_assert_cmpstr(st->name, ==, "vm1");
+    g_assert_cmpstr(st->uuid, ==, "87c296b2-593c-4d08-9b75-26e58ab3bc4c");
+    g_assert_cmpuint(g_hash_table_size(st->exports), ==, 2);
+    p = g_hash_table_lookup(st->exports, "/run/p.sock");
+    g_assert_nonnull(p);
+    g_assert_cmpuint(p->len, ==, 3);
+    g_assert_cmpstr(g_ptr_array_index(p, 0), ==, "a.qcow2");
+    g_assert_cmpstr(g_ptr_array_index(p, 1), ==, "base.raw");
+    g_assert_cmpstr(g_ptr_array_index(p, 2), ==, "copy.qcow2");
+    p = g_hash_table_lookup(st->exports, "/run/q.sock");
+    g_assert_cmpuint(p->len, ==, 1);
+}
+
+static void
+test_domstatus_bad(void)
+{
+    const char *bad[] = {
+        "<domain><name>x</name></domain>",
+        "<domstatus><domain><name>x</name><uuid>87c296b2-593c-4d08-9b75-26e58ab3bc4c</uuid></domain></domstatus>",
+        "<domstatus pid='12x'><domain><name>x</name><uuid>87c296b2-593c-4d08-9b75-26e58ab3bc4c</uuid></domain></domstatus>",
+        "<domstatus pid='-1'><domain><name>x</name><uuid>87c296b2-593c-4d08-9b75-26e58ab3bc4c</uuid></domain></domstatus>",
+        "<domstatus pid='1'><domain><name>x</name><uuid>not-a-uuid</uuid></domain></domstatus>",
+        "<domstatus pid='1'/>",
+    };
+
+    for (guint i = 0; i < G_N_ELEMENTS(bad); i++) {
+        g_autoptr(GError) err = NULL;
+        g_autoptr(GfpoolDomStatus) st = gfpool_domstatus_parse(bad[i], strlen(bad[i]), &err);
+
+        g_assert_null(st);
+        g_assert_nonnull(err);
+    }
+}
+
 int
 main(int argc, char **argv)
 {
@@ -223,5 +292,7 @@ main(int argc, char **argv)
     g_test_add_func("/disk_xml/chain_hosts_transports", test_disk_xml);
     g_test_add_func("/disk_xml/nbd", test_disk_xml_nbd);
     g_test_add_func("/disk_xml/nbd_reconnect", test_disk_xml_nbd_reconnect);
+    g_test_add_func("/disk_xml/domstatus", test_domstatus);
+    g_test_add_func("/disk_xml/domstatus_bad", test_domstatus_bad);
     return g_test_run();
 }

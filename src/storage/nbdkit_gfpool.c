@@ -469,7 +469,8 @@ gfpool_nbd_list_exports(int readonly, int is_tls, struct nbdkit_exports *exports
  * driver meets on a logical volume bigger than the image (oVirt's layout).
  * Past the file's end reads give zeros and writes extend the file. A raw
  * volume is exactly its file. A corrupt header is refused: it is never
- * served as raw.
+ * served as raw. So is a volume without a format record: its size would
+ * be whatever its guest last wrote into its first sector.
  */
 static gboolean
 export_size(GfpoolNbdHandle *h, guint64 file_size, GError **error)
@@ -480,6 +481,13 @@ export_size(GfpoolNbdHandle *h, guint64 file_size, GError **error)
         return FALSE;
     if (p.corrupt || p.warning) {
         g_set_error(error, GFPOOL_ERROR, GFPOOL_ERROR_INVALID, "%s", p.warning);
+        return FALSE;
+    }
+    if (!p.recorded) {
+        g_set_error(error, GFPOOL_ERROR, GFPOOL_ERROR_INVALID,
+                    "the volume has no format record (its header reads %s); "
+                    "record it with 'gfpool vol-record --format FORMAT %s'",
+                    gfpool_format_to_string(p.format), h->name);
         return FALSE;
     }
     if (p.format != GFPOOL_FORMAT_QCOW2) {

@@ -217,7 +217,18 @@ def test_unrecorded_volumes_are_probed_and_say_so(rpool, libvirtd):
     # libvirtd probed (and cached) the volumes before they were recorded; a
     # record must make its cached answer stale, though GlusterFS stamps no
     # ctime for a set attribute
-    p.cli('vol-record', '--format', 'raw', 'placed-was-raw.img', check=0)
+    # the NBD plugin serves no unrecorded volume: its header would decide
+    # the export's size
+    n = Nbdkit(p.work, p.xml_path)
+    try:
+        r = run('qemu-img', 'info', '-f', 'raw', n.uri('placed-was-raw.img'),
+                check=False)
+        assert r.returncode != 0, r.stdout
+        assert "'placed-was-raw.img': the volume has no format record" in n.output()
+        p.cli('vol-record', '--format', 'raw', 'placed-was-raw.img', check=0)
+        assert export_info(n, 'placed-was-raw.img')['export-size'] == os.path.getsize(top)
+    finally:
+        n.stop()
     p.refresh()
     d = p.dumpxml('placed-was-raw.img')
     assert d['format'] == 'raw' and d['backing_path'] is None, d

@@ -25,6 +25,11 @@ Function fixtures
 
 When a fixture cannot start its servers the test is SKIPPED, unless
 CI=true in the environment: then it FAILS with the reason and log tail.
+
+A test that runs longer than GFPOOL_TEST_LIMIT_S (default 420 s; the
+longest takes about 100 s) fails: a watchdog saves the thread stacks of
+every private libvirtd it started (gdb) and kills them, so a client call
+blocked in a stalled daemon returns and the run goes on.
 """
 
 import itertools
@@ -32,8 +37,12 @@ import os
 import re
 import secrets
 import shutil
+import signal
+import subprocess
 import sys
 import tempfile
+import threading
+import time
 
 import pytest
 
@@ -56,6 +65,57 @@ def unavailable(reason):
     if os.environ.get('CI') == 'true':
         pytest.fail(reason, pytrace=False)
     pytest.skip(reason)
+
+
+# Private libvirtds started and not yet stopped, for the watchdog.
+_running_daemons = []
+TEST_LIMIT_S = float(os.environ.get('GFPOOL_TEST_LIMIT_S', '420'))
+
+
+def _daemon_stacks(d):
+    """gdb's backtrace of every thread of `d`, saved beside its log."""
+    path = os.path.join(d.workdir, 'stacks-%d.txt' % int(time.time()))
+    try:
+        with open(path, 'w') as f:
+            subprocess.run(['gdb', '-p', str(d.pid), '-batch', '-nx',
+                            '-ex', 'thread apply all bt'], stdout=f,
+                           stderr=subprocess.STDOUT, timeout=60)
+    except (OSError, subprocess.SubprocessError) as e:
+        return 'no stacks (%s)' % e
+    # the daemon's work dir goes at teardown: the frames that tell a stall
+    # (ours, gfapi's, libvirt's storage driver, lock waits) go in the message
+    keep = re.compile(r'^Thread |gfpool|glfs|virStorage|pthread_(mutex_lock|rwlock)|__lll_lock')
+    with open(path, errors='replace') as f:
+        lines = [l.rstrip() for l in f if keep.search(l)]
+    return '\n' + '\n'.join(lines)[-12000:]
+
+
+@pytest.fixture(autouse=True)
+def _time_limit(request):
+    """Fail a test that outlives TEST_LIMIT_S instead of hanging the run:
+    a python3-libvirt call blocked in a stalled daemon cannot be
+    interrupted (libvirt retries its poll on EINTR), so the daemons go."""
+    expired = []
+
+    def expire():
+        for d in list(_running_daemons):
+            if d.pid:
+                expired.append('%r: stacks %s' % (d, _daemon_stacks(d)))
+                try:
+                    os.kill(d.pid, signal.SIGKILL)
+                except OSError:
+                    pass
+        expired.append('')
+
+    timer = threading.Timer(TEST_LIMIT_S, expire)
+    timer.daemon = True
+    timer.start()
+    yield
+    timer.cancel()
+    if expired:
+        pytest.fail('the test ran longer than %.0f s; private libvirtds '
+                    'killed: %s' % (TEST_LIMIT_S, '; '.join(expired[:-1]) or
+                                    'none running'), pytrace=False)
 
 
 def _work_root():
@@ -167,6 +227,7 @@ def _start_libvirtd(module, with_qemu=False, cls=None, **kw):
         extra[k] = v
     d = (cls or testbed.Libvirtd)(work, os.path.join(work, 'backends'),
                          with_qemu=with_qemu, module=module, extra_env=extra, **kw)
+    _running_daemons.append(d)
     try:
         d.start()
     except Exception as e:
@@ -174,6 +235,7 @@ def _start_libvirtd(module, with_qemu=False, cls=None, **kw):
             d.stop()
         except Exception:
             pass
+        _running_daemons.remove(d)
         unavailable('cannot start private libvirtd with %s: %s'
                     % (module, e))
     return d
@@ -181,6 +243,8 @@ def _start_libvirtd(module, with_qemu=False, cls=None, **kw):
 
 def _cleanup_libvirtd(d):
     d.stop()
+    if d in _running_daemons:
+        _running_daemons.remove(d)
     if not os.environ.get('GFPOOL_KEEP_LIBVIRTD'):
         shutil.rmtree(d.workdir, ignore_errors=True)
 

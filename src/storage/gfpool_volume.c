@@ -702,6 +702,28 @@ gfpool_pool_info(GfpoolConn *conn, guint64 *capacity, guint64 *allocation,
 }
 
 
+/*
+ * A stat by path is md-cache's answer, up to a second old: a size another
+ * client changed since (a CLI's resize on this host, another hypervisor)
+ * would match the probe cache's old entry and be reported. A read's reply
+ * carries the bricks' current attributes, which md-cache takes: after one,
+ * fstat is current. Listings need none of this (readdirplus goes to the
+ * bricks); a format record alone (a raw volume) is read without a read.
+ */
+static void
+stat_fresh(GfpoolConn *conn, const char *path, struct stat *st)
+{
+    glfs_fd_t *fd;
+    char byte;
+    struct stat fresh;
+
+    if (!(fd = glfs_open(gfpool_conn_glfs(conn), path, O_RDONLY)))
+        return;
+    if (glfs_pread(fd, &byte, 1, 0, 0, NULL) >= 0 && glfs_fstat(fd, &fresh) == 0)
+        *st = fresh;
+    glfs_close(fd);
+}
+
 GfpoolVolInfo *
 gfpool_vol_info(GfpoolConn *conn, const char *name, GfpoolProbeCache *cache,
                 GError **error)
@@ -718,6 +740,8 @@ gfpool_vol_info(GfpoolConn *conn, const char *name, GfpoolProbeCache *cache,
         gfpool_set_error_errno(error, errno, conn, "cannot find volume", name);
         return NULL;
     }
+    if (S_ISREG(st.st_mode))
+        stat_fresh(conn, path, &st);
     if (!S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode)) {
         g_set_error(error, GFPOOL_ERROR, GFPOOL_ERROR_UNSUPPORTED,
                     "volume '%s' on gluster volume '%s' is neither a file nor a directory",

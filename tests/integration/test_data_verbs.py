@@ -908,3 +908,23 @@ def test_permissions_qemu_uid(dpool, tmp_path):
         '%04o' % (st.mode & 0o7777), str(st.uid), str(st.gid))
     for n in ('perm.img', 'perm.qcow2', 'perm-clone.img'):
         dpool.virsh('vol-delete', '--pool', P, n)
+
+
+def test_info_sees_another_clients_resize_at_once(dpool):
+    """libvirtd's volume info after the CLI (another gfapi client) resized
+    the volume: a stat by path is md-cache's answer for up to a second,
+    which matched the probe cache's entry of the old size (seen in 3 of 8
+    runs of test_resize_raw once raw volumes were no longer read)."""
+    P = dpool.name
+    for i in range(4):
+        n = 'other%d.img' % i
+        dpool.virsh('vol-create-as', P, n, '16M', '--format', 'raw',
+                    '--allocation', '0')
+        vol = dpool.pool().storageVolLookupByName(n)
+        vol.resize(64 * MiB, 0)
+        assert vol.info()[1] == 64 * MiB
+        dpool.cli('vol-resize', n, '8M', '--shrink', check=0)
+        assert vol.info()[1] == 8 * MiB, i
+        dpool.refresh()
+        assert info(dpool, n)[0] == 8 * MiB, i
+        dpool.virsh('vol-delete', '--pool', P, n)

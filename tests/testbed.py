@@ -316,7 +316,8 @@ if spec.get('rmtree'):
 """
 
 
-def _spawn_reaper(marker=None, argv0=('gluster',), mntns=None, rmtree=None):
+def _spawn_reaper(marker=None, argv0=('gluster',), mntns=None, rmtree=None,
+                  pass_fds=()):
     """Start a detached watchdog that, once this process has died (even by
     SIGKILL, when atexit cannot run), SIGKILLs every process whose argv[0]
     starts with one of `argv0` and whose cmdline mentions `marker`, and/or
@@ -329,7 +330,8 @@ def _spawn_reaper(marker=None, argv0=('gluster',), mntns=None, rmtree=None):
                             stdin=subprocess.DEVNULL,
                             stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL,
-                            start_new_session=True, close_fds=True)
+                            start_new_session=True, close_fds=True,
+                            pass_fds=pass_fds)
 
 
 def _stop_reaper(proc):
@@ -1208,6 +1210,7 @@ class Libvirtd:
         self._conn = None
         self.prepared = False
         self.mntns = None
+        self._mntns_fd = None
         self._reaper = None
 
     @property
@@ -1450,11 +1453,20 @@ class Libvirtd:
                         _tail(self.log_path)))
             if os.path.exists(self.sock) and _unix_open(self.sock):
                 try:
+                    # A namespace's id is its nsfs inode number, which the
+                    # kernel hands out again once the namespace is gone: a
+                    # kill by id after libvirtd exited could hit another
+                    # daemon's namespace. A descriptor of it keeps it (and
+                    # its id) alive until stop() has killed what is left;
+                    # the reaper holds one as well.
+                    self._mntns_fd = os.open('/proc/%d/ns/mnt' % self.pid,
+                                             os.O_RDONLY | os.O_CLOEXEC)
                     self.mntns = os.readlink('/proc/%d/ns/mnt' % self.pid)
                 except OSError:
                     self.mntns = None
                 if self.mntns and self.mntns != _my_mntns():
-                    self._reaper = _spawn_reaper(mntns=self.mntns)
+                    self._reaper = _spawn_reaper(
+                        mntns=self.mntns, pass_fds=(self._mntns_fd,))
                 break
             time.sleep(0.05)
         else:
@@ -1496,6 +1508,9 @@ class Libvirtd:
             _kill_pids(_pids_in_mntns(self.mntns))
         _stop_reaper(self._reaper)
         self._reaper = None
+        if self._mntns_fd is not None:
+            os.close(self._mntns_fd)
+            self._mntns_fd = None
         self.mntns = None
         self.pid = None
         try:

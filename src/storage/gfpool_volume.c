@@ -306,7 +306,10 @@ gfpool_probe_cache_save(GfpoolProbeCache *c, const char *path, GError **error)
 
 /* ---- probing -------------------------------------------------------- */
 
-static void
+/* FALSE when the image could not be read (a node dying, a brick gone):
+ * the volume is listed as a raw file with a warning for now, and that
+ * answer is not cached, so the next refresh reads it again. */
+static gboolean
 probe_path(GfpoolConn *conn, const char *path, guint64 size, GfpoolVolInfo *info)
 {
     g_autoptr(GError) err = NULL;
@@ -328,7 +331,7 @@ probe_path(GfpoolConn *conn, const char *path, guint64 size, GfpoolVolInfo *info
         info->warning = g_strdup_printf("cannot read header: %s", err->message);
         if (fd)
             glfs_close(fd);
-        return;
+        return FALSE;
     }
     glfs_close(fd);
     info->format = p.format;
@@ -343,6 +346,7 @@ probe_path(GfpoolConn *conn, const char *path, guint64 size, GfpoolVolInfo *info
         info->warning = g_steal_pointer(&p.warning);
     }
     gfpool_probe_clear(&p);
+    return TRUE;
 }
 
 typedef struct {
@@ -376,8 +380,8 @@ typedef struct {
 static void
 probe_job_run(ProbeWork *w, ProbeJob *job)
 {
-    probe_path(w->conn, job->path, job->stamp.size, job->info);
-    gfpool_probe_cache_store(w->cache, &job->stamp, job->info);
+    if (probe_path(w->conn, job->path, job->stamp.size, job->info))
+        gfpool_probe_cache_store(w->cache, &job->stamp, job->info);
 }
 
 static gpointer
@@ -752,8 +756,8 @@ gfpool_vol_info(GfpoolConn *conn, const char *name, GfpoolProbeCache *cache,
     if (S_ISREG(st.st_mode)) {
         stamp_from_stat(&stamp, &st);
         if (!gfpool_probe_cache_lookup(cache, &stamp, info)) {
-            probe_path(conn, path, (guint64)st.st_size, info);
-            gfpool_probe_cache_store(cache, &stamp, info);
+            if (probe_path(conn, path, (guint64)st.st_size, info))
+                gfpool_probe_cache_store(cache, &stamp, info);
         }
     }
     return g_steal_pointer(&info);

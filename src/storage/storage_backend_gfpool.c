@@ -493,6 +493,101 @@ gfpoolVolDefFill(GfpoolConn *conn, virStorageVolDef *vol, const GfpoolVolInfo *i
 }
 
 
+/*
+ * Sweeping temp names removes files, and an unlink can wait on the bricks
+ * for ever: GlusterFS 10.3's locks translator parks an unlink of a file on
+ * which another client holds an inode lock (a CLI that has just published
+ * that file still holds AFR's eager lock), and when that client exits
+ * instead of unlocking, the disconnect cleanup releases the lock without
+ * waking the parked unlink (features/locks, pl_inodelk_client_cleanup).
+ * refreshPool runs with the pool locked, so such a wait held every lookup
+ * of the pool. The sweep therefore runs in a thread of its own holding a
+ * reference on the pool's state; the refresh waits for it only briefly
+ * (a sweep normally takes milliseconds, and callers expect the leftovers
+ * gone when pool-refresh returns), and while one sweep of a pool is still
+ * running no other starts.
+ */
+#define GFPOOL_SWEEP_WAIT_MS 2000
+
+typedef struct {
+    gint refs;
+    GMutex lock;
+    GCond cond;
+    gboolean done;
+    GfpoolPoolState *state;
+    GfpoolSweep *sweep;
+    char *pool_name;
+} GfpoolSweepJob;
+
+static void
+gfpoolSweepJobUnref(GfpoolSweepJob *job)
+{
+    if (!g_atomic_int_dec_and_test(&job->refs))
+        return;
+    gfpool_sweep_free(job->sweep);
+    gfpoolPoolStateUnref(job->state);
+    g_free(job->pool_name);
+    g_mutex_clear(&job->lock);
+    g_cond_clear(&job->cond);
+    g_free(job);
+}
+
+static gpointer
+gfpoolSweepThread(gpointer opaque)
+{
+    GfpoolSweepJob *job = opaque;
+
+    gfpool_sweep_run(job->state->conn, job->sweep);
+    g_atomic_int_set(&job->state->sweeping, 0);
+    g_mutex_lock(&job->lock);
+    job->done = TRUE;
+    g_cond_broadcast(&job->cond);
+    g_mutex_unlock(&job->lock);
+    gfpoolSweepJobUnref(job);
+    return NULL;
+}
+
+static void
+gfpoolSweepInBackground(GfpoolPoolState *state, GfpoolSweep *sweep, const char *pool_name)
+{
+    gint64 deadline = g_get_monotonic_time() + GFPOOL_SWEEP_WAIT_MS * G_TIME_SPAN_MILLISECOND;
+    GfpoolSweepJob *job;
+    gboolean done;
+
+    if (!g_atomic_int_compare_and_exchange(&state->sweeping, 0, 1)) {
+        VIR_WARN("gluster pool '%s': temporary files not swept: the previous sweep "
+                 "is still waiting for GlusterFS", pool_name);
+        gfpool_sweep_free(sweep);
+        return;
+    }
+    job = g_new0(GfpoolSweepJob, 1);
+    job->refs = 2;
+    g_mutex_init(&job->lock);
+    g_cond_init(&job->cond);
+    g_atomic_int_inc(&state->refs);
+    job->state = state;
+    job->sweep = sweep;
+    job->pool_name = g_strdup(pool_name);
+    if (!g_thread_try_new("gfpool-sweep", gfpoolSweepThread, job, NULL)) {
+        VIR_WARN("gluster pool '%s': temporary files not swept: cannot start a thread",
+                 pool_name);
+        g_atomic_int_set(&state->sweeping, 0);
+        job->refs = 1;
+        gfpoolSweepJobUnref(job);
+        return;
+    }
+    g_mutex_lock(&job->lock);
+    while (!job->done && g_cond_wait_until(&job->cond, &job->lock, deadline))
+        ;
+    done = job->done;
+    g_mutex_unlock(&job->lock);
+    if (!done)
+        VIR_WARN("gluster pool '%s': sweeping temporary files takes more than %d ms; "
+                 "it goes on in the background", pool_name, GFPOOL_SWEEP_WAIT_MS);
+    gfpoolSweepJobUnref(job);
+}
+
+
 static int
 gfpoolRefreshPool(virStoragePoolObj *pool)
 {
@@ -500,6 +595,7 @@ gfpoolRefreshPool(virStoragePoolObj *pool)
     g_autoptr(GPtrArray) vols = NULL;
     g_autoptr(GError) err = NULL;
     g_autoptr(GfpoolPoolState) state = NULL;
+    GfpoolSweep *sweep = NULL;
     guint64 capacity, allocation, available;
 
     /* libvirt refreshes after every upload, holding the pool's lock (and
@@ -513,11 +609,14 @@ gfpoolRefreshPool(virStoragePoolObj *pool)
     if (!(state = gfpoolPoolStateGet(pool)))
         return -1;
 
-    if (!(vols = gfpool_pool_refresh(state->conn, state->cache, GFPOOL_REFRESH_SWEEP, &err))) {
+    if (!(vols = gfpool_pool_refresh_sweep_later(state->conn, state->cache, &sweep, &err))) {
         gfpoolPoolStateNoteError(state, err);
         gfpoolReportError(err, _("cannot refresh gluster pool '%s'"), def->name);
         return -1;
     }
+
+    if (sweep)
+        gfpoolSweepInBackground(state, g_steal_pointer(&sweep), def->name);
 
     for (guint i = 0; i < vols->len; i++) {
         const GfpoolVolInfo *info = g_ptr_array_index(vols, i);

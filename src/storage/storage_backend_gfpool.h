@@ -24,6 +24,7 @@ typedef struct {
     GfpoolProbeCache *cache;
     char *cache_path;
     gint unreachable;   /* a call failed with ENOTCONN: reconnect next time */
+    gint sweeping;      /* a sweep of temp names runs (gfpoolRefreshPool) */
 } GfpoolPoolState;
 
 GfpoolPoolState *gfpoolPoolStateGet(virStoragePoolObj *pool);

@@ -29,12 +29,13 @@ packages() {
         libvirt-daemon libvirt-daemon-driver-storage-gluster libvirt-clients \
         libvirt-daemon-driver-qemu qemu-system-x86 qemu-utils qemu-block-extra \
         python3-libvirt python3-pytest virtinst \
-        util-linux iproute2 procps psmisc mount \
+        util-linux iproute2 procps psmisc mount gdb \
         build-essential debhelper lintian fakeroot man-db mmdebstrap \
         nbdkit nbdkit-plugin-dev libnbd-bin
     # build: the first block; what `meson setup` of the libvirt source tree
     # needs for its generated headers (docs/building.md): the second; then
-    # the servers and clients we test against; then what builds and tests
+    # the servers and clients we test against (gdb: a test that finds
+    # libvirtd stuck shows its thread stacks); then what builds and tests
     # the Debian packages (scripts/build-debs.sh, user roots made with
     # mmdebstrap, the man page); then nbdkit for the NBD plugin and
     # libnbd's nbdinfo for its tests.

@@ -810,15 +810,44 @@ def _refresher(d, pool_name, stop, counts):
         conn.close()
 
 
+def _fail_stuck(d, what, stuck):
+    """An explicit failure for clients that did not finish in time (a call
+    that never returns is a daemon that stalls): which ones, and what every
+    thread of the daemon was doing."""
+    pytest.fail('%s: %s did not finish in time (stuck in libvirtd?)\n'
+                '--- libvirtd thread stacks ---\n%s\n--- libvirtd log ---\n%s'
+                % (what, ', '.join(stuck), d.thread_stacks(), d.log_tail(40)),
+                pytrace=False)
+
+
+def _join_all(d, what, threads, timeout):
+    """Join threads within one shared deadline; fail naming the ones still
+    running. Threads are daemons: a stuck one cannot hold up the run."""
+    deadline = time.monotonic() + timeout
+    for t in threads:
+        t.join(max(0.0, deadline - time.monotonic()))
+    stuck = [t.name for t in threads if t.is_alive()]
+    if stuck:
+        _fail_stuck(d, what, stuck)
+
+
 def _race(d, p, kinds, name, py_delay=0.0):
     """Two clients create `name` at the same moment, one raw 1 MiB, the
     other qcow2 2 MiB; a python client waits py_delay first (a CLI process
     needs some 20-50 ms to connect). -> [(kind, fmt, cap, ok, error)]"""
-    barrier = threading.Barrier(len(kinds))
+    barrier = threading.Barrier(len(kinds), timeout=60)
     out = [None] * len(kinds)
+    errors = []
     specs = [('raw', MiB), ('qcow2', 2 * MiB)]
 
     def run(i, kind):
+        try:
+            _race_client(i, kind)
+        except BaseException as e:
+            barrier.abort()
+            errors.append('%s #%d: %r' % (kind, i, e))
+
+    def _race_client(i, kind):
         fmt, cap = specs[i]
         if kind == 'py':
             conn = libvirt.open(d.uri)
@@ -843,12 +872,13 @@ def _race(d, p, kinds, name, py_delay=0.0):
             assert r.returncode in (0, 4), r.stderr
             out[i] = (kind, fmt, cap, r.returncode == 0, r.stderr.strip())
 
-    threads = [threading.Thread(target=run, args=(i, k))
+    threads = [threading.Thread(target=run, args=(i, k), daemon=True,
+                                name='%s client #%d creating %s' % (k, i, name))
                for i, k in enumerate(kinds)]
     for t in threads:
         t.start()
-    for t in threads:
-        t.join(90)
+    _join_all(d, 'same-name race on %s' % name, threads, 90)
+    assert not errors, errors
     return out
 
 
@@ -861,23 +891,26 @@ def test_concurrent_clients(make_libvirtd, cluster, gfapi_rep3, unique_name,
         stop = threading.Event()
         counts = {'ok': 0, 'busy': 0, 'failed': []}
         refresher = threading.Thread(target=_refresher,
-                                     args=(d, p.name, stop, counts))
+                                     args=(d, p.name, stop, counts),
+                                     daemon=True, name='pool-refresh loop')
         workers = [threading.Thread(target=_py_client,
-                                    args=(d, p.name, 'py%d' % i, ledger))
+                                    args=(d, p.name, 'py%d' % i, ledger),
+                                    daemon=True, name='python client py%d' % i)
                    for i in range(4)]
         workers += [threading.Thread(target=_cli_client,
-                                     args=(p, 'cli%d' % i, ledger))
+                                     args=(p, 'cli%d' % i, ledger),
+                                     daemon=True, name='CLI client cli%d' % i)
                     for i in range(4)]
         t0 = time.monotonic()
         refresher.start()
         for w in workers:
             w.start()
-        for w in workers:
-            w.join(300)
-        stop.set()
-        refresher.join(60)
+        try:
+            _join_all(d, 'concurrent create/clone/delete', workers, 300)
+        finally:
+            stop.set()
+        _join_all(d, 'pool-refresh loop', [refresher], 60)
         elapsed = time.monotonic() - t0
-        assert not any(w.is_alive() for w in workers)
         assert ledger.errors == [], ledger.errors[:5]
         assert len(ledger.ops) == 8 * OPS_PER_CLIENT
         assert counts['failed'] == [], counts['failed'][:3]

@@ -848,11 +848,82 @@ gfpoolFailedBuildTake(virStoragePoolObj *pool, const char *name)
 }
 
 
+/*
+ * deleteVol runs with the pool locked, and an unlink is what GlusterFS 10.3
+ * can leave unanswered for ever (parked behind another client's inode lock
+ * when that client exits meanwhile, see gfpoolSweepInBackground): e.g. a
+ * volume deleted just as the CLI or QEMU that wrote it exits. The removal
+ * runs in a thread; the callback waits for it up to this long, then fails
+ * with a timeout (the removal may still happen later) and the pool is free
+ * again. A healthy unlink takes milliseconds; one whose servers went away
+ * fails within the ping-timeout.
+ */
+#define GFPOOL_DELETE_WAIT_S_DEFAULT 30
+
+/* GFPOOL_DELETE_WAIT_S overrides (tests). */
+static int
+gfpoolDeleteWaitS(void)
+{
+    const char *env = g_getenv("GFPOOL_DELETE_WAIT_S");
+    guint64 v;
+
+    if (env && g_ascii_string_to_unsigned(env, 10, 1, 3600, &v, NULL))
+        return (int)v;
+    return GFPOOL_DELETE_WAIT_S_DEFAULT;
+}
+
+typedef struct {
+    gint refs;
+    GMutex lock;
+    GCond cond;
+    gboolean done;
+    gboolean ok;
+    GError *err;
+    GfpoolPoolState *state;
+    char *name;
+} GfpoolDeleteJob;
+
+static void
+gfpoolDeleteJobUnref(GfpoolDeleteJob *job)
+{
+    if (!g_atomic_int_dec_and_test(&job->refs))
+        return;
+    g_clear_error(&job->err);
+    gfpoolPoolStateUnref(job->state);
+    g_free(job->name);
+    g_mutex_clear(&job->lock);
+    g_cond_clear(&job->cond);
+    g_free(job);
+}
+
+static gpointer
+gfpoolDeleteThread(gpointer opaque)
+{
+    GfpoolDeleteJob *job = opaque;
+    GError *err = NULL;
+    gboolean ok = gfpool_vol_delete(job->state->conn, job->name, &err);
+
+    if (!ok)
+        gfpoolPoolStateNoteError(job->state, err);
+    g_mutex_lock(&job->lock);
+    job->ok = ok;
+    job->err = err;
+    job->done = TRUE;
+    g_cond_broadcast(&job->cond);
+    g_mutex_unlock(&job->lock);
+    gfpoolDeleteJobUnref(job);
+    return NULL;
+}
+
 static int
 gfpoolDeleteVol(virStoragePoolObj *pool, virStorageVolDef *vol, unsigned int flags)
 {
-    g_autoptr(GError) err = NULL;
+    const char *pool_name = virStoragePoolObjGetDef(pool)->name;
+    int wait_s = gfpoolDeleteWaitS();
+    gint64 deadline = g_get_monotonic_time() + wait_s * G_TIME_SPAN_SECOND;
     g_autoptr(GfpoolPoolState) state = NULL;
+    GfpoolDeleteJob *job;
+    int ret = -1;
 
     virCheckFlags(0, -1);
 
@@ -861,13 +932,34 @@ gfpoolDeleteVol(virStoragePoolObj *pool, virStorageVolDef *vol, unsigned int fla
 
     if (!(state = gfpoolPoolStateGet(pool)))
         return -1;
-    if (!gfpool_vol_delete(state->conn, vol->name, &err)) {
-        gfpoolPoolStateNoteError(state, err);
-        gfpoolReportError(err, _("cannot delete volume '%s' of gluster pool '%s'"),
-                          vol->name, virStoragePoolObjGetDef(pool)->name);
-        return -1;
+    job = g_new0(GfpoolDeleteJob, 1);
+    job->refs = 2;
+    g_mutex_init(&job->lock);
+    g_cond_init(&job->cond);
+    job->state = g_steal_pointer(&state);
+    job->name = g_strdup(vol->name);
+    if (!g_thread_try_new("gfpool-delete", gfpoolDeleteThread, job, NULL)) {
+        /* no thread: do it here rather than not at all */
+        gfpoolDeleteThread(job);
     }
-    return 0;
+
+    g_mutex_lock(&job->lock);
+    while (!job->done && g_cond_wait_until(&job->cond, &job->lock, deadline))
+        ;
+    if (!job->done) {
+        virReportError(VIR_ERR_OPERATION_TIMEOUT,
+                       _("cannot delete volume '%s' of gluster pool '%s': GlusterFS has not "
+                         "answered the removal in %d s (it may still happen)"),
+                       vol->name, pool_name, wait_s);
+    } else if (!job->ok) {
+        gfpoolReportError(job->err, _("cannot delete volume '%s' of gluster pool '%s'"),
+                          vol->name, pool_name);
+    } else {
+        ret = 0;
+    }
+    g_mutex_unlock(&job->lock);
+    gfpoolDeleteJobUnref(job);
+    return ret;
 }
 
 

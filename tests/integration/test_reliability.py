@@ -37,6 +37,7 @@ Heal completion is read from `heal VOL statistics heal-count`
 (testbed.Cluster.wait_healed).
 """
 
+import json
 import os
 import re
 import signal
@@ -981,6 +982,83 @@ def test_concurrent_clients(make_libvirtd, cluster, gfapi_rep3, unique_name,
         assert p.temp_files() == []
     finally:
         d.virsh('pool-destroy', p.name, check=False)
+        rmtree_parallel(gfapi_rep3, p.dir)
+
+
+_LOCK_HOLDER = r"""
+import ctypes, json, os, sys, time
+sys.path.insert(0, %r)
+from gfapi_ctypes import Gfapi
+g = Gfapi('rep3', json.loads(sys.argv[1]))
+fd = g._open(sys.argv[2], os.O_RDWR)
+buf = ctypes.create_string_buffer(b'x' * 4096, 4096)
+assert g._lib.glfs_pwrite(fd, buf, 4096, 0, 0, None, None) == 4096
+print('holding', flush=True)
+time.sleep(3600)
+"""
+
+
+def test_delete_parked_by_glusterfs_does_not_hold_the_pool(
+        make_libvirtd, cluster, gfapi_rep3, unique_name, tmp_path):
+    """GlusterFS 10.3 parks an unlink of a file on which another client
+    holds an inode lock (AFR's eager lock of a writer), asks that client to
+    let go, and when the client goes away instead, releases its locks
+    without waking the unlink: the unlink never returns. libvirt calls
+    deleteVol with the pool locked, so that used to hold every lookup of
+    the pool for ever. Made here on purpose: a writer holds its eager lock,
+    is stopped (it cannot answer the request to let go), vol-delete starts,
+    the writer is killed. The delete must fail with a timeout naming the
+    volume, and the pool must answer meanwhile and afterwards."""
+    d = make_libvirtd(extra_env={'GFPOOL_DELETE_WAIT_S': '5'})
+    p = GlusterPool(d, cluster, gfapi_rep3, unique_name('pk'), tmp_path)
+    holder = None
+    try:
+        d.virsh('vol-create-as', p.name, 'held.img', '1M')
+        holder = subprocess.Popen(
+            ['/usr/bin/python3', '-c', _LOCK_HOLDER % testbed.HERE,
+             json.dumps(cluster.volume_hosts('rep3')), p.path('held.img')],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            universal_newlines=True)
+        assert holder.stdout.readline().strip() == 'holding'
+        os.kill(holder.pid, signal.SIGSTOP)
+        t0 = time.monotonic()
+        delete = subprocess.Popen(
+            ['virsh', '-q', '-c', d.uri, 'vol-delete', '--pool', p.name,
+             'held.img'], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            universal_newlines=True)
+        time.sleep(1)
+        holder.kill()
+        holder.wait()
+        # the pool answers while the removal waits on the bricks
+        r = d.virsh('pool-info', p.name, timeout=20)
+        assert 'running' in r.stdout, r.stdout
+        try:
+            out, err = delete.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            delete.kill()
+            delete.wait()
+            _fail_stuck(d, 'vol-delete of a volume whose unlink GlusterFS '
+                        'parked', ['virsh vol-delete'])
+        took = time.monotonic() - t0
+        print('\nRELIABILITY parked delete: rc=%d in %.1f s: %s'
+              % (delete.returncode, took, err.strip()))
+        if delete.returncode == 0:
+            # GlusterFS answered after all (a release that won the race
+            # with the kill): nothing to show, but nothing stalled either
+            return
+        assert 'held.img' in err and 'has not answered' in err, err
+        assert took < 30, took
+        t1 = time.monotonic()
+        d.conn().storagePoolLookupByName(p.name).refresh(0)
+        assert time.monotonic() - t1 < 10
+    finally:
+        if holder is not None and holder.poll() is None:
+            holder.kill()
+            holder.wait()
+        d.virsh('pool-destroy', p.name, check=False)
+        # the parked unlink keeps AFR's entry lock on held.img until its
+        # client, libvirtd, goes
+        d.stop()
         rmtree_parallel(gfapi_rep3, p.dir)
 
 

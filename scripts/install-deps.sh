@@ -34,11 +34,11 @@ packages() {
         nbdkit nbdkit-plugin-dev libnbd-bin
     # build: the first block; what `meson setup` of the libvirt source tree
     # needs for its generated headers (docs/building.md): the second; then
-    # the servers and clients we test against; then what builds and tests
+    # the servers and clients we test against (gdb: a test that finds
+    # libvirtd stuck shows its thread stacks); then what builds and tests
     # the Debian packages (scripts/build-debs.sh, user roots made with
     # mmdebstrap, the man page); then nbdkit for the NBD plugin and
-    # libnbd's nbdinfo for its tests. gdb: the stacks of a private libvirtd
-    # that outlived a test's time limit (tests/integration/conftest.py).
+    # libnbd's nbdinfo for its tests.
 }
 
 codename() {

@@ -1598,6 +1598,25 @@ class Libvirtd:
                         self.pid, state, _tail(self.stderr_path, 20))
         return text
 
+    def thread_stacks(self, timeout=60):
+        """Every thread's backtrace (gdb -batch), for a test that found the
+        daemon stuck; a sentence saying why not when gdb cannot give it."""
+        gdb = shutil.which('gdb')
+        if not gdb:
+            return '(no thread stacks: gdb is not installed)'
+        if not self.pid or not _pid_alive(self.pid):
+            return '(no thread stacks: libvirtd is not running)'
+        try:
+            p = subprocess.run([gdb, '-p', str(self.pid), '-batch', '-nx',
+                                '-ex', 'thread apply all bt'],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               universal_newlines=True, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return '(no thread stacks: gdb took more than %d s)' % timeout
+        # keep the frames, not gdb's chatter about every thread it attached
+        return '\n'.join(line for line in p.stdout.splitlines()
+                         if line.startswith(('Thread ', '#')))
+
     def log_since_start(self):
         try:
             with open(self.log_path, 'rb') as f:

@@ -558,45 +558,165 @@ orphan_take(GfpoolConn *conn, const char *path)
 
 
 /*
- * A creator that died (killed CLI, crashed daemon) leaves its temp file
- * behind, invisible to every listing. One not written to for this long is
- * nobody's any more: creators write continuously until they publish.
+ * The rule, on a fresh lstat of the temp name. The listing's attributes
+ * are not used: readdirplus hands out whatever iatt the brick had for an
+ * entry, and an entry whose iatt came back empty (ctime 0, which gfapi then
+ * tries to fix with a lookup that can fail) would look decades old.
  */
-#define TEMP_STALE_SECONDS (6 * 3600)
-
-static void
-sweep_stale_temp(GfpoolConn *conn, const char *name, const struct stat *st)
+GfpoolSweepReason
+gfpool_temp_sweep_reason(const struct stat *st, gboolean orphan, gboolean published_match,
+                         gint64 now, gint64 grace_s)
 {
-    g_autofree char *path = NULL;
-    gint64 now = g_get_real_time() / G_USEC_PER_SEC;
-    /* A temp name with a second link was published already: only its
-     * removal failed (a brick died at that moment), and nobody is writing
-     * it. Removing a name of a linked file loses nothing. */
-    gboolean published = st->st_nlink > 1;
-    gboolean orphan;
+    gint64 mtime = (gint64)st->st_mtim.tv_sec;
+    gint64 ctime = (gint64)st->st_ctim.tv_sec;
 
     if (!S_ISREG(st->st_mode))
-        return;
-    path = gfpool_conn_path(conn, name);
-    /* one of ours whose removal failed: nobody writes it */
-    orphan = orphan_take(conn, path);
-    if (!orphan && !published && now - (gint64)st->st_mtim.tv_sec < TEMP_STALE_SECONDS)
-        return;
-    if (glfs_unlink(gfpool_conn_glfs(conn), path) == 0)
-        g_message("removed '%s' on gluster volume '%s': %s", name,
-                  gfpool_conn_source(conn)->volume,
-                  published ? "the leftover temporary name of a published volume" :
-                  orphan ? "the image of a failed create, which could not be removed then" :
-                           "an image left half-written by a creator that went away");
-    else if (orphan && errno != ENOENT)
-        orphan_note(conn, path);
+        return GFPOOL_SWEEP_KEEP;
+    if (orphan)
+        return GFPOOL_SWEEP_ORPHAN;
+    /* times GlusterFS could not tell: never "old" */
+    if (mtime <= 0 || ctime <= 0)
+        return GFPOOL_SWEEP_KEEP;
+    /* Published (a second link that is a listed volume): only the removal
+     * of the temp name is left, which its creator does right after the
+     * link; a leftover (the removal failed, e.g. a brick died) is one that
+     * nothing changed for the grace. The link sets ctime. */
+    if (st->st_nlink > 1)
+        return published_match && now - MAX(mtime, ctime) >= grace_s ?
+            GFPOOL_SWEEP_PUBLISHED : GFPOOL_SWEEP_KEEP;
+    if (now - mtime >= GFPOOL_TEMP_STALE_SECONDS)
+        return GFPOOL_SWEEP_STALE;
+    return GFPOOL_SWEEP_KEEP;
 }
 
+
+struct _GfpoolSweep {
+    GPtrArray *names;       /* temp names in the pool dir */
+    GHashTable *vol_inos;   /* inode number (guint64*) -> volume name, regular files */
+};
+
+void
+gfpool_sweep_free(GfpoolSweep *sweep)
+{
+    if (!sweep)
+        return;
+    g_ptr_array_unref(sweep->names);
+    g_hash_table_unref(sweep->vol_inos);
+    g_free(sweep);
+}
+
+static GfpoolSweep *
+sweep_new(void)
+{
+    GfpoolSweep *sweep = g_new0(GfpoolSweep, 1);
+
+    sweep->names = g_ptr_array_new_with_free_func(g_free);
+    sweep->vol_inos = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, g_free);
+    return sweep;
+}
+
+static gint64
+temp_grace_s(void)
+{
+    const char *env = g_getenv("GFPOOL_TEMP_GRACE_S");
+    guint64 v;
+
+    if (env && g_ascii_string_to_unsigned(env, 10, 0, 86400, &v, NULL))
+        return (gint64)v;
+    return GFPOOL_TEMP_GRACE_SECONDS_DEFAULT;
+}
+
+/* Whether a fresh lstat of the volume that the listing saw with st's inode
+ * still has that inode: the temp name is then a second name of a
+ * published volume. */
+static gboolean
+sweep_published_match(GfpoolConn *conn, GfpoolSweep *sweep, const struct stat *st)
+{
+    guint64 ino = (guint64)st->st_ino;
+    const char *vol = g_hash_table_lookup(sweep->vol_inos, &ino);
+    g_autofree char *path = NULL;
+    struct stat vst;
+
+    if (!vol)
+        return FALSE;
+    path = gfpool_conn_path(conn, vol);
+    return glfs_lstat(gfpool_conn_glfs(conn), path, &vst) == 0 && S_ISREG(vst.st_mode) &&
+        vst.st_ino == st->st_ino;
+}
+
+guint
+gfpool_sweep_run(GfpoolConn *conn, GfpoolSweep *sweep)
+{
+    gint64 grace = temp_grace_s();
+    guint removed = 0;
+
+    for (guint i = 0; sweep && i < sweep->names->len; i++) {
+        const char *name = g_ptr_array_index(sweep->names, i);
+        g_autofree char *path = gfpool_conn_path(conn, name);
+        gboolean orphan = orphan_take(conn, path);
+        GfpoolSweepReason why;
+        struct stat st;
+
+        if (glfs_lstat(gfpool_conn_glfs(conn), path, &st) < 0) {
+            if (orphan && errno != ENOENT)
+                orphan_note(conn, path);
+            continue;
+        }
+        why = gfpool_temp_sweep_reason(&st, orphan,
+                                       st.st_nlink > 1 && sweep_published_match(conn, sweep, &st),
+                                       g_get_real_time() / G_USEC_PER_SEC, grace);
+        if (why == GFPOOL_SWEEP_KEEP)
+            continue;
+        if (glfs_unlink(gfpool_conn_glfs(conn), path) == 0) {
+            removed++;
+            g_message("removed '%s' on gluster volume '%s': %s", name,
+                      gfpool_conn_source(conn)->volume,
+                      why == GFPOOL_SWEEP_PUBLISHED ?
+                      "the leftover temporary name of a published volume" :
+                      why == GFPOOL_SWEEP_ORPHAN ?
+                      "the image of a failed create, which could not be removed then" :
+                      "an image left half-written by a creator that went away");
+        } else if (orphan && errno != ENOENT) {
+            orphan_note(conn, path);
+        }
+    }
+    return removed;
+}
+
+
+static GPtrArray *
+pool_refresh(GfpoolConn *conn, GfpoolProbeCache *cache, GfpoolSweep **sweep_out,
+             GError **error);
 
 GPtrArray *
 gfpool_pool_refresh(GfpoolConn *conn, GfpoolProbeCache *cache, unsigned int flags,
                     GError **error)
 {
+    g_autoptr(GfpoolSweep) sweep = NULL;
+    GPtrArray *vols;
+
+    if (!(vols = pool_refresh(conn, cache, (flags & GFPOOL_REFRESH_SWEEP) ? &sweep : NULL,
+                              error)))
+        return NULL;
+    if (sweep)
+        gfpool_sweep_run(conn, sweep);
+    return vols;
+}
+
+GPtrArray *
+gfpool_pool_refresh_sweep_later(GfpoolConn *conn, GfpoolProbeCache *cache,
+                                GfpoolSweep **sweep, GError **error)
+{
+    *sweep = NULL;
+    return pool_refresh(conn, cache, sweep, error);
+}
+
+
+static GPtrArray *
+pool_refresh(GfpoolConn *conn, GfpoolProbeCache *cache, GfpoolSweep **sweep_out,
+             GError **error)
+{
+    g_autoptr(GfpoolSweep) sweep = sweep_out ? sweep_new() : NULL;
     glfs_t *fs = gfpool_conn_glfs(conn);
     const GfpoolSource *src = gfpool_conn_source(conn);
     g_autoptr(GPtrArray) vols = g_ptr_array_new_with_free_func((GDestroyNotify)gfpool_vol_info_free);
@@ -633,8 +753,9 @@ gfpool_pool_refresh(GfpoolConn *conn, GfpoolProbeCache *cache, unsigned int flag
         if (g_str_equal(ent->d_name, ".") || g_str_equal(ent->d_name, ".."))
             continue;
         if (g_str_has_prefix(ent->d_name, GFPOOL_TEMP_PREFIX)) {
-            if (flags & GFPOOL_REFRESH_SWEEP)
-                sweep_stale_temp(conn, ent->d_name, &st);
+            /* judged later, by a fresh lstat (gfpool_sweep_run) */
+            if (sweep)
+                g_ptr_array_add(sweep->names, g_strdup(ent->d_name));
             continue;
         }
         if (!gfpool_vol_name_validate(ent->d_name, strlen(ent->d_name), NULL)) {
@@ -664,6 +785,9 @@ gfpool_pool_refresh(GfpoolConn *conn, GfpoolProbeCache *cache, unsigned int flag
         g_ptr_array_add(vols, info);
         if (!S_ISREG(st.st_mode))
             continue;
+        if (sweep)
+            g_hash_table_replace(sweep->vol_inos, g_memdup2(&st.st_ino, sizeof(guint64)),
+                                 g_strdup(ent->d_name));
 
         job = g_new0(ProbeJob, 1);
         job->info = info;
@@ -684,6 +808,8 @@ gfpool_pool_refresh(GfpoolConn *conn, GfpoolProbeCache *cache, unsigned int flag
     /* Tests and benchmarks read this to tell cached from probed. */
     g_debug("refresh of '%s' on gluster volume '%s': %u volumes, %u headers read",
             src->dir, src->volume, vols->len, jobs->len);
+    if (sweep && sweep->names->len > 0)
+        *sweep_out = g_steal_pointer(&sweep);
     return g_steal_pointer(&vols);
 }
 

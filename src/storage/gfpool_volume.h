@@ -74,8 +74,8 @@ void gfpool_probe_cache_store(GfpoolProbeCache *cache, const GfpoolFileStamp *st
                               const GfpoolVolInfo *info);
 
 typedef enum {
-    /* pool-refresh, not vol-list: also remove temp files of creators that
-     * died (sweep_stale_temp in gfpool_volume.c) */
+    /* pool-refresh, not vol-list: also remove temp files nobody owns any
+     * more (gfpool_sweep_run), before returning */
     GFPOOL_REFRESH_SWEEP = 1 << 0,
 } GfpoolRefreshFlags;
 
@@ -83,6 +83,52 @@ typedef enum {
  * probed concurrently (cache may be NULL). GPtrArray of GfpoolVolInfo*. */
 GPtrArray *gfpool_pool_refresh(GfpoolConn *conn, GfpoolProbeCache *cache,
                                unsigned int flags, GError **error);
+
+/*
+ * Temp names a listing found, for a sweep that may run later and elsewhere
+ * (libvirtd runs it off the pool's lock: an unlink can wait on the bricks
+ * for ever, see gfpool_sweep_run). The listing's own attributes decide
+ * nothing: they only name the candidates.
+ */
+typedef struct _GfpoolSweep GfpoolSweep;
+void gfpool_sweep_free(GfpoolSweep *sweep);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(GfpoolSweep, gfpool_sweep_free)
+
+/* As gfpool_pool_refresh without GFPOOL_REFRESH_SWEEP; *sweep (NULL when
+ * there is no temp name) is the caller's, for gfpool_sweep_run. */
+GPtrArray *gfpool_pool_refresh_sweep_later(GfpoolConn *conn, GfpoolProbeCache *cache,
+                                           GfpoolSweep **sweep, GError **error);
+
+/*
+ * Removes the temp names of sweep whose owner is provably gone, judged by a
+ * fresh lstat of each (gfpool_temp_sweep_reason). May block for as long as
+ * GlusterFS makes an unlink wait. Returns how many it removed.
+ */
+guint gfpool_sweep_run(GfpoolConn *conn, GfpoolSweep *sweep);
+
+/* Why a temp file may be removed, from a fresh lstat of it (never from a
+ * listing's attributes): */
+typedef enum {
+    GFPOOL_SWEEP_KEEP = 0,      /* its creator may still be at work */
+    GFPOOL_SWEEP_ORPHAN,        /* this process made it and failed to remove it */
+    GFPOOL_SWEEP_PUBLISHED,     /* the same inode is a listed volume, unchanged for the grace */
+    GFPOOL_SWEEP_STALE,         /* one link, not written for GFPOOL_TEMP_STALE_SECONDS */
+} GfpoolSweepReason;
+
+/* A creator that died leaves its temp file behind; one not written to for
+ * this long is nobody's (creators write continuously until they publish). */
+#define GFPOOL_TEMP_STALE_SECONDS (6 * 3600)
+/* A published temp name is left this long to its creator, which removes it
+ * itself right after the link: removing it meanwhile races the creator's
+ * locks on the bricks (GlusterFS 10.3 parks such an unlink, and never wakes
+ * it if that client then exits). GFPOOL_TEMP_GRACE_S overrides. */
+#define GFPOOL_TEMP_GRACE_SECONDS_DEFAULT 120
+
+/* now and the times in seconds; published_match: st's inode is the one a
+ * listed volume has (checked by a fresh lstat of that volume too). */
+GfpoolSweepReason gfpool_temp_sweep_reason(const struct stat *st, gboolean orphan,
+                                           gboolean published_match, gint64 now,
+                                           gint64 grace_s);
 
 /* pool-info: capacity/allocation/available of the gluster volume. */
 gboolean gfpool_pool_info(GfpoolConn *conn, guint64 *capacity,

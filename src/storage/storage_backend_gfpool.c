@@ -520,6 +520,101 @@ gfpoolVolDefFill(GfpoolConn *conn, virStorageVolDef *vol, const GfpoolVolInfo *i
 }
 
 
+/*
+ * Sweeping temp names removes files, and an unlink can wait on the bricks
+ * for ever: GlusterFS 10.3's locks translator parks an unlink of a file on
+ * which another client holds an inode lock (a CLI that has just published
+ * that file still holds AFR's eager lock), and when that client exits
+ * instead of unlocking, the disconnect cleanup releases the lock without
+ * waking the parked unlink (features/locks, pl_inodelk_client_cleanup).
+ * refreshPool runs with the pool locked, so such a wait held every lookup
+ * of the pool. The sweep therefore runs in a thread of its own holding a
+ * reference on the pool's state; the refresh waits for it only briefly
+ * (a sweep normally takes milliseconds, and callers expect the leftovers
+ * gone when pool-refresh returns), and while one sweep of a pool is still
+ * running no other starts.
+ */
+#define GFPOOL_SWEEP_WAIT_MS 2000
+
+typedef struct {
+    gint refs;
+    GMutex lock;
+    GCond cond;
+    gboolean done;
+    GfpoolPoolState *state;
+    GfpoolSweep *sweep;
+    char *pool_name;
+} GfpoolSweepJob;
+
+static void
+gfpoolSweepJobUnref(GfpoolSweepJob *job)
+{
+    if (!g_atomic_int_dec_and_test(&job->refs))
+        return;
+    gfpool_sweep_free(job->sweep);
+    gfpoolPoolStateUnref(job->state);
+    g_free(job->pool_name);
+    g_mutex_clear(&job->lock);
+    g_cond_clear(&job->cond);
+    g_free(job);
+}
+
+static gpointer
+gfpoolSweepThread(gpointer opaque)
+{
+    GfpoolSweepJob *job = opaque;
+
+    gfpool_sweep_run(job->state->conn, job->sweep);
+    g_atomic_int_set(&job->state->sweeping, 0);
+    g_mutex_lock(&job->lock);
+    job->done = TRUE;
+    g_cond_broadcast(&job->cond);
+    g_mutex_unlock(&job->lock);
+    gfpoolSweepJobUnref(job);
+    return NULL;
+}
+
+static void
+gfpoolSweepInBackground(GfpoolPoolState *state, GfpoolSweep *sweep, const char *pool_name)
+{
+    gint64 deadline = g_get_monotonic_time() + GFPOOL_SWEEP_WAIT_MS * G_TIME_SPAN_MILLISECOND;
+    GfpoolSweepJob *job;
+    gboolean done;
+
+    if (!g_atomic_int_compare_and_exchange(&state->sweeping, 0, 1)) {
+        VIR_WARN("gluster pool '%s': temporary files not swept: the previous sweep "
+                 "is still waiting for GlusterFS", pool_name);
+        gfpool_sweep_free(sweep);
+        return;
+    }
+    job = g_new0(GfpoolSweepJob, 1);
+    job->refs = 2;
+    g_mutex_init(&job->lock);
+    g_cond_init(&job->cond);
+    g_atomic_int_inc(&state->refs);
+    job->state = state;
+    job->sweep = sweep;
+    job->pool_name = g_strdup(pool_name);
+    if (!g_thread_try_new("gfpool-sweep", gfpoolSweepThread, job, NULL)) {
+        VIR_WARN("gluster pool '%s': temporary files not swept: cannot start a thread",
+                 pool_name);
+        g_atomic_int_set(&state->sweeping, 0);
+        job->refs = 1;
+        gfpoolSweepJobUnref(job);
+        return;
+    }
+    g_mutex_lock(&job->lock);
+    while (!job->done && g_cond_wait_until(&job->cond, &job->lock, deadline))
+        ;
+    done = job->done;
+    g_mutex_unlock(&job->lock);
+    if (!done)
+        VIR_WARN("gluster pool '%s': sweeping temporary files takes more than %d ms; "
+                 "it goes on in the background", pool_name, GFPOOL_SWEEP_WAIT_MS);
+    gfpoolSweepJobUnref(job);
+}
+
+
 static int
 gfpoolRefreshPool(virStoragePoolObj *pool)
 {
@@ -527,6 +622,7 @@ gfpoolRefreshPool(virStoragePoolObj *pool)
     g_autoptr(GPtrArray) vols = NULL;
     g_autoptr(GError) err = NULL;
     g_autoptr(GfpoolPoolState) state = NULL;
+    GfpoolSweep *sweep = NULL;
     guint64 capacity, allocation, available;
     guint probed = 0;
 
@@ -541,11 +637,14 @@ gfpoolRefreshPool(virStoragePoolObj *pool)
     if (!(state = gfpoolPoolStateGet(pool)))
         return -1;
 
-    if (!(vols = gfpool_pool_refresh(state->conn, state->cache, GFPOOL_REFRESH_SWEEP, &err))) {
+    if (!(vols = gfpool_pool_refresh_sweep_later(state->conn, state->cache, &sweep, &err))) {
         gfpoolPoolStateNoteError(state, err);
         gfpoolReportError(err, _("cannot refresh gluster pool '%s'"), def->name);
         return -1;
     }
+
+    if (sweep)
+        gfpoolSweepInBackground(state, g_steal_pointer(&sweep), def->name);
 
     for (guint i = 0; i < vols->len; i++) {
         const GfpoolVolInfo *info = g_ptr_array_index(vols, i);
@@ -789,11 +888,82 @@ gfpoolFailedBuildTake(virStoragePoolObj *pool, const char *name)
 }
 
 
+/*
+ * deleteVol runs with the pool locked, and an unlink is what GlusterFS 10.3
+ * can leave unanswered for ever (parked behind another client's inode lock
+ * when that client exits meanwhile, see gfpoolSweepInBackground): e.g. a
+ * volume deleted just as the CLI or QEMU that wrote it exits. The removal
+ * runs in a thread; the callback waits for it up to this long, then fails
+ * with a timeout (the removal may still happen later) and the pool is free
+ * again. A healthy unlink takes milliseconds; one whose servers went away
+ * fails within the ping-timeout.
+ */
+#define GFPOOL_DELETE_WAIT_S_DEFAULT 30
+
+/* GFPOOL_DELETE_WAIT_S overrides (tests). */
+static int
+gfpoolDeleteWaitS(void)
+{
+    const char *env = g_getenv("GFPOOL_DELETE_WAIT_S");
+    guint64 v;
+
+    if (env && g_ascii_string_to_unsigned(env, 10, 1, 3600, &v, NULL))
+        return (int)v;
+    return GFPOOL_DELETE_WAIT_S_DEFAULT;
+}
+
+typedef struct {
+    gint refs;
+    GMutex lock;
+    GCond cond;
+    gboolean done;
+    gboolean ok;
+    GError *err;
+    GfpoolPoolState *state;
+    char *name;
+} GfpoolDeleteJob;
+
+static void
+gfpoolDeleteJobUnref(GfpoolDeleteJob *job)
+{
+    if (!g_atomic_int_dec_and_test(&job->refs))
+        return;
+    g_clear_error(&job->err);
+    gfpoolPoolStateUnref(job->state);
+    g_free(job->name);
+    g_mutex_clear(&job->lock);
+    g_cond_clear(&job->cond);
+    g_free(job);
+}
+
+static gpointer
+gfpoolDeleteThread(gpointer opaque)
+{
+    GfpoolDeleteJob *job = opaque;
+    GError *err = NULL;
+    gboolean ok = gfpool_vol_delete(job->state->conn, job->name, &err);
+
+    if (!ok)
+        gfpoolPoolStateNoteError(job->state, err);
+    g_mutex_lock(&job->lock);
+    job->ok = ok;
+    job->err = err;
+    job->done = TRUE;
+    g_cond_broadcast(&job->cond);
+    g_mutex_unlock(&job->lock);
+    gfpoolDeleteJobUnref(job);
+    return NULL;
+}
+
 static int
 gfpoolDeleteVol(virStoragePoolObj *pool, virStorageVolDef *vol, unsigned int flags)
 {
-    g_autoptr(GError) err = NULL;
+    const char *pool_name = virStoragePoolObjGetDef(pool)->name;
+    int wait_s = gfpoolDeleteWaitS();
+    gint64 deadline = g_get_monotonic_time() + wait_s * G_TIME_SPAN_SECOND;
     g_autoptr(GfpoolPoolState) state = NULL;
+    GfpoolDeleteJob *job;
+    int ret = -1;
 
     virCheckFlags(0, -1);
 
@@ -802,13 +972,34 @@ gfpoolDeleteVol(virStoragePoolObj *pool, virStorageVolDef *vol, unsigned int fla
 
     if (!(state = gfpoolPoolStateGet(pool)))
         return -1;
-    if (!gfpool_vol_delete(state->conn, vol->name, &err)) {
-        gfpoolPoolStateNoteError(state, err);
-        gfpoolReportError(err, _("cannot delete volume '%s' of gluster pool '%s'"),
-                          vol->name, virStoragePoolObjGetDef(pool)->name);
-        return -1;
+    job = g_new0(GfpoolDeleteJob, 1);
+    job->refs = 2;
+    g_mutex_init(&job->lock);
+    g_cond_init(&job->cond);
+    job->state = g_steal_pointer(&state);
+    job->name = g_strdup(vol->name);
+    if (!g_thread_try_new("gfpool-delete", gfpoolDeleteThread, job, NULL)) {
+        /* no thread: do it here rather than not at all */
+        gfpoolDeleteThread(job);
     }
-    return 0;
+
+    g_mutex_lock(&job->lock);
+    while (!job->done && g_cond_wait_until(&job->cond, &job->lock, deadline))
+        ;
+    if (!job->done) {
+        virReportError(VIR_ERR_OPERATION_TIMEOUT,
+                       _("cannot delete volume '%s' of gluster pool '%s': GlusterFS has not "
+                         "answered the removal in %d s (it may still happen)"),
+                       vol->name, pool_name, wait_s);
+    } else if (!job->ok) {
+        gfpoolReportError(job->err, _("cannot delete volume '%s' of gluster pool '%s'"),
+                          vol->name, pool_name);
+    } else {
+        ret = 0;
+    }
+    g_mutex_unlock(&job->lock);
+    gfpoolDeleteJobUnref(job);
+    return ret;
 }
 
 

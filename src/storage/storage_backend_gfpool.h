@@ -25,6 +25,7 @@ typedef struct {
     char *cache_path;
     gint unreachable;   /* a call failed with ENOTCONN: reconnect next time */
     guint probed;       /* volumes without a format record at the last refresh */
+    gint sweeping;      /* a sweep of temp names runs (gfpoolRefreshPool) */
 } GfpoolPoolState;
 
 GfpoolPoolState *gfpoolPoolStateGet(virStoragePoolObj *pool);

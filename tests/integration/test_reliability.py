@@ -37,6 +37,7 @@ Heal completion is read from `heal VOL statistics heal-count`
 (testbed.Cluster.wait_healed).
 """
 
+import json
 import os
 import re
 import signal
@@ -810,15 +811,44 @@ def _refresher(d, pool_name, stop, counts):
         conn.close()
 
 
+def _fail_stuck(d, what, stuck):
+    """An explicit failure for clients that did not finish in time (a call
+    that never returns is a daemon that stalls): which ones, and what every
+    thread of the daemon was doing."""
+    pytest.fail('%s: %s did not finish in time (stuck in libvirtd?)\n'
+                '--- libvirtd thread stacks ---\n%s\n--- libvirtd log ---\n%s'
+                % (what, ', '.join(stuck), d.thread_stacks(), d.log_tail(40)),
+                pytrace=False)
+
+
+def _join_all(d, what, threads, timeout):
+    """Join threads within one shared deadline; fail naming the ones still
+    running. Threads are daemons: a stuck one cannot hold up the run."""
+    deadline = time.monotonic() + timeout
+    for t in threads:
+        t.join(max(0.0, deadline - time.monotonic()))
+    stuck = [t.name for t in threads if t.is_alive()]
+    if stuck:
+        _fail_stuck(d, what, stuck)
+
+
 def _race(d, p, kinds, name, py_delay=0.0):
     """Two clients create `name` at the same moment, one raw 1 MiB, the
     other qcow2 2 MiB; a python client waits py_delay first (a CLI process
     needs some 20-50 ms to connect). -> [(kind, fmt, cap, ok, error)]"""
-    barrier = threading.Barrier(len(kinds))
+    barrier = threading.Barrier(len(kinds), timeout=60)
     out = [None] * len(kinds)
+    errors = []
     specs = [('raw', MiB), ('qcow2', 2 * MiB)]
 
     def run(i, kind):
+        try:
+            _race_client(i, kind)
+        except BaseException as e:
+            barrier.abort()
+            errors.append('%s #%d: %r' % (kind, i, e))
+
+    def _race_client(i, kind):
         fmt, cap = specs[i]
         if kind == 'py':
             conn = libvirt.open(d.uri)
@@ -843,12 +873,13 @@ def _race(d, p, kinds, name, py_delay=0.0):
             assert r.returncode in (0, 4), r.stderr
             out[i] = (kind, fmt, cap, r.returncode == 0, r.stderr.strip())
 
-    threads = [threading.Thread(target=run, args=(i, k))
+    threads = [threading.Thread(target=run, args=(i, k), daemon=True,
+                                name='%s client #%d creating %s' % (k, i, name))
                for i, k in enumerate(kinds)]
     for t in threads:
         t.start()
-    for t in threads:
-        t.join(90)
+    _join_all(d, 'same-name race on %s' % name, threads, 90)
+    assert not errors, errors
     return out
 
 
@@ -861,23 +892,26 @@ def test_concurrent_clients(make_libvirtd, cluster, gfapi_rep3, unique_name,
         stop = threading.Event()
         counts = {'ok': 0, 'busy': 0, 'failed': []}
         refresher = threading.Thread(target=_refresher,
-                                     args=(d, p.name, stop, counts))
+                                     args=(d, p.name, stop, counts),
+                                     daemon=True, name='pool-refresh loop')
         workers = [threading.Thread(target=_py_client,
-                                    args=(d, p.name, 'py%d' % i, ledger))
+                                    args=(d, p.name, 'py%d' % i, ledger),
+                                    daemon=True, name='python client py%d' % i)
                    for i in range(4)]
         workers += [threading.Thread(target=_cli_client,
-                                     args=(p, 'cli%d' % i, ledger))
+                                     args=(p, 'cli%d' % i, ledger),
+                                     daemon=True, name='CLI client cli%d' % i)
                     for i in range(4)]
         t0 = time.monotonic()
         refresher.start()
         for w in workers:
             w.start()
-        for w in workers:
-            w.join(300)
-        stop.set()
-        refresher.join(60)
+        try:
+            _join_all(d, 'concurrent create/clone/delete', workers, 300)
+        finally:
+            stop.set()
+        _join_all(d, 'pool-refresh loop', [refresher], 60)
         elapsed = time.monotonic() - t0
-        assert not any(w.is_alive() for w in workers)
         assert ledger.errors == [], ledger.errors[:5]
         assert len(ledger.ops) == 8 * OPS_PER_CLIENT
         assert counts['failed'] == [], counts['failed'][:3]
@@ -948,6 +982,83 @@ def test_concurrent_clients(make_libvirtd, cluster, gfapi_rep3, unique_name,
         assert p.temp_files() == []
     finally:
         d.virsh('pool-destroy', p.name, check=False)
+        rmtree_parallel(gfapi_rep3, p.dir)
+
+
+_LOCK_HOLDER = r"""
+import ctypes, json, os, sys, time
+sys.path.insert(0, %r)
+from gfapi_ctypes import Gfapi
+g = Gfapi('rep3', json.loads(sys.argv[1]))
+fd = g._open(sys.argv[2], os.O_RDWR)
+buf = ctypes.create_string_buffer(b'x' * 4096, 4096)
+assert g._lib.glfs_pwrite(fd, buf, 4096, 0, 0, None, None) == 4096
+print('holding', flush=True)
+time.sleep(3600)
+"""
+
+
+def test_delete_parked_by_glusterfs_does_not_hold_the_pool(
+        make_libvirtd, cluster, gfapi_rep3, unique_name, tmp_path):
+    """GlusterFS 10.3 parks an unlink of a file on which another client
+    holds an inode lock (AFR's eager lock of a writer), asks that client to
+    let go, and when the client goes away instead, releases its locks
+    without waking the unlink: the unlink never returns. libvirt calls
+    deleteVol with the pool locked, so that used to hold every lookup of
+    the pool for ever. Made here on purpose: a writer holds its eager lock,
+    is stopped (it cannot answer the request to let go), vol-delete starts,
+    the writer is killed. The delete must fail with a timeout naming the
+    volume, and the pool must answer meanwhile and afterwards."""
+    d = make_libvirtd(extra_env={'GFPOOL_DELETE_WAIT_S': '5'})
+    p = GlusterPool(d, cluster, gfapi_rep3, unique_name('pk'), tmp_path)
+    holder = None
+    try:
+        d.virsh('vol-create-as', p.name, 'held.img', '1M')
+        holder = subprocess.Popen(
+            ['/usr/bin/python3', '-c', _LOCK_HOLDER % testbed.HERE,
+             json.dumps(cluster.volume_hosts('rep3')), p.path('held.img')],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            universal_newlines=True)
+        assert holder.stdout.readline().strip() == 'holding'
+        os.kill(holder.pid, signal.SIGSTOP)
+        t0 = time.monotonic()
+        delete = subprocess.Popen(
+            ['virsh', '-q', '-c', d.uri, 'vol-delete', '--pool', p.name,
+             'held.img'], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            universal_newlines=True)
+        time.sleep(1)
+        holder.kill()
+        holder.wait()
+        # the pool answers while the removal waits on the bricks
+        r = d.virsh('pool-info', p.name, timeout=20)
+        assert 'running' in r.stdout, r.stdout
+        try:
+            out, err = delete.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            delete.kill()
+            delete.wait()
+            _fail_stuck(d, 'vol-delete of a volume whose unlink GlusterFS '
+                        'parked', ['virsh vol-delete'])
+        took = time.monotonic() - t0
+        print('\nRELIABILITY parked delete: rc=%d in %.1f s: %s'
+              % (delete.returncode, took, err.strip()))
+        if delete.returncode == 0:
+            # GlusterFS answered after all (a release that won the race
+            # with the kill): nothing to show, but nothing stalled either
+            return
+        assert 'held.img' in err and 'has not answered' in err, err
+        assert took < 30, took
+        t1 = time.monotonic()
+        d.conn().storagePoolLookupByName(p.name).refresh(0)
+        assert time.monotonic() - t1 < 10
+    finally:
+        if holder is not None and holder.poll() is None:
+            holder.kill()
+            holder.wait()
+        d.virsh('pool-destroy', p.name, check=False)
+        # the parked unlink keeps AFR's entry lock on held.img until its
+        # client, libvirtd, goes
+        d.stop()
         rmtree_parallel(gfapi_rep3, p.dir)
 
 

@@ -339,12 +339,26 @@ def test_physical_is_the_file_size(vpool):
         vpool.virsh('vol-delete', '--pool', vpool.name, vol)
 
 
-def test_refresh_sweeps_leftover_temp_names(pool):
-    """A refresh removes a temporary name whose volume was published (a
-    second link: only the removal of the temp name failed, e.g. a brick
-    died at that moment) and one nobody has written for over 6 hours; a
-    recent one, whose creator may still be writing, stays. Only a refresh
-    sweeps: `gfpool vol-list` (a listing) removes nothing."""
+def _wait_temp_files(pool, want, timeout=10):
+    """libvirtd sweeps off the pool's lock and waits for the sweep only
+    briefly: the files may go a moment after pool-refresh returns."""
+    deadline = time.monotonic() + timeout
+    while sorted(pool.temp_files()) != sorted(want) and \
+            time.monotonic() < deadline:
+        time.sleep(0.2)
+    return sorted(pool.temp_files())
+
+
+def test_refresh_sweeps_leftover_temp_names(pool, make_libvirtd, cluster,
+                                            gfapi_rep3, unique_name, tmp_path):
+    """A refresh removes a temporary name nobody has written for over 6
+    hours, and one whose volume was published (a second link that is a
+    listed volume: only the removal of the temp name failed, e.g. a brick
+    died at that moment) once nothing changed it for the grace its creator
+    gets to remove it itself (GFPOOL_TEMP_GRACE_S, 120 s); a recent one,
+    whose creator may still be writing, stays; so does a second link that
+    is no volume of the pool. Only a refresh sweeps: `gfpool vol-list` (a
+    listing) removes nothing."""
     g = pool.gfapi
     data = os.urandom(4096)
     g.put(pool.path('pub.img'), data)
@@ -355,8 +369,32 @@ def test_refresh_sweeps_leftover_temp_names(pool):
     pool.cli('vol-list', check=0)
     assert len(pool.temp_files()) == 3, pool.files()
     pool.refresh()
-    assert pool.temp_files() == [TEMP_PREFIX + 'writing']
-    assert g.read(pool.path('pub.img')) == data
+    # published a moment ago: still its creator's to remove
+    assert _wait_temp_files(pool, [TEMP_PREFIX + 'published',
+                                   TEMP_PREFIX + 'writing']) == \
+        [TEMP_PREFIX + 'published', TEMP_PREFIX + 'writing']
     assert 'pub.img' in pool.virsh('vol-list', pool.name).stdout
+
+    # the same with no grace: the published leftover goes, the rest stays
+    d = make_libvirtd(extra_env={'GFPOOL_TEMP_GRACE_S': '0'})
+    p2 = GlusterPool(d, cluster, gfapi_rep3, unique_name('vg'), tmp_path)
+    try:
+        g.put(p2.path('pub.img'), data)
+        g.link(p2.path('pub.img'), p2.path(TEMP_PREFIX + 'published'))
+        # a second link outside the pool: not a published volume of it
+        outside = p2.dir + '-outside.img'
+        g.put(outside, data)
+        g.link(outside, p2.path(TEMP_PREFIX + 'foreign'))
+        g.put(p2.path(TEMP_PREFIX + 'writing'), b'')
+        p2.refresh()
+        want = [TEMP_PREFIX + 'foreign', TEMP_PREFIX + 'writing']
+        assert _wait_temp_files(p2, want) == want
+        assert g.read(p2.path('pub.img')) == data
+        assert 'pub.img' in d.virsh('vol-list', p2.name).stdout
+    finally:
+        g.unlink(p2.dir + '-outside.img', missing_ok=True)
+        p2.cleanup()
+
     g.unlink(pool.path(TEMP_PREFIX + 'writing'))
+    g.unlink(pool.path(TEMP_PREFIX + 'published'))
     pool.virsh('vol-delete', '--pool', pool.name, 'pub.img')

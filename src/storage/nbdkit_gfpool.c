@@ -35,6 +35,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <stddef.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -404,7 +405,7 @@ add_export(struct nbdkit_exports *exports, const GfpoolVolInfo *v)
 }
 
 static gint
-compare_names(gconstpointer a, gconstpointer b, gpointer unused)
+compare_names(const void *a, const void *b)
 {
     return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
@@ -430,8 +431,9 @@ gfpool_nbd_list_exports(int readonly, int is_tls, struct nbdkit_exports *exports
         gfpool_guest_add_exports(g, (const char *const *)our_sockets, names);
         gfpool_nbd_grant_add_exports(grant_dir, g, (const char *const *)our_sockets, names);
         sorted = (const char **)g_hash_table_get_keys_as_array(names, NULL);
-        g_qsort_with_data(sorted, (gint)g_hash_table_size(names), sizeof(char *),
-                          compare_names, NULL);
+        /* qsort: GLib 2.82 deprecates g_qsort_with_data, 2.74 lacks its
+         * successor */
+        qsort(sorted, g_hash_table_size(names), sizeof(char *), compare_names);
         for (guint i = 0; sorted[i]; i++) {
             g_autoptr(GfpoolVolInfo) v = NULL;
             g_autoptr(GError) verr = NULL;

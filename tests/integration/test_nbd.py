@@ -755,8 +755,21 @@ def test_packaged_unit_sandbox_without_systemd(nbd_pool, tmp_path):
     log = os.path.join(base, 'nbdkit.log')
     caps = ','.join(['-all'] + ['+' + c[len('CAP_'):].lower()
                                 for c in unit['CapabilityBoundingSet'][0].split()])
-    sandbox = ('mount --bind "$1" "$1" && mount -t tmpfs tmpfs /tmp && '
-               'mount -t tmpfs tmpfs /var/tmp && mount -o remount,bind,ro / && '
+    # A clone under /tmp (a developer's fresh clone) would lose its build
+    # under the private /tmp: it is carried over by a bind mount, as a
+    # packaged plugin under /usr needs none.
+    build = os.path.dirname(os.path.realpath(PLUGIN))
+    carry = ''
+    if build.startswith(('/tmp/', '/var/tmp/')):
+        keep = os.path.join(base, 'build')
+        os.mkdir(keep)
+        carry = ('mount --bind %s %s && mount -t tmpfs tmpfs /tmp && '
+                 'mount -t tmpfs tmpfs /var/tmp && mkdir -p %s && mount --bind %s %s && '
+                 % (build, keep, build, keep, build))
+    else:
+        carry = 'mount -t tmpfs tmpfs /tmp && mount -t tmpfs tmpfs /var/tmp && '
+    sandbox = ('mount --bind "$1" "$1" && ' + carry +
+               'mount -o remount,bind,ro / && '
                'exec setpriv --bounding-set=%s --inh-caps=-all --no-new-privs -- '
                'nbdkit --foreground %s pool-xml=%s guests=libvirt state-dir=%s grant-dir="$1"'
                % (caps, PLUGIN, pool, lib.state))

@@ -57,7 +57,7 @@ END = '<!-- END DATA RESULTS %s -->' % testbed.RELEASE
 BUILD = testbed.BUILD
 SEQ = os.path.join(BUILD, 'bench', 'gfapi-seq')
 CLI = os.path.join(BUILD, 'src', 'tools', 'gfpool')
-MODULE = os.path.join(BUILD, 'src', 'storage',
+MODULE = os.path.join(BUILD, 'src', 'guard',
                       'libvirt_storage_backend_gluster.so')
 BASE = '/gfdata'
 MiB = 1 << 20

@@ -61,7 +61,7 @@ from run import (loadavg, log, run_guarded, sh, source_rev,  # noqa: E402
 CACHE = '/var/cache/gfpool/guest-io'
 BUILD = testbed.BUILD
 CLI = os.path.join(BUILD, 'src', 'tools', 'gfpool')
-MODULE = os.path.join(BUILD, 'src', 'storage',
+MODULE = os.path.join(BUILD, 'src', 'guard',
                       'libvirt_storage_backend_gluster.so')
 DOC = os.path.join(REPO, 'docs', 'guest-io.md')
 # One block of results per Debian release in DOC.
@@ -75,7 +75,7 @@ MiB = 1 << 20
 MODULES = ('virtio_ring', 'virtio', 'virtio_pci_legacy_dev',
            'virtio_pci_modern_dev', 'virtio_pci', 'virtio_blk')
 CONFIGS = ('brick', 'gfapi', 'nbd', 'fuse')
-PLUGIN = os.path.join(BUILD, 'src', 'storage', 'nbdkit-gfpool-plugin.so')
+PLUGIN = os.path.join(BUILD, 'src', 'nbdkit', 'nbdkit-gfpool-plugin.so')
 
 INIT = r"""#!/bin/sh
 /bin/busybox mkdir -p /proc /sys /dev

@@ -54,8 +54,8 @@ from run import log, source_rev, teardown  # noqa: E402
 
 BUILD = testbed.BUILD
 CLI = os.path.join(BUILD, 'src', 'tools', 'gfpool')
-MODULE = os.path.join(BUILD, 'src', 'storage', 'libvirt_storage_backend_gluster.so')
-FILE_MODULE = os.path.join(BUILD, 'src', 'storage', 'libvirt_storage_file_gluster.so')
+MODULE = os.path.join(BUILD, 'src', 'guard', 'libvirt_storage_backend_gluster.so')
+FILE_MODULE = os.path.join(BUILD, 'src', 'guard', 'libvirt_storage_file_gluster.so')
 README = os.path.join(HERE, 'README.md')
 BEGIN = '<!-- BEGIN GUEST LIFECYCLE %s (written by bench/guest_lifecycle.py) -->' % testbed.RELEASE
 END = '<!-- END GUEST LIFECYCLE %s -->' % testbed.RELEASE
@@ -67,7 +67,7 @@ LOCAL = 'local files'
 DEBIAN = 'gluster, Debian\'s module'
 OURS = 'gluster, gfpool\'s module'
 NBD = 'NBD, nbdkit-gfpool-plugin'
-PLUGIN = os.path.join(BUILD, 'src', 'storage', 'nbdkit-gfpool-plugin.so')
+PLUGIN = os.path.join(BUILD, 'src', 'nbdkit', 'nbdkit-gfpool-plugin.so')
 HOSTNAMES = ('bench-a', 'bench-b')
 
 

@@ -16,7 +16,7 @@ set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 build=${GFPOOL_BUILD_DIR:-$top/build}
 cli=$build/src/tools/gfpool
-plugin=$build/src/storage/nbdkit-gfpool-plugin.so
+plugin=$build/src/nbdkit/nbdkit-gfpool-plugin.so
 work=$(mktemp -d /tmp/gfnbdc.XXXXXX)
 hog=
 cleanup() {

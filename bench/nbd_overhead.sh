@@ -28,7 +28,7 @@ set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 build=${GFPOOL_BUILD_DIR:-$top/build}
 cli=$build/src/tools/gfpool
-plugin=$build/src/storage/nbdkit-gfpool-plugin.so
+plugin=$build/src/nbdkit/nbdkit-gfpool-plugin.so
 reps=${NBDO_REPS:-5}
 work=$(mktemp -d /tmp/gfnbdo.XXXXXX)
 shm=$(mktemp -d /dev/shm/gfnbdo.XXXXXX)

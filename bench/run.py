@@ -8,7 +8,7 @@ Run as root with Debian's python (python3-libvirt lives there):
 One run starts ONE private GlusterFS cluster (tests/testbed.py: volumes
 `rep3` and `single` on 127.x addresses) and compares, on the same volumes:
 
-  ours    our module (build/src/storage/libvirt_storage_backend_gluster.so,
+  ours    our module (build/src/guard/libvirt_storage_backend_gluster.so,
           copied to the work dir at start so a concurrent rebuild cannot
           swap it mid-run) in a private libvirtd;
   debian  Debian's libvirt_storage_backend_gluster.so in a second private

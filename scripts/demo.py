@@ -21,7 +21,7 @@ import testbed  # noqa: E402
 from helpers import pool_xml  # noqa: E402
 
 BUILD = os.environ.get('GFPOOL_BUILD_DIR', os.path.join(TOP, 'build'))
-MODULE = os.path.join(BUILD, 'src', 'storage', 'libvirt_storage_backend_gluster.so')
+MODULE = os.path.join(BUILD, 'src', 'guard', 'libvirt_storage_backend_gluster.so')
 GFPOOL = os.path.join(BUILD, 'src', 'tools', 'gfpool')
 
 

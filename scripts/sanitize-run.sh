@@ -33,7 +33,7 @@ chmod 1777 "$logdir"
 # on to QEMU, whose capability probe then never ends.
 if [ "${GFPOOL_SANITIZE_MODULE:-1}" = 1 ]; then
     export GFPOOL_LIBVIRTD_ENV="LD_PRELOAD=$asan ASAN_OPTIONS=detect_leaks=1:fast_unwind_on_malloc=0:log_path=$logdir/libvirtd UBSAN_OPTIONS=print_stacktrace=1:log_path=$logdir/libvirtd-ubsan"
-    export GFPOOL_MODULE=$build/src/storage/libvirt_storage_backend_gluster.so
+    export GFPOOL_MODULE=$build/src/guard/libvirt_storage_backend_gluster.so
 fi
 export GFPOOL_CLI=$build/src/tools/gfpool
 export ASAN_OPTIONS=detect_leaks=0:log_path=$logdir/cli

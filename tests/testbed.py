@@ -71,7 +71,7 @@ DISTRO_DRIVER_DIR = LIBVIRT_LIBDIR + '/connection-driver'
 # scripts/run-tests.sh builds each Debian release into its own directory
 BUILD = os.environ.get('GFPOOL_BUILD_DIR') or os.path.join(REPO, 'build')
 DEFAULT_MODULE = os.path.join(
-    BUILD, 'src', 'storage', 'libvirt_storage_backend_gluster.so')
+    BUILD, 'src', 'guard', 'libvirt_storage_backend_gluster.so')
 
 
 class TestbedError(RuntimeError):

@@ -8,7 +8,7 @@ Session fixtures
     libvirtd      private storage-only libvirtd whose
                   LIBVIRT_STORAGE_BACKEND_DIR holds our module
                   (GFPOOL_MODULE, default
-                  <repo>/build/src/storage/libvirt_storage_backend_gluster.so)
+                  <repo>/build/src/guard/libvirt_storage_backend_gluster.so)
                   plus Debian's other storage backends.
     gfapi_rep3, gfapi_single
                   shared tests/gfapi_ctypes.Gfapi connections (never

@@ -1,5 +1,5 @@
 """The module libvirtd loads under Debian's name is a guard
-(src/storage/gfpool_module_guard.c): in any libvirt but the one gfpool was
+(src/guard/gfpool_module_guard.c): in any libvirt but the one gfpool was
 built for, or without gfpool's real module, it registers nothing, logs one
 line at error level, and libvirtd lives; a gluster pool then fails with
 libvirt's own "missing backend" error."""
@@ -12,7 +12,7 @@ from helpers import pool_xml
 
 
 def _faked():
-    """The pool guard built for libvirt 8.0.0 (src/storage/meson.build)."""
+    """The pool guard built for libvirt 8.0.0 (src/guard/meson.build)."""
     return os.path.join(os.path.dirname(os.path.realpath(module_path())),
                         'gfpool_guard_faked_pool.so')
 

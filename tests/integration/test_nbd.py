@@ -17,7 +17,7 @@ from conftest import make_unique_name, unavailable
 from helpers import REPO, gfpool_cli, pool_xml, tcp_peers
 
 BUILD = os.environ.get('GFPOOL_BUILD_DIR') or os.path.join(REPO, 'build')
-PLUGIN = os.path.join(BUILD, 'src', 'storage', 'nbdkit-gfpool-plugin.so')
+PLUGIN = os.path.join(BUILD, 'src', 'nbdkit', 'nbdkit-gfpool-plugin.so')
 
 
 class Nbdkit:

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """gfpool data-path benchmark: clone, upload, download, resize, wipe.
 
 Run as root with Debian's python (python3-libvirt lives there), after

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Flattening a fragmented qcow2 overlay into raw (`gfpool vol-clone
 --format raw`): cost against the number of extents.
 

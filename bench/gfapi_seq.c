@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * gfapi-seq: the data-path limit the benchmark compares our verbs with, a
  * plain single-stream sequential read or write through gfapi, 4 MiB per

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Guest disk throughput: QEMU's gluster driver (gfapi) vs a FUSE mount vs
 the bricks' own filesystem, the classic measurement redone on the test bed.
 

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """A guest's lifecycle on local files vs on gluster, with Debian's
 storage-file module vs ours (libvirt_storage_file_gluster.so): start,
 destroy, a disk-only snapshot, its blockcommit, and a live migration.

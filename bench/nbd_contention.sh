@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # NBD (nbdkit-gfpool-plugin) against QEMU's gluster driver without a guest:
 # `qemu-img bench` of 512 requests of 1 MiB, 4 in flight (NBDC_DEPTH=N for
 # N; 1 is what the guest's dd sends), cache none, on a 512 MiB volume of

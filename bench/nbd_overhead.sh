@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # What NBD itself adds to one request, and so how close NBD can come to
 # QEMU's gluster driver when requests go one at a time (the guest's
 # `dd bs=1M iflag=direct` of bench/guest_io.py).

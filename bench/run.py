@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """gfpool benchmark: our gluster storage backend vs what Debian 12 offers.
 
 Run as root with Debian's python (python3-libvirt lives there):

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Reading one extended attribute of every file of a directory after
 listing it: what glfs_getxattr(path, name) costs per file once
 glfs_readdirplus_r has listed 5,000 files, with and without md-cache

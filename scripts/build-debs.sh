@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # Build gfpool's Debian packages for this machine's release, as root, after
 # scripts/install-deps.sh: dpkg-buildpackage -us -uc -b in a copy of the
 # tree (the checkout stays clean), against the libvirt source tree of the

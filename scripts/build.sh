@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # Build gfpool into ./build (or $GFPOOL_BUILD_DIR) against the libvirt source
 # tree that matches the installed libvirt. Idempotent.
 set -euo pipefail

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # Usage: check-libvirt-tree.sh SRC
 # Succeeds (printing the version) only when SRC is a configured libvirt source
 # tree of exactly the installed libvirt. A module built against other headers

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """The main job on an embedded default, end to end, then tear down:
 
 a throwaway 3-node GlusterFS cluster on loopback addresses, a private

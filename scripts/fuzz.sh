@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # Build the libFuzzer targets with clang (ASan+UBSan, the core built with the
 # same sanitizers) and run each for SECONDS (default 60) on a copy of its
 # seed corpus. Non-zero exit if any target finds a crash.

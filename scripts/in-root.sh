@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # Run a command inside a Debian root (scripts/release-root.sh), with this
 # project tree visible at the same path, in a private mount namespace:
 # /proc mounted, /sys and /dev bound from the host, a tmpfs on /run (so its

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # Install everything gfpool needs on Debian 12 (bookworm) or Debian 13
 # (trixie), as root. Idempotent: a second run installs nothing and only
 # re-checks.

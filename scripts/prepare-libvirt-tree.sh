@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # Fetch the Debian source of the *installed* libvirt and configure it with meson
 # so that its two generated headers (meson-config.h, libvirt-common.h) exist.
 # The module includes libvirt's internal headers; they must describe exactly

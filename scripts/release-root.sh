@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # Build (once) a Debian root of release CODENAME with everything
 # scripts/install-deps.sh installs for that release, and print its path.
 # This is how a Debian 12 machine tests the Debian 13 stack and back:

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # The whole test suite on Debian 12 and Debian 13, from a fresh Debian 12 or
 # 13 machine, as root: the machine's own release natively, the other inside
 # a Debian root built by scripts/release-root.sh (mmdebstrap, cached) and

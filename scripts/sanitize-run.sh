@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # The integration tests once more with the CLI and the module inside
 # libvirtd (and so the whole gfapi core, the XML/URI code and the image
 # code) built with -fsanitize=address,undefined. Every sanitizer report of

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Minimal ctypes wrapper over libgfapi.so.0 (glusterfs 10.x, x86_64 Linux).
 
 Lets tests put files into / inspect a Gluster volume without FUSE::

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """The smallest NBD client the tests need to play a QEMU: fixed newstyle
 handshake on a unix socket, then NBD_OPT_LIST or NBD_OPT_GO, nothing else.
 Run as another uid, with whatever command line a test wants the server to

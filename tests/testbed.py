@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """gfpool test bed: a private loopback GlusterFS cluster and a private libvirtd.
 
 Run with Debian's /usr/bin/python3 (python3-libvirt lives there).

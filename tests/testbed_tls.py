@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """gfpool test bed, locked down: a GlusterFS cluster with TLS on management
 and on the I/O path, privileged source ports only, and clients checked by
 their certificate's CN.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * gfpool_disk_xml.h: the domain <disk> that makes QEMU open a pool's image
  * with its own gluster driver (libvirt refuses <disk type='volume'> for

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * gfpool_pool_xml.c: <pool type='gluster'> parse/format and the rules a
  * gluster source must obey.

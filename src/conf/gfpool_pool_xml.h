@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * gfpool_pool_xml.h: libvirt's <pool type='gluster'> and the <volume>
  * document, parse and format with libxml2. Pure code.

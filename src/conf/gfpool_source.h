@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * gfpool_source.h: where a pool's images live: the gluster volume, the
  * directory inside it, and every server that can hand out its volfile.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * gfpool_uri.c: QEMU's gluster URI grammar (block/gluster.c,
  * qemu_gluster_parse_uri), parse and format.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * gfpool_uri.h: QEMU's gluster URI grammar, parse and format.
  *

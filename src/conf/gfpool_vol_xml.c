@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * gfpool_vol_xml.c: <volume> parse/format and size units.
  */

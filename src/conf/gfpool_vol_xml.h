@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * gfpool_vol_xml.h: the <volume> document that `virsh vol-create` takes and
  * `virsh vol-dumpxml` prints, and libvirt's size units. Pure code.

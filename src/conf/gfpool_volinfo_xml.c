@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * gfpool_volinfo_xml.c: gluster's volume info XML to pool sources.
  */

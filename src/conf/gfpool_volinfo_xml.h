@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * gfpool_volinfo_xml.h: what `gluster --xml volume info all` says, as pool
  * sources (find-storage-pool-sources). Pure code.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * gfpool_xml.h: read an XML document from an untrusted buffer: no network,
  * no DTD, no entity expansion, libxml2's messages kept off stderr (inside

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * gfpool_conn.c: connect to a gluster volume with a deadline, finalize in the
  * background.

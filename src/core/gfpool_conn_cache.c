@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * gfpool_conn_cache.c: connections shared by key (volume + hosts in order)
  * for callers that open often and briefly, and closed in the background

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * gfpool_data.c: the volume verbs that move data: vol-clone, vol-resize,
  * vol-wipe, vol-upload, vol-download.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * gfpool_data.h: the verbs that move a volume's data (gfpool_data.c):
  * resize, wipe, clone, download, upload.

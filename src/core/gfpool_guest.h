@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * gfpool_guest.h: which running libvirt guest a local process is, from
  * libvirt's own records (never from what the process says about itself),

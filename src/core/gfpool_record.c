@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * gfpool_record.c: a volume's format record, and the one place where what a
  * volume is gets decided (gfpool_probe_fd): every verb, the libvirt modules

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * gfpool_record.h: a volume's format, as the administrator's verb that
  * made the volume chose it, kept beside the image in an extended attribute

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * gfpool_transfer.c: holes, progress, write-behind, read-ahead and the
  * upload's data/hole split (see gfpool_transfer.h). No gfapi in here.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * gfpool_transfer.h: the moving parts of vol-upload and vol-download that
  * need no GlusterFS, over the read and write callbacks of gfpool_image.h:

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * gfpool_volume.c: pool and volume operations over one gfapi connection.
  */

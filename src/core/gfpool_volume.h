@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * gfpool_volume.h: the pool and volume operations of the gfapi core, named
  * after the virsh verbs they serve. The libvirt module and the gfpool CLI

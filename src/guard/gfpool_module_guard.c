@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * gfpool_module_guard.c: what libvirtd loads under the name of Debian's
  * gluster module; it loads gfpool's real module only into the libvirt

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * gfpool_image.h: disk image formats, as bytes. Pure code: everything reads
  * and writes through callbacks, so it runs the same on a gfapi fd, a local

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * gfpool_image_priv.h: what the image files share and nothing else sees:
  * byte order, the qcow2 on-disk constants, bounded reads, an open qcow2

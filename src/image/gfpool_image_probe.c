@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * gfpool_image_probe.c: which disk image format a file holds, from its bytes.
  *

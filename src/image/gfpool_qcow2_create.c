@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * gfpool_qcow2_create.c: new qcow2 images: layout, header, tables, preallocated or sparse.
  */

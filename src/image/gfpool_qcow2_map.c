@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * gfpool_qcow2_map.c: an existing qcow2 image opened and checked, and its guest extents.
  */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * gfpool_qcow2_refcount.c: growing an existing qcow2 image in place: L1 and refcount tables moved
  * when they must, refcounts kept exact, the header written last.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * nbdkit_gfpool.c: nbdkit-gfpool-plugin, the volumes of a gluster pool as
  * NBD exports, one export per volume, named by the volume's name.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * storage_backend_gfpool.c: the libvirt side of gfpool.
  *

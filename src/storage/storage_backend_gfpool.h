@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * storage_backend_gfpool.h: what the adapter's two files share (the pool
  * callbacks in storage_backend_gfpool.c, the streams in

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * storage_backend_gfpool_stream.c: vol-upload and vol-download for the
  * module, between libvirt's fd stream and the core's stream functions.

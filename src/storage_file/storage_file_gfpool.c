@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * storage_file_gfpool.c: libvirt's storage-file backend for gluster disks,
  * a drop-in for Debian's libvirt_storage_file_gluster.so.

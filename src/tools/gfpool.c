@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * gfpool: GlusterFS storage pool work without a libvirt daemon.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * LD_PRELOAD shim for the tests: makes one chosen gfapi call fail, so every
  * failing path of a verb can be walked without a broken server.

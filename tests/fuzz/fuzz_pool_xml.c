@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * fuzz_pool_xml.c: libFuzzer target for the <pool type='gluster'> parser.
  *

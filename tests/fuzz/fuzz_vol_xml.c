@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * libFuzzer target: the <volume> XML parser (what vol-create reads) and the
  * size-unit parser. A parsed document must format and parse back.

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """A tiny bootable disk image for gfpool's guest tests, assembled by hand.
 
 The image is one 512-byte x86 real-mode boot sector (the BIOS loads it at

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Helpers for tests that run real guests (QEMU TCG) on gluster volumes in
 the private libvirtd (testbed.Libvirtd(..., with_qemu=True)).
 

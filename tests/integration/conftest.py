@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """pytest wiring for gfpool integration tests.
 
 Session fixtures

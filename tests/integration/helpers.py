@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Helpers shared by the integration tests: pool XML from the example,
 timing, a listener that never answers."""
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Issue 4: bad input to volume creation, through virsh, python3-libvirt and
 the CLI, on the replica-3 volume. Every case asserts the exact outcome and
 that nothing is lost: an existing image keeps its bytes, no hidden temp file

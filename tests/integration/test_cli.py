@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Issue 4: the gfpool CLI (build/src/tools/gfpool) on the replica-3 volume:
 the pool given as --host/--volume/--dir and as --pool-xml, exit codes,
 output formats, and agreement with what libvirtd shows for the same image."""

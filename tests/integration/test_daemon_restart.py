@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """A running pool across pool-stop and libvirtd restarts: the connection is
 released without blocking, the daemon exits cleanly with a glfs_fini still
 pending, and active pools come back with their volumes, their headers

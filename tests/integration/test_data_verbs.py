@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Issue 5: data verbs through the private libvirtd (real virsh and
 python3-libvirt) and the CLI: vol-clone / vol-create-from, vol-resize,
 vol-wipe, vol-upload / vol-download (sparse too), <permissions>.

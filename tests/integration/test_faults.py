@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Every gfapi call of the data verbs failing in turn (issue 12, defect 1).
 
 The CLI runs with tests/fault/gfapi_fault.so preloaded: a first run traces

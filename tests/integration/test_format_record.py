@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """A volume's format is the one the verb that made it recorded
 (trusted.gfpool.format), never one its bytes claim.
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """The GlusterFS behaviours gfpool works around (docs/design.md, "GlusterFS
 behaviours worked around"), checked on the GlusterFS of the release under
 test (10.3 on Debian 12, 11.1 on Debian 13) through plain gfapi.

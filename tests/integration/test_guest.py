@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Real guests on gluster volumes: QEMU 7.2 (TCG) in the private libvirtd
 with the QEMU driver boots a hand-made boot sector (tests/guest/bootsector.py)
 from a volume of our pool, through QEMU's own gluster driver (libgfapi),

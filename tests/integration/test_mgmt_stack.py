@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """What a cloud manager (OpenNebula-style) does, through the libvirt API
 only (python3-libvirt on the private libvirtd with the QEMU driver):
 

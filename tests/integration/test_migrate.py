@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Two hypervisors sharing one gluster pool: live migration of a running
 guest whose disk is a qcow2 chain on the pool, there and back, and the
 pool's volumes seen and created from both.

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """The module libvirtd loads under Debian's name is a guard
 (src/guard/gfpool_module_guard.c): in any libvirt but the one gfpool was
 built for, or without gfpool's real module, it registers nothing, logs one

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """nbdkit-gfpool-plugin: the pool's volumes as NBD exports over one gfapi
 connection, checked with nbdkit, nbdinfo, qemu-img and qemu-io against
 the test cluster (no libvirtd)."""

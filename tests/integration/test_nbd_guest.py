@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Guests whose disks come from nbdkit-gfpool-plugin, with no QEMU gluster
 driver at all: QEMU's block-gluster.so is absent from the private
 libvirtd's namespace, QEMU runs as libvirt-qemu (64055), and the plugin

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """gfpool's Debian packages installed as a user would: built with
 scripts/build-debs.sh (dpkg-buildpackage + lintian) for the release this
 suite runs on, installed with apt-get into a fresh copy of a user's root of

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Issue 3: the real libvirtd loads OUR module, and a gluster pool goes
 through define/start/refresh/stop/undefine over gfapi, with every host of the
 pool used and a deadline of our own against servers that never answer."""

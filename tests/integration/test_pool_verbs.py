@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Issue 5: pool verbs through the private libvirtd (real virsh and
 python3-libvirt) and the CLI, on the replica-3 volume: pool-build,
 pool-delete, prompt pool-start/stop, find-storage-pool-sources (every host

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Issue 7: reliability. Every test runs its own private libvirtd
 (make_libvirtd), because what it does to the servers may hang or crash the
 daemon; the session daemon of the other tests is never involved.

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Self-tests of the test bed (tests/testbed.py, tests/gfapi_ctypes.py)."""
 
 import json

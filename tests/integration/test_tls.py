@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """gfpool on a locked-down cluster (tests/testbed_tls.py): TLS on
 management and on the I/O path, privileged source ports only, clients
 checked by their certificate's CN. Everything that talks gfapi runs in the

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Issue 4: volumes over gfapi, through the private libvirtd (real virsh and
 python3-libvirt), with the images checked by qemu-img.
 

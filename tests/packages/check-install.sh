@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # Runs inside a fresh user root (scripts/release-root.sh CODENAME user,
 # copied; entered with scripts/in-root.sh): installs gfpool's packages as a
 # user would, checks them, purges the module package and checks Debian's

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * test_image.c: the qcow2 writer checked by qemu-img itself, and the prober
  * checked against images qemu-img made and against corrupted headers.

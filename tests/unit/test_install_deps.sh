@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # scripts/install-deps.sh: package lists by release, and deb-src entries
 # derived from deb822 and one-line apt sources alike (TAP).
 set -u

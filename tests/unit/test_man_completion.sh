@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # gfpool(1) and the bash completion against the CLI itself (TAP): the man
 # page renders without warnings and lists every verb and every option the
 # CLI prints; the completion loads in plain bash (no bash-completion

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * test_pool_xml.c: <pool type='gluster'> parse/format, source validation,
  * and the formatted documents checked against our RelaxNG schema and

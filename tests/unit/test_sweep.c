@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * test_sweep.c: which temp files a refresh may remove
  * (gfpool_temp_sweep_reason), from the attributes of a fresh lstat.

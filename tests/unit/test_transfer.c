@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * test_transfer.c: the parts of vol-upload and vol-download that need no
  * GlusterFS (gfpool_transfer.h), over callbacks on memory: how stream bytes

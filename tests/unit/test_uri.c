@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * test_uri.c: QEMU's gluster URI grammar, parse/format round trips,
  * malformed input, and libvirt-identical volume keys.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * test_vol_xml: <volume> parse/format, libvirt's size units, disk XML.
  */

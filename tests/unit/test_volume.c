@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * test_volume.c: the pure rules of gfpool_volume.c (volume names).
  */

@@ -93,6 +93,8 @@ man -P cat gfpool 2>/dev/null | grep -q 'EXIT STATUS'
 ok $? "man gfpool"
 nbdkit gfpool --dump-plugin 2>&1 | grep -qx 'name=gfpool'
 ok $? "nbdkit gfpool finds the plugin by its short name"
+man -P cat nbdkit-gfpool-plugin 2>/dev/null | grep -q 'pool-xml=FILE'
+ok $? "man nbdkit-gfpool-plugin"
 
 # -- a libvirtd with the release's default module directories --------------
 start_libvirtd() {

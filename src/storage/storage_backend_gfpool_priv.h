@@ -1,10 +1,11 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * storage_backend_gfpool.h: what the adapter's two files share (the pool
- * callbacks in storage_backend_gfpool.c, the streams in
+ * storage_backend_gfpool_priv.h: what the adapter's two files share (the
+ * pool callbacks in storage_backend_gfpool.c, the streams in
  * storage_backend_gfpool_stream.c). Only these two files include it, with
  * libvirt's internal headers; every symbol stays inside the module (its
- * version script exports the register function alone).
+ * version script exports the register function alone, declared in
+ * storage_backend_gfpool.h).
  */
 #pragma once
 

@@ -2,7 +2,9 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 # Build the libFuzzer targets with clang (ASan+UBSan, the core built with the
 # same sanitizers) and run each for SECONDS (default 60) on a copy of its
-# seed corpus. Non-zero exit if any target finds a crash.
+# seed corpus, plus the unit tests' documents for the XML targets
+# (tests/unit/pool_xml/, tests/unit/vol_xml/). Non-zero exit if any target
+# finds a crash.
 #   scripts/fuzz.sh [SECONDS] [TARGET...]
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -19,6 +21,7 @@ rc=0
 for t in "${targets[@]}"; do
     work=$(mktemp -d)
     cp -r "$top/tests/fuzz/corpus/$t/." "$work/"
+    [ ! -d "$top/tests/unit/$t" ] || cp "$top/tests/unit/$t/"*.xml "$work/"
     echo "fuzz_$t: ${secs}s"
     if ! "$build/tests/fuzz/fuzz_$t" -max_total_time="$secs" -max_len=300000 \
             -print_final_stats=1 -artifact_prefix="$build/crash-$t-" "$work" \

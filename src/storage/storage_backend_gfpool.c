@@ -30,14 +30,11 @@
 #include "gfpool_find_sources.h"
 #include "gfpool_volume.h"
 #include "storage_backend_gfpool.h"
+#include "storage_backend_gfpool_priv.h"
 
 #define VIR_FROM_THIS VIR_FROM_STORAGE
 
 VIR_LOG_INIT("storage.storage_backend_gfpool");
-
-int gfpoolStorageBackendRegister(void);
-
-
 
 /* A connect in progress for a pool: callers that need the same pool wait
  * for it (it ends within the core's connect deadline) and share its

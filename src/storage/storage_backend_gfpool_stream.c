@@ -19,7 +19,7 @@
 #include "virevent.h"
 #include "virobject.h"
 
-#include "storage_backend_gfpool.h"
+#include "storage_backend_gfpool_priv.h"
 
 #define VIR_FROM_THIS VIR_FROM_STORAGE
 

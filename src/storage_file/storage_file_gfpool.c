@@ -25,6 +25,7 @@
 
 #include "gfpool_conn.h"
 #include "gfpool_record.h"
+#include "storage_file_gfpool.h"
 
 #define VIR_FROM_THIS VIR_FROM_STORAGE
 
@@ -215,10 +216,6 @@ static virStorageFileBackend gfpoolFileBackend = {
     .storageFileAccess = gfpoolFileAccess,
     .storageFileChown = gfpoolFileChown,
 };
-
-/* Called by the guard (gfpool_module_guard.c) that libvirt loads as
- * libvirt_storage_file_gluster.so. */
-int gfpoolStorageFileRegister(void);
 
 int
 gfpoolStorageFileRegister(void)

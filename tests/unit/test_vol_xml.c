@@ -1,11 +1,32 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * test_vol_xml: <volume> parse/format, libvirt's size units, disk XML.
+ *
+ * The documents are files in vol_xml/: bad-NAME.xml is refused with an
+ * error containing bad-NAME.err's line (one DO_TEST_BAD line each in
+ * main()); parse-NAME.xml and domstatus-NAME.xml are read field by field
+ * below.
  */
 #include <string.h>
 
 #include "gfpool_disk_xml.h"
 #include "gfpool_vol_xml.h"
+
+/* G_TEST_SRCDIR is tests/unit under meson; fall back on the current
+ * directory for hand builds run from the root. */
+static char *
+read_case(const char *file, gsize *len)
+{
+    const char *srcdir = g_getenv("G_TEST_SRCDIR");
+    g_autofree char *path = srcdir ? g_build_filename(srcdir, "vol_xml", file, NULL)
+                                   : g_build_filename("tests", "unit", "vol_xml", file, NULL);
+    g_autoptr(GError) err = NULL;
+    char *text = NULL;
+
+    g_file_get_contents(path, &text, len, &err);
+    g_assert_no_error(err);
+    return text;
+}
 
 static void
 test_units(void)
@@ -42,20 +63,10 @@ test_units(void)
 static void
 test_parse_full(void)
 {
-    const char *xml =
-        "<volume>\n"
-        "  <name>a.qcow2</name>\n"
-        "  <capacity unit='G'>10</capacity>\n"
-        "  <allocation unit='KiB'>4</allocation>\n"
-        "  <target>\n"
-        "    <format type='qcow2'/>\n"
-        "    <clusterSize unit='KiB'>256</clusterSize>\n"
-        "    <permissions><mode>0640</mode><owner>64055</owner><group>64055</group></permissions>\n"
-        "  </target>\n"
-        "  <backingStore><path>base.img</path><format type='raw'/></backingStore>\n"
-        "</volume>\n";
+    gsize len;
+    g_autofree char *xml = read_case("parse-full.xml", &len);
     g_autoptr(GError) err = NULL;
-    g_autoptr(GfpoolVolDef) def = gfpool_vol_def_parse(xml, strlen(xml), &err);
+    g_autoptr(GfpoolVolDef) def = gfpool_vol_def_parse(xml, len, &err);
     g_autofree char *out = NULL;
     g_autoptr(GfpoolVolDef) again = NULL;
 
@@ -80,31 +91,24 @@ test_parse_full(void)
     g_assert_cmpstr(again->backing_path, ==, "base.img");
 }
 
+/* data: the case's name without extension, "bad-NAME" */
 static void
-test_parse_bad(void)
+test_parse_bad(gconstpointer data)
 {
-    static const struct { const char *xml; const char *msg; } bad[] = {
-        { "", "empty" },
-        { "<volume>", "not well-formed" },
-        { "<pool><name>x</name></pool>", "<volume>" },
-        { "<volume><capacity>1</capacity></volume>", "<name>" },
-        { "<volume><name>a</name><capacity>-1</capacity></volume>", "-1" },
-        { "<volume><name>a</name><capacity unit='X'>1</capacity></volume>", "unit" },
-        { "<volume><name>a</name><capacity unit='E'>100</capacity></volume>", "2^64" },
-        { "<volume><name>a</name><target><permissions><mode>999</mode></permissions></target></volume>", "mode" },
-        { "<volume><name>a</name><target><permissions><owner>x</owner></permissions></target></volume>", "owner" },
-        { "<volume><name>a</name><backingStore><format type='raw'/></backingStore></volume>", "<path>" },
-        { "<!DOCTYPE v [<!ENTITY e SYSTEM 'file:///etc/passwd'>]><volume><name>&e;</name></volume>", "DOCTYPE" },
-    };
+    const char *name = data;
+    g_autofree char *in = g_strconcat(name, ".xml", NULL);
+    g_autofree char *err_file = g_strconcat(name, ".err", NULL);
+    gsize len;
+    g_autofree char *xml = read_case(in, &len);
+    g_autofree char *msg = g_strchomp(read_case(err_file, NULL));
+    g_autoptr(GError) err = NULL;
+    g_autoptr(GfpoolVolDef) def = gfpool_vol_def_parse(xml, len, &err);
 
-    for (guint i = 0; i < G_N_ELEMENTS(bad); i++) {
-        g_autoptr(GError) err = NULL;
-        g_autoptr(GfpoolVolDef) def = gfpool_vol_def_parse(bad[i].xml, strlen(bad[i].xml), &err);
-        g_assert_null(def);
-        g_assert_error(err, GFPOOL_CONF_ERROR, GFPOOL_CONF_ERROR_INVALID);
-        if (!strstr(err->message, bad[i].msg))
-            g_error("'%s': message '%s' lacks '%s'", bad[i].xml, err->message, bad[i].msg);
-    }
+    g_assert_null(def);
+    g_assert_error(err, GFPOOL_CONF_ERROR, GFPOOL_CONF_ERROR_INVALID);
+    if (!strstr(err->message, msg))
+        g_test_fail_printf("error for %s is '%s', expected it to contain '%s'",
+                           in, err->message, msg);
 }
 
 static void
@@ -219,31 +223,10 @@ test_disk_xml_nbd_reconnect(void)
 static void
 test_domstatus(void)
 {
-    const char *xml =
-        "<domstatus state='running' reason='booted' pid='4242'>"
-        "<monitor path='/x' type='unix'/>"
-        "<domain type='qemu' id='3'><name>vm1</name>"
-        "<uuid>87c296b2-593c-4d08-9b75-26e58ab3bc4c</uuid><devices>"
-        "<disk type='network' device='disk'>"
-        "<source protocol='nbd' name='a.qcow2' index='1'><host transport='unix' socket='/run/p.sock'/></source>"
-        "<backingStore type='network' index='2'>"
-        "<source protocol='nbd' name='base.raw'><host transport='unix' socket='/run/p.sock'/></source>"
-        "<backingStore/></backingStore>"
-        "<mirror type='network' job='copy'><source protocol='nbd' name='copy.qcow2'>"
-        "<host transport='unix' socket='/run/p.sock'/></source>"
-        "<backingStore type='network'><source protocol='nbd' name='base.raw'>"
-        "<host transport='unix' socket='/run/p.sock'/></source></backingStore></mirror>"
-        "<target dev='vda' bus='virtio'/></disk>"
-        "<disk type='network' device='disk'><source protocol='nbd' name='tcp.raw'>"
-        "<host name='h' port='10809'/></source></disk>"
-        "<disk type='network' device='disk'><source protocol='gluster' name='v/g.raw'>"
-        "<host name='h'/></source></disk>"
-        "<disk type='file' device='disk'><source file='/x.img'/></disk>"
-        "<disk type='network' device='disk'><source protocol='nbd' name='other.raw'>"
-        "<host transport='unix' socket='/run/q.sock'/></source></disk>"
-        "</devices></domain></domstatus>";
+    gsize len;
+    g_autofree char *xml = read_case("domstatus-running.xml", &len);
     g_autoptr(GError) err = NULL;
-    g_autoptr(GfpoolDomStatus) st = gfpool_domstatus_parse(xml, strlen(xml), &err);
+    g_autoptr(GfpoolDomStatus) st = gfpool_domstatus_parse(xml, len, &err);
     GPtrArray *p;
 
     g_assert_no_error(err);
@@ -288,7 +271,22 @@ main(int argc, char **argv)
     g_test_init(&argc, &argv, NULL);
     g_test_add_func("/units/scaled", test_units);
     g_test_add_func("/vol_xml/parse_full", test_parse_full);
-    g_test_add_func("/vol_xml/parse_bad", test_parse_bad);
+
+#define DO_TEST_BAD(name) \
+    g_test_add_data_func("/vol_xml/parse_bad/" name, "bad-" name, test_parse_bad)
+
+    DO_TEST_BAD("empty");
+    DO_TEST_BAD("unclosed");
+    DO_TEST_BAD("root-pool");
+    DO_TEST_BAD("no-name");
+    DO_TEST_BAD("capacity-negative");
+    DO_TEST_BAD("capacity-unit");
+    DO_TEST_BAD("capacity-overflow");
+    DO_TEST_BAD("mode");
+    DO_TEST_BAD("owner");
+    DO_TEST_BAD("backing-no-path");
+    DO_TEST_BAD("doctype-entity");
+
     g_test_add_func("/vol_xml/format_escapes", test_format_escapes);
     g_test_add_func("/disk_xml/chain_hosts_transports", test_disk_xml);
     g_test_add_func("/disk_xml/nbd", test_disk_xml_nbd);

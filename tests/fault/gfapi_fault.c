@@ -6,6 +6,8 @@
  *   GFPOOL_FAULT=glfs_fstat:2   the 2nd call of glfs_fstat fails (EIO)
  *   GFPOOL_FAULT_RETURN_ZERO=1  ... returns 0 instead (a write that moves
  *                               nothing, a read at EOF)
+ *   GFPOOL_FAULT_ERRNO=N        ... fails with errno N instead of EIO
+ *   GFPOOL_FAULT_COUNT=N        ... and so do the N-1 calls after it
  *   GFPOOL_FAULT_TRACE=FILE     every wrapped call appends its name to FILE
  *                               (glfs_open its path too)
  *   GFPOOL_FAULT_HOLD=SUBSTR:FILE
@@ -45,6 +47,7 @@
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static char fault_name[64];
 static long fault_at = -1;
+static long fault_count = 1;
 static int configured;
 
 static void
@@ -59,6 +62,8 @@ configure(void)
     memcpy(fault_name, f, (size_t)(colon - f));
     fault_name[colon - f] = '\0';
     fault_at = strtol(colon + 1, NULL, 10);
+    if (getenv("GFPOOL_FAULT_COUNT"))
+        fault_count = strtol(getenv("GFPOOL_FAULT_COUNT"), NULL, 10);
 }
 
 /* Counts the call and says whether this one is the one to fail: 1 to fail
@@ -73,7 +78,8 @@ should_fail_at(const char *name, const char *path, long *count)
     if (!configured)
         configure();
     ++*count;
-    fail = fault_at > 0 && strcmp(name, fault_name) == 0 && *count == fault_at;
+    fail = fault_at > 0 && strcmp(name, fault_name) == 0 && *count >= fault_at &&
+        *count < fault_at + fault_count;
     if (trace) {
         int fd = open(trace, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
         if (fd >= 0) {
@@ -88,8 +94,10 @@ should_fail_at(const char *name, const char *path, long *count)
     pthread_mutex_unlock(&lock);
     if (fail && getenv("GFPOOL_FAULT_RETURN_ZERO"))
         return 2;
-    if (fail)
-        errno = EIO;
+    if (fail) {
+        const char *e = getenv("GFPOOL_FAULT_ERRNO");
+        errno = e ? atoi(e) : EIO;
+    }
     return fail;
 }
 

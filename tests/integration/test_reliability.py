@@ -96,9 +96,10 @@ def timed_virsh(d, *args, timeout=60):
 
 
 def popen_virsh(d, *args):
+    # SIGPIPE ignored, as testbed.Libvirtd.virsh runs virsh
     return subprocess.Popen(virsh_argv(d, *args), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, universal_newlines=True,
-                            env=_env())
+                            env=_env(), restore_signals=False)
 
 
 def finish(proc, timeout=120):

@@ -1539,9 +1539,17 @@ class Libvirtd:
         cmd = ['virsh', '-q', '-c', self.uri] + [str(a) for a in args]
         env = dict(os.environ, LC_ALL='C')
         env.pop('LIBVIRT_DEFAULT_URI', None)
+        # restore_signals=False: virsh inherits Python's ignored SIGPIPE.
+        # virsh does not ignore it; libvirt's client blocks it only around
+        # its poll loop, inside which it writes, so an EPIPE leaves it
+        # pending and the unblock delivers it: signal 13 after a call that
+        # succeeded. The daemon closes right after replying to
+        # CONNECT_CLOSE, and a keepalive ping/pong written just then (an
+        # idle connection, e.g. a migration's destination, is pinged every
+        # 5 s) is such a write. Ignored, it is an EPIPE libvirt handles.
         p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                            universal_newlines=True, timeout=timeout,
-                           input=input, env=env)
+                           input=input, env=env, restore_signals=False)
         if check and p.returncode != 0:
             raise TestbedError('virsh %s failed rc=%d: %s%s' % (
                 ' '.join(map(str, args)), p.returncode, p.stderr, p.stdout))

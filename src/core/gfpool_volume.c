@@ -1141,6 +1141,34 @@ remove_temp(GfpoolConn *conn, const char *tmp_path)
     return FALSE;
 }
 
+/*
+ * glfs_link, once more when it says the source is missing (ENOENT, or
+ * ESTALE when gfapi's cached inode of it went) while a fresh lstat finds
+ * it: a source that exists is no reason to fail a create. A source that
+ * is really gone stays an error: then someone removed a live creator's
+ * file, and retrying would hide that.
+ */
+static gboolean
+publish_link(glfs_t *fs, const char *tmp_path, const char *path)
+{
+    struct stat st;
+    int err;
+
+    if (glfs_link(fs, tmp_path, path) == 0)
+        return TRUE;
+    err = errno;
+    if ((err == ENOENT || err == ESTALE) && glfs_lstat(fs, tmp_path, &st) == 0 &&
+        S_ISREG(st.st_mode)) {
+        g_message("link of '%s' said %s although it exists: trying once more",
+                  tmp_path, g_strerror(err));
+        if (glfs_link(fs, tmp_path, path) == 0)
+            return TRUE;
+        err = errno;
+    }
+    errno = err;
+    return FALSE;
+}
+
 gboolean
 gfpool_vol_publish_new(GfpoolConn *conn, const GfpoolNewVolume *nv,
                        GfpoolFillFunc fill, void *opaque, GError **error)
@@ -1190,16 +1218,20 @@ gfpool_vol_publish_new(GfpoolConn *conn, const GfpoolNewVolume *nv,
     fd = NULL;
 
     /* The publishing step: atomic, and EEXIST if someone else won the race. */
-    if (glfs_link(fs, tmp_path, path) < 0) {
+    if (!publish_link(fs, tmp_path, path)) {
         int err = errno;
+        gboolean tmp_gone = (err == ENOENT || err == ESTALE) &&
+            glfs_lstat(fs, tmp_path, &st) < 0 && errno == ENOENT;
+
         remove_temp(conn, tmp_path);
         if (err == EEXIST) {
             g_set_error(error, GFPOOL_ERROR, GFPOOL_ERROR_EXISTS,
                         "volume '%s' already exists on gluster volume '%s'", nv->name, vol);
         } else {
             g_set_error(error, GFPOOL_ERROR, gfpool_error_from_errno(err),
-                        "cannot publish volume '%s' on gluster volume '%s': %s",
-                        nv->name, vol, g_strerror(err));
+                        "cannot publish volume '%s' on gluster volume '%s': %s%s",
+                        nv->name, vol, g_strerror(err),
+                        tmp_gone ? " (its temporary file was removed meanwhile)" : "");
         }
         return FALSE;
     }

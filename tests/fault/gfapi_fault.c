@@ -6,14 +6,27 @@
  *   GFPOOL_FAULT=glfs_fstat:2   the 2nd call of glfs_fstat fails (EIO)
  *   GFPOOL_FAULT_RETURN_ZERO=1  ... returns 0 instead (a write that moves
  *                               nothing, a read at EOF)
+ *   GFPOOL_FAULT_ERRNO=N        ... fails with errno N instead of EIO
+ *   GFPOOL_FAULT_COUNT=N        ... and so do the N-1 calls after it
  *   GFPOOL_FAULT_TRACE=FILE     every wrapped call appends its name to FILE
  *                               (glfs_open its path too)
  *   GFPOOL_FAULT_HOLD=SUBSTR:FILE
- *                               a glfs_fsync of a file opened (glfs_open)
- *                               by a path containing SUBSTR creates
+ *                               a glfs_fsync of a file opened (glfs_open,
+ *                               glfs_creat) by a path containing SUBSTR creates
  *                               FILE.held and waits until FILE exists: a
  *                               slow brick for one volume, released by
  *                               the test when it has seen what it wants
+ *   GFPOOL_FAULT_HOLD_LINK=SUBSTR:FILE
+ *                               a glfs_link whose source path contains
+ *                               SUBSTR creates FILE.held and waits until
+ *                               FILE exists: a creator held between
+ *                               closing its temp file and publishing it
+ *   GFPOOL_FAULT_RDP_NO_TIMES=SUBSTR
+ *                               glfs_readdirplus_r hands out the entries
+ *                               whose name contains SUBSTR with their type
+ *                               but no times (mtime = ctime = 0), as a
+ *                               listing's iatt that gfapi could not
+ *                               refresh by a lookup looks
  *
  * Only the calls gfpool's data paths make on files and directories are
  * wrapped; connecting and tearing down are left alone.
@@ -34,6 +47,7 @@
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static char fault_name[64];
 static long fault_at = -1;
+static long fault_count = 1;
 static int configured;
 
 static void
@@ -48,6 +62,8 @@ configure(void)
     memcpy(fault_name, f, (size_t)(colon - f));
     fault_name[colon - f] = '\0';
     fault_at = strtol(colon + 1, NULL, 10);
+    if (getenv("GFPOOL_FAULT_COUNT"))
+        fault_count = strtol(getenv("GFPOOL_FAULT_COUNT"), NULL, 10);
 }
 
 /* Counts the call and says whether this one is the one to fail: 1 to fail
@@ -62,7 +78,8 @@ should_fail_at(const char *name, const char *path, long *count)
     if (!configured)
         configure();
     ++*count;
-    fail = fault_at > 0 && strcmp(name, fault_name) == 0 && *count == fault_at;
+    fail = fault_at > 0 && strcmp(name, fault_name) == 0 && *count >= fault_at &&
+        *count < fault_at + fault_count;
     if (trace) {
         int fd = open(trace, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
         if (fd >= 0) {
@@ -77,8 +94,10 @@ should_fail_at(const char *name, const char *path, long *count)
     pthread_mutex_unlock(&lock);
     if (fail && getenv("GFPOOL_FAULT_RETURN_ZERO"))
         return 2;
-    if (fail)
-        errno = EIO;
+    if (fail) {
+        const char *e = getenv("GFPOOL_FAULT_ERRNO");
+        errno = e ? atoi(e) : EIO;
+    }
     return fail;
 }
 
@@ -114,8 +133,6 @@ real(const char *name)
         return next args;                                                   \
     }
 
-WRAP(glfs_fd_t *, glfs_creat, NULL, (glfs_t *fs, const char *path, int flags, mode_t mode),
-     (fs, path, flags, mode))
 WRAP(int, glfs_fstat, -1, (glfs_fd_t *fd, struct stat *buf), (fd, buf))
 WRAP(ssize_t, glfs_pread, -1,
      (glfs_fd_t *fd, void *buf, size_t count, off_t offset, int flags, struct glfs_stat *post),
@@ -132,8 +149,6 @@ WRAP(int, glfs_zerofill, -1, (glfs_fd_t *fd, off_t offset, off_t len), (fd, offs
 WRAP(int, glfs_fallocate, -1, (glfs_fd_t *fd, int keep_size, off_t offset, size_t len),
      (fd, keep_size, offset, len))
 WRAP(off_t, glfs_lseek, -1, (glfs_fd_t *fd, off_t offset, int whence), (fd, offset, whence))
-WRAP(int, glfs_link, -1, (glfs_t *fs, const char *oldpath, const char *newpath),
-     (fs, oldpath, newpath))
 WRAP(int, glfs_stat, -1, (glfs_t *fs, const char *path, struct stat *buf), (fs, path, buf))
 WRAP(int, glfs_lstat, -1, (glfs_t *fs, const char *path, struct stat *buf), (fs, path, buf))
 WRAP(int, glfs_fchmod, -1, (glfs_fd_t *fd, mode_t mode), (fd, mode))
@@ -144,9 +159,68 @@ WRAP(ssize_t, glfs_copy_file_range, -1,
      (in, off_in, out, off_out, len, flags, st, pre, post))
 WRAP(int, glfs_readdir_r, -1, (glfs_fd_t *fd, struct dirent *de, struct dirent **res),
      (fd, de, res))
-WRAP(int, glfs_readdirplus_r, -1,
-     (glfs_fd_t *fd, struct stat *st, struct dirent *de, struct dirent **res),
-     (fd, st, de, res))
+
+int
+glfs_readdirplus_r(glfs_fd_t *fd, struct stat *st, struct dirent *de, struct dirent **res)
+{
+    static long calls;
+    static int (*next)(glfs_fd_t *, struct stat *, struct dirent *, struct dirent **);
+    const char *no_times = getenv("GFPOOL_FAULT_RDP_NO_TIMES");
+    int fail = should_fail("glfs_readdirplus_r", &calls);
+    int rc;
+
+    if (fail)
+        return fail == 2 ? 0 : -1;
+    if (!next)
+        next = (int (*)(glfs_fd_t *, struct stat *, struct dirent *, struct dirent **))
+            real("glfs_readdirplus_r");
+    rc = next(fd, st, de, res);
+    if (rc == 0 && *res && st && no_times && *no_times && strstr((*res)->d_name, no_times)) {
+        memset(&st->st_atim, 0, sizeof(st->st_atim));
+        memset(&st->st_mtim, 0, sizeof(st->st_mtim));
+        memset(&st->st_ctim, 0, sizeof(st->st_ctim));
+    }
+    return rc;
+}
+
+/* Creates release.held, then waits (bounded: a test that never releases
+ * must not hang its process) until release exists. */
+static void
+hold_until_released(const char *release)
+{
+    char marker[4096];
+    struct timespec tick = { 0, 10 * 1000 * 1000 };
+
+    snprintf(marker, sizeof(marker), "%s.held", release);
+    close(open(marker, O_WRONLY | O_CREAT | O_CLOEXEC, 0600));
+    for (int i = 0; i < 12000 && access(release, F_OK) != 0; i++)
+        nanosleep(&tick, NULL);
+}
+
+int
+glfs_link(glfs_t *fs, const char *oldpath, const char *newpath)
+{
+    static long calls;
+    static int (*next)(glfs_t *, const char *, const char *);
+    const char *h = getenv("GFPOOL_FAULT_HOLD_LINK");
+    const char *colon = h ? strchr(h, ':') : NULL;
+    int fail = should_fail_at("glfs_link", oldpath, &calls);
+
+    if (fail)
+        return fail == 2 ? 0 : -1;
+    if (!next)
+        next = (int (*)(glfs_t *, const char *, const char *))real("glfs_link");
+    if (colon && colon > h) {
+        char substr[256];
+        size_t n = (size_t)(colon - h) < sizeof(substr) ? (size_t)(colon - h) : sizeof(substr) - 1;
+
+        memcpy(substr, h, n);
+        substr[n] = '\0';
+        if (strstr(oldpath, substr))
+            hold_until_released(colon + 1);
+    }
+    return next(fs, oldpath, newpath);
+}
 
 /* ---- GFPOOL_FAULT_HOLD: fds whose fsync waits for the test ---- */
 
@@ -213,6 +287,26 @@ glfs_open(glfs_t *fs, const char *path, int flags)
     return fd;
 }
 
+glfs_fd_t *
+glfs_creat(glfs_t *fs, const char *path, int flags, mode_t mode)
+{
+    static long calls;
+    static glfs_fd_t *(*next)(glfs_t *, const char *, int, mode_t);
+    const char *release;
+    const char *substr = hold_spec(&release);
+    int fail = should_fail("glfs_creat", &calls);
+    glfs_fd_t *fd;
+
+    if (fail)
+        return NULL;
+    if (!next)
+        next = (glfs_fd_t *(*)(glfs_t *, const char *, int, mode_t))real("glfs_creat");
+    fd = next(fs, path, flags, mode);
+    if (fd && substr && strstr(path, substr))
+        held_set(fd, 1);
+    return fd;
+}
+
 int
 glfs_fsync(glfs_fd_t *fd, struct glfs_stat *pre, struct glfs_stat *post)
 {
@@ -225,16 +319,8 @@ glfs_fsync(glfs_fd_t *fd, struct glfs_stat *pre, struct glfs_stat *post)
         return fail == 2 ? 0 : -1;
     if (!next)
         next = (int (*)(glfs_fd_t *, struct glfs_stat *, struct glfs_stat *))real("glfs_fsync");
-    if (hold_spec(&release) && is_held(fd)) {
-        char marker[4096];
-        struct timespec tick = { 0, 10 * 1000 * 1000 };
-
-        snprintf(marker, sizeof(marker), "%s.held", release);
-        close(open(marker, O_WRONLY | O_CREAT | O_CLOEXEC, 0600));
-        /* bounded: a test that never releases must not hang its nbdkit */
-        for (int i = 0; i < 12000 && access(release, F_OK) != 0; i++)
-            nanosleep(&tick, NULL);
-    }
+    if (hold_spec(&release) && is_held(fd))
+        hold_until_released(release);
     return next(fd, pre, post);
 }
 

@@ -154,3 +154,26 @@ def test_write_that_moves_nothing_fails(fpool, tmp_path):
                            'GFPOOL_FAULT_RETURN_ZERO': '1'})
         assert p.returncode != 0 and 'nothing written' in p.stderr, p
         assert fpool.temp_files() == [] and 'out.img' not in fpool.files()
+
+
+
+@pytest.mark.parametrize('times', [1, 2])
+def test_link_says_missing_source(fpool, times):
+    """glfs_link answering ENOENT although its source (the written temp
+    file) exists: the publish tries once more, and succeeds; a second such
+    answer is a clear error naming the volume, with nothing left."""
+    prepare(fpool, [])
+    p = fpool.cli('vol-clone', 'base.img', 'out.img',
+                  env={'LD_PRELOAD': SHIM, 'GFPOOL_FAULT': 'glfs_link:1',
+                       'GFPOOL_FAULT_COUNT': str(times),
+                       'GFPOOL_FAULT_ERRNO': '2'})
+    if times == 1:
+        assert p.returncode == 0, p.stderr
+        assert 'out.img' in fpool.files()
+    else:
+        assert p.returncode != 0
+        assert "cannot publish volume 'out.img'" in p.stderr, p.stderr
+        assert 'No such file or directory' in p.stderr, p.stderr
+        assert 'removed meanwhile' not in p.stderr, p.stderr
+        assert 'out.img' not in fpool.files()
+    assert [n for n in fpool.files() if n.startswith('.gfpool-tmp')] == []

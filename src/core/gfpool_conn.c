@@ -5,6 +5,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdarg.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -125,13 +126,29 @@ gfpool_error_from_errno(int err)
 }
 
 
-void
-gfpool_set_error_errno(GError **error, int err, GfpoolConn *conn,
-                       const char *what, const char *object)
+const char *
+gfpool_error_text(const GError *err)
 {
-    g_set_error(error, GFPOOL_ERROR, gfpool_error_from_errno(err),
-                "%s '%s' on gluster volume '%s': %s",
-                what, object, conn->src->volume, g_strerror(err));
+    return err ? err->message : "internal error: the operation failed without saying why";
+}
+
+
+gboolean
+gfpool_set_error_errno(GError **error, int err, GfpoolConn *conn, const char *fmt, ...)
+{
+    va_list ap;
+    g_autofree char *what = NULL;
+
+    va_start(ap, fmt);
+    what = g_strdup_vprintf(fmt, ap);
+    va_end(ap);
+    if (conn)
+        g_set_error(error, GFPOOL_ERROR, gfpool_error_from_errno(err),
+                    "%s on gluster volume '%s': %s", what, conn->src->volume, g_strerror(err));
+    else
+        g_set_error(error, GFPOOL_ERROR, gfpool_error_from_errno(err), "%s: %s", what,
+                    g_strerror(err));
+    return FALSE;
 }
 
 
@@ -559,11 +576,9 @@ conn_check_dir(GfpoolConn *conn, GError **error)
     struct stat st;
 
     if (glfs_stat(conn->fs, gfpool_conn_dir(conn), &st) < 0) {
-        int err = errno;
-        g_set_error(error, GFPOOL_ERROR, gfpool_error_from_errno(err),
-                    "cannot access directory '%s' of gluster volume '%s': %s",
-                    src->dir, src->volume, g_strerror(err));
-        return FALSE;
+        return gfpool_set_error_errno(error, errno, NULL,
+                                      "cannot access directory '%s' of gluster volume '%s'",
+                                      src->dir, src->volume);
     }
     if (!S_ISDIR(st.st_mode)) {
         g_set_error(error, GFPOOL_ERROR, GFPOOL_ERROR_INVALID,
@@ -930,9 +945,9 @@ gfpool_glfs_fd_read(void *fd, guint64 off, void *buf, gsize len, GError **error)
             int err = errno;
             if (err == EINTR)
                 continue;
-            g_set_error(error, GFPOOL_ERROR, gfpool_error_from_errno(err),
-                        "read of %" G_GSIZE_FORMAT " bytes at offset %" G_GUINT64_FORMAT
-                        " failed: %s", len - done, off + done, g_strerror(err));
+            gfpool_set_error_errno(error, err, NULL,
+                                   "read of %" G_GSIZE_FORMAT " bytes at offset %"
+                                   G_GUINT64_FORMAT " failed", len - done, off + done);
             return -1;
         }
         if (n == 0)

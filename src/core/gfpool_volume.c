@@ -322,8 +322,7 @@ probe_path(GfpoolConn *conn, const char *path, guint64 size, GfpoolVolInfo *info
         (errno == ESTALE && (fd = glfs_open(gfpool_conn_glfs(conn), path, O_RDONLY))))
         read = gfpool_probe_fd(fd, size, &p, &err);
     else
-        g_set_error(&err, GFPOOL_ERROR, gfpool_error_from_errno(errno), "open failed: %s",
-                    g_strerror(errno));
+        gfpool_set_error_errno(&err, errno, NULL, "open failed");
     if (!read) {
         /* Listing the image still beats failing the whole refresh. */
         g_warning("cannot read the header of volume '%s': %s", info->name, err->message);
@@ -727,7 +726,7 @@ pool_refresh(GfpoolConn *conn, GfpoolProbeCache *cache, GfpoolSweep **sweep_out,
     glfs_fd_t *dir;
 
     if (!(dir = glfs_opendir(fs, gfpool_conn_dir(conn)))) {
-        gfpool_set_error_errno(error, errno, conn, "cannot open pool directory", src->dir);
+        gfpool_set_error_errno(error, errno, conn, "cannot open pool directory '%s'", src->dir);
         return NULL;
     }
     probe_work_init(&work, conn, cache);
@@ -746,7 +745,7 @@ pool_refresh(GfpoolConn *conn, GfpoolProbeCache *cache, GfpoolSweep **sweep_out,
             probe_work_finish(&work);
             glfs_closedir(dir);
             gfpool_set_error_errno(error, rc > 0 ? rc : errno, conn,
-                                   "cannot list pool directory", src->dir);
+                                   "cannot list pool directory '%s'", src->dir);
             return NULL;
         }
         if (!ent)
@@ -823,7 +822,8 @@ gfpool_pool_info(GfpoolConn *conn, guint64 *capacity, guint64 *allocation,
     struct statvfs sb;
 
     if (glfs_statvfs(gfpool_conn_glfs(conn), src->dir, &sb) < 0) {
-        gfpool_set_error_errno(error, errno, conn, "cannot get the size of pool directory", src->dir);
+        gfpool_set_error_errno(error, errno, conn, "cannot get the size of pool directory '%s'",
+                               src->dir);
         return FALSE;
     }
     *capacity = (guint64)sb.f_frsize * sb.f_blocks;
@@ -868,7 +868,7 @@ gfpool_vol_info(GfpoolConn *conn, const char *name, GfpoolProbeCache *cache,
         return NULL;
     path = gfpool_conn_path(conn, name);
     if (glfs_stat(gfpool_conn_glfs(conn), path, &st) < 0) {
-        gfpool_set_error_errno(error, errno, conn, "cannot find volume", name);
+        gfpool_set_error_errno(error, errno, conn, "cannot find volume '%s'", name);
         return NULL;
     }
     if (S_ISREG(st.st_mode))
@@ -1041,11 +1041,9 @@ create_write_image(GfpoolConn *conn, glfs_fd_t *fd, const GfpoolVolCreateParams 
          (p->format == GFPOOL_FORMAT_QCOW2 && p->prealloc == GFPOOL_PREALLOC_METADATA)) &&
         (glfs_ftruncate(fd, (off_t)capacity, NULL, NULL) < 0 ||
          glfs_ftruncate(fd, 0, NULL, NULL) < 0)) {
-        int err = errno;
-        g_set_error(error, GFPOOL_ERROR, gfpool_error_from_errno(err),
-                    "cannot make a file of %" G_GUINT64_FORMAT " bytes: %s",
-                    capacity, g_strerror(err));
-        return FALSE;
+        return gfpool_set_error_errno(error, errno, NULL,
+                                      "cannot make a file of %" G_GUINT64_FORMAT " bytes",
+                                      capacity);
     }
 
     if (p->format == GFPOOL_FORMAT_QCOW2) {
@@ -1060,11 +1058,9 @@ create_write_image(GfpoolConn *conn, glfs_fd_t *fd, const GfpoolVolCreateParams 
             return FALSE;
     } else if (p->prealloc == GFPOOL_PREALLOC_FALLOC) {
         if (glfs_fallocate(fd, 0, 0, (off_t)capacity) < 0) {
-            int err = errno;
-            g_set_error(error, GFPOOL_ERROR, gfpool_error_from_errno(err),
-                        "cannot allocate %" G_GUINT64_FORMAT " bytes: %s",
-                        capacity, g_strerror(err));
-            return FALSE;
+            return gfpool_set_error_errno(error, errno, NULL,
+                                          "cannot allocate %" G_GUINT64_FORMAT " bytes",
+                                          capacity);
         }
     } else if (p->prealloc == GFPOOL_PREALLOC_FULL) {
         if (!gfpool_glfs_fd_zero(fd, 0, capacity, error))
@@ -1074,11 +1070,9 @@ create_write_image(GfpoolConn *conn, glfs_fd_t *fd, const GfpoolVolCreateParams 
     /* fallocate already gave the file its size: one round trip less. */
     if (!(p->format == GFPOOL_FORMAT_RAW && p->prealloc == GFPOOL_PREALLOC_FALLOC) &&
         glfs_ftruncate(fd, (off_t)file_size, NULL, NULL) < 0) {
-        int err = errno;
-        g_set_error(error, GFPOOL_ERROR, gfpool_error_from_errno(err),
-                    "cannot set the size to %" G_GUINT64_FORMAT " bytes: %s",
-                    file_size, g_strerror(err));
-        return FALSE;
+        return gfpool_set_error_errno(error, errno, NULL,
+                                      "cannot set the size to %" G_GUINT64_FORMAT " bytes",
+                                      file_size);
     }
     return TRUE;
 }
@@ -1096,21 +1090,16 @@ apply_perms(glfs_fd_t *fd, const GfpoolNewVolume *nv, GError **error)
     if (nv->uid >= 0 || nv->gid >= 0) {
         if (glfs_fchown(fd, nv->uid >= 0 ? (uid_t)nv->uid : (uid_t)-1,
                         nv->gid >= 0 ? (gid_t)nv->gid : (gid_t)-1) < 0) {
-            int err = errno;
-            g_set_error(error, GFPOOL_ERROR, gfpool_error_from_errno(err),
-                        "cannot set owner %" G_GINT64_FORMAT ":%" G_GINT64_FORMAT ": %s",
-                        nv->uid, nv->gid, g_strerror(err));
-            return FALSE;
+            return gfpool_set_error_errno(error, errno, NULL,
+                                          "cannot set owner %" G_GINT64_FORMAT ":%"
+                                          G_GINT64_FORMAT, nv->uid, nv->gid);
         }
     }
     /* After chown, which may clear set-id bits; the temp file was created
      * 0600, so the default needs no round trip. */
     if ((nv->mode >= 0 && nv->mode != 0600) || nv->uid >= 0 || nv->gid >= 0) {
         if (glfs_fchmod(fd, nv->mode >= 0 ? (mode_t)nv->mode : 0600) < 0) {
-            int err = errno;
-            g_set_error(error, GFPOOL_ERROR, gfpool_error_from_errno(err),
-                        "cannot set mode: %s", g_strerror(err));
-            return FALSE;
+            return gfpool_set_error_errno(error, errno, NULL, "cannot set mode");
         }
     }
     return TRUE;
@@ -1162,7 +1151,7 @@ gfpool_vol_publish_new(GfpoolConn *conn, const GfpoolNewVolume *nv,
         return FALSE;
     }
     if (!(fd = glfs_creat(fs, tmp_path, O_CREAT | O_EXCL | O_RDWR, 0600))) {
-        gfpool_set_error_errno(error, errno, conn, "cannot create temporary file", tmp);
+        gfpool_set_error_errno(error, errno, conn, "cannot create temporary file '%s'", tmp);
         return FALSE;
     }
     /* The record before the name: a published volume has one. */
@@ -1175,16 +1164,12 @@ gfpool_vol_publish_new(GfpoolConn *conn, const GfpoolNewVolume *nv,
      * image reads as zeros either way. On rep3 that fsync was 20 ms of a
      * preallocated raw create. */
     if (!nv->no_data && glfs_fsync(fd, NULL, NULL) < 0) {
-        int err = errno;
-        g_set_error(error, GFPOOL_ERROR, gfpool_error_from_errno(err),
-                    "cannot flush the image: %s", g_strerror(err));
+        gfpool_set_error_errno(error, errno, NULL, "cannot flush the image");
         goto fail;
     }
     if (glfs_close(fd) < 0) {
-        int err = errno;
         fd = NULL;
-        g_set_error(error, GFPOOL_ERROR, gfpool_error_from_errno(err),
-                    "close failed: %s", g_strerror(err));
+        gfpool_set_error_errno(error, errno, NULL, "close failed");
         goto fail;
     }
     fd = NULL;
@@ -1197,9 +1182,7 @@ gfpool_vol_publish_new(GfpoolConn *conn, const GfpoolNewVolume *nv,
             g_set_error(error, GFPOOL_ERROR, GFPOOL_ERROR_EXISTS,
                         "volume '%s' already exists on gluster volume '%s'", nv->name, vol);
         } else {
-            g_set_error(error, GFPOOL_ERROR, gfpool_error_from_errno(err),
-                        "cannot publish volume '%s' on gluster volume '%s': %s",
-                        nv->name, vol, g_strerror(err));
+            gfpool_set_error_errno(error, err, conn, "cannot publish volume '%s'", nv->name);
         }
         return FALSE;
     }
@@ -1318,7 +1301,7 @@ gfpool_vol_delete(GfpoolConn *conn, const char *name, GError **error)
         return FALSE;
     path = gfpool_conn_path(conn, name);
     if (glfs_lstat(fs, path, &st) < 0) {
-        gfpool_set_error_errno(error, errno, conn, "cannot delete volume", name);
+        gfpool_set_error_errno(error, errno, conn, "cannot delete volume '%s'", name);
         return FALSE;
     }
     if (S_ISDIR(st.st_mode)) {
@@ -1330,13 +1313,13 @@ gfpool_vol_delete(GfpoolConn *conn, const char *name, GError **error)
                             name, gfpool_conn_source(conn)->volume);
                 return FALSE;
             }
-            gfpool_set_error_errno(error, err, conn, "cannot delete directory volume", name);
+            gfpool_set_error_errno(error, err, conn, "cannot delete directory volume '%s'", name);
             return FALSE;
         }
         return TRUE;
     }
     if (glfs_unlink(fs, path) < 0) {
-        gfpool_set_error_errno(error, errno, conn, "cannot delete volume", name);
+        gfpool_set_error_errno(error, errno, conn, "cannot delete volume '%s'", name);
         return FALSE;
     }
     return TRUE;
@@ -1353,14 +1336,14 @@ dir_is_empty(GfpoolConn *conn, const char *dir, gboolean *empty, GError **error)
     struct dirent *ent = NULL;
 
     if (!(fd = glfs_opendir(gfpool_conn_glfs(conn), dir))) {
-        gfpool_set_error_errno(error, errno, conn, "cannot open directory", dir);
+        gfpool_set_error_errno(error, errno, conn, "cannot open directory '%s'", dir);
         return FALSE;
     }
     *empty = TRUE;
     for (;;) {
         if (glfs_readdir_r(fd, &de, &ent) != 0) {
             /* an unreadable directory is not an empty one */
-            gfpool_set_error_errno(error, errno, conn, "cannot read directory", dir);
+            gfpool_set_error_errno(error, errno, conn, "cannot read directory '%s'", dir);
             glfs_closedir(fd);
             return FALSE;
         }
@@ -1395,12 +1378,12 @@ gfpool_pool_build(GfpoolConn *conn, guint32 mode, gboolean no_overwrite, GError 
             continue;
         }
         if (errno != EEXIST) {
-            gfpool_set_error_errno(error, errno, conn, "cannot create directory", path->str);
+            gfpool_set_error_errno(error, errno, conn, "cannot create directory '%s'", path->str);
             return FALSE;
         }
     }
     if (glfs_stat(fs, gfpool_conn_dir(conn), &st) < 0) {
-        gfpool_set_error_errno(error, errno, conn, "cannot access pool directory", dir);
+        gfpool_set_error_errno(error, errno, conn, "cannot access pool directory '%s'", dir);
         return FALSE;
     }
     if (!S_ISDIR(st.st_mode)) {
@@ -1442,7 +1425,7 @@ gfpool_pool_delete(GfpoolConn *conn, GError **error)
                         "(delete its volumes first)", dir, gfpool_conn_source(conn)->volume);
             return FALSE;
         }
-        gfpool_set_error_errno(error, err, conn, "cannot delete pool directory", dir);
+        gfpool_set_error_errno(error, err, conn, "cannot delete pool directory '%s'", dir);
         return FALSE;
     }
     return TRUE;

@@ -143,6 +143,10 @@ const char *gfpool_conn_dir(GfpoolConn *conn);
 /* Path of name inside the pool dir, as gfapi wants it ("/dir/name"). */
 char *gfpool_conn_path(GfpoolConn *conn, const char *name);
 
+/* glfs_open of a path of the pool, once more if the first one met a stale
+ * inode; NULL with errno set (ESTALE only if the second met one too). */
+glfs_fd_t *gfpool_conn_open_file(GfpoolConn *conn, const char *path, int flags);
+
 /* The one way the core turns an errno into *error: the code from
  * gfpool_error_from_errno, the message "WHAT on gluster volume 'VOL':
  * strerror", or "WHAT: strerror" with conn NULL (a caller that names the

@@ -34,11 +34,7 @@ open_volume(GfpoolConn *conn, const char *name, int flags, struct stat *st, GErr
     if (!gfpool_vol_name_validate(name, strlen(name), error))
         return NULL;
     path = gfpool_conn_path(conn, name);
-    fd = glfs_open(gfpool_conn_glfs(conn), path, flags);
-    /* ESTALE: our cached inode was deleted behind our back; a second
-     * open resolves the name afresh (to the new file, or to ENOENT). */
-    if (!fd && errno == ESTALE)
-        fd = glfs_open(gfpool_conn_glfs(conn), path, flags);
+    fd = gfpool_conn_open_file(conn, path, flags);
     /* Still stale: the cached inode is all that is left of the file. */
     if (!fd && errno == ESTALE)
         errno = ENOENT;

@@ -318,8 +318,7 @@ probe_path(GfpoolConn *conn, const char *path, guint64 size, GfpoolVolInfo *info
     glfs_fd_t *fd;
     gboolean read = FALSE;
 
-    if ((fd = glfs_open(gfpool_conn_glfs(conn), path, O_RDONLY)) ||
-        (errno == ESTALE && (fd = glfs_open(gfpool_conn_glfs(conn), path, O_RDONLY))))
+    if ((fd = gfpool_conn_open_file(conn, path, O_RDONLY)))
         read = gfpool_probe_fd(fd, size, &p, &err);
     else
         gfpool_set_error_errno(&err, errno, NULL, "open failed");

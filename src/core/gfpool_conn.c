@@ -5,6 +5,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdarg.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -125,13 +126,29 @@ gfpool_error_from_errno(int err)
 }
 
 
-void
-gfpool_set_error_errno(GError **error, int err, GfpoolConn *conn,
-                       const char *what, const char *object)
+const char *
+gfpool_error_text(const GError *err)
 {
-    g_set_error(error, GFPOOL_ERROR, gfpool_error_from_errno(err),
-                "%s '%s' on gluster volume '%s': %s",
-                what, object, conn->src->volume, g_strerror(err));
+    return err ? err->message : "internal error: the operation failed without saying why";
+}
+
+
+gboolean
+gfpool_set_error_errno(GError **error, int err, GfpoolConn *conn, const char *fmt, ...)
+{
+    va_list ap;
+    g_autofree char *what = NULL;
+
+    va_start(ap, fmt);
+    what = g_strdup_vprintf(fmt, ap);
+    va_end(ap);
+    if (conn)
+        g_set_error(error, GFPOOL_ERROR, gfpool_error_from_errno(err),
+                    "%s on gluster volume '%s': %s", what, conn->src->volume, g_strerror(err));
+    else
+        g_set_error(error, GFPOOL_ERROR, gfpool_error_from_errno(err), "%s: %s", what,
+                    g_strerror(err));
+    return FALSE;
 }
 
 
@@ -559,11 +576,9 @@ conn_check_dir(GfpoolConn *conn, GError **error)
     struct stat st;
 
     if (glfs_stat(conn->fs, gfpool_conn_dir(conn), &st) < 0) {
-        int err = errno;
-        g_set_error(error, GFPOOL_ERROR, gfpool_error_from_errno(err),
-                    "cannot access directory '%s' of gluster volume '%s': %s",
-                    src->dir, src->volume, g_strerror(err));
-        return FALSE;
+        return gfpool_set_error_errno(error, errno, NULL,
+                                      "cannot access directory '%s' of gluster volume '%s'",
+                                      src->dir, src->volume);
     }
     if (!S_ISDIR(st.st_mode)) {
         g_set_error(error, GFPOOL_ERROR, GFPOOL_ERROR_INVALID,
@@ -649,78 +664,141 @@ fs_volfile(glfs_t *fs, gsize *len)
 }
 
 
-GfpoolConn *
-gfpool_conn_open_flags(const GfpoolSource *src, guint timeout_ms,
-                       unsigned int flags, GError **error)
+/*
+ * Step 1 of a connect: an earlier attempt on the same servers that is still
+ * pending (see hung) is waited for, within our deadline. TRUE once there is
+ * none; FALSE, with the reason it still waits, when it outlasts us.
+ */
+static gboolean
+connect_wait_pending(const GfpoolSource *src, const char *hosts, const char *key,
+                     guint timeout_ms, gint64 deadline, GError **error)
 {
-    g_autofree char *hosts = gfpool_source_hosts_string(src);
-    g_autofree char *key = NULL;
     g_autofree char *verdict = NULL;
-    g_autofree char *reason = NULL;
-    g_autoptr(GError) thread_err = NULL;
     ConnectJob *job = NULL;
-    GfpoolConn *conn = NULL;
-    GfapiLog log;
-    GThread *t;
-    gint64 deadline;
-    gboolean secure_mgmt;
-    gboolean sure = TRUE;
-
-    if (src->hosts->len == 0) {
-        g_set_error(error, GFPOOL_ERROR, GFPOOL_ERROR_INVALID,
-                    "gluster volume '%s': no host given", src->volume);
-        return NULL;
-    }
-
-    timeout_ms = connect_timeout_ms(timeout_ms);
-    deadline = g_get_monotonic_time() + (gint64)timeout_ms * 1000;
-    key = g_strdup_printf("%s %s", src->volume, hosts);
+    gboolean ended;
+    gint64 waited;
 
     g_mutex_lock(&hung_lock);
     if (hung && (job = g_hash_table_lookup(hung, key)))
         g_atomic_int_inc(&job->refs);
     g_mutex_unlock(&hung_lock);
-    if (job) {
-        gboolean ended;
-        gint64 waited;
+    if (!job)
+        return TRUE;
 
-        g_mutex_lock(&job->lock);
-        while (!job->done && !job->verdict &&
-               g_cond_wait_until(&job->cond, &job->lock, deadline))
-            ;
-        ended = job->done;
-        verdict = g_strdup(job->verdict);
-        g_mutex_unlock(&job->lock);
-        waited = (g_get_monotonic_time() - job->started) / G_USEC_PER_SEC;
-        connect_job_unref(job);
-        if (!ended && verdict) {
-            /* The servers refused it: they would refuse this one too. */
-            g_set_error(error, GFPOOL_ERROR, GFPOOL_ERROR_DENIED,
-                        "cannot connect to gluster volume '%s' via %s: %s (an attempt "
-                        "started %" G_GINT64_FORMAT " s ago still waits to be accepted; "
-                        "no other starts until it ends)", src->volume, hosts, verdict,
-                        waited);
-            return NULL;
-        }
-        if (!ended) {
-            g_set_error(error, GFPOOL_ERROR, GFPOOL_ERROR_TIMEOUT,
-                        "cannot connect to gluster volume '%s' via %s: no answer within "
-                        "%u ms (an attempt started %" G_GINT64_FORMAT " s ago still waits; "
-                        "no other starts until it ends)", src->volume, hosts, timeout_ms,
-                        waited);
-            return NULL;
-        }
-        g_clear_pointer(&verdict, g_free);
+    g_mutex_lock(&job->lock);
+    while (!job->done && !job->verdict &&
+           g_cond_wait_until(&job->cond, &job->lock, deadline))
+        ;
+    ended = job->done;
+    verdict = g_strdup(job->verdict);
+    g_mutex_unlock(&job->lock);
+    waited = (g_get_monotonic_time() - job->started) / G_USEC_PER_SEC;
+    connect_job_unref(job);
+    if (ended)
+        return TRUE;
+    if (verdict) {
+        /* The servers refused it: they would refuse this one too. */
+        g_set_error(error, GFPOOL_ERROR, GFPOOL_ERROR_DENIED,
+                    "cannot connect to gluster volume '%s' via %s: %s (an attempt "
+                    "started %" G_GINT64_FORMAT " s ago still waits to be accepted; "
+                    "no other starts until it ends)", src->volume, hosts, verdict,
+                    waited);
+        return FALSE;
     }
+    g_set_error(error, GFPOOL_ERROR, GFPOOL_ERROR_TIMEOUT,
+                "cannot connect to gluster volume '%s' via %s: no answer within "
+                "%u ms (an attempt started %" G_GINT64_FORMAT " s ago still waits; "
+                "no other starts until it ends)", src->volume, hosts, timeout_ms,
+                waited);
+    return FALSE;
+}
+
+
+/* Our own attempt did not end by the deadline: it is left to end by itself
+ * (noted in hung, with the verdict later callers inherit), and the error
+ * says why it waits, as far as gfapi's log tells. With job->lock held;
+ * releases it. */
+static void
+connect_report_timeout(ConnectJob *job, GfapiLog *log, char *verdict, gboolean secure_mgmt,
+                       const GfpoolSource *src, const char *hosts, guint timeout_ms,
+                       GError **error)
+{
+    g_autofree char *reason = NULL;
+    gboolean sure = TRUE;
+
+    gfapi_log_scan(log);
+    reason = tls_reason(log, secure_mgmt, &sure);
+    job->verdict = g_strdup(verdict ? verdict : sure ? reason : NULL);
+    connect_job_abandon_locked(job);
+    g_mutex_unlock(&job->lock);
+    if (verdict)
+        g_set_error(error, GFPOOL_ERROR, GFPOOL_ERROR_DENIED,
+                    "cannot connect to gluster volume '%s' via %s: %s",
+                    src->volume, hosts, verdict);
+    else if (reason)
+        g_set_error(error, GFPOOL_ERROR, sure ? GFPOOL_ERROR_DENIED : GFPOOL_ERROR_TIMEOUT,
+                    "cannot connect to gluster volume '%s' via %s: %s "
+                    "(no server accepted this client within %u ms)",
+                    src->volume, hosts, reason, timeout_ms);
+    else
+        g_set_error(error, GFPOOL_ERROR, GFPOOL_ERROR_TIMEOUT,
+                    "cannot connect to gluster volume '%s' via %s: "
+                    "no answer within %u ms",
+                    src->volume, hosts, timeout_ms);
+}
+
+
+/* Our own attempt ended without a connection: the failed step's errno,
+ * with the reason gfapi's log gives where it gives one. */
+static void
+connect_report_failure(ConnectJob *job, GfapiLog *log, gboolean secure_mgmt,
+                       const GfpoolSource *src, const char *hosts, GError **error)
+{
+    g_autofree char *reason = NULL;
+    gboolean sure = TRUE;
+
+    gfapi_log_scan(log);
+    if (log->local || log->refused)
+        reason = log->local ? g_strdup(log->local) : refusal_reason(log);
+    else
+        reason = tls_reason(log, secure_mgmt, &sure);
+    if (reason)
+        g_set_error(error, GFPOOL_ERROR,
+                    sure ? GFPOOL_ERROR_DENIED : gfpool_error_from_errno(job->err),
+                    "cannot connect to gluster volume '%s' via %s: %s (%s failed: %s)",
+                    src->volume, hosts, reason, job->step, g_strerror(job->err));
+    else
+        g_set_error(error, GFPOOL_ERROR, gfpool_error_from_errno(job->err),
+                    "cannot connect to gluster volume '%s' via %s: %s failed: %s",
+                    src->volume, hosts, job->step, g_strerror(job->err));
+}
+
+
+/*
+ * Step 2 of a connect: glfs_init in a thread of its own (it cannot be
+ * interrupted), waited for until the deadline or a verdict from gfapi's
+ * log. key (taken) names the servers in hung. Returns the new connection's
+ * glfs_t; *secure_mgmt is the management encryption it was made with.
+ */
+static glfs_t *
+connect_run(const GfpoolSource *src, const char *hosts, char *key, guint timeout_ms,
+            gint64 deadline, gboolean *secure_mgmt, GError **error)
+{
+    g_autoptr(GError) thread_err = NULL;
+    g_autofree char *verdict = NULL;
+    ConnectJob *job;
+    GfapiLog log;
+    GThread *t;
+    glfs_t *fs;
 
     job = g_new0(ConnectJob, 1);
     job->refs = 2;     /* caller + worker */
     g_mutex_init(&job->lock);
     g_cond_init(&job->cond);
     job->src = gfpool_source_copy(src);
-    job->key = g_steal_pointer(&key);
+    job->key = key;
     job->started = g_get_monotonic_time();
-    secure_mgmt = secure_mgmt_now();
+    *secure_mgmt = secure_mgmt_now();
     gfapi_log_open(&log, &job->log_path);
 
     if (!(t = g_thread_try_new("gfpool-connect", connect_thread, job, &thread_err))) {
@@ -737,56 +815,52 @@ gfpool_conn_open_flags(const GfpoolSource *src, guint timeout_ms,
     g_mutex_lock(&job->lock);
     verdict = connect_job_wait_locked(job, &log, deadline);
     if (!job->done) {
-        gfapi_log_scan(&log);
-        reason = tls_reason(&log, secure_mgmt, &sure);
-        job->verdict = g_strdup(verdict ? verdict : sure ? reason : NULL);
-        connect_job_abandon_locked(job);
-        g_mutex_unlock(&job->lock);
-        if (verdict)
-            g_set_error(error, GFPOOL_ERROR, GFPOOL_ERROR_DENIED,
-                        "cannot connect to gluster volume '%s' via %s: %s",
-                        src->volume, hosts, verdict);
-        else if (reason)
-            g_set_error(error, GFPOOL_ERROR, sure ? GFPOOL_ERROR_DENIED : GFPOOL_ERROR_TIMEOUT,
-                        "cannot connect to gluster volume '%s' via %s: %s "
-                        "(no server accepted this client within %u ms)",
-                        src->volume, hosts, reason, timeout_ms);
-        else
-            g_set_error(error, GFPOOL_ERROR, GFPOOL_ERROR_TIMEOUT,
-                        "cannot connect to gluster volume '%s' via %s: "
-                        "no answer within %u ms",
-                        src->volume, hosts, timeout_ms);
+        connect_report_timeout(job, &log, verdict, *secure_mgmt, src, hosts, timeout_ms,
+                               error);
         gfapi_log_close(&log);
         connect_job_unref(job);
         return NULL;
     }
     g_mutex_unlock(&job->lock);
 
-    if (!job->fs) {
-        gfapi_log_scan(&log);
-        if (log.local || log.refused)
-            reason = log.local ? g_strdup(log.local) : refusal_reason(&log);
-        else
-            reason = tls_reason(&log, secure_mgmt, &sure);
-        if (reason)
-            g_set_error(error, GFPOOL_ERROR,
-                        sure ? GFPOOL_ERROR_DENIED : gfpool_error_from_errno(job->err),
-                        "cannot connect to gluster volume '%s' via %s: %s (%s failed: %s)",
-                        src->volume, hosts, reason, job->step, g_strerror(job->err));
-        else
-            g_set_error(error, GFPOOL_ERROR, gfpool_error_from_errno(job->err),
-                        "cannot connect to gluster volume '%s' via %s: %s failed: %s",
-                        src->volume, hosts, job->step, g_strerror(job->err));
-        gfapi_log_close(&log);
-        connect_job_unref(job);
+    if (!job->fs)
+        connect_report_failure(job, &log, *secure_mgmt, src, hosts, error);
+    gfapi_log_close(&log);
+    fs = g_steal_pointer(&job->fs);
+    connect_job_unref(job);
+    return fs;
+}
+
+
+GfpoolConn *
+gfpool_conn_open_flags(const GfpoolSource *src, guint timeout_ms,
+                       unsigned int flags, GError **error)
+{
+    g_autofree char *hosts = gfpool_source_hosts_string(src);
+    g_autofree char *key = NULL;
+    GfpoolConn *conn = NULL;
+    gint64 deadline;
+    gboolean secure_mgmt;
+    glfs_t *fs;
+
+    if (src->hosts->len == 0) {
+        g_set_error(error, GFPOOL_ERROR, GFPOOL_ERROR_INVALID,
+                    "gluster volume '%s': no host given", src->volume);
         return NULL;
     }
-    gfapi_log_close(&log);
+
+    timeout_ms = connect_timeout_ms(timeout_ms);
+    deadline = g_get_monotonic_time() + (gint64)timeout_ms * 1000;
+    key = g_strdup_printf("%s %s", src->volume, hosts);
+
+    if (!connect_wait_pending(src, hosts, key, timeout_ms, deadline, error) ||
+        !(fs = connect_run(src, hosts, g_steal_pointer(&key), timeout_ms, deadline,
+                           &secure_mgmt, error)))
+        return NULL;
 
     conn = g_new0(GfpoolConn, 1);
-    conn->fs = g_steal_pointer(&job->fs);
+    conn->fs = fs;
     conn->src = gfpool_source_copy(src);
-    connect_job_unref(job);
     conn->volfile = fs_volfile(conn->fs, &conn->volfile_len);
     conn->secure_mgmt = secure_mgmt;
     conn->server_copy_safe = conn->volfile && volfile_allows_server_copy(conn->volfile);
@@ -900,6 +974,19 @@ gfpool_conn_path(GfpoolConn *conn, const char *name)
 }
 
 
+glfs_fd_t *
+gfpool_conn_open_file(GfpoolConn *conn, const char *path, int flags)
+{
+    glfs_fd_t *fd = glfs_open(conn->fs, path, flags);
+
+    /* ESTALE: our cached inode was deleted behind our back; a second
+     * open resolves the name afresh (to the new file, or to ENOENT). */
+    if (!fd && errno == ESTALE)
+        fd = glfs_open(conn->fs, path, flags);
+    return fd;
+}
+
+
 /* gfapi takes off_t: an offset or an end past INT64_MAX (or one that wraps)
  * would become negative there. */
 gboolean
@@ -930,9 +1017,9 @@ gfpool_glfs_fd_read(void *fd, guint64 off, void *buf, gsize len, GError **error)
             int err = errno;
             if (err == EINTR)
                 continue;
-            g_set_error(error, GFPOOL_ERROR, gfpool_error_from_errno(err),
-                        "read of %" G_GSIZE_FORMAT " bytes at offset %" G_GUINT64_FORMAT
-                        " failed: %s", len - done, off + done, g_strerror(err));
+            gfpool_set_error_errno(error, err, NULL,
+                                   "read of %" G_GSIZE_FORMAT " bytes at offset %"
+                                   G_GUINT64_FORMAT " failed", len - done, off + done);
             return -1;
         }
         if (n == 0)

@@ -46,6 +46,11 @@ typedef enum {
 /* Map an errno from gfapi to our codes. */
 GfpoolErrorCode gfpool_error_from_errno(int err);
 
+/* What a front end shows for a failed core call: err's message, or, for a
+ * call that failed without setting one (a bug of ours), a sentence saying
+ * so instead of a NULL dereference. */
+const char *gfpool_error_text(const GError *err);
+
 /*
  * Connect to src->volume through every host of src (in order: gfapi fails
  * over to the next volfile server), and check that src->dir exists.
@@ -138,9 +143,16 @@ const char *gfpool_conn_dir(GfpoolConn *conn);
 /* Path of name inside the pool dir, as gfapi wants it ("/dir/name"). */
 char *gfpool_conn_path(GfpoolConn *conn, const char *name);
 
-/* Set *error from errno with "what 'object' on volume 'vol': strerror". */
-void gfpool_set_error_errno(GError **error, int err, GfpoolConn *conn,
-                            const char *what, const char *object);
+/* glfs_open of a path of the pool, once more if the first one met a stale
+ * inode; NULL with errno set (ESTALE only if the second met one too). */
+glfs_fd_t *gfpool_conn_open_file(GfpoolConn *conn, const char *path, int flags);
+
+/* The one way the core turns an errno into *error: the code from
+ * gfpool_error_from_errno, the message "WHAT on gluster volume 'VOL':
+ * strerror", or "WHAT: strerror" with conn NULL (a caller that names the
+ * volume itself, or prefixes the message later). Returns FALSE. */
+gboolean gfpool_set_error_errno(GError **error, int err, GfpoolConn *conn, const char *fmt,
+                                ...) G_GNUC_PRINTF(4, 5);
 
 /* Refuses (GFPOOL_ERROR_INVALID) a range gfapi's off_t cannot hold. */
 gboolean gfpool_range_check(const char *what, guint64 off, guint64 len, GError **error);

@@ -25,23 +25,6 @@
 
 
 
-static gboolean
-set_errno_error(GError **error, int err, const char *fmt, ...) G_GNUC_PRINTF(3, 4);
-static gboolean
-set_errno_error(GError **error, int err, const char *fmt, ...)
-{
-    va_list ap;
-    g_autofree char *what = NULL;
-
-    va_start(ap, fmt);
-    what = g_strdup_vprintf(fmt, ap);
-    va_end(ap);
-    g_set_error(error, GFPOOL_ERROR, gfpool_error_from_errno(err), "%s: %s",
-                what, g_strerror(err));
-    return FALSE;
-}
-
-
 static glfs_fd_t *
 open_volume(GfpoolConn *conn, const char *name, int flags, struct stat *st, GError **error)
 {
@@ -51,20 +34,16 @@ open_volume(GfpoolConn *conn, const char *name, int flags, struct stat *st, GErr
     if (!gfpool_vol_name_validate(name, strlen(name), error))
         return NULL;
     path = gfpool_conn_path(conn, name);
-    fd = glfs_open(gfpool_conn_glfs(conn), path, flags);
-    /* ESTALE: our cached inode was deleted behind our back; a second
-     * open resolves the name afresh (to the new file, or to ENOENT). */
-    if (!fd && errno == ESTALE)
-        fd = glfs_open(gfpool_conn_glfs(conn), path, flags);
+    fd = gfpool_conn_open_file(conn, path, flags);
     /* Still stale: the cached inode is all that is left of the file. */
     if (!fd && errno == ESTALE)
         errno = ENOENT;
     if (!fd) {
-        gfpool_set_error_errno(error, errno, conn, "cannot open volume", name);
+        gfpool_set_error_errno(error, errno, conn, "cannot open volume '%s'", name);
         return NULL;
     }
     if (glfs_fstat(fd, st) < 0) {
-        gfpool_set_error_errno(error, errno, conn, "cannot stat volume", name);
+        gfpool_set_error_errno(error, errno, conn, "cannot stat volume '%s'", name);
         glfs_close(fd);
         return NULL;
     }
@@ -311,7 +290,7 @@ gfpool_qcow2_resize_fd(glfs_fd_t *fd, guint64 capacity, GError **error)
     gssize n;
 
     if (glfs_fstat(fd, &st) < 0)
-        return set_errno_error(error, errno, "cannot stat the image");
+        return gfpool_set_error_errno(error, errno, NULL, "cannot stat the image");
     if ((n = gfpool_glfs_fd_read(fd, 0, header, sizeof(header), error)) < 0)
         return FALSE;
     if (!gfpool_qcow2_resize(header, (gsize)n, (guint64)st.st_size, gfpool_glfs_fd_read,
@@ -319,7 +298,7 @@ gfpool_qcow2_resize_fd(glfs_fd_t *fd, guint64 capacity, GError **error)
         return FALSE;
     if (new_size > (guint64)st.st_size &&
         glfs_ftruncate(fd, (off_t)new_size, NULL, NULL) < 0)
-        return set_errno_error(error, errno, "cannot set the size");
+        return gfpool_set_error_errno(error, errno, NULL, "cannot set the size");
     return TRUE;
 }
 
@@ -473,7 +452,7 @@ gfpool_qcow2_convert_fd(GfpoolConn *conn, glfs_fd_t *in, const GfpoolProbe *prob
         if (!copy_layer(conn, out, in, probe, in_size, all, 0, error))
             return FALSE;
         if (glfs_ftruncate(out, (off_t)capacity, NULL, NULL) < 0)
-            return set_errno_error(error, errno, "cannot set the size");
+            return gfpool_set_error_errno(error, errno, NULL, "cannot set the size");
         return TRUE;
     }
     if (probe->format == GFPOOL_FORMAT_RAW && to == GFPOOL_FORMAT_QCOW2) {
@@ -499,7 +478,7 @@ gfpool_qcow2_convert_fd(GfpoolConn *conn, glfs_fd_t *in, const GfpoolProbe *prob
                 return FALSE;
         }
         if (glfs_ftruncate(out, (off_t)file_size, NULL, NULL) < 0)
-            return set_errno_error(error, errno, "cannot set the size");
+            return gfpool_set_error_errno(error, errno, NULL, "cannot set the size");
         return TRUE;
     }
     g_set_error(error, GFPOOL_ERROR, GFPOOL_ERROR_UNSUPPORTED,
@@ -532,12 +511,13 @@ clone_fill(GfpoolConn *conn, glfs_fd_t *fd, void *opaque, GError **error)
         if (!copy_sparse(conn, c->src, fd, (guint64)c->st.st_size, error))
             return FALSE;
         if (glfs_ftruncate(fd, c->st.st_size, NULL, NULL) < 0)
-            return set_errno_error(error, errno, "cannot set the size");
+            return gfpool_set_error_errno(error, errno, NULL, "cannot set the size");
         if (c->capacity > c->probe.capacity) {
             if (to == GFPOOL_FORMAT_RAW) {
                 if (glfs_ftruncate(fd, (off_t)c->capacity, NULL, NULL) < 0)
-                    return set_errno_error(error, errno, "cannot grow to %" G_GUINT64_FORMAT
-                                           " bytes", c->capacity);
+                    return gfpool_set_error_errno(error, errno, NULL,
+                                                  "cannot grow to %" G_GUINT64_FORMAT
+                                                  " bytes", c->capacity);
             } else if (!gfpool_qcow2_resize_fd(fd, c->capacity, error)) {
                 return FALSE;
             }
@@ -618,13 +598,15 @@ gfpool_vol_resize(GfpoolConn *conn, const char *name, guint64 capacity, unsigned
             goto out;
         }
         if (glfs_ftruncate(fd, (off_t)capacity, NULL, NULL) < 0) {
-            set_errno_error(error, errno, "cannot set the size to %" G_GUINT64_FORMAT, capacity);
+            gfpool_set_error_errno(error, errno, NULL,
+                                   "cannot set the size to %" G_GUINT64_FORMAT, capacity);
             goto out;
         }
         if ((flags & GFPOOL_RESIZE_ALLOCATE) && capacity > cur &&
             glfs_fallocate(fd, 0, (off_t)cur, (size_t)(capacity - cur)) < 0) {
-            set_errno_error(error, errno, "cannot allocate %" G_GUINT64_FORMAT " bytes",
-                            capacity - cur);
+            gfpool_set_error_errno(error, errno, NULL,
+                                   "cannot allocate %" G_GUINT64_FORMAT " bytes",
+                                   capacity - cur);
             goto out;
         }
         ok = TRUE;
@@ -633,7 +615,7 @@ gfpool_vol_resize(GfpoolConn *conn, const char *name, guint64 capacity, unsigned
         goto out;
     }
     if (ok && glfs_fsync(fd, NULL, NULL) < 0)
-        ok = set_errno_error(error, errno, "cannot flush");
+        ok = gfpool_set_error_errno(error, errno, NULL, "cannot flush");
  out:
     return close_volume(conn, fd, "resize", name, ok, error);
 }
@@ -677,8 +659,9 @@ wipe_bytes(glfs_fd_t *fd, guint64 size, GfpoolWipeAlgorithm alg, GError **error)
         return TRUE;
     if (alg == GFPOOL_WIPE_TRIM) {
         if (glfs_discard(fd, 0, (size_t)size) < 0)
-            return set_errno_error(error, errno, "discard of %" G_GUINT64_FORMAT " bytes failed",
-                                   size);
+            return gfpool_set_error_errno(error, errno, NULL,
+                                          "discard of %" G_GUINT64_FORMAT " bytes failed",
+                                          size);
         return TRUE;
     }
     return gfpool_glfs_fd_zero(fd, 0, size, error);
@@ -709,17 +692,18 @@ gfpool_vol_wipe(GfpoolConn *conn, const char *name, GfpoolWipeAlgorithm alg, GEr
         guint64 file_size;
 
         if (glfs_ftruncate(fd, 0, NULL, NULL) < 0) {
-            set_errno_error(error, errno, "cannot truncate");
+            gfpool_set_error_errno(error, errno, NULL, "cannot truncate");
             goto out;
         }
         if (!gfpool_qcow2_create(&q, gfpool_glfs_fd_write, fd, &file_size, error))
             goto out;
         if (glfs_ftruncate(fd, (off_t)file_size, NULL, NULL) < 0) {
-            set_errno_error(error, errno, "cannot set the size");
+            gfpool_set_error_errno(error, errno, NULL, "cannot set the size");
             goto out;
         }
     }
-    ok = glfs_fsync(fd, NULL, NULL) == 0 || set_errno_error(error, errno, "cannot flush");
+    ok = glfs_fsync(fd, NULL, NULL) == 0 ||
+        gfpool_set_error_errno(error, errno, NULL, "cannot flush");
  out:
     return close_volume(conn, fd, "wipe", name, ok, error);
 }
@@ -735,7 +719,7 @@ fd_write_all(int fd, const char *buf, gsize len, GError **error)
         if (n < 0) {
             if (errno == EINTR)
                 continue;
-            return set_errno_error(error, errno, "write to the stream failed");
+            return gfpool_set_error_errno(error, errno, NULL, "write to the stream failed");
         }
         buf += n;
         len -= (gsize)n;
@@ -811,7 +795,7 @@ gfpool_vol_download(GfpoolConn *conn, const char *name, guint64 offset, guint64 
                 gfpool_holes_push(holes, sent, d - pos);
             } else if (seekable) {
                 if (lseek(out, (off_t)(d - pos), SEEK_CUR) < 0) {
-                    set_errno_error(error, errno, "seek in the output failed");
+                    gfpool_set_error_errno(error, errno, NULL, "seek in the output failed");
                     goto out;
                 }
             } else {
@@ -852,7 +836,7 @@ gfpool_vol_download(GfpoolConn *conn, const char *name, guint64 offset, guint64 
     }
     /* A trailing hole skipped on a file must still count. */
     if (seekable && ftruncate(out, lseek(out, 0, SEEK_CUR)) < 0 && errno != EINVAL) {
-        set_errno_error(error, errno, "cannot set the output's size");
+        gfpool_set_error_errno(error, errno, NULL, "cannot set the output's size");
         goto out;
     }
     ok = TRUE;
@@ -949,7 +933,7 @@ upload_settle(UploadCursor *cur, GError **error)
         return FALSE;
     gfpool_progress_step(cur->progress, FALSE);
     if (glfs_fsync(cur->fd, NULL, NULL) < 0)
-        return set_errno_error(error, errno, "cannot flush");
+        return gfpool_set_error_errno(error, errno, NULL, "cannot flush");
     gfpool_progress_step(cur->progress, FALSE);
     /* Deleted while we wrote: the bytes went to an unlinked file. */
     if (glfs_fstat(cur->fd, &st) == 0 && st.st_nlink == 0) {
@@ -984,7 +968,7 @@ upload_fill(UploadCursor *cur, int in, char *buf, gsize len, gboolean *eof, GErr
             continue;
         if (r < 0) {
             gfpool_progress_step(cur->progress, FALSE);
-            set_errno_error(error, errno, "read from the stream failed");
+            gfpool_set_error_errno(error, errno, NULL, "read from the stream failed");
             return -1;
         }
         if (r == 0) {
@@ -1009,7 +993,8 @@ upload_check_format(UploadCursor *cur, GError **error)
     struct stat st;
 
     if (glfs_fstat(cur->fd, &st) < 0)
-        return set_errno_error(error, errno, "cannot stat the volume after the upload");
+        return gfpool_set_error_errno(error, errno, NULL,
+                                      "cannot stat the volume after the upload");
     if (!gfpool_probe_fd(cur->fd, (guint64)st.st_size, &p, error))
         return FALSE;
     if (p.recorded && p.corrupt) {
@@ -1068,7 +1053,7 @@ gfpool_vol_upload(GfpoolConn *conn, const char *name, guint64 offset, guint64 le
     /* A trailing hole extends the volume without a write. */
     if (cur.pos > cur.size) {
         if (glfs_ftruncate(cur.fd, (off_t)cur.pos, NULL, NULL) < 0) {
-            set_errno_error(error, errno, "cannot set the size");
+            gfpool_set_error_errno(error, errno, NULL, "cannot set the size");
             goto out;
         }
         cur.dirty = TRUE;

@@ -59,10 +59,7 @@ gfpool_record_write(glfs_fd_t *fd, GfpoolFormat format, GError **error)
     if (glfs_fsetxattr(fd, GFPOOL_FORMAT_XATTR, name, strlen(name), 0) < 0 ||
         glfs_fstat(fd, &st) < 0 ||
         glfs_fchmod(fd, st.st_mode & 07777) < 0) {
-        int err = errno;
-        g_set_error(error, GFPOOL_ERROR, gfpool_error_from_errno(err),
-                    "cannot record the format %s: %s", name, g_strerror(err));
-        return FALSE;
+        return gfpool_set_error_errno(error, errno, NULL, "cannot record the format %s", name);
     }
     return TRUE;
 }

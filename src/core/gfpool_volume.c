@@ -1,24 +1,19 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * gfpool_volume.c: pool and volume operations over one gfapi connection.
+ * gfpool_volume.c: the volume verbs over one gfapi connection: names,
+ * keys and backing chains, vol-create, the publishing every new volume goes
+ * through, vol-delete. Listing is gfpool_refresh.c's, the pool verbs
+ * gfpool_pool.c's.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/statvfs.h>
 
 #include "gfpool_record.h"
 #include "gfpool_uri.h"
 #include "gfpool_volume.h"
-
-/* Header reads in flight during a refresh (open/pread/close each). On the
- * test bed, 1,000 images on rep3: 8 threads 0.9 s, 16 threads 0.8 s; the
- * bricks' CPU is the limit after that on 2 cores. */
-#define PROBE_THREADS 16
-
-/* Largest number of bytes the prober may ask for beyond the header. */
-#define PROBE_READ_LIMIT (64 * 1024)
+#include "gfpool_volume_priv.h"
 
 
 void
@@ -81,413 +76,6 @@ gfpool_vol_name_validate(const char *name, gsize len, GError **error)
 }
 
 
-/* ---- probe cache ---------------------------------------------------- */
-
-
-typedef struct {
-    GfpoolFileStamp stamp;
-    GfpoolFormat format;
-    gboolean recorded;
-    guint64 capacity;
-    guint32 cluster_size;
-    char *backing;
-    GfpoolFormat backing_format;
-    char *warning;
-} CacheEntry;
-
-struct _GfpoolProbeCache {
-    GMutex lock;
-    GHashTable *entries;   /* &ino (owned by the entry) -> CacheEntry */
-};
-
-static void
-cache_entry_free(gpointer p)
-{
-    CacheEntry *e = p;
-    g_free(e->backing);
-    g_free(e->warning);
-    g_free(e);
-}
-
-GfpoolProbeCache *
-gfpool_probe_cache_new(void)
-{
-    GfpoolProbeCache *c = g_new0(GfpoolProbeCache, 1);
-    g_mutex_init(&c->lock);
-    c->entries = g_hash_table_new_full(g_int64_hash, g_int64_equal, NULL, cache_entry_free);
-    return c;
-}
-
-void
-gfpool_probe_cache_free(GfpoolProbeCache *c)
-{
-    if (!c)
-        return;
-    g_hash_table_unref(c->entries);
-    g_mutex_clear(&c->lock);
-    g_free(c);
-}
-
-gboolean
-gfpool_probe_cache_lookup(GfpoolProbeCache *c, const GfpoolFileStamp *stamp, GfpoolVolInfo *info)
-{
-    CacheEntry *e;
-    gboolean hit = FALSE;
-
-    if (!c)
-        return FALSE;
-    g_mutex_lock(&c->lock);
-    e = g_hash_table_lookup(c->entries, &stamp->ino);
-    if (e && memcmp(&e->stamp, stamp, sizeof(*stamp)) == 0) {
-        info->format = e->format;
-        info->recorded = e->recorded;
-        info->capacity = e->capacity;
-        info->cluster_size = e->cluster_size;
-        info->backing = g_strdup(e->backing);
-        info->backing_format = e->backing_format;
-        info->warning = g_strdup(e->warning);
-        hit = TRUE;
-    }
-    g_mutex_unlock(&c->lock);
-    return hit;
-}
-
-void
-gfpool_probe_cache_store(GfpoolProbeCache *c, const GfpoolFileStamp *stamp, const GfpoolVolInfo *info)
-{
-    CacheEntry *e;
-
-    if (!c)
-        return;
-    e = g_new0(CacheEntry, 1);
-    e->stamp = *stamp;
-    e->format = info->format;
-    e->recorded = info->recorded;
-    e->capacity = info->capacity;
-    e->cluster_size = info->cluster_size;
-    e->backing = g_strdup(info->backing);
-    e->backing_format = info->backing_format;
-    e->warning = g_strdup(info->warning);
-    g_mutex_lock(&c->lock);
-    g_hash_table_replace(c->entries, &e->stamp.ino, e);
-    g_mutex_unlock(&c->lock);
-}
-
-static void
-cache_forget_missing(GfpoolProbeCache *c, GHashTable *seen)
-{
-    GHashTableIter it;
-    gpointer key;
-
-    if (!c)
-        return;
-    g_mutex_lock(&c->lock);
-    g_hash_table_iter_init(&it, c->entries);
-    while (g_hash_table_iter_next(&it, &key, NULL)) {
-        if (!g_hash_table_contains(seen, key))
-            g_hash_table_iter_remove(&it);
-    }
-    g_mutex_unlock(&c->lock);
-}
-
-/*
- * On-disk form: a GVariant "(ua(ayttxxuutsusms))"-like record list would be
- * neat but brittle to evolve; a plain key file is easy to validate entry by
- * entry and to read when debugging. One group per inode number (hex).
- * Version 3: corrupt images keep their signature's format (were raw).
- * Version 4: whether the format came from the volume's record. A version 3
- * entry is one without: a record written since (by any host) changed the
- * file's ctime, so its stamp no longer matches.
- */
-#define CACHE_FILE_VERSION 4
-
-void
-gfpool_probe_cache_load(GfpoolProbeCache *c, const char *path)
-{
-    g_autoptr(GKeyFile) kf = g_key_file_new();
-    g_auto(GStrv) groups = NULL;
-    int version;
-
-    if (!g_key_file_load_from_file(kf, path, G_KEY_FILE_NONE, NULL))
-        return;
-    version = g_key_file_get_integer(kf, "gfpool", "version", NULL);
-    if (version != CACHE_FILE_VERSION && version != 3)
-        return;
-
-    groups = g_key_file_get_groups(kf, NULL);
-    for (gsize i = 0; groups[i]; i++) {
-        const char *g = groups[i];
-        g_autoptr(GError) err = NULL;
-        g_autofree char *fmt = NULL;
-        g_autofree char *bfmt = NULL;
-        CacheEntry *e;
-        int f, bf = GFPOOL_FORMAT_NONE;
-
-        if (strlen(g) != 16)
-            continue;
-        e = g_new0(CacheEntry, 1);
-        if (!g_ascii_string_to_unsigned(g, 16, 0, G_MAXUINT64, &e->stamp.ino, NULL))
-            goto bad;
-        e->stamp.size = g_key_file_get_uint64(kf, g, "size", &err);
-        if (err)
-            goto bad;
-        e->stamp.mtime_ns = g_key_file_get_int64(kf, g, "mtime_ns", &err);
-        if (err)
-            goto bad;
-        e->stamp.ctime_ns = g_key_file_get_int64(kf, g, "ctime_ns", &err);
-        if (err)
-            goto bad;
-        e->capacity = g_key_file_get_uint64(kf, g, "capacity", &err);
-        if (err)
-            goto bad;
-        e->cluster_size = (guint32)g_key_file_get_uint64(kf, g, "cluster_size", &err);
-        if (err)
-            goto bad;
-        fmt = g_key_file_get_string(kf, g, "format", &err);
-        if (err || (f = gfpool_format_from_string(fmt)) <= GFPOOL_FORMAT_NONE)
-            goto bad;
-        e->format = f;
-        if (version >= 4) {
-            e->recorded = g_key_file_get_boolean(kf, g, "recorded", &err);
-            if (err)
-                goto bad;
-        }
-        e->backing = g_key_file_get_string(kf, g, "backing", NULL);
-        bfmt = g_key_file_get_string(kf, g, "backing_format", NULL);
-        if (bfmt && (bf = gfpool_format_from_string(bfmt)) < 0)
-            goto bad;
-        e->backing_format = bf;
-        e->warning = g_key_file_get_string(kf, g, "warning", NULL);
-        g_hash_table_replace(c->entries, &e->stamp.ino, e);
-        continue;
- bad:
-        cache_entry_free(e);
-    }
-}
-
-gboolean
-gfpool_probe_cache_save(GfpoolProbeCache *c, const char *path, GError **error)
-{
-    g_autoptr(GKeyFile) kf = g_key_file_new();
-    g_autofree char *data = NULL;
-    GHashTableIter it;
-    gpointer value;
-    gsize len;
-
-    g_key_file_set_integer(kf, "gfpool", "version", CACHE_FILE_VERSION);
-    g_mutex_lock(&c->lock);
-    g_hash_table_iter_init(&it, c->entries);
-    while (g_hash_table_iter_next(&it, NULL, &value)) {
-        CacheEntry *e = value;
-        char g[17];
-
-        g_snprintf(g, sizeof(g), "%016" G_GINT64_MODIFIER "x", e->stamp.ino);
-        g_key_file_set_uint64(kf, g, "size", e->stamp.size);
-        g_key_file_set_int64(kf, g, "mtime_ns", e->stamp.mtime_ns);
-        g_key_file_set_int64(kf, g, "ctime_ns", e->stamp.ctime_ns);
-        g_key_file_set_string(kf, g, "format", gfpool_format_to_string(e->format));
-        g_key_file_set_boolean(kf, g, "recorded", e->recorded);
-        g_key_file_set_uint64(kf, g, "capacity", e->capacity);
-        g_key_file_set_uint64(kf, g, "cluster_size", e->cluster_size);
-        if (e->backing)
-            g_key_file_set_string(kf, g, "backing", e->backing);
-        if (e->backing_format != GFPOOL_FORMAT_NONE)
-            g_key_file_set_string(kf, g, "backing_format",
-                                  gfpool_format_to_string(e->backing_format));
-        if (e->warning)
-            g_key_file_set_string(kf, g, "warning", e->warning);
-    }
-    g_mutex_unlock(&c->lock);
-
-    data = g_key_file_to_data(kf, &len, NULL);
-    /* g_file_set_contents writes a temp file and renames it over. */
-    return g_file_set_contents(path, data, len, error);
-}
-
-
-/* ---- probing -------------------------------------------------------- */
-
-/* FALSE when the image could not be read (a node dying, a brick gone):
- * the volume is listed as a raw file with a warning for now, and that
- * answer is not cached, so the next refresh reads it again. */
-static gboolean
-probe_path(GfpoolConn *conn, const char *path, guint64 size, GfpoolVolInfo *info)
-{
-    g_autoptr(GError) err = NULL;
-    GfpoolProbe p = { 0 };
-    glfs_fd_t *fd;
-    gboolean read = FALSE;
-
-    if ((fd = glfs_open(gfpool_conn_glfs(conn), path, O_RDONLY)) ||
-        (errno == ESTALE && (fd = glfs_open(gfpool_conn_glfs(conn), path, O_RDONLY))))
-        read = gfpool_probe_fd(fd, size, &p, &err);
-    else
-        g_set_error(&err, GFPOOL_ERROR, gfpool_error_from_errno(errno), "open failed: %s",
-                    g_strerror(errno));
-    if (!read) {
-        /* Listing the image still beats failing the whole refresh. */
-        g_warning("cannot read the header of volume '%s': %s", info->name, err->message);
-        info->format = GFPOOL_FORMAT_RAW;
-        info->capacity = size;
-        info->warning = g_strdup_printf("cannot read header: %s", err->message);
-        if (fd)
-            glfs_close(fd);
-        return FALSE;
-    }
-    glfs_close(fd);
-    info->format = p.format;
-    info->recorded = p.recorded;
-    info->capacity = p.capacity;
-    info->cluster_size = p.cluster_size;
-    info->backing = g_steal_pointer(&p.backing);
-    info->backing_format = p.backing_format;
-    if (p.warning) {
-        g_warning("volume '%s': %s; listing it as %s", info->name, p.warning,
-                  gfpool_format_to_string(p.format));
-        info->warning = g_steal_pointer(&p.warning);
-    }
-    gfpool_probe_clear(&p);
-    return TRUE;
-}
-
-typedef struct {
-    GfpoolVolInfo *info;
-    char *path;
-    GfpoolFileStamp stamp;
-} ProbeJob;
-
-/*
- * Headers are read while the listing goes on, not after it: the listing
- * (readdirplus) leaves each entry in md-cache for a second, and an open
- * within that second needs no lookup on the bricks. Listing 5,000 entries
- * first and reading them afterwards took longer than that for most of
- * them. The queue is kept short so that the listing waits for the readers.
- * Measured, first refresh of 5,000 (medians of 4): rep3 5.9 -> 5.5 s,
- * single 2.0 -> 1.8 s.
- */
-#define PROBE_QUEUE_MAX (2 * PROBE_THREADS)
-
-typedef struct {
-    GfpoolConn *conn;
-    GfpoolProbeCache *cache;
-    GMutex lock;
-    GCond cond;
-    GQueue queue;           /* of ProbeJob*, waiting to be read */
-    gboolean listed;        /* the listing has ended: readers leave when idle */
-    GThread *threads[PROBE_THREADS];
-    guint nthreads;
-} ProbeWork;
-
-static void
-probe_job_run(ProbeWork *w, ProbeJob *job)
-{
-    if (probe_path(w->conn, job->path, job->stamp.size, job->info))
-        gfpool_probe_cache_store(w->cache, &job->stamp, job->info);
-}
-
-static gpointer
-probe_worker(gpointer opaque)
-{
-    ProbeWork *w = opaque;
-    ProbeJob *job;
-
-    g_mutex_lock(&w->lock);
-    for (;;) {
-        while (g_queue_is_empty(&w->queue) && !w->listed)
-            g_cond_wait(&w->cond, &w->lock);
-        if (!(job = g_queue_pop_head(&w->queue)))
-            break;
-        g_cond_broadcast(&w->cond);     /* room for the lister */
-        g_mutex_unlock(&w->lock);
-        probe_job_run(w, job);
-        g_mutex_lock(&w->lock);
-    }
-    g_mutex_unlock(&w->lock);
-    return NULL;
-}
-
-static void
-probe_work_init(ProbeWork *w, GfpoolConn *conn, GfpoolProbeCache *cache)
-{
-    memset(w, 0, sizeof(*w));
-    w->conn = conn;
-    w->cache = cache;
-    g_mutex_init(&w->lock);
-    g_cond_init(&w->cond);
-    g_queue_init(&w->queue);
-}
-
-/* Hand a header to the readers; readers are started as the queue grows,
- * so a refresh that finds everything cached starts none. */
-static void
-probe_work_submit(ProbeWork *w, ProbeJob *job)
-{
-    g_mutex_lock(&w->lock);
-    if (w->nthreads < PROBE_THREADS && g_queue_get_length(&w->queue) >= w->nthreads &&
-        (w->threads[w->nthreads] = g_thread_try_new("gfpool-probe", probe_worker, w, NULL)))
-        w->nthreads++;
-    if (w->nthreads == 0) {
-        /* No thread could start: read it here. */
-        g_mutex_unlock(&w->lock);
-        probe_job_run(w, job);
-        return;
-    }
-    while (g_queue_get_length(&w->queue) >= PROBE_QUEUE_MAX)
-        g_cond_wait(&w->cond, &w->lock);
-    g_queue_push_tail(&w->queue, job);
-    g_cond_broadcast(&w->cond);
-    g_mutex_unlock(&w->lock);
-}
-
-/* Waits until every submitted header has been read. */
-static void
-probe_work_finish(ProbeWork *w)
-{
-    g_mutex_lock(&w->lock);
-    w->listed = TRUE;
-    g_cond_broadcast(&w->cond);
-    g_mutex_unlock(&w->lock);
-    for (guint i = 0; i < w->nthreads; i++)
-        g_thread_join(w->threads[i]);
-    g_mutex_clear(&w->lock);
-    g_cond_clear(&w->cond);
-}
-
-static void
-probe_job_free(gpointer p)
-{
-    ProbeJob *job = p;
-    g_free(job->path);
-    g_free(job);
-}
-
-static void
-stamp_from_stat(GfpoolFileStamp *stamp, const struct stat *st)
-{
-    stamp->ino = (guint64)st->st_ino;
-    stamp->size = (guint64)st->st_size;
-    stamp->mtime_ns = (gint64)st->st_mtim.tv_sec * G_GINT64_CONSTANT(1000000000) + st->st_mtim.tv_nsec;
-    stamp->ctime_ns = (gint64)st->st_ctim.tv_sec * G_GINT64_CONSTANT(1000000000) + st->st_ctim.tv_nsec;
-}
-
-static GfpoolVolInfo *
-vol_info_from_stat(const char *name, const struct stat *st)
-{
-    GfpoolVolInfo *info = g_new0(GfpoolVolInfo, 1);
-
-    info->name = g_strdup(name);
-    info->kind = S_ISDIR(st->st_mode) ? GFPOOL_VOL_DIR : GFPOOL_VOL_FILE;
-    info->format = S_ISDIR(st->st_mode) ? GFPOOL_FORMAT_NONE : GFPOOL_FORMAT_RAW;
-    info->capacity = (guint64)st->st_size;
-    info->allocation = (guint64)st->st_blocks * 512;
-    info->size = (guint64)st->st_size;
-    info->mode = st->st_mode & 07777;
-    info->uid = st->st_uid;
-    info->gid = st->st_gid;
-    return info;
-}
-
-
 GfpoolPrealloc
 gfpool_prealloc_for_allocation(GfpoolFormat format, guint64 capacity, guint64 allocation)
 {
@@ -521,373 +109,6 @@ gfpool_backing_volume_name(GfpoolConn *conn, const char *backing)
     if (!name || !gfpool_vol_name_validate(name, strlen(name), NULL))
         return NULL;
     return g_steal_pointer(&name);
-}
-
-
-/* Temp files this process created and failed to remove, as "volume path":
- * nobody writes them any more. */
-static GMutex orphans_lock;
-static GHashTable *orphans;
-
-static char *
-orphan_key(GfpoolConn *conn, const char *path)
-{
-    return g_strdup_printf("%s %s", gfpool_conn_source(conn)->volume, path);
-}
-
-static void
-orphan_note(GfpoolConn *conn, const char *path)
-{
-    g_mutex_lock(&orphans_lock);
-    if (!orphans)
-        orphans = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
-    g_hash_table_add(orphans, orphan_key(conn, path));
-    g_mutex_unlock(&orphans_lock);
-}
-
-static gboolean
-orphan_take(GfpoolConn *conn, const char *path)
-{
-    g_autofree char *key = orphan_key(conn, path);
-    gboolean found;
-
-    g_mutex_lock(&orphans_lock);
-    found = orphans && g_hash_table_remove(orphans, key);
-    g_mutex_unlock(&orphans_lock);
-    return found;
-}
-
-
-/*
- * The rule, on a fresh lstat of the temp name. The listing's attributes
- * are not used: readdirplus hands out whatever iatt the brick had for an
- * entry, and an entry whose iatt came back empty (ctime 0, which gfapi then
- * tries to fix with a lookup that can fail) would look decades old.
- */
-GfpoolSweepReason
-gfpool_temp_sweep_reason(const struct stat *st, gboolean orphan, gboolean published_match,
-                         gint64 now, gint64 grace_s)
-{
-    gint64 mtime = (gint64)st->st_mtim.tv_sec;
-    gint64 ctime = (gint64)st->st_ctim.tv_sec;
-
-    if (!S_ISREG(st->st_mode))
-        return GFPOOL_SWEEP_KEEP;
-    if (orphan)
-        return GFPOOL_SWEEP_ORPHAN;
-    /* times GlusterFS could not tell: never "old" */
-    if (mtime <= 0 || ctime <= 0)
-        return GFPOOL_SWEEP_KEEP;
-    /* Published (a second link that is a listed volume): only the removal
-     * of the temp name is left, which its creator does right after the
-     * link; a leftover (the removal failed, e.g. a brick died) is one that
-     * nothing changed for the grace. The link sets ctime. */
-    if (st->st_nlink > 1)
-        return published_match && now - MAX(mtime, ctime) >= grace_s ?
-            GFPOOL_SWEEP_PUBLISHED : GFPOOL_SWEEP_KEEP;
-    if (now - mtime >= GFPOOL_TEMP_STALE_SECONDS)
-        return GFPOOL_SWEEP_STALE;
-    return GFPOOL_SWEEP_KEEP;
-}
-
-
-struct _GfpoolSweep {
-    GPtrArray *names;       /* temp names in the pool dir */
-    GHashTable *vol_inos;   /* inode number (guint64*) -> volume name, regular files */
-};
-
-void
-gfpool_sweep_free(GfpoolSweep *sweep)
-{
-    if (!sweep)
-        return;
-    g_ptr_array_unref(sweep->names);
-    g_hash_table_unref(sweep->vol_inos);
-    g_free(sweep);
-}
-
-static GfpoolSweep *
-sweep_new(void)
-{
-    GfpoolSweep *sweep = g_new0(GfpoolSweep, 1);
-
-    sweep->names = g_ptr_array_new_with_free_func(g_free);
-    sweep->vol_inos = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, g_free);
-    return sweep;
-}
-
-static gint64
-temp_grace_s(void)
-{
-    const char *env = g_getenv("GFPOOL_TEMP_GRACE_S");
-    guint64 v;
-
-    if (env && g_ascii_string_to_unsigned(env, 10, 0, 86400, &v, NULL))
-        return (gint64)v;
-    return GFPOOL_TEMP_GRACE_SECONDS_DEFAULT;
-}
-
-/* Whether a fresh lstat of the volume that the listing saw with st's inode
- * still has that inode: the temp name is then a second name of a
- * published volume. */
-static gboolean
-sweep_published_match(GfpoolConn *conn, GfpoolSweep *sweep, const struct stat *st)
-{
-    guint64 ino = (guint64)st->st_ino;
-    const char *vol = g_hash_table_lookup(sweep->vol_inos, &ino);
-    g_autofree char *path = NULL;
-    struct stat vst;
-
-    if (!vol)
-        return FALSE;
-    path = gfpool_conn_path(conn, vol);
-    return glfs_lstat(gfpool_conn_glfs(conn), path, &vst) == 0 && S_ISREG(vst.st_mode) &&
-        vst.st_ino == st->st_ino;
-}
-
-guint
-gfpool_sweep_run(GfpoolConn *conn, GfpoolSweep *sweep)
-{
-    gint64 grace = temp_grace_s();
-    guint removed = 0;
-
-    for (guint i = 0; sweep && i < sweep->names->len; i++) {
-        const char *name = g_ptr_array_index(sweep->names, i);
-        g_autofree char *path = gfpool_conn_path(conn, name);
-        gboolean orphan = orphan_take(conn, path);
-        GfpoolSweepReason why;
-        struct stat st;
-
-        if (glfs_lstat(gfpool_conn_glfs(conn), path, &st) < 0) {
-            if (orphan && errno != ENOENT)
-                orphan_note(conn, path);
-            continue;
-        }
-        why = gfpool_temp_sweep_reason(&st, orphan,
-                                       st.st_nlink > 1 && sweep_published_match(conn, sweep, &st),
-                                       g_get_real_time() / G_USEC_PER_SEC, grace);
-        if (why == GFPOOL_SWEEP_KEEP)
-            continue;
-        if (glfs_unlink(gfpool_conn_glfs(conn), path) == 0) {
-            removed++;
-            g_message("removed '%s' on gluster volume '%s': %s", name,
-                      gfpool_conn_source(conn)->volume,
-                      why == GFPOOL_SWEEP_PUBLISHED ?
-                      "the leftover temporary name of a published volume" :
-                      why == GFPOOL_SWEEP_ORPHAN ?
-                      "the image of a failed create, which could not be removed then" :
-                      "an image left half-written by a creator that went away");
-        } else if (orphan && errno != ENOENT) {
-            orphan_note(conn, path);
-        }
-    }
-    return removed;
-}
-
-
-static GPtrArray *
-pool_refresh(GfpoolConn *conn, GfpoolProbeCache *cache, GfpoolSweep **sweep_out,
-             GError **error);
-
-GPtrArray *
-gfpool_pool_refresh(GfpoolConn *conn, GfpoolProbeCache *cache, unsigned int flags,
-                    GError **error)
-{
-    g_autoptr(GfpoolSweep) sweep = NULL;
-    GPtrArray *vols;
-
-    if (!(vols = pool_refresh(conn, cache, (flags & GFPOOL_REFRESH_SWEEP) ? &sweep : NULL,
-                              error)))
-        return NULL;
-    if (sweep)
-        gfpool_sweep_run(conn, sweep);
-    return vols;
-}
-
-GPtrArray *
-gfpool_pool_refresh_sweep_later(GfpoolConn *conn, GfpoolProbeCache *cache,
-                                GfpoolSweep **sweep, GError **error)
-{
-    *sweep = NULL;
-    return pool_refresh(conn, cache, sweep, error);
-}
-
-
-static GPtrArray *
-pool_refresh(GfpoolConn *conn, GfpoolProbeCache *cache, GfpoolSweep **sweep_out,
-             GError **error)
-{
-    g_autoptr(GfpoolSweep) sweep = sweep_out ? sweep_new() : NULL;
-    glfs_t *fs = gfpool_conn_glfs(conn);
-    const GfpoolSource *src = gfpool_conn_source(conn);
-    g_autoptr(GPtrArray) vols = g_ptr_array_new_with_free_func((GDestroyNotify)gfpool_vol_info_free);
-    g_autoptr(GPtrArray) jobs = g_ptr_array_new_with_free_func(probe_job_free);
-    g_autoptr(GHashTable) seen = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, NULL);
-    ProbeWork work;
-    glfs_fd_t *dir;
-
-    if (!(dir = glfs_opendir(fs, gfpool_conn_dir(conn)))) {
-        gfpool_set_error_errno(error, errno, conn, "cannot open pool directory", src->dir);
-        return NULL;
-    }
-    probe_work_init(&work, conn, cache);
-
-    for (;;) {
-        struct dirent de;
-        struct dirent *ent = NULL;
-        g_autofree char *path = NULL;
-        struct stat st;
-        GfpoolVolInfo *info;
-        ProbeJob *job;
-        int rc;
-
-        /* readdirplus: the listing brings every entry's attributes. */
-        if ((rc = glfs_readdirplus_r(dir, &st, &de, &ent)) != 0) {
-            probe_work_finish(&work);
-            glfs_closedir(dir);
-            gfpool_set_error_errno(error, rc > 0 ? rc : errno, conn,
-                                   "cannot list pool directory", src->dir);
-            return NULL;
-        }
-        if (!ent)
-            break;
-        if (g_str_equal(ent->d_name, ".") || g_str_equal(ent->d_name, ".."))
-            continue;
-        if (g_str_has_prefix(ent->d_name, GFPOOL_TEMP_PREFIX)) {
-            /* judged later, by a fresh lstat (gfpool_sweep_run) */
-            if (sweep)
-                g_ptr_array_add(sweep->names, g_strdup(ent->d_name));
-            continue;
-        }
-        if (!gfpool_vol_name_validate(ent->d_name, strlen(ent->d_name), NULL)) {
-            /* libvirt volume names are UTF-8 strings that go into XML:
-             * a name that cannot be one is not a volume. */
-            g_autofree char *shown = g_strescape(ent->d_name, NULL);
-            g_message("skipping '%s' in '%s' on gluster volume '%s': its name "
-                      "is not valid UTF-8 or holds a control character",
-                      shown, src->dir, src->volume);
-            continue;
-        }
-        path = gfpool_conn_path(conn, ent->d_name);
-        if (S_ISLNK(st.st_mode)) {
-            /* Follow links as libvirt's own backend does; gluster resolves
-             * them inside the volume. Skip dangling ones. */
-            if (glfs_stat(fs, path, &st) < 0) {
-                g_debug("skipping dangling link '%s'", ent->d_name);
-                continue;
-            }
-        }
-        if (!S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode)) {
-            g_debug("skipping '%s': neither a file nor a directory", ent->d_name);
-            continue;
-        }
-
-        info = vol_info_from_stat(ent->d_name, &st);
-        g_ptr_array_add(vols, info);
-        if (!S_ISREG(st.st_mode))
-            continue;
-        if (sweep)
-            g_hash_table_replace(sweep->vol_inos, g_memdup2(&st.st_ino, sizeof(guint64)),
-                                 g_strdup(ent->d_name));
-
-        job = g_new0(ProbeJob, 1);
-        job->info = info;
-        stamp_from_stat(&job->stamp, &st);
-        g_hash_table_add(seen, g_memdup2(&job->stamp.ino, sizeof(guint64)));
-        if (gfpool_probe_cache_lookup(cache, &job->stamp, info)) {
-            g_free(job);
-            continue;
-        }
-        job->path = g_steal_pointer(&path);
-        g_ptr_array_add(jobs, job);
-        probe_work_submit(&work, job);
-    }
-    probe_work_finish(&work);
-    glfs_closedir(dir);
-
-    cache_forget_missing(cache, seen);
-    /* Tests and benchmarks read this to tell cached from probed. */
-    g_debug("refresh of '%s' on gluster volume '%s': %u volumes, %u headers read",
-            src->dir, src->volume, vols->len, jobs->len);
-    if (sweep && sweep->names->len > 0)
-        *sweep_out = g_steal_pointer(&sweep);
-    return g_steal_pointer(&vols);
-}
-
-
-gboolean
-gfpool_pool_info(GfpoolConn *conn, guint64 *capacity, guint64 *allocation,
-                 guint64 *available, GError **error)
-{
-    const GfpoolSource *src = gfpool_conn_source(conn);
-    struct statvfs sb;
-
-    if (glfs_statvfs(gfpool_conn_glfs(conn), src->dir, &sb) < 0) {
-        gfpool_set_error_errno(error, errno, conn, "cannot get the size of pool directory", src->dir);
-        return FALSE;
-    }
-    *capacity = (guint64)sb.f_frsize * sb.f_blocks;
-    *available = (guint64)sb.f_frsize * sb.f_bavail;
-    *allocation = *capacity - MIN(*capacity, (guint64)sb.f_frsize * sb.f_bfree);
-    return TRUE;
-}
-
-
-/*
- * A stat by path is md-cache's answer, up to a second old: a size another
- * client changed since (a CLI's resize on this host, another hypervisor)
- * would match the probe cache's old entry and be reported. A read's reply
- * carries the bricks' current attributes, which md-cache takes: after one,
- * fstat is current. Listings need none of this (readdirplus goes to the
- * bricks); a format record alone (a raw volume) is read without a read.
- */
-static void
-stat_fresh(GfpoolConn *conn, const char *path, struct stat *st)
-{
-    glfs_fd_t *fd;
-    char byte;
-    struct stat fresh;
-
-    if (!(fd = glfs_open(gfpool_conn_glfs(conn), path, O_RDONLY)))
-        return;
-    if (glfs_pread(fd, &byte, 1, 0, 0, NULL) >= 0 && glfs_fstat(fd, &fresh) == 0)
-        *st = fresh;
-    glfs_close(fd);
-}
-
-GfpoolVolInfo *
-gfpool_vol_info(GfpoolConn *conn, const char *name, GfpoolProbeCache *cache,
-                GError **error)
-{
-    g_autofree char *path = NULL;
-    g_autoptr(GfpoolVolInfo) info = NULL;
-    GfpoolFileStamp stamp = { 0 };
-    struct stat st;
-
-    if (!gfpool_vol_name_validate(name, strlen(name), error))
-        return NULL;
-    path = gfpool_conn_path(conn, name);
-    if (glfs_stat(gfpool_conn_glfs(conn), path, &st) < 0) {
-        gfpool_set_error_errno(error, errno, conn, "cannot find volume", name);
-        return NULL;
-    }
-    if (S_ISREG(st.st_mode))
-        stat_fresh(conn, path, &st);
-    if (!S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode)) {
-        g_set_error(error, GFPOOL_ERROR, GFPOOL_ERROR_UNSUPPORTED,
-                    "volume '%s' on gluster volume '%s' is neither a file nor a directory",
-                    name, gfpool_conn_source(conn)->volume);
-        return NULL;
-    }
-    info = vol_info_from_stat(name, &st);
-    if (S_ISREG(st.st_mode)) {
-        stamp_from_stat(&stamp, &st);
-        if (!gfpool_probe_cache_lookup(cache, &stamp, info)) {
-            if (probe_path(conn, path, (guint64)st.st_size, info))
-                gfpool_probe_cache_store(cache, &stamp, info);
-        }
-    }
-    return g_steal_pointer(&info);
 }
 
 
@@ -1041,11 +262,9 @@ create_write_image(GfpoolConn *conn, glfs_fd_t *fd, const GfpoolVolCreateParams 
          (p->format == GFPOOL_FORMAT_QCOW2 && p->prealloc == GFPOOL_PREALLOC_METADATA)) &&
         (glfs_ftruncate(fd, (off_t)capacity, NULL, NULL) < 0 ||
          glfs_ftruncate(fd, 0, NULL, NULL) < 0)) {
-        int err = errno;
-        g_set_error(error, GFPOOL_ERROR, gfpool_error_from_errno(err),
-                    "cannot make a file of %" G_GUINT64_FORMAT " bytes: %s",
-                    capacity, g_strerror(err));
-        return FALSE;
+        return gfpool_set_error_errno(error, errno, NULL,
+                                      "cannot make a file of %" G_GUINT64_FORMAT " bytes",
+                                      capacity);
     }
 
     if (p->format == GFPOOL_FORMAT_QCOW2) {
@@ -1060,11 +279,9 @@ create_write_image(GfpoolConn *conn, glfs_fd_t *fd, const GfpoolVolCreateParams 
             return FALSE;
     } else if (p->prealloc == GFPOOL_PREALLOC_FALLOC) {
         if (glfs_fallocate(fd, 0, 0, (off_t)capacity) < 0) {
-            int err = errno;
-            g_set_error(error, GFPOOL_ERROR, gfpool_error_from_errno(err),
-                        "cannot allocate %" G_GUINT64_FORMAT " bytes: %s",
-                        capacity, g_strerror(err));
-            return FALSE;
+            return gfpool_set_error_errno(error, errno, NULL,
+                                          "cannot allocate %" G_GUINT64_FORMAT " bytes",
+                                          capacity);
         }
     } else if (p->prealloc == GFPOOL_PREALLOC_FULL) {
         if (!gfpool_glfs_fd_zero(fd, 0, capacity, error))
@@ -1074,11 +291,9 @@ create_write_image(GfpoolConn *conn, glfs_fd_t *fd, const GfpoolVolCreateParams 
     /* fallocate already gave the file its size: one round trip less. */
     if (!(p->format == GFPOOL_FORMAT_RAW && p->prealloc == GFPOOL_PREALLOC_FALLOC) &&
         glfs_ftruncate(fd, (off_t)file_size, NULL, NULL) < 0) {
-        int err = errno;
-        g_set_error(error, GFPOOL_ERROR, gfpool_error_from_errno(err),
-                    "cannot set the size to %" G_GUINT64_FORMAT " bytes: %s",
-                    file_size, g_strerror(err));
-        return FALSE;
+        return gfpool_set_error_errno(error, errno, NULL,
+                                      "cannot set the size to %" G_GUINT64_FORMAT " bytes",
+                                      file_size);
     }
     return TRUE;
 }
@@ -1096,21 +311,16 @@ apply_perms(glfs_fd_t *fd, const GfpoolNewVolume *nv, GError **error)
     if (nv->uid >= 0 || nv->gid >= 0) {
         if (glfs_fchown(fd, nv->uid >= 0 ? (uid_t)nv->uid : (uid_t)-1,
                         nv->gid >= 0 ? (gid_t)nv->gid : (gid_t)-1) < 0) {
-            int err = errno;
-            g_set_error(error, GFPOOL_ERROR, gfpool_error_from_errno(err),
-                        "cannot set owner %" G_GINT64_FORMAT ":%" G_GINT64_FORMAT ": %s",
-                        nv->uid, nv->gid, g_strerror(err));
-            return FALSE;
+            return gfpool_set_error_errno(error, errno, NULL,
+                                          "cannot set owner %" G_GINT64_FORMAT ":%"
+                                          G_GINT64_FORMAT, nv->uid, nv->gid);
         }
     }
     /* After chown, which may clear set-id bits; the temp file was created
      * 0600, so the default needs no round trip. */
     if ((nv->mode >= 0 && nv->mode != 0600) || nv->uid >= 0 || nv->gid >= 0) {
         if (glfs_fchmod(fd, nv->mode >= 0 ? (mode_t)nv->mode : 0600) < 0) {
-            int err = errno;
-            g_set_error(error, GFPOOL_ERROR, gfpool_error_from_errno(err),
-                        "cannot set mode: %s", g_strerror(err));
-            return FALSE;
+            return gfpool_set_error_errno(error, errno, NULL, "cannot set mode");
         }
     }
     return TRUE;
@@ -1121,7 +331,7 @@ apply_perms(glfs_fd_t *fd, const GfpoolNewVolume *nv, GError **error)
  * (seen in the node-kill test, now and then even after 3 tries); a failed
  * create's temp file would otherwise stay until the 6-hour sweep. So the
  * name is remembered as nobody's, and the next refresh of its directory in
- * this process removes it (sweep_stale_temp). ENOENT: a refresh removed it.
+ * this process removes it (gfpool_sweep_run). ENOENT: a refresh removed it.
  */
 static gboolean
 remove_temp(GfpoolConn *conn, const char *tmp_path)
@@ -1136,7 +346,7 @@ remove_temp(GfpoolConn *conn, const char *tmp_path)
     }
     /* callers report the unlink's errno, not the note's */
     err = errno;
-    orphan_note(conn, tmp_path);
+    gfpool_sweep_note_orphan(conn, tmp_path);
     errno = err;
     return FALSE;
 }
@@ -1190,7 +400,7 @@ gfpool_vol_publish_new(GfpoolConn *conn, const GfpoolNewVolume *nv,
         return FALSE;
     }
     if (!(fd = glfs_creat(fs, tmp_path, O_CREAT | O_EXCL | O_RDWR, 0600))) {
-        gfpool_set_error_errno(error, errno, conn, "cannot create temporary file", tmp);
+        gfpool_set_error_errno(error, errno, conn, "cannot create temporary file '%s'", tmp);
         return FALSE;
     }
     /* The record before the name: a published volume has one. */
@@ -1203,16 +413,12 @@ gfpool_vol_publish_new(GfpoolConn *conn, const GfpoolNewVolume *nv,
      * image reads as zeros either way. On rep3 that fsync was 20 ms of a
      * preallocated raw create. */
     if (!nv->no_data && glfs_fsync(fd, NULL, NULL) < 0) {
-        int err = errno;
-        g_set_error(error, GFPOOL_ERROR, gfpool_error_from_errno(err),
-                    "cannot flush the image: %s", g_strerror(err));
+        gfpool_set_error_errno(error, errno, NULL, "cannot flush the image");
         goto fail;
     }
     if (glfs_close(fd) < 0) {
-        int err = errno;
         fd = NULL;
-        g_set_error(error, GFPOOL_ERROR, gfpool_error_from_errno(err),
-                    "close failed: %s", g_strerror(err));
+        gfpool_set_error_errno(error, errno, NULL, "close failed");
         goto fail;
     }
     fd = NULL;
@@ -1228,6 +434,7 @@ gfpool_vol_publish_new(GfpoolConn *conn, const GfpoolNewVolume *nv,
             g_set_error(error, GFPOOL_ERROR, GFPOOL_ERROR_EXISTS,
                         "volume '%s' already exists on gluster volume '%s'", nv->name, vol);
         } else {
+            /* not gfpool_set_error_errno: the reason follows strerror */
             g_set_error(error, GFPOOL_ERROR, gfpool_error_from_errno(err),
                         "cannot publish volume '%s' on gluster volume '%s': %s%s",
                         nv->name, vol, g_strerror(err),
@@ -1235,7 +442,7 @@ gfpool_vol_publish_new(GfpoolConn *conn, const GfpoolNewVolume *nv,
         }
         return FALSE;
     }
-    /* A failure leaves it to the next refresh (see sweep_stale_temp). */
+    /* A failure leaves it to the next refresh (see gfpool_sweep_run). */
     if (!remove_temp(conn, tmp_path))
         g_warning("cannot remove temporary name '%s' of volume '%s' (the next refresh will): %s",
                   tmp, nv->name, g_strerror(errno));
@@ -1350,7 +557,7 @@ gfpool_vol_delete(GfpoolConn *conn, const char *name, GError **error)
         return FALSE;
     path = gfpool_conn_path(conn, name);
     if (glfs_lstat(fs, path, &st) < 0) {
-        gfpool_set_error_errno(error, errno, conn, "cannot delete volume", name);
+        gfpool_set_error_errno(error, errno, conn, "cannot delete volume '%s'", name);
         return FALSE;
     }
     if (S_ISDIR(st.st_mode)) {
@@ -1362,119 +569,13 @@ gfpool_vol_delete(GfpoolConn *conn, const char *name, GError **error)
                             name, gfpool_conn_source(conn)->volume);
                 return FALSE;
             }
-            gfpool_set_error_errno(error, err, conn, "cannot delete directory volume", name);
+            gfpool_set_error_errno(error, err, conn, "cannot delete directory volume '%s'", name);
             return FALSE;
         }
         return TRUE;
     }
     if (glfs_unlink(fs, path) < 0) {
-        gfpool_set_error_errno(error, errno, conn, "cannot delete volume", name);
-        return FALSE;
-    }
-    return TRUE;
-}
-
-
-/* ---- pool-build / pool-delete -------------------------------------- */
-
-static gboolean
-dir_is_empty(GfpoolConn *conn, const char *dir, gboolean *empty, GError **error)
-{
-    glfs_fd_t *fd;
-    struct dirent de;
-    struct dirent *ent = NULL;
-
-    if (!(fd = glfs_opendir(gfpool_conn_glfs(conn), dir))) {
-        gfpool_set_error_errno(error, errno, conn, "cannot open directory", dir);
-        return FALSE;
-    }
-    *empty = TRUE;
-    for (;;) {
-        if (glfs_readdir_r(fd, &de, &ent) != 0) {
-            /* an unreadable directory is not an empty one */
-            gfpool_set_error_errno(error, errno, conn, "cannot read directory", dir);
-            glfs_closedir(fd);
-            return FALSE;
-        }
-        if (!ent)
-            break;
-        if (!g_str_equal(ent->d_name, ".") && !g_str_equal(ent->d_name, "..")) {
-            *empty = FALSE;
-            break;
-        }
-    }
-    glfs_closedir(fd);
-    return TRUE;
-}
-
-gboolean
-gfpool_pool_build(GfpoolConn *conn, guint32 mode, gboolean no_overwrite, GError **error)
-{
-    glfs_t *fs = gfpool_conn_glfs(conn);
-    const char *dir = gfpool_conn_source(conn)->dir;
-    g_auto(GStrv) parts = g_strsplit(dir, "/", -1);
-    g_autoptr(GString) path = g_string_new(NULL);
-    gboolean existed = TRUE;
-    struct stat st;
-
-    for (guint i = 0; parts[i]; i++) {
-        if (!*parts[i])
-            continue;
-        g_string_append_c(path, '/');
-        g_string_append(path, parts[i]);
-        if (glfs_mkdir(fs, path->str, mode ? mode : 0755) == 0) {
-            existed = FALSE;
-            continue;
-        }
-        if (errno != EEXIST) {
-            gfpool_set_error_errno(error, errno, conn, "cannot create directory", path->str);
-            return FALSE;
-        }
-    }
-    if (glfs_stat(fs, gfpool_conn_dir(conn), &st) < 0) {
-        gfpool_set_error_errno(error, errno, conn, "cannot access pool directory", dir);
-        return FALSE;
-    }
-    if (!S_ISDIR(st.st_mode)) {
-        g_set_error(error, GFPOOL_ERROR, GFPOOL_ERROR_EXISTS,
-                    "cannot build pool: '%s' on gluster volume '%s' exists and is not a directory",
-                    dir, gfpool_conn_source(conn)->volume);
-        return FALSE;
-    }
-    if (existed && no_overwrite) {
-        gboolean empty;
-        if (!dir_is_empty(conn, gfpool_conn_dir(conn), &empty, error))
-            return FALSE;
-        if (!empty) {
-            g_set_error(error, GFPOOL_ERROR, GFPOOL_ERROR_EXISTS,
-                        "pool directory '%s' on gluster volume '%s' already exists and is not empty",
-                        dir, gfpool_conn_source(conn)->volume);
-            return FALSE;
-        }
-    }
-    return TRUE;
-}
-
-gboolean
-gfpool_pool_delete(GfpoolConn *conn, GError **error)
-{
-    const char *dir = gfpool_conn_source(conn)->dir;
-
-    if (g_str_equal(dir, "/")) {
-        g_set_error(error, GFPOOL_ERROR, GFPOOL_ERROR_INVALID,
-                    "cannot delete the pool: its directory is the root of gluster volume '%s'",
-                    gfpool_conn_source(conn)->volume);
-        return FALSE;
-    }
-    if (glfs_rmdir(gfpool_conn_glfs(conn), dir) < 0) {
-        int err = errno;
-        if (err == ENOTEMPTY || err == EEXIST) {
-            g_set_error(error, GFPOOL_ERROR, GFPOOL_ERROR_NOT_EMPTY,
-                        "cannot delete pool directory '%s' on gluster volume '%s': it is not empty "
-                        "(delete its volumes first)", dir, gfpool_conn_source(conn)->volume);
-            return FALSE;
-        }
-        gfpool_set_error_errno(error, err, conn, "cannot delete pool directory", dir);
+        gfpool_set_error_errno(error, errno, conn, "cannot delete volume '%s'", name);
         return FALSE;
     }
     return TRUE;

@@ -2,13 +2,22 @@
 /*
  * gfpool_volume.h: the pool and volume operations of the gfapi core, named
  * after the virsh verbs they serve. The libvirt module and the gfpool CLI
- * both call these; nothing here knows about libvirt.
+ * both call these; nothing here knows about libvirt. One header for the
+ * four files behind it, by the file that defines each part.
  */
 #pragma once
 
 #include "gfpool_conn.h"
 #include "gfpool_image.h"
 #include "gfpool_record.h"
+
+/* Results of header probes, remembered by what a directory listing already
+ * returns (gfid, size, mtime, ctime), so an unchanged image is never read
+ * again. Thread-safe. */
+typedef struct _GfpoolProbeCache GfpoolProbeCache;
+
+
+/* gfpool_volume.c */
 
 /* Prefix of the hidden names images are written under before they are
  * published; refresh never lists them. */
@@ -45,100 +54,6 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(GfpoolVolInfo, gfpool_vol_info_free)
  * valid UTF-8 without control characters (below 0x20, and 0x7f). The
  * message names the rule broken. */
 gboolean gfpool_vol_name_validate(const char *name, gsize len, GError **error);
-
-
-/* Results of header probes, remembered by what a directory listing already
- * returns (gfid, size, mtime, ctime), so an unchanged image is never read
- * again. Thread-safe. */
-typedef struct _GfpoolProbeCache GfpoolProbeCache;
-GfpoolProbeCache *gfpool_probe_cache_new(void);
-void gfpool_probe_cache_free(GfpoolProbeCache *cache);
-G_DEFINE_AUTOPTR_CLEANUP_FUNC(GfpoolProbeCache, gfpool_probe_cache_free)
-/* Persist across pool-stop/start and daemon restarts. Load ignores a
- * missing or corrupt file (entry by entry); save writes atomically. */
-void gfpool_probe_cache_load(GfpoolProbeCache *cache, const char *path);
-gboolean gfpool_probe_cache_save(GfpoolProbeCache *cache, const char *path,
-                                 GError **error);
-/* What identifies one version of a file's contents, as the listing sees it.
- * gluster derives st_ino from the file's gfid, so it names the file for as
- * long as it exists, across renames and connections. */
-typedef struct {
-    guint64 ino;
-    guint64 size;
-    gint64 mtime_ns;
-    gint64 ctime_ns;
-} GfpoolFileStamp;
-/* A hit fills info's format, capacity, cluster size, backing and warning. */
-gboolean gfpool_probe_cache_lookup(GfpoolProbeCache *cache, const GfpoolFileStamp *stamp,
-                                   GfpoolVolInfo *info);
-void gfpool_probe_cache_store(GfpoolProbeCache *cache, const GfpoolFileStamp *stamp,
-                              const GfpoolVolInfo *info);
-
-typedef enum {
-    /* pool-refresh, not vol-list: also remove temp files nobody owns any
-     * more (gfpool_sweep_run), before returning */
-    GFPOOL_REFRESH_SWEEP = 1 << 0,
-} GfpoolRefreshFlags;
-
-/* pool-refresh / vol-list: every file and directory of the pool dir, headers
- * probed concurrently (cache may be NULL). GPtrArray of GfpoolVolInfo*. */
-GPtrArray *gfpool_pool_refresh(GfpoolConn *conn, GfpoolProbeCache *cache,
-                               unsigned int flags, GError **error);
-
-/*
- * Temp names a listing found, for a sweep that may run later and elsewhere
- * (libvirtd runs it off the pool's lock: an unlink can wait on the bricks
- * for ever, see gfpool_sweep_run). The listing's own attributes decide
- * nothing: they only name the candidates.
- */
-typedef struct _GfpoolSweep GfpoolSweep;
-void gfpool_sweep_free(GfpoolSweep *sweep);
-G_DEFINE_AUTOPTR_CLEANUP_FUNC(GfpoolSweep, gfpool_sweep_free)
-
-/* As gfpool_pool_refresh without GFPOOL_REFRESH_SWEEP; *sweep (NULL when
- * there is no temp name) is the caller's, for gfpool_sweep_run. */
-GPtrArray *gfpool_pool_refresh_sweep_later(GfpoolConn *conn, GfpoolProbeCache *cache,
-                                           GfpoolSweep **sweep, GError **error);
-
-/*
- * Removes the temp names of sweep whose owner is provably gone, judged by a
- * fresh lstat of each (gfpool_temp_sweep_reason). May block for as long as
- * GlusterFS makes an unlink wait. Returns how many it removed.
- */
-guint gfpool_sweep_run(GfpoolConn *conn, GfpoolSweep *sweep);
-
-/* Why a temp file may be removed, from a fresh lstat of it (never from a
- * listing's attributes): */
-typedef enum {
-    GFPOOL_SWEEP_KEEP = 0,      /* its creator may still be at work */
-    GFPOOL_SWEEP_ORPHAN,        /* this process made it and failed to remove it */
-    GFPOOL_SWEEP_PUBLISHED,     /* the same inode is a listed volume, unchanged for the grace */
-    GFPOOL_SWEEP_STALE,         /* one link, not written for GFPOOL_TEMP_STALE_SECONDS */
-} GfpoolSweepReason;
-
-/* A creator that died leaves its temp file behind; one not written to for
- * this long is nobody's (creators write continuously until they publish). */
-#define GFPOOL_TEMP_STALE_SECONDS (6 * 3600)
-/* A published temp name is left this long to its creator, which removes it
- * itself right after the link: removing it meanwhile races the creator's
- * locks on the bricks (GlusterFS 10.3 parks such an unlink, and never wakes
- * it if that client then exits). GFPOOL_TEMP_GRACE_S overrides. */
-#define GFPOOL_TEMP_GRACE_SECONDS_DEFAULT 120
-
-/* now and the times in seconds; published_match: st's inode is the one a
- * listed volume has (checked by a fresh lstat of that volume too). */
-GfpoolSweepReason gfpool_temp_sweep_reason(const struct stat *st, gboolean orphan,
-                                           gboolean published_match, gint64 now,
-                                           gint64 grace_s);
-
-/* pool-info: capacity/allocation/available of the gluster volume. */
-gboolean gfpool_pool_info(GfpoolConn *conn, guint64 *capacity,
-                          guint64 *allocation, guint64 *available,
-                          GError **error);
-
-/* vol-info: one volume, probed afresh. */
-GfpoolVolInfo *gfpool_vol_info(GfpoolConn *conn, const char *name,
-                               GfpoolProbeCache *cache, GError **error);
 
 typedef enum {
     GFPOOL_PREALLOC_OFF = 0,    /* sparse */
@@ -212,16 +127,6 @@ gboolean gfpool_create_format_parse(const char *s, GfpoolFormat *format,
 GPtrArray *gfpool_vol_backing_chain(GfpoolConn *conn, const char *name,
                                     GfpoolProbeCache *cache, GError **error);
 
-/* pool-build: create the pool directory and its parents (mode for the
- * ones created). With no_overwrite, fail if the directory already exists
- * and holds anything: that pool was built already. Never deletes. */
-gboolean gfpool_pool_build(GfpoolConn *conn, guint32 mode, gboolean no_overwrite,
-                           GError **error);
-
-/* pool-delete: remove the pool directory, only when empty; never the
- * volume's root. */
-gboolean gfpool_pool_delete(GfpoolConn *conn, GError **error);
-
 /* Identity of a volume being made: name, the format its maker chose (its
  * record) and the permissions it gets. */
 typedef struct {
@@ -247,3 +152,111 @@ typedef gboolean (*GfpoolFillFunc)(GfpoolConn *conn, glfs_fd_t *fd, void *opaque
  */
 gboolean gfpool_vol_publish_new(GfpoolConn *conn, const GfpoolNewVolume *nv,
                                 GfpoolFillFunc fill, void *opaque, GError **error);
+
+
+/* gfpool_probe_cache.c */
+
+GfpoolProbeCache *gfpool_probe_cache_new(void);
+void gfpool_probe_cache_free(GfpoolProbeCache *cache);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(GfpoolProbeCache, gfpool_probe_cache_free)
+/* Persist across pool-stop/start and daemon restarts. Load ignores a
+ * missing or corrupt file (entry by entry); save writes atomically. */
+void gfpool_probe_cache_load(GfpoolProbeCache *cache, const char *path);
+gboolean gfpool_probe_cache_save(GfpoolProbeCache *cache, const char *path,
+                                 GError **error);
+/* What identifies one version of a file's contents, as the listing sees it.
+ * gluster derives st_ino from the file's gfid, so it names the file for as
+ * long as it exists, across renames and connections. */
+typedef struct {
+    guint64 ino;
+    guint64 size;
+    gint64 mtime_ns;
+    gint64 ctime_ns;
+} GfpoolFileStamp;
+/* A hit fills info's format, capacity, cluster size, backing and warning. */
+gboolean gfpool_probe_cache_lookup(GfpoolProbeCache *cache, const GfpoolFileStamp *stamp,
+                                   GfpoolVolInfo *info);
+void gfpool_probe_cache_store(GfpoolProbeCache *cache, const GfpoolFileStamp *stamp,
+                              const GfpoolVolInfo *info);
+
+
+/* gfpool_refresh.c */
+
+typedef enum {
+    /* pool-refresh, not vol-list: also remove temp files nobody owns any
+     * more (gfpool_sweep_run), before returning */
+    GFPOOL_REFRESH_SWEEP = 1 << 0,
+} GfpoolRefreshFlags;
+
+/* pool-refresh / vol-list: every file and directory of the pool dir, headers
+ * probed concurrently (cache may be NULL). GPtrArray of GfpoolVolInfo*. */
+GPtrArray *gfpool_pool_refresh(GfpoolConn *conn, GfpoolProbeCache *cache,
+                               unsigned int flags, GError **error);
+
+/*
+ * Temp names a listing found, for a sweep that may run later and elsewhere
+ * (libvirtd runs it off the pool's lock: an unlink can wait on the bricks
+ * for ever, see gfpool_sweep_run). The listing's own attributes decide
+ * nothing: they only name the candidates.
+ */
+typedef struct _GfpoolSweep GfpoolSweep;
+void gfpool_sweep_free(GfpoolSweep *sweep);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(GfpoolSweep, gfpool_sweep_free)
+
+/* As gfpool_pool_refresh without GFPOOL_REFRESH_SWEEP; *sweep (NULL when
+ * there is no temp name) is the caller's, for gfpool_sweep_run. */
+GPtrArray *gfpool_pool_refresh_sweep_later(GfpoolConn *conn, GfpoolProbeCache *cache,
+                                           GfpoolSweep **sweep, GError **error);
+
+/*
+ * Removes the temp names of sweep whose owner is provably gone, judged by a
+ * fresh lstat of each (gfpool_temp_sweep_reason). May block for as long as
+ * GlusterFS makes an unlink wait. Returns how many it removed.
+ */
+guint gfpool_sweep_run(GfpoolConn *conn, GfpoolSweep *sweep);
+
+/* Why a temp file may be removed, from a fresh lstat of it (never from a
+ * listing's attributes): */
+typedef enum {
+    GFPOOL_SWEEP_KEEP = 0,      /* its creator may still be at work */
+    GFPOOL_SWEEP_ORPHAN,        /* this process made it and failed to remove it */
+    GFPOOL_SWEEP_PUBLISHED,     /* the same inode is a listed volume, unchanged for the grace */
+    GFPOOL_SWEEP_STALE,         /* one link, not written for GFPOOL_TEMP_STALE_SECONDS */
+} GfpoolSweepReason;
+
+/* A creator that died leaves its temp file behind; one not written to for
+ * this long is nobody's (creators write continuously until they publish). */
+#define GFPOOL_TEMP_STALE_SECONDS (6 * 3600)
+/* A published temp name is left this long to its creator, which removes it
+ * itself right after the link: removing it meanwhile races the creator's
+ * locks on the bricks (GlusterFS 10.3 parks such an unlink, and never wakes
+ * it if that client then exits). GFPOOL_TEMP_GRACE_S overrides. */
+#define GFPOOL_TEMP_GRACE_SECONDS_DEFAULT 120
+
+/* now and the times in seconds; published_match: st's inode is the one a
+ * listed volume has (checked by a fresh lstat of that volume too). */
+GfpoolSweepReason gfpool_temp_sweep_reason(const struct stat *st, gboolean orphan,
+                                           gboolean published_match, gint64 now,
+                                           gint64 grace_s);
+
+/* vol-info: one volume, probed afresh. */
+GfpoolVolInfo *gfpool_vol_info(GfpoolConn *conn, const char *name,
+                               GfpoolProbeCache *cache, GError **error);
+
+
+/* gfpool_pool.c */
+
+/* pool-info: capacity/allocation/available of the gluster volume. */
+gboolean gfpool_pool_info(GfpoolConn *conn, guint64 *capacity,
+                          guint64 *allocation, guint64 *available,
+                          GError **error);
+
+/* pool-build: create the pool directory and its parents (mode for the
+ * ones created). With no_overwrite, fail if the directory already exists
+ * and holds anything: that pool was built already. Never deletes. */
+gboolean gfpool_pool_build(GfpoolConn *conn, guint32 mode, gboolean no_overwrite,
+                           GError **error);
+
+/* pool-delete: remove the pool directory, only when empty; never the
+ * volume's root. */
+gboolean gfpool_pool_delete(GfpoolConn *conn, GError **error);

@@ -132,12 +132,10 @@ gfpoolErrorCode(const GError *err)
 }
 
 
-/* A core call that failed without setting an error is a bug of ours:
- * libvirtd reports it instead of reading a NULL GError. */
 const char *
 gfpoolErrorText(const GError *err)
 {
-    return err ? err->message : "internal error: the operation failed without saying why";
+    return gfpool_error_text(err);
 }
 
 

@@ -106,7 +106,7 @@ static int
 fail(GError *err)
 {
     if (!err) {
-        g_printerr("gfpool: error: internal error: an operation failed without saying why\n");
+        g_printerr("gfpool: error: %s\n", gfpool_error_text(err));
         return EXIT_FAILED;
     }
     g_printerr("gfpool: error: %s\n", err->message);

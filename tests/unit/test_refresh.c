@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * test_sweep.c: which temp files a refresh may remove
- * (gfpool_temp_sweep_reason), from the attributes of a fresh lstat.
+ * test_refresh.c: gfpool_refresh.c without GlusterFS: which temp files a
+ * refresh may remove (gfpool_temp_sweep_reason), from the attributes of a
+ * fresh lstat.
  */
 #include <string.h>
 #include <sys/stat.h>

@@ -1,349 +1,36 @@
-#!/usr/bin/python3
 # SPDX-License-Identifier: LGPL-2.1-or-later
-"""gfpool test bed: a private loopback GlusterFS cluster and a private libvirtd.
+"""A private GlusterFS cluster on loopback addresses.
 
-Run with Debian's /usr/bin/python3 (python3-libvirt lives there).
-
-Cluster
-    Starts N glusterd on 127.A.B.1..N (random A.B per run, never 127.0.0.1),
-    one private directory per node under a single base dir, exactly like
-    GlusterFS's tests/cluster.rc (management.working-directory,
-    management.transport.socket.bind-address, management.run-directory,
-    management.glusterd-sockfile, management.logging-directory,
-    --pid-file, --log-file).  Volumes `rep3` (replica 3) and `single`
-    (1 brick on node 1) are created and started.
-
-Libvirtd
-    A libvirtd in a private mount namespace with its own /etc/libvirt,
-    /var/lib/libvirt, /var/cache/libvirt, /var/log/libvirt and /run, a
-    storage-only driver dir and LIBVIRT_STORAGE_BACKEND_DIR pointing at a
-    directory holding our module.
-
-CLI
-    testbed.py cluster-up DIR      start a cluster in DIR, print JSON, exit
-                                   (daemons keep running; state in
-                                   DIR/state.json)
-    testbed.py cluster-down DIR    stop it and clean up
-    testbed.py cluster-status DIR  print the state JSON
+Starts N glusterd on 127.A.B.1..N (random A.B per run, never 127.0.0.1),
+one private directory per node under a single base dir, exactly like
+GlusterFS's tests/cluster.rc (management.working-directory,
+management.transport.socket.bind-address, management.run-directory,
+management.glusterd-sockfile, management.logging-directory, --pid-file,
+--log-file).  Volumes `rep3` (replica 3) and `single` (1 brick on node 1)
+are created and started.  `python3 tests/testbed cluster-up DIR` starts
+one that outlives the command (testbed/__main__.py).
 """
 
-import atexit
 import json
 import os
 import random
 import re
 import shutil
 import signal
-import socket
 import subprocess
-import sys
 import tempfile
 import threading
 import time
 import xml.etree.ElementTree as ET
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.dirname(HERE)
-PYTHON = '/usr/bin/python3'
-GLUSTERD = shutil.which('glusterd') or '/usr/sbin/glusterd'
-GLUSTER = shutil.which('gluster') or '/usr/sbin/gluster'
-GLUSTER_SOCK_DIR = '/var/run/gluster'
-GLUSTER_LOG_DIR = '/var/log/glusterfs'
-GLUSTERD_PORT = 24007
-
-LIBVIRT_LIBDIR = '/usr/lib/x86_64-linux-gnu/libvirt'
+from .paths import (GLUSTER, GLUSTER_LOG_DIR, GLUSTER_SOCK_DIR, GLUSTERD,
+                    GLUSTERD_PORT, HERE, PYTHON)
+from .process import (TestbedError, kill_pids, pid_alive, port_free,
+                      proc_cmdline, proc_pids, read_pidfile, register_cleanup,
+                      spawn_reaper, stop_reaper, tail, tcp_open, trace,
+                      unix_open, unregister_cleanup)
 
 
-def _release_label():
-    """'debian12', 'debian13', ...: which Debian this runs on (natively
-    or in a root from scripts/release-root.sh)."""
-    try:
-        with open('/etc/os-release') as f:
-            kv = dict(l.rstrip('\n').split('=', 1) for l in f if '=' in l)
-        return 'debian' + kv.get('VERSION_ID', '?').strip('"')
-    except OSError:
-        return 'unknown'
-
-
-RELEASE = _release_label()
-DISTRO_BACKEND_DIR = LIBVIRT_LIBDIR + '/storage-backend'
-DISTRO_FILE_DIR = LIBVIRT_LIBDIR + '/storage-file'
-DISTRO_DRIVER_DIR = LIBVIRT_LIBDIR + '/connection-driver'
-# scripts/run-tests.sh builds each Debian release into its own directory
-BUILD = os.environ.get('GFPOOL_BUILD_DIR') or os.path.join(REPO, 'build')
-DEFAULT_MODULE = os.path.join(
-    BUILD, 'src', 'guard', 'libvirt_storage_backend_gluster.so')
-
-
-class TestbedError(RuntimeError):
-    pass
-
-
-def _log(msg):
-    if os.environ.get('TESTBED_VERBOSE'):
-        sys.stderr.write('[testbed %.3f] %s\n' % (time.time(), msg))
-
-
-def _tail(path, n=40):
-    try:
-        with open(path, 'rb') as f:
-            try:
-                f.seek(-16384, os.SEEK_END)
-            except OSError:
-                pass
-            lines = f.read().decode('utf-8', 'replace').splitlines()
-        return '\n'.join(lines[-n:])
-    except OSError as e:
-        return '<cannot read %s: %s>' % (path, e)
-
-
-def _proc_cmdline(pid):
-    try:
-        with open('/proc/%d/cmdline' % pid, 'rb') as f:
-            return [a.decode('utf-8', 'replace') for a in
-                    f.read().split(b'\0') if a]
-    except OSError:
-        return None
-
-
-def _all_pids():
-    for d in os.listdir('/proc'):
-        if d.isdigit():
-            yield int(d)
-
-
-def _pid_alive(pid):
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # zombies count as dead
-    try:
-        with open('/proc/%d/stat' % pid) as f:
-            st = f.read().rsplit(')', 1)[1].split()[0]
-        return st != 'Z'
-    except OSError:
-        return False
-
-
-def _read_pidfile(path):
-    try:
-        with open(path) as f:
-            return int(f.read().strip() or 0) or None
-    except (OSError, ValueError):
-        return None
-
-
-def _kill_pids(pids, grace=2.0):
-    """SIGTERM, wait up to `grace`, then SIGKILL. Only the given pids."""
-    pids = [p for p in set(pids) if p and p != os.getpid() and _pid_alive(p)]
-    for p in pids:
-        try:
-            os.kill(p, signal.SIGTERM)
-        except OSError:
-            pass
-    deadline = time.monotonic() + grace
-    while time.monotonic() < deadline:
-        pids = [p for p in pids if _pid_alive(p)]
-        if not pids:
-            return
-        time.sleep(0.05)
-    for p in pids:
-        try:
-            os.kill(p, signal.SIGKILL)
-        except OSError:
-            pass
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline and any(_pid_alive(p) for p in pids):
-        time.sleep(0.05)
-
-
-def _my_mntns():
-    return os.readlink('/proc/self/ns/mnt')
-
-
-def _pids_in_mntns(ns):
-    out = []
-    for p in _all_pids():
-        try:
-            if os.readlink('/proc/%d/ns/mnt' % p) == ns:
-                out.append(p)
-        except OSError:
-            pass
-    return out
-
-
-def _port_free(addr, port):
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    try:
-        s.bind((addr, port))
-        return True
-    except OSError:
-        return False
-    finally:
-        s.close()
-
-
-def _tcp_open(addr, port, timeout=0.5):
-    try:
-        with socket.create_connection((addr, port), timeout=timeout):
-            return True
-    except OSError:
-        return False
-
-
-def _unix_open(path, timeout=0.5):
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    s.settimeout(timeout)
-    try:
-        s.connect(path)
-        return True
-    except OSError:
-        return False
-    finally:
-        s.close()
-
-
-# ---------------------------------------------------------------------------
-# Cleanup registry (atexit + SIGTERM/SIGHUP)
-# ---------------------------------------------------------------------------
-_LIVE = []
-_LIVE_LOCK = threading.Lock()
-_HANDLERS_INSTALLED = False
-
-
-def _cleanup_all():
-    with _LIVE_LOCK:
-        objs = list(reversed(_LIVE))
-    for o in objs:
-        try:
-            o.stop()
-        except Exception as e:  # pragma: no cover
-            sys.stderr.write('testbed cleanup of %r failed: %s\n' % (o, e))
-
-
-def _signal_handler(signum, frame):
-    _cleanup_all()
-    # re-raise default behaviour
-    signal.signal(signum, signal.SIG_DFL)
-    os.kill(os.getpid(), signum)
-
-
-def _register(obj):
-    global _HANDLERS_INSTALLED
-    with _LIVE_LOCK:
-        if obj not in _LIVE:
-            _LIVE.append(obj)
-        if not _HANDLERS_INSTALLED:
-            _HANDLERS_INSTALLED = True
-            atexit.register(_cleanup_all)
-            if threading.current_thread() is threading.main_thread():
-                for sig in (signal.SIGTERM, signal.SIGHUP):
-                    try:
-                        if signal.getsignal(sig) in (signal.SIG_DFL, None):
-                            signal.signal(sig, _signal_handler)
-                    except (ValueError, OSError):
-                        pass
-
-
-def _unregister(obj):
-    with _LIVE_LOCK:
-        if obj in _LIVE:
-            _LIVE.remove(obj)
-
-
-_REAPER_CODE = r"""
-import json, os, sys, time, signal
-spec = json.loads(sys.argv[1])
-ppid = spec['ppid']
-while True:
-    time.sleep(0.5)
-    try:
-        os.kill(ppid, 0)
-        continue
-    except ProcessLookupError:
-        break
-    except PermissionError:
-        continue
-me = os.getpid()
-pids = set()
-for d in os.listdir('/proc'):
-    if not d.isdigit() or int(d) == me:
-        continue
-    try:
-        cl = open('/proc/%s/cmdline' % d, 'rb').read().split(b'\0')
-        cl = [x.decode('utf-8', 'replace') for x in cl if x]
-    except Exception:
-        continue
-    if not cl:
-        continue
-    argv0 = cl[0].rsplit('/', 1)[-1]
-    if spec.get('marker') and any(argv0.startswith(p) for p in spec['argv0']) \
-            and any(spec['marker'] in a for a in cl):
-        pids.add(int(d))
-    if spec.get('mntns'):
-        try:
-            if os.readlink('/proc/%s/ns/mnt' % d) == spec['mntns']:
-                pids.add(int(d))
-        except Exception:
-            pass
-socks = set()
-for p in pids:
-    try:
-        cl = open('/proc/%d/cmdline' % p, 'rb').read().split(b'\0')
-        cl = [x.decode('utf-8', 'replace') for x in cl]
-        for i, a in enumerate(cl[:-1]):
-            if a in ('-S', '--socket-file') and \
-                    cl[i + 1].startswith('/var/run/gluster/'):
-                socks.add(cl[i + 1])
-    except Exception:
-        pass
-for p in pids:
-    try:
-        os.kill(p, signal.SIGKILL)
-    except Exception:
-        pass
-time.sleep(0.5)
-for s in socks:
-    try:
-        os.unlink(s)
-    except Exception:
-        pass
-if spec.get('rmtree'):
-    import shutil
-    shutil.rmtree(spec['rmtree'], ignore_errors=True)
-"""
-
-
-def _spawn_reaper(marker=None, argv0=('gluster',), mntns=None, rmtree=None,
-                  pass_fds=()):
-    """Start a detached watchdog that, once this process has died (even by
-    SIGKILL, when atexit cannot run), SIGKILLs every process whose argv[0]
-    starts with one of `argv0` and whose cmdline mentions `marker`, and/or
-    every process in mount namespace `mntns`; it also unlinks the
-    /var/run/gluster sockets named on the killed processes' command lines
-    and removes `rmtree`.  stop() terminates it."""
-    spec = {'ppid': os.getpid(), 'marker': marker, 'argv0': list(argv0),
-            'mntns': mntns, 'rmtree': rmtree}
-    return subprocess.Popen([PYTHON, '-c', _REAPER_CODE, json.dumps(spec)],
-                            stdin=subprocess.DEVNULL,
-                            stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL,
-                            start_new_session=True, close_fds=True,
-                            pass_fds=pass_fds)
-
-
-def _stop_reaper(proc):
-    if proc is not None and proc.poll() is None:
-        proc.kill()
-        proc.wait()
-
-
-# ---------------------------------------------------------------------------
-# GlusterFS cluster
-# ---------------------------------------------------------------------------
 class Cluster:
     """A private N-node GlusterFS cluster on 127.A.B.{1..N}.
 
@@ -412,7 +99,7 @@ class Cluster:
         for _ in range(200):
             a, b = rnd.randint(2, 254), rnd.randint(1, 254)
             addrs = ['127.%d.%d.%d' % (a, b, i + 1) for i in range(self.nodes)]
-            if all(_port_free(x, GLUSTERD_PORT) and not _tcp_open(
+            if all(port_free(x, GLUSTERD_PORT) and not tcp_open(
                     x, GLUSTERD_PORT, 0.05) for x in addrs):
                 return addrs
         raise TestbedError('no free 127.x.y.* address block for glusterd')
@@ -427,7 +114,7 @@ class Cluster:
         cmd += [str(a) for a in args]
         p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                            universal_newlines=True, timeout=timeout)
-        _log('%s -> rc=%d %s %s' % (' '.join(cmd[4:]), p.returncode,
+        trace('%s -> rc=%d %s %s' % (' '.join(cmd[4:]), p.returncode,
                                     p.stdout.strip()[:200], p.stderr.strip()))
         if check and p.returncode != 0:
             raise TestbedError('gluster %s (node %d) failed rc=%d: %s %s' % (
@@ -477,23 +164,23 @@ class Cluster:
             out, _ = proc.communicate()
         if proc.returncode != 0:
             raise TestbedError('glusterd %d failed to start rc=%d: %s\n%s' % (
-                i, proc.returncode, out, _tail(self.logfile(i))))
+                i, proc.returncode, out, tail(self.logfile(i))))
 
     def _wait_glusterd(self, i, timeout=20):
         deadline = time.monotonic() + timeout
         sock = self.sockfile(i)
         addr = self.addresses[i - 1]
         while time.monotonic() < deadline:
-            pid = _read_pidfile(self.pidfile(i))
-            if pid and not _pid_alive(pid):
+            pid = read_pidfile(self.pidfile(i))
+            if pid and not pid_alive(pid):
                 raise TestbedError('glusterd %d (pid %d) died:\n%s' % (
-                    i, pid, _tail(self.logfile(i))))
-            if (os.path.exists(sock) and _unix_open(sock)
-                    and _tcp_open(addr, GLUSTERD_PORT)):
+                    i, pid, tail(self.logfile(i))))
+            if (os.path.exists(sock) and unix_open(sock)
+                    and tcp_open(addr, GLUSTERD_PORT)):
                 return
             time.sleep(0.05)
         raise TestbedError('glusterd %d not up after %ss:\n%s' % (
-            i, timeout, _tail(self.logfile(i))))
+            i, timeout, tail(self.logfile(i))))
 
     # -- lifecycle ---------------------------------------------------------
     def start(self, timeout=60):
@@ -509,11 +196,11 @@ class Cluster:
         self._sockets_before = self._list_dir(GLUSTER_SOCK_DIR)
         self._logs_before = self._list_tree(GLUSTER_LOG_DIR)
         self.addresses = self._pick_addresses()
-        _register(self)
+        register_cleanup(self)
         self.started = True
         self._save_state()
         if self.reaper:
-            self._reaper = _spawn_reaper(
+            self._reaper = spawn_reaper(
                 marker=self.marker,
                 rmtree=self.base_dir if self._own_base else None)
         try:
@@ -523,9 +210,9 @@ class Cluster:
                 self._finish_glusterd(i, p)
             for i in range(1, self.nodes + 1):
                 self._wait_glusterd(i)
-            _log('glusterds up %.2fs' % (time.monotonic() - t0))
+            trace('glusterds up %.2fs' % (time.monotonic() - t0))
             self._probe_peers(timeout)
-            _log('peers connected %.2fs' % (time.monotonic() - t0))
+            trace('peers connected %.2fs' % (time.monotonic() - t0))
             if self.with_volumes:
                 self.create_volume('rep3', replica=self.nodes,
                                    nodes=range(1, self.nodes + 1),
@@ -537,10 +224,10 @@ class Cluster:
                     self.cli('volume', 'start', v)
                 for v in ('rep3', 'single'):
                     self.wait_volume_online(v, timeout=timeout)
-                _log('bricks online %.2fs' % (time.monotonic() - t0))
+                trace('bricks online %.2fs' % (time.monotonic() - t0))
                 for v in ('rep3', 'single'):
                     self.probe_gfapi(v, timeout=timeout)
-                _log('gfapi probes ok %.2fs' % (time.monotonic() - t0))
+                trace('gfapi probes ok %.2fs' % (time.monotonic() - t0))
             self._collect_sockets()
             self._save_state()
         except BaseException:
@@ -624,7 +311,7 @@ class Cluster:
             st = self.volume_status(name, node=live[0])
             if all(st.get(k, (False,))[0] for k in want):
                 # and the bricks really accept TCP on their node address
-                if all(_tcp_open(h, int(st[(h, p)][1]))
+                if all(tcp_open(h, int(st[(h, p)][1]))
                        for h, p in want if st[(h, p)][1].isdigit()):
                     return st
             time.sleep(0.1)
@@ -682,15 +369,15 @@ os._exit(0)
         """pids of glusterd, bricks and shd belonging to node i."""
         mark = self.node_dir(i).rstrip('/') + '/'
         pids = set()
-        pid = _read_pidfile(self.pidfile(i))
-        if pid and _pid_alive(pid):
-            cl = _proc_cmdline(pid) or []
+        pid = read_pidfile(self.pidfile(i))
+        if pid and pid_alive(pid):
+            cl = proc_cmdline(pid) or []
             if any(mark in a or a.endswith(self.pidfile(i)) for a in cl):
                 pids.add(pid)
-        for p in _all_pids():
+        for p in proc_pids():
             if p == os.getpid():
                 continue
-            cl = _proc_cmdline(p)
+            cl = proc_cmdline(p)
             if cl and cl[0].split('/')[-1].startswith('gluster') and any(
                     mark in a for a in cl):
                 pids.add(p)
@@ -701,30 +388,30 @@ os._exit(0)
         for i in range(1, self.nodes + 1):
             pids |= self.node_pids(i)
         # anything else mentioning our base dir that is a gluster process
-        for p in _all_pids():
-            cl = _proc_cmdline(p)
+        for p in proc_pids():
+            cl = proc_cmdline(p)
             if cl and cl[0].split('/')[-1].startswith('gluster') and any(
                     self.marker in a for a in cl):
                 pids.add(p)
         return pids
 
     def node_running(self, i):
-        pid = _read_pidfile(self.pidfile(i))
-        return bool(pid and _pid_alive(pid))
+        pid = read_pidfile(self.pidfile(i))
+        return bool(pid and pid_alive(pid))
 
     def stop_node(self, i):
         """Kill glusterd and all brick/shd processes of node i (SIGKILL
         glusterd first so it cannot respawn anything)."""
         self.heal_pending = True
         self._collect_sockets()
-        gd = _read_pidfile(self.pidfile(i))
-        if gd and _pid_alive(gd):
+        gd = read_pidfile(self.pidfile(i))
+        if gd and pid_alive(gd):
             try:
                 os.kill(gd, signal.SIGKILL)
             except OSError:
                 pass
-            _kill_pids([gd], grace=0)
-        _kill_pids(self.node_pids(i), grace=0)
+            kill_pids([gd], grace=0)
+        kill_pids(self.node_pids(i), grace=0)
         # stale pid files confuse the restart (cf. cluster.rc kill_node)
         rd = os.path.join(self.node_dir(i), 'run')
         for root, _, files in os.walk(rd):
@@ -889,7 +576,7 @@ os._exit(0)
             for g, kind, since in self._heals_running(whole, gfids):
                 out.append('node %d: %s self-heal of %s running since %s'
                            % (i, kind, g, since))
-            lines = [l for l in _tail(log, 400).splitlines()
+            lines = [l for l in tail(log, 400).splitlines()
                      if re.search(r'\] [EW] \[', l)]
             out.append('--- node %d glustershd.log, last errors ---\n%s' % (
                 i, '\n'.join(l[:300] for l in lines[-15:])))
@@ -962,7 +649,7 @@ os._exit(0)
             return
         found = set()
         for p in self.all_pids():
-            cl = _proc_cmdline(p) or []
+            cl = proc_cmdline(p) or []
             for k, a in enumerate(cl):
                 val = None
                 if a in ('-S', '--socket-file') and k + 1 < len(cl):
@@ -994,12 +681,12 @@ os._exit(0)
             return
         self._collect_sockets()
         # glusterds first so they do not restart bricks
-        gds = [_read_pidfile(self.pidfile(i)) for i in range(1, self.nodes + 1)]
-        _kill_pids([p for p in gds if p], grace=1.0)
-        _kill_pids(self.all_pids(), grace=1.0)
+        gds = [read_pidfile(self.pidfile(i)) for i in range(1, self.nodes + 1)]
+        kill_pids([p for p in gds if p], grace=1.0)
+        kill_pids(self.all_pids(), grace=1.0)
         left = self.all_pids()
         if left:
-            _kill_pids(left, grace=0)
+            kill_pids(left, grace=0)
         # files glusterd wrote outside base_dir that are ours
         for s in sorted(self.created_sockets):
             if s in self._sockets_before:
@@ -1015,8 +702,8 @@ os._exit(0)
                 except OSError:
                     pass
         self.started = False
-        _unregister(self)
-        _stop_reaper(self._reaper)
+        unregister_cleanup(self)
+        stop_reaper(self._reaper)
         self._reaper = None
         if self._own_base:
             shutil.rmtree(self.base_dir, ignore_errors=True)
@@ -1105,580 +792,3 @@ os._exit(0)
         c.started = True
         return c
 
-
-# ---------------------------------------------------------------------------
-# Private libvirtd
-# ---------------------------------------------------------------------------
-QEMU_MODULE_DIR = '/usr/lib/x86_64-linux-gnu/qemu'
-_PASSWD_EXTRA = 'libvirt-qemu:x:64055:64055:Libvirt Qemu,,,:/var/lib/libvirt:/usr/sbin/nologin\n'
-_GROUP_EXTRA = {'kvm': 'kvm:x:{gid}:libvirt-qemu\n',
-                'libvirt-qemu': 'libvirt-qemu:x:64055:libvirt-qemu\n'}
-
-
-def make_backend_dir(path, module, include_distro=True):
-    """Populate `path` with a symlink libvirt_storage_backend_gluster.so ->
-    `module` plus Debian's other storage backends (not gluster)."""
-    os.makedirs(path, exist_ok=True)
-    for f in os.listdir(path):
-        os.unlink(os.path.join(path, f))
-    if include_distro and os.path.isdir(DISTRO_BACKEND_DIR):
-        for f in sorted(os.listdir(DISTRO_BACKEND_DIR)):
-            if f.endswith('.so') and 'gluster' not in f:
-                os.symlink(os.path.join(DISTRO_BACKEND_DIR, f),
-                           os.path.join(path, f))
-    if module:
-        os.symlink(os.path.abspath(module),
-                   os.path.join(path, 'libvirt_storage_backend_gluster.so'))
-    return path
-
-
-def make_file_dir(path, file_module):
-    """Populate `path` (LIBVIRT_STORAGE_FILE_DIR) with Debian's storage-file
-    modules, ours as libvirt_storage_file_gluster.so when `file_module` is
-    given (else Debian's gluster one stays)."""
-    os.makedirs(path, exist_ok=True)
-    for f in os.listdir(path):
-        os.unlink(os.path.join(path, f))
-    if os.path.isdir(DISTRO_FILE_DIR):
-        for f in sorted(os.listdir(DISTRO_FILE_DIR)):
-            if f.endswith('.so') and not (file_module and 'gluster' in f):
-                os.symlink(os.path.join(DISTRO_FILE_DIR, f), os.path.join(path, f))
-    if file_module:
-        os.symlink(os.path.abspath(file_module),
-                   os.path.join(path, 'libvirt_storage_file_gluster.so'))
-    return path
-
-
-class Libvirtd:
-    """libvirtd in a private mount namespace.
-
-    workdir      all state: etc/, lib/, cache/, log/, run/ (mounted over the
-                 system dirs inside the namespace) and sock/ (the unix
-                 socket dir, reachable from outside the namespace).
-    backend_dir  LIBVIRT_STORAGE_BACKEND_DIR.  If `module` is given the
-                 directory is (re)populated by make_backend_dir().
-    file_module  our storage-file module for LIBVIRT_STORAGE_FILE_DIR
-                 (make_file_dir); 'auto': the one built next to `module`;
-                 None: Debian's.
-    """
-
-    def __init__(self, workdir, backend_dir=None, with_qemu=False,
-                 module=None, log_filters='1:storage 3:util 4:rpc',
-                 extra_env=None, start_timeout=30, share_qemu_caps=True,
-                 file_module='auto', hostname=None, host_uuid=None,
-                 hosts_file=None, qemu_user=None, qemu_conf_extra='',
-                 qemu_hide_modules=(), hooks=None):
-        self.workdir = os.path.abspath(workdir)
-        if file_module == 'auto':
-            near = module and os.path.join(os.path.dirname(os.path.abspath(module)),
-                                           'libvirt_storage_file_gluster.so')
-            file_module = near if near and os.path.exists(near) else None
-        self.file_module = file_module
-        # a second "host" for migration: its own UTS namespace (hostname),
-        # host UUID (libvirt refuses a migration between equal ones) and
-        # /etc/hosts naming both hosts' addresses
-        self.hostname = hostname
-        self.host_uuid = host_uuid
-        self.hosts_file = hosts_file
-        # QEMU as this user (libvirt's DAC driver with dynamic_ownership
-        # gives it the images); None: root
-        self.qemu_user = qemu_user
-        self.qemu_conf_extra = qemu_conf_extra
-        # QEMU modules (e.g. block-gluster.so) its QEMUs must not find: the
-        # daemon's namespace gets a copy of QEMU's module dir without them
-        self.qemu_hide_modules = tuple(qemu_hide_modules)
-        # {'qemu.d/NAME': script text}: libvirt hooks, in place before start
-        self.hooks = dict(hooks or {})
-        self.file_dir = os.path.join(self.workdir, 'storage-file')
-        self.share_qemu_caps = share_qemu_caps
-        self.backend_dir = os.path.abspath(
-            backend_dir or os.path.join(self.workdir, 'backends'))
-        self.module = module
-        self.with_qemu = with_qemu
-        self.log_filters = log_filters
-        self.extra_env = dict(extra_env or {})
-        self.start_timeout = start_timeout
-        self.driver_dir = os.path.join(self.workdir, 'drivers')
-        self.sock_dir = os.path.join(self.workdir, 'sock')
-        self.sock = os.path.join(self.sock_dir, 'libvirt-sock')
-        self.log_path = os.path.join(self.workdir, 'log', 'libvirtd.log')
-        self.stderr_path = os.path.join(self.workdir, 'libvirtd.stderr')
-        self.pidfile = os.path.join(self.workdir, 'libvirtd.pid')
-        self.conf_path = os.path.join(self.workdir, 'etc', 'libvirt',
-                                      'libvirtd.conf')
-        self._unshare = None
-        self.pid = None
-        self._conn = None
-        self.prepared = False
-        self.mntns = None
-        self._mntns_fd = None
-        self._reaper = None
-
-    @property
-    def uri(self):
-        drv = 'qemu' if self.with_qemu else 'storage'
-        return '%s:///system?socket=%s' % (drv, self.sock)
-
-    def __repr__(self):
-        return '<Libvirtd %s pid=%s>' % (self.workdir, self.pid)
-
-    # -- setup ---------------------------------------------------------------
-    def _prepare(self):
-        w = self.workdir
-        for d in ('etc', 'lib', 'cache', 'log', 'run', 'sock', 'drivers'):
-            os.makedirs(os.path.join(w, d), exist_ok=True)
-        etc = os.path.join(w, 'etc', 'libvirt')
-        if not os.path.isdir(etc):
-            if os.path.isdir('/etc/libvirt'):
-                shutil.copytree('/etc/libvirt', etc, symlinks=True)
-            else:
-                os.makedirs(etc)
-        for d in ('lib/libvirt', 'cache/libvirt', 'log/libvirt'):
-            os.makedirs(os.path.join(w, d), exist_ok=True)
-        with open(self.conf_path, 'w') as f:
-            f.write('# gfpool test bed\n'
-                    'auth_unix_rw = "none"\n'
-                    'auth_unix_ro = "none"\n'
-                    'unix_sock_group = "root"\n'
-                    'unix_sock_rw_perms = "0770"\n'
-                    'unix_sock_dir = "%s"\n'
-                    'log_outputs = "1:file:%s"\n'
-                    'log_filters = "%s"\n'
-                    'max_workers = 20\n'
-                    'admin_max_workers = 2\n'
-                    % (self.sock_dir, self.log_path, self.log_filters))
-            if self.host_uuid:
-                f.write('host_uuid = "%s"\n' % self.host_uuid)
-        if self.with_qemu:
-            self._prepare_qemu(etc)
-        for rel, text in self.hooks.items():
-            path = os.path.join(etc, 'hooks', rel)
-            os.makedirs(os.path.dirname(path), exist_ok=True)
-            with open(path, 'w') as f:
-                f.write(text)
-            os.chmod(path, 0o755)
-        if self.qemu_hide_modules:
-            mods = os.path.join(w, 'qemu-modules')
-            shutil.rmtree(mods, ignore_errors=True)
-            os.makedirs(mods)
-            for f in os.listdir(QEMU_MODULE_DIR):
-                if f not in self.qemu_hide_modules:
-                    shutil.copy2(os.path.join(QEMU_MODULE_DIR, f), mods)
-        # driver dir: storage only (+ qemu)
-        for f in os.listdir(self.driver_dir):
-            os.unlink(os.path.join(self.driver_dir, f))
-        drivers = ['libvirt_driver_storage.so']
-        if self.with_qemu:
-            drivers.append('libvirt_driver_qemu.so')
-        for d in drivers:
-            os.symlink(os.path.join(DISTRO_DRIVER_DIR, d),
-                       os.path.join(self.driver_dir, d))
-        if self.module is not None or not os.path.isdir(self.backend_dir):
-            make_backend_dir(self.backend_dir, self.module)
-        self.prepared = True
-
-    # -- QEMU ---------------------------------------------------------------
-    # libvirt caches what it probed of each emulator (QMP capabilities,
-    # ~10 s per binary with TCG) in /var/cache/libvirt/qemu/capabilities
-    # and revalidates the cache at each start (emulator and libvirt ctimes,
-    # kernel, microcode...).  Every with_qemu daemon of this process seeds
-    # its private cache from the last one stopped, so only the first pays
-    # the probing.  share_qemu_caps=False (or TESTBED_NO_QEMU_CAPS_SHARE=1)
-    # turns it off.
-    _QEMU_CAPS_SEED = None
-    _QEMU_CAPS_REAPER = None
-
-    def _qemu_caps_dir(self):
-        return os.path.join(self.workdir, 'cache', 'libvirt', 'qemu',
-                            'capabilities')
-
-    def _share_qemu_caps(self):
-        return self.with_qemu and self.share_qemu_caps \
-            and not os.environ.get('TESTBED_NO_QEMU_CAPS_SHARE')
-
-    def _seed_qemu_caps(self):
-        seed = Libvirtd._QEMU_CAPS_SEED
-        if not self._share_qemu_caps() or not seed or not os.path.isdir(seed):
-            return
-        dst = self._qemu_caps_dir()
-        os.makedirs(dst, exist_ok=True)
-        for f in os.listdir(seed):
-            if f.endswith('.xml') and not os.path.exists(
-                    os.path.join(dst, f)):
-                shutil.copy2(os.path.join(seed, f), os.path.join(dst, f))
-
-    def _save_qemu_caps(self):
-        src = self._qemu_caps_dir()
-        if not self._share_qemu_caps() or not os.path.isdir(src):
-            return
-        files = [f for f in os.listdir(src) if f.endswith('.xml')]
-        if not files:
-            return
-        if Libvirtd._QEMU_CAPS_SEED is None:
-            Libvirtd._QEMU_CAPS_SEED = tempfile.mkdtemp(prefix='gfpcaps',
-                                                        dir='/tmp')
-            atexit.register(shutil.rmtree, Libvirtd._QEMU_CAPS_SEED, True)
-            # atexit does not run when this is reached from the SIGTERM
-            # handler (or on SIGKILL): a watchdog removes the dir then
-            Libvirtd._QEMU_CAPS_REAPER = _spawn_reaper(
-                rmtree=Libvirtd._QEMU_CAPS_SEED)
-        for f in files:
-            try:
-                shutil.copy2(os.path.join(src, f),
-                             os.path.join(Libvirtd._QEMU_CAPS_SEED, f))
-            except OSError:
-                pass
-
-    def qemu_log_path(self, domain):
-        """Host-side path of the daemon's /var/log/libvirt/qemu/DOM.log."""
-        return os.path.join(self.workdir, 'log', 'libvirt', 'qemu',
-                            domain + '.log')
-
-    def qemu_log(self, domain, n=60):
-        """The last `n` lines of the domain's QEMU log (for assertion
-        messages)."""
-        return _tail(self.qemu_log_path(domain), n)
-
-    def qemu_pid(self, domain):
-        """pid of the domain's running QEMU (from the daemon's private
-        /run/libvirt/qemu/DOM.pid), or None."""
-        pid = _read_pidfile(os.path.join(self.workdir, 'run', 'qemu',
-                                         domain + '.pid'))
-        return pid if pid and _pid_alive(pid) else None
-
-    def _prepare_qemu(self, etc):
-        self._seed_qemu_caps()
-        user = self.qemu_user or 'root'
-        with open(os.path.join(etc, 'qemu.conf'), 'w') as f:
-            f.write('user = "%s"\n'
-                    'group = "%s"\n'
-                    'stdio_handler = "file"\n'
-                    'namespaces = []\n'
-                    'remember_owner = 0\n'
-                    'dynamic_ownership = %d\n'
-                    'security_driver = "none"\n'
-                    % (user, user, 1 if self.qemu_user else 0))
-            f.write(self.qemu_conf_extra)
-        pw = os.path.join(self.workdir, 'etc', 'passwd')
-        gr = os.path.join(self.workdir, 'etc', 'group')
-        with open('/etc/passwd') as f:
-            passwd = f.read()
-        if not re.search(r'^libvirt-qemu:', passwd, re.M):
-            passwd += _PASSWD_EXTRA
-        with open(pw, 'w') as f:
-            f.write(passwd)
-        with open('/etc/group') as f:
-            group = f.read()
-        if not re.search(r'^kvm:', group, re.M):
-            used = set(int(l.split(':')[2]) for l in group.splitlines()
-                       if l.count(':') >= 3 and l.split(':')[2].isdigit())
-            gid = next(g for g in range(990, 100, -1) if g not in used)
-            group += _GROUP_EXTRA['kvm'].format(gid=gid)
-        if not re.search(r'^libvirt-qemu:', group, re.M):
-            group += _GROUP_EXTRA['libvirt-qemu']
-        with open(gr, 'w') as f:
-            f.write(group)
-
-    def _ns_script(self):
-        w = self.workdir
-        binds = [
-            (os.path.join(w, 'etc', 'libvirt'), '/etc/libvirt'),
-            (os.path.join(w, 'lib', 'libvirt'), '/var/lib/libvirt'),
-            (os.path.join(w, 'cache', 'libvirt'), '/var/cache/libvirt'),
-            (os.path.join(w, 'log', 'libvirt'), '/var/log/libvirt'),
-        ]
-        if self.with_qemu:
-            binds += [(os.path.join(w, 'etc', 'passwd'), '/etc/passwd'),
-                      (os.path.join(w, 'etc', 'group'), '/etc/group')]
-        if self.hosts_file:
-            binds.append((self.hosts_file, '/etc/hosts'))
-        if self.qemu_hide_modules:
-            binds.append((os.path.join(w, 'qemu-modules'), QEMU_MODULE_DIR))
-        lines = ['set -e']
-        if self.hostname:
-            lines.append('hostname %s' % _q(self.hostname))
-        for src, dst in binds:
-            lines.append('mkdir -p %s 2>/dev/null || true' % _q(dst))
-            lines.append('mount --bind %s %s' % (_q(src), _q(dst)))
-        # private /run/libvirt: a dir of ours that survives restart() like
-        # the real /run survives a daemon restart (restart(reboot=True)
-        # empties it).  /run itself is left alone so that /run/gluster
-        # stays the host's.
-        lines.append('mkdir -p /run/libvirt')
-        lines.append('mount --bind %s /run/libvirt'
-                     % _q(os.path.join(w, 'run')))
-        lines.append('exec libvirtd --config %s --pid-file %s'
-                     % (_q(self.conf_path), _q(self.pidfile)))
-        return '\n'.join(lines)
-
-    def start(self):
-        if self.pid and _pid_alive(self.pid):
-            return self
-        self._prepare()
-        for f in (self.sock, self.sock + '-ro', self.sock + '-admin',
-                  self.pidfile):
-            try:
-                os.unlink(f)
-            except FileNotFoundError:
-                pass
-        env = dict(os.environ)
-        make_file_dir(self.file_dir, self.file_module)
-        env.update({
-            'LIBVIRT_STORAGE_BACKEND_DIR': self.backend_dir,
-            'LIBVIRT_STORAGE_FILE_DIR': self.file_dir,
-            'LIBVIRT_DRIVER_DIR': self.driver_dir,
-            'LC_ALL': 'C',
-        })
-        env.pop('LIBVIRT_DEFAULT_URI', None)
-        env.update(self.extra_env)
-        self._stderr = open(self.stderr_path, 'ab')
-        self._log_offset = os.path.getsize(self.log_path) if os.path.exists(
-            self.log_path) else 0
-        self._unshare = subprocess.Popen(
-            ['unshare', '-m'] + (['-u'] if self.hostname else []) +
-            ['--propagation', 'private', 'sh', '-c', self._ns_script()],
-            stdin=subprocess.DEVNULL, stdout=self._stderr,
-            stderr=self._stderr, env=env, start_new_session=True)
-        # unshare execs sh which execs libvirtd: same pid throughout
-        self.pid = self._unshare.pid
-        _register(self)
-        deadline = time.monotonic() + self.start_timeout
-        while time.monotonic() < deadline:
-            rc = self._unshare.poll()
-            if rc is not None:
-                self.pid = None
-                raise TestbedError(
-                    'libvirtd exited rc=%d during start (backend dir %s)\n'
-                    '--- stderr ---\n%s\n--- log ---\n%s' % (
-                        rc, self.backend_dir, _tail(self.stderr_path),
-                        _tail(self.log_path)))
-            if os.path.exists(self.sock) and _unix_open(self.sock):
-                try:
-                    # A namespace's id is its nsfs inode number, which the
-                    # kernel hands out again once the namespace is gone: a
-                    # kill by id after libvirtd exited could hit another
-                    # daemon's namespace. A descriptor of it keeps it (and
-                    # its id) alive until stop() has killed what is left;
-                    # the reaper holds one as well.
-                    self._mntns_fd = os.open('/proc/%d/ns/mnt' % self.pid,
-                                             os.O_RDONLY | os.O_CLOEXEC)
-                    self.mntns = os.readlink('/proc/%d/ns/mnt' % self.pid)
-                except OSError:
-                    self.mntns = None
-                if self.mntns and self.mntns != _my_mntns():
-                    self._reaper = _spawn_reaper(
-                        mntns=self.mntns, pass_fds=(self._mntns_fd,))
-                break
-            time.sleep(0.05)
-        else:
-            self.stop()
-            raise TestbedError('libvirtd socket %s not up after %ss\n%s' % (
-                self.sock, self.start_timeout, _tail(self.log_path)))
-        # a quick round trip proves the driver is there
-        p = self.virsh('pool-list', '--all', check=False, timeout=30)
-        if p.returncode != 0:
-            err = p.stderr
-            self.stop()
-            raise TestbedError('libvirtd up but virsh failed: %s\n%s' % (
-                err, _tail(self.log_path)))
-        return self
-
-    def stop(self, timeout=10):
-        self._conn_close()
-        if self._unshare is not None:
-            self._save_qemu_caps()
-        self.last_exit = None
-        self.last_stop_seconds = None
-        if self._unshare is not None:
-            t0 = time.monotonic()
-            if self._unshare.poll() is None:
-                try:
-                    self._unshare.terminate()
-                    self._unshare.wait(timeout)
-                except subprocess.TimeoutExpired:
-                    self._unshare.kill()
-                    self._unshare.wait(10)
-            # libvirtd's own exit status (sh and unshare exec'ed it):
-            # 0 after SIGTERM means a clean shutdown, -9 that we had to kill it.
-            self.last_exit = self._unshare.returncode
-            self.last_stop_seconds = time.monotonic() - t0
-            self._unshare = None
-        if self.mntns and self.mntns != _my_mntns():
-            # everything the daemon spawned (QEMU, helpers) lives in its
-            # private mount namespace: kill what is left there
-            _kill_pids(_pids_in_mntns(self.mntns))
-        _stop_reaper(self._reaper)
-        self._reaper = None
-        if self._mntns_fd is not None:
-            os.close(self._mntns_fd)
-            self._mntns_fd = None
-        self.mntns = None
-        self.pid = None
-        try:
-            self._stderr.close()
-        except Exception:
-            pass
-        _unregister(self)
-
-    def restart(self, reboot=False):
-        """Stop and start again keeping all state dirs.  reboot=True
-        also empties the private /run/libvirt (like a host reboot)."""
-        self.stop()
-        if reboot:
-            rd = os.path.join(self.workdir, 'run')
-            shutil.rmtree(rd, ignore_errors=True)
-            os.makedirs(rd)
-        self.start()
-        return self
-
-    def alive(self):
-        return bool(self._unshare and self._unshare.poll() is None)
-
-    # -- clients ----------------------------------------------------------------
-    def virsh(self, *args, check=True, timeout=60, input=None):
-        cmd = ['virsh', '-q', '-c', self.uri] + [str(a) for a in args]
-        env = dict(os.environ, LC_ALL='C')
-        env.pop('LIBVIRT_DEFAULT_URI', None)
-        p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                           universal_newlines=True, timeout=timeout,
-                           input=input, env=env)
-        if check and p.returncode != 0:
-            raise TestbedError('virsh %s failed rc=%d: %s%s' % (
-                ' '.join(map(str, args)), p.returncode, p.stderr, p.stdout))
-        return p
-
-    def conn(self):
-        """A (cached) python3-libvirt connection to this daemon."""
-        import libvirt
-        if self._conn is not None:
-            try:
-                if self._conn.isAlive():
-                    return self._conn
-            except libvirt.libvirtError:
-                pass
-        self._conn = libvirt.open(self.uri)
-        return self._conn
-
-    def _conn_close(self):
-        if self._conn is not None:
-            try:
-                self._conn.close()
-            except Exception:
-                pass
-            self._conn = None
-
-    def maps(self):
-        with open('/proc/%d/maps' % self.pid) as f:
-            return f.read()
-
-    def status(self):
-        """'running', or how the daemon ended: a signal (a crash, or a kill
-        by something else), or an exit status."""
-        if self._unshare is None:
-            return 'stopped'
-        rc = self._unshare.poll()
-        if rc is None:
-            return 'running'
-        if rc < 0:
-            try:
-                name = signal.Signals(-rc).name
-            except ValueError:
-                name = 'signal %d' % -rc
-            return 'killed by %s' % name
-        return 'exited with status %d' % rc
-
-    def log_tail(self, n=60):
-        """The log's last lines; for a daemon that is gone, how it ended
-        (a crash and a SIGKILL from elsewhere both look like "end of file"
-        to virsh) and its stderr, where glibc and GLib say why they abort."""
-        text = _tail(self.log_path, n)
-        state = self.status()
-        if state not in ('running', 'stopped'):
-            text += '\n--- libvirtd pid %s %s (a core, if any, is /core: check ' \
-                    '"Core was generated by") ---\n--- stderr ---\n%s' % (
-                        self.pid, state, _tail(self.stderr_path, 20))
-        return text
-
-    def thread_stacks(self, timeout=60):
-        """Every thread's backtrace (gdb -batch), for a test that found the
-        daemon stuck; a sentence saying why not when gdb cannot give it."""
-        gdb = shutil.which('gdb')
-        if not gdb:
-            return '(no thread stacks: gdb is not installed)'
-        if not self.pid or not _pid_alive(self.pid):
-            return '(no thread stacks: libvirtd is not running)'
-        try:
-            p = subprocess.run([gdb, '-p', str(self.pid), '-batch', '-nx',
-                                '-ex', 'thread apply all bt'],
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                               universal_newlines=True, timeout=timeout)
-        except subprocess.TimeoutExpired:
-            return '(no thread stacks: gdb took more than %d s)' % timeout
-        # keep the frames, not gdb's chatter about every thread it attached
-        return '\n'.join(line for line in p.stdout.splitlines()
-                         if line.startswith(('Thread ', '#')))
-
-    def log_since_start(self):
-        try:
-            with open(self.log_path, 'rb') as f:
-                f.seek(self._log_offset)
-                return f.read().decode('utf-8', 'replace')
-        except OSError:
-            return ''
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc):
-        self.stop()
-
-
-def _q(s):
-    return "'" + s.replace("'", "'\\''") + "'"
-
-
-# ---------------------------------------------------------------------------
-# CLI
-# ---------------------------------------------------------------------------
-def _main(argv):
-    import argparse
-    ap = argparse.ArgumentParser(prog='testbed.py')
-    sub = ap.add_subparsers(dest='cmd', required=True)
-    up = sub.add_parser('cluster-up')
-    up.add_argument('dir')
-    up.add_argument('--nodes', type=int, default=3)
-    down = sub.add_parser('cluster-down')
-    down.add_argument('dir')
-    stt = sub.add_parser('cluster-status')
-    stt.add_argument('dir')
-    a = ap.parse_args(argv)
-    if a.cmd == 'cluster-up':
-        d = os.path.abspath(a.dir)
-        if os.path.exists(os.path.join(d, 'state.json')):
-            sys.exit('%s already holds a cluster (state.json); '
-                     'run cluster-down first' % d)
-        c = Cluster(base_dir=d, nodes=a.nodes, reaper=False)
-        c.start()
-        _unregister(c)      # keep it running after we exit
-        print(json.dumps(c.state(), indent=1))
-        return 0
-    if a.cmd == 'cluster-down':
-        d = os.path.abspath(a.dir)
-        try:
-            c = Cluster.from_state(d)
-        except FileNotFoundError:
-            sys.exit('no state.json in %s' % d)
-        c.stop()
-        return 0
-    if a.cmd == 'cluster-status':
-        with open(os.path.join(os.path.abspath(a.dir), 'state.json')) as f:
-            st = json.load(f)
-        c = Cluster.from_state(a.dir)
-        st['running_nodes'] = [i for i in range(1, c.nodes + 1)
-                               if c.node_running(i)]
-        print(json.dumps(st, indent=1))
-        return 0
-
-
-if __name__ == '__main__':
-    sys.exit(_main(sys.argv[1:]))

@@ -19,7 +19,7 @@ import os
 
 import pytest
 
-from helpers import GlusterPool, gfpool_cli, pool_opts
+from testbed.pools import GlusterPool, gfpool_cli, pool_opts
 import conftest
 import testbed
 

@@ -19,10 +19,10 @@ import uuid
 
 import pytest
 
-from conftest import _cleanup_libvirtd, _start_libvirtd, make_unique_name, \
-    module_path
-from helpers import GlusterPool, gfpool_cli, run_parallel, tcp_peers
-from guest import bootsector, guestlib
+from testbed import cleanup_libvirtd as _cleanup_libvirtd, \
+    make_unique_name, module_path, start_libvirtd as _start_libvirtd
+from testbed.pools import GlusterPool, gfpool_cli, run_parallel, tcp_peers
+from testbed import bootsector, guests as guestlib
 
 HOSTNAMES = ('gfpool-a', 'gfpool-b')
 BOOT_TIMEOUT = 60

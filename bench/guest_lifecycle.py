@@ -12,7 +12,7 @@ One private GlusterFS cluster and, per storage-file module (Debian's,
 ours), two private libvirtds with the QEMU driver and our pool module as
 two hosts (own hostname, host UUID, /etc/hosts: tests/integration/
 test_migrate.py) sharing one pool. A TCG guest boots a boot sector
-(tests/guest) from a raw image or a qcow2 chain of 1 or 3 overlays over
+(tests/testbed/bootsector.py) from a raw image or a qcow2 chain of 1 or 3 overlays over
 it, on local files (a temp dir, run by the daemons with our module) or in
 volumes of the pool (`gfpool disk-xml`).
 

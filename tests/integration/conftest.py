@@ -142,16 +142,16 @@ def cluster():
 
 @pytest.fixture(scope='session')
 def tls_cluster():
-    from testbed import tls as testbed_tls
+    from testbed.tls import TlsCluster
     reuse = os.environ.get('GFPOOL_TLS_CLUSTER_DIR')
     if reuse:
         try:
-            c = testbed_tls.TlsCluster.from_state(reuse)
+            c = TlsCluster.from_state(reuse)
         except Exception as e:
             unavailable('GFPOOL_TLS_CLUSTER_DIR=%s unusable: %s' % (reuse, e))
         yield c
         return
-    c = testbed_tls.TlsCluster()
+    c = TlsCluster()
     try:
         c.start()
     except Exception as e:

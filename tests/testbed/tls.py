@@ -408,7 +408,7 @@ class TlsCluster(Cluster):
         return c
 
     def gfapi(self, volume, identity='client'):
-        """A tests/gfapi_ctypes.Gfapi of `volume` in the namespace (see
+        """A testbed.gfapi_ctypes.Gfapi of `volume` in the namespace (see
         NsGfapi): what the session's gfapi_rep3 is to the plain cluster."""
         return NsGfapi(self, volume, identity)
 

@@ -7,7 +7,7 @@ scripts/build.sh:
 
     /usr/bin/python3 bench/data.py [--quick] [--reps N] [--volumes rep3,single]
 
-One run starts ONE private GlusterFS cluster (tests/testbed.py) and
+One run starts ONE private GlusterFS cluster (tests/testbed/) and
 compares, on the same volume, in the same run:
 
   ours    `virsh` against a private libvirtd with our module
@@ -43,14 +43,13 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(REPO, 'tests'))
-sys.path.insert(0, os.path.join(REPO, 'tests', 'integration'))
 
 import testbed  # noqa: E402
-from gfapi_ctypes import Gfapi  # noqa: E402
-from helpers import pool_xml, sha256_file, sparse_file  # noqa: E402
-from run import (DEBIAN_MODULE, RELEASE_TITLE, loadavg, log,  # noqa: E402
-                 replace_block, run_guarded, sh, source_rev, teardown, timed,
-                 virsh_cmd)
+from testbed.gfapi_ctypes import Gfapi  # noqa: E402
+from testbed.pools import pool_xml, sha256_file, sparse_file  # noqa: E402
+from benchlib import (DEBIAN_MODULE, RELEASE_TITLE, loadavg, log,  # noqa: E402
+                      replace_block, run_guarded, sh, source_rev, teardown, timed,
+                      virsh_cmd)
 
 README = os.path.join(HERE, 'README.md')
 BEGIN = '<!-- BEGIN DATA RESULTS %s (written by bench/data.py) -->' % testbed.RELEASE

@@ -9,7 +9,7 @@ The overlay (4 GiB qcow2, 64 KiB clusters) has N data extents alternating
 with N extents left to its backing file, itself a 4 GiB qcow2 with one
 cluster written in every 512 MiB (so mapping it reads all eight L2 tables).
 Both live in one directory of the `single` volume of a private cluster
-(tests/testbed.py); each `--cli` (default: this build's gfpool) clones the
+(tests/testbed/); each `--cli` (default: this build's gfpool) clones the
 overlay for N = 250, 500, 1000, medians of --reps runs of the whole CLI
 process. Linear cost shows as a constant time per extent. Give an older
 build as a second --cli to see the two side by side in one run. Prints a
@@ -27,12 +27,11 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(REPO, 'tests'))
-sys.path.insert(0, os.path.join(REPO, 'tests', 'integration'))
 
 import testbed  # noqa: E402
-from gfapi_ctypes import Gfapi  # noqa: E402
-from helpers import pool_opts  # noqa: E402
-from run import loadavg, log, source_rev  # noqa: E402
+from testbed.gfapi_ctypes import Gfapi  # noqa: E402
+from testbed.pools import pool_opts  # noqa: E402
+from benchlib import loadavg, log, source_rev  # noqa: E402
 
 KiB = 1024
 MiB = 1024 * KiB

@@ -8,7 +8,7 @@ Run as root with Debian's python, after scripts/build.sh:
     /usr/bin/python3 bench/guest_io.py [--reps 3] [--size-mib 1024]
                                        [--volumes single,rep3] [--kvm]
 
-One private GlusterFS cluster (tests/testbed.py) and one private libvirtd
+One private GlusterFS cluster (tests/testbed/) and one private libvirtd
 with the QEMU driver and our module.  A Linux guest (Debian's own kernel,
 linux-image-amd64, booted directly, and an initramfs holding Debian's
 busybox-static: both fetched with `apt-get download` into
@@ -51,13 +51,12 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(REPO, 'tests'))
-sys.path.insert(0, os.path.join(REPO, 'tests', 'integration'))
 
 import testbed  # noqa: E402
-from guest import guestlib  # noqa: E402
-from helpers import pool_xml  # noqa: E402
-from run import (loadavg, log, run_guarded, sh, source_rev,  # noqa: E402
-                 teardown)
+from testbed import guests  # noqa: E402
+from testbed.pools import pool_xml  # noqa: E402
+from benchlib import (loadavg, log, run_guarded, sh, source_rev,  # noqa: E402
+                      teardown)
 
 CACHE = '/var/cache/gfpool/guest-io'
 BUILD = testbed.BUILD
@@ -360,16 +359,16 @@ class GuestIO:
         if config == 'gfapi':
             qb = self.virsh('qemu-monitor-command', name,
                             '{"execute":"query-block"}').stdout
-            if not guestlib.query_block_gluster(qb):
+            if not guests.query_block_gluster(qb):
                 raise SystemExit('%s: QEMU did not open a gluster node: %s'
                                  % (name, qb))
         if config == 'nbd':
             qb = self.virsh('qemu-monitor-command', name,
                             '{"execute":"query-block"}').stdout
-            if 'nbd' not in qb or guestlib.query_block_gluster(qb):
+            if 'nbd' not in qb or guests.query_block_gluster(qb):
                 raise SystemExit('%s: QEMU did not open the NBD export: %s'
                                  % (name, qb))
-        ok, out = guestlib.wait_serial(serial, 'GIO-RESULT', timeout=900)
+        ok, out = guests.wait_serial(serial, 'GIO-RESULT', timeout=900)
         self.virsh('destroy', name, check=False)
         m = re.search(r'GIO-RESULT read_s=([\d.]+) write_s=([\d.]+)', out)
         if not ok or not m or 'GIO-ERROR' in out:

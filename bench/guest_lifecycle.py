@@ -12,7 +12,7 @@ One private GlusterFS cluster and, per storage-file module (Debian's,
 ours), two private libvirtds with the QEMU driver and our pool module as
 two hosts (own hostname, host UUID, /etc/hosts: tests/integration/
 test_migrate.py) sharing one pool. A TCG guest boots a boot sector
-(tests/guest) from a raw image or a qcow2 chain of 1 or 3 overlays over
+(tests/testbed/bootsector.py) from a raw image or a qcow2 chain of 1 or 3 overlays over
 it, on local files (a temp dir, run by the daemons with our module) or in
 volumes of the pool (`gfpool disk-xml`).
 
@@ -46,12 +46,11 @@ import uuid
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(REPO, 'tests'))
-sys.path.insert(0, os.path.join(REPO, 'tests', 'integration'))
 
 import testbed  # noqa: E402
-from guest import bootsector, guestlib  # noqa: E402
-from helpers import pool_xml  # noqa: E402
-from run import log, source_rev, teardown  # noqa: E402
+from testbed import bootsector, guests  # noqa: E402
+from testbed.pools import pool_xml  # noqa: E402
+from benchlib import log, source_rev, teardown  # noqa: E402
 
 BUILD = testbed.BUILD
 CLI = os.path.join(BUILD, 'src', 'tools', 'gfpool')
@@ -151,11 +150,11 @@ class Guest:
         self.serial = os.path.join(where.work, self.name + '.serial')
         self.xml = os.path.join(where.work, self.name + '.xml')
         with open(self.xml, 'w') as f:
-            f.write(guestlib.domain_xml(self.name, disk, self.serial, serial_append=True))
+            f.write(guests.domain_xml(self.name, disk, self.serial, serial_append=True))
 
     def start(self):
         t = timed(self.d.virsh, 'create', self.xml, timeout=300)
-        ok, _ = guestlib.wait_serial(self.serial, MESSAGE, timeout=120)
+        ok, _ = guests.wait_serial(self.serial, MESSAGE, timeout=120)
         if not ok:
             raise SystemExit('%s did not boot' % self.name)
         return t

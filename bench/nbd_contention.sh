@@ -23,12 +23,12 @@ hog=
 cleanup() {
     [ -n "$hog" ] && kill "$hog" 2>/dev/null || true
     pkill -f "nbdkit -U $work/" 2>/dev/null || true
-    /usr/bin/python3 "$top/tests/testbed.py" cluster-down "$work/cluster" >/dev/null 2>&1 || true
+    /usr/bin/python3 "$top/tests/testbed" cluster-down "$work/cluster" >/dev/null 2>&1 || true
     rm -rf "$work"
 }
 trap cleanup EXIT
 
-/usr/bin/python3 "$top/tests/testbed.py" cluster-up "$work/cluster" > "$work/cluster.json"
+/usr/bin/python3 "$top/tests/testbed" cluster-up "$work/cluster" > "$work/cluster.json"
 host=$(/usr/bin/python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["addresses"][0])' \
        "$work/cluster.json")
 head -c $((512 << 20)) /dev/urandom > "$work/data"

@@ -35,12 +35,12 @@ work=$(mktemp -d /tmp/gfnbdo.XXXXXX)
 shm=$(mktemp -d /dev/shm/gfnbdo.XXXXXX)
 cleanup() {
     pkill -f "nbdkit -U $work/" 2>/dev/null || true
-    /usr/bin/python3 "$top/tests/testbed.py" cluster-down "$work/cluster" >/dev/null 2>&1 || true
+    /usr/bin/python3 "$top/tests/testbed" cluster-down "$work/cluster" >/dev/null 2>&1 || true
     rm -rf "$work" "$shm"
 }
 trap cleanup EXIT
 
-/usr/bin/python3 "$top/tests/testbed.py" cluster-up "$work/cluster" > "$work/cluster.json"
+/usr/bin/python3 "$top/tests/testbed" cluster-up "$work/cluster" > "$work/cluster.json"
 host=$(/usr/bin/python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["addresses"][0])' \
        "$work/cluster.json")
 head -c $((256 << 20)) /dev/urandom > "$shm/local.img"
@@ -85,7 +85,7 @@ sed 's/^/sample /' "$work/samples"
 /usr/bin/python3 - "$work/samples" "$top/bench" "$reps" <<'EOF'
 import os, platform, statistics, sys, time
 sys.path.insert(0, sys.argv[2])
-from run import source_rev
+from benchlib import source_rev
 print('nbd_overhead: %s, gfpool %s, %s, %d CPUs, median of %s, ms per request' % (
     time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime()), source_rev(),
     platform.freedesktop_os_release()['PRETTY_NAME'], os.cpu_count(), sys.argv[3]))

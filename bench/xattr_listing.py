@@ -7,7 +7,7 @@ keeping the attribute.
 
     /usr/bin/python3 bench/xattr_listing.py [--files N] [--reps R]
 
-A private cluster (tests/testbed.py), volume `rep3`, one directory of N
+A private cluster (tests/testbed/), volume `rep3`, one directory of N
 empty files, each with trusted.gfpool.format and user.gfpool.other set.
 For each volume configuration, R runs, each in a fresh client process (a
 cold md-cache): readdirplus of the whole directory (started just after a
@@ -45,8 +45,8 @@ sys.path.insert(0, os.path.join(REPO, 'tests'))
 sys.path.insert(0, HERE)
 
 import testbed  # noqa: E402
-from gfapi_ctypes import Gfapi  # noqa: E402
-from run import loadavg, log, source_rev  # noqa: E402
+from testbed.gfapi_ctypes import Gfapi  # noqa: E402
+from benchlib import loadavg, log, source_rev  # noqa: E402
 
 FORMAT_ATTR = 'trusted.gfpool.format'
 OTHER_ATTR = 'user.gfpool.other'
@@ -81,7 +81,7 @@ COUNTED = ('format', 'other', 'format later')
 _CLIENT = r"""
 import json, sys, time
 sys.path.insert(0, sys.argv[1])
-from gfapi_ctypes import Gfapi
+from testbed.gfapi_ctypes import Gfapi
 g = Gfapi('rep3', [tuple(h) for h in json.loads(sys.argv[2])])
 d = sys.argv[3]
 phases = json.loads(sys.argv[4])
@@ -122,7 +122,7 @@ def profile_counts(cluster):
 
 def run_client(cluster, profile=False):
     p = subprocess.Popen(
-        [sys.executable, '-c', _CLIENT, os.path.join(REPO, 'tests'),
+        [sys.executable, '-c', _CLIENT, testbed.HERE,
          json.dumps(cluster.volume_hosts('rep3')), DIR, json.dumps(PHASES)],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     counts = {}

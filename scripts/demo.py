@@ -16,10 +16,9 @@ import tempfile
 
 TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(TOP, 'tests'))
-sys.path.insert(0, os.path.join(TOP, 'tests', 'integration'))
 
 import testbed  # noqa: E402
-from helpers import pool_xml  # noqa: E402
+from testbed.pools import pool_xml  # noqa: E402
 
 BUILD = os.environ.get('GFPOOL_BUILD_DIR', os.path.join(TOP, 'build'))
 MODULE = os.path.join(BUILD, 'src', 'guard', 'libvirt_storage_backend_gluster.so')

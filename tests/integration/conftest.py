@@ -4,7 +4,8 @@
 Session fixtures
     cluster       one private 3-node GlusterFS cluster per run (volumes
                   `rep3`, `single`); or reuse a running one from
-                  `testbed.py cluster-up DIR` with GFPOOL_CLUSTER_DIR=DIR
+                  `python3 tests/testbed cluster-up DIR` with
+                  GFPOOL_CLUSTER_DIR=DIR
                   (then it is not stopped at the end).
     libvirtd      private storage-only libvirtd whose
                   LIBVIRT_STORAGE_BACKEND_DIR holds our module
@@ -12,17 +13,20 @@ Session fixtures
                   <repo>/build/src/guard/libvirt_storage_backend_gluster.so)
                   plus Debian's other storage backends.
     gfapi_rep3, gfapi_single
-                  shared tests/gfapi_ctypes.Gfapi connections (never
+                  shared testbed.gfapi_ctypes.Gfapi connections (never
                   glfs_fini'ed, see gfapi_ctypes.py).
-    tls_cluster   a second, locked-down cluster (tests/testbed_tls.py:
+    tls_cluster   a second, locked-down cluster (tests/testbed/tls.py:
                   TLS on management and I/O, privileged ports only),
                   started only by the tests that ask for it; or one from
-                  `testbed_tls.py cluster-up DIR` with
+                  `python3 tests/testbed tls-cluster-up DIR` with
                   GFPOOL_TLS_CLUSTER_DIR=DIR.
 Function fixtures
     unique_name   unique_name('pool') -> 'pool-<test>-<n>-<rand>'
     make_libvirtd make_libvirtd(module=None, with_qemu=False, **kw) -> an
                   extra started Libvirtd stopped after the test.
+
+Everything else the tests share is the testbed package (tests/testbed/,
+see its __init__.py): test files import from it, never from this file.
 
 When a fixture cannot start its servers the test is SKIPPED, unless
 CI=true in the environment: then it FAILS with the reason and log tail.
@@ -33,17 +37,11 @@ every private libvirtd it started (gdb) and kills them, so a client call
 blocked in a stalled daemon returns and the run goes on.
 """
 
-import itertools
 import os
 import re
-import secrets
-import shutil
 import signal
-import subprocess
 import sys
-import tempfile
 import threading
-import time
 
 import pytest
 
@@ -52,24 +50,11 @@ if TESTS not in sys.path:
     sys.path.insert(0, TESTS)
 
 import testbed  # noqa: E402
-from gfapi_ctypes import Gfapi  # noqa: E402
-
-REPO = os.path.dirname(TESTS)
-
-
-def module_path():
-    return os.environ.get('GFPOOL_MODULE') or testbed.DEFAULT_MODULE
+from testbed import (cleanup_libvirtd, make_unique_name, module_path,  # noqa: E402
+                     running_libvirtds, start_libvirtd, unavailable)
+from testbed.gfapi_ctypes import Gfapi  # noqa: E402
 
 
-def unavailable(reason):
-    """Skip, or fail when CI=true."""
-    if os.environ.get('CI') == 'true':
-        pytest.fail(reason, pytrace=False)
-    pytest.skip(reason)
-
-
-# Private libvirtds started and not yet stopped, for the watchdog.
-_running_daemons = []
 TEST_LIMIT_S = float(os.environ.get('GFPOOL_TEST_LIMIT_S', '420'))
 
 
@@ -89,7 +74,7 @@ def _time_limit(request):
     expired = []
 
     def expire():
-        for d in list(_running_daemons):
+        for d in list(running_libvirtds):
             if d.pid:
                 expired.append('%r: stacks %s' % (d, _daemon_stacks(d)))
                 try:
@@ -107,11 +92,6 @@ def _time_limit(request):
         pytest.fail('the test ran longer than %.0f s; private libvirtds '
                     'killed: %s' % (TEST_LIMIT_S, '; '.join(expired[:-1]) or
                                     'none running'), pytrace=False)
-
-
-def _work_root():
-    root = os.environ.get('GFPOOL_TEST_TMP') or '/tmp'
-    return root
 
 
 @pytest.fixture(autouse=True)
@@ -148,7 +128,7 @@ def cluster():
         if c.base_dir:
             for i in range(1, c.nodes + 1):
                 tails += '\n--- glusterd %d ---\n%s' % (
-                    i, testbed._tail(c.logfile(i), 15))
+                    i, testbed.tail(c.logfile(i), 15))
         try:
             c.stop()
         except Exception:
@@ -162,16 +142,16 @@ def cluster():
 
 @pytest.fixture(scope='session')
 def tls_cluster():
-    import testbed_tls
+    from testbed.tls import TlsCluster
     reuse = os.environ.get('GFPOOL_TLS_CLUSTER_DIR')
     if reuse:
         try:
-            c = testbed_tls.TlsCluster.from_state(reuse)
+            c = TlsCluster.from_state(reuse)
         except Exception as e:
             unavailable('GFPOOL_TLS_CLUSTER_DIR=%s unusable: %s' % (reuse, e))
         yield c
         return
-    c = testbed_tls.TlsCluster()
+    c = TlsCluster()
     try:
         c.start()
     except Exception as e:
@@ -205,48 +185,13 @@ def gfapi_single(cluster):
     return _gfapi(cluster, 'single')
 
 
-def _start_libvirtd(module, with_qemu=False, cls=None, **kw):
-    if not module or not os.path.exists(module):
-        unavailable('storage backend module not built: %s (set '
-                    'GFPOOL_MODULE)' % module)
-    work = tempfile.mkdtemp(prefix='gfpl', dir=_work_root())
-    # GFPOOL_LIBVIRTD_ENV="K=V K2=V2": extra environment for every private
-    # libvirtd (scripts/sanitize-run.sh preloads ASan/UBSan this way).
-    extra = dict(kw.pop('extra_env', None) or {})
-    for item in os.environ.get('GFPOOL_LIBVIRTD_ENV', '').split():
-        k, _, v = item.partition('=')
-        extra[k] = v
-    d = (cls or testbed.Libvirtd)(work, os.path.join(work, 'backends'),
-                         with_qemu=with_qemu, module=module, extra_env=extra, **kw)
-    _running_daemons.append(d)
-    try:
-        d.start()
-    except Exception as e:
-        try:
-            d.stop()
-        except Exception:
-            pass
-        _running_daemons.remove(d)
-        unavailable('cannot start private libvirtd with %s: %s'
-                    % (module, e))
-    return d
-
-
-def _cleanup_libvirtd(d):
-    d.stop()
-    if d in _running_daemons:
-        _running_daemons.remove(d)
-    if not os.environ.get('GFPOOL_KEEP_LIBVIRTD'):
-        shutil.rmtree(d.workdir, ignore_errors=True)
-
-
 @pytest.fixture(scope='session')
 def libvirtd():
-    d = _start_libvirtd(module_path())
+    d = start_libvirtd(module_path())
     try:
         yield d
     finally:
-        _cleanup_libvirtd(d)
+        cleanup_libvirtd(d)
 
 
 @pytest.fixture
@@ -254,26 +199,14 @@ def make_libvirtd():
     started = []
 
     def make(module=None, with_qemu=False, **kw):
-        d = _start_libvirtd(module or module_path(), with_qemu=with_qemu,
+        d = start_libvirtd(module or module_path(), with_qemu=with_qemu,
                             **kw)
         started.append(d)
         return d
 
     yield make
     for d in reversed(started):
-        _cleanup_libvirtd(d)
-
-
-_counter = itertools.count(1)
-
-
-def make_unique_name(prefix='t', test=None):
-    """A name unique in this run and across runs: [a-z0-9-], <= 60 chars."""
-    base = prefix
-    if test:
-        t = re.sub(r'[^a-zA-Z0-9]+', '-', test).strip('-').lower()
-        base = '%s-%s' % (prefix, t[-30:].strip('-'))
-    return '%s-%d-%s' % (base, next(_counter), secrets.token_hex(3))
+        cleanup_libvirtd(d)
 
 
 @pytest.fixture

@@ -13,9 +13,9 @@ import secrets
 import libvirt
 import pytest
 
-from helpers import (GlusterPool, assert_nothing_left, qcow2_header,
+import testbed
+from testbed.pools import (GlusterPool, assert_nothing_left, qcow2_header,
                      virsh_fails)
-import conftest
 
 KiB = 1024
 MiB = 1024 * KiB
@@ -25,7 +25,7 @@ MiB = 1024 * KiB
 def bpool(libvirtd, cluster, gfapi_rep3, tmp_path_factory):
     """A pool holding keep.img (known bytes) and keep.qcow2."""
     p = GlusterPool(libvirtd, cluster, gfapi_rep3,
-                    conftest.make_unique_name('bad'),
+                    testbed.make_unique_name('bad'),
                     tmp_path_factory.mktemp('bad'))
     p.keep_bytes = secrets.token_bytes(64 * KiB)
     p.gfapi.put(p.path('keep.img'), p.keep_bytes, mode=0o600)

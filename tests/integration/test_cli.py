@@ -11,9 +11,9 @@ import time
 
 import pytest
 
-from helpers import (GFPOOL_CLI, GlusterPool, SilentListener, Timer,
+import testbed
+from testbed.pools import (GFPOOL_CLI, GlusterPool, SilentListener, Timer,
                      gfpool_cli, qemu_img, qemu_img_info, vol_xml_doc)
-import conftest
 
 KiB = 1024
 MiB = 1024 * KiB
@@ -23,7 +23,7 @@ GiB = 1024 * MiB
 def cli_built():
     # a missing binary is a build failure under CI=true, not a skip
     if not os.path.exists(GFPOOL_CLI):
-        conftest.unavailable('gfpool CLI not built: %s' % GFPOOL_CLI)
+        testbed.unavailable('gfpool CLI not built: %s' % GFPOOL_CLI)
 
 
 @pytest.fixture

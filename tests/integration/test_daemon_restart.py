@@ -8,8 +8,7 @@ import os
 import re
 import time
 
-import conftest
-from helpers import Timer, define_pool, pool_xml, vol_list_details
+from testbed.pools import Timer, define_pool, pool_xml, vol_list_details
 
 QCOW2_HEADER = None
 

@@ -20,9 +20,9 @@ import time
 import libvirt
 import pytest
 
-from helpers import (GFPOOL_CLI, GlusterPool, Timer, pool_opts, qcow2_header,
+import testbed
+from testbed.pools import (GFPOOL_CLI, GlusterPool, Timer, pool_opts, qcow2_header,
                      qemu_img, qemu_img_info, sparse_file, virsh_fails)
-import conftest
 
 KiB = 1024
 MiB = 1024 * KiB
@@ -144,7 +144,7 @@ def work(tmp_path_factory):
 @pytest.fixture(scope='module')
 def dpool(libvirtd, cluster, gfapi_rep3, work):
     p = GlusterPool(libvirtd, cluster, gfapi_rep3,
-                    conftest.make_unique_name('data'), work)
+                    testbed.make_unique_name('data'), work)
     try:
         yield p
     finally:
@@ -154,7 +154,7 @@ def dpool(libvirtd, cluster, gfapi_rep3, work):
 @pytest.fixture(scope='module')
 def spool(libvirtd, cluster, gfapi_single, work):
     p = GlusterPool(libvirtd, cluster, gfapi_single,
-                    conftest.make_unique_name('datas'), work, volume='single')
+                    testbed.make_unique_name('datas'), work, volume='single')
     try:
         yield p
     finally:

@@ -19,8 +19,7 @@ import os
 
 import pytest
 
-from helpers import GlusterPool, gfpool_cli, pool_opts
-import conftest
+from testbed.pools import GlusterPool, gfpool_cli, pool_opts
 import testbed
 
 MiB = 1 << 20
@@ -30,9 +29,9 @@ SHIM = os.path.join(testbed.BUILD, 'tests', 'fault', 'gfapi_fault.so')
 @pytest.fixture(scope='module')
 def fpool(cluster, gfapi_rep3, tmp_path_factory):
     if not os.path.exists(SHIM):
-        conftest.unavailable('fault shim not built: %s' % SHIM)
+        testbed.unavailable('fault shim not built: %s' % SHIM)
     pool = GlusterPool(None, cluster, gfapi_rep3,
-                       conftest.make_unique_name('fault'),
+                       testbed.make_unique_name('fault'),
                        tmp_path_factory.mktemp('fault'))
     g = gfapi_rep3
     # base.img: data, a hole, data; ov.qcow2: an empty overlay on it

@@ -20,8 +20,8 @@ import subprocess
 
 import pytest
 
-import conftest
-from helpers import (GFPOOL_CLI, GlusterPool, pool_opts, qcow2_header,
+import testbed
+from testbed.pools import (GFPOOL_CLI, GlusterPool, pool_opts, qcow2_header,
                      vol_xml_doc)
 from test_nbd import PLUGIN, Nbdkit
 
@@ -35,7 +35,7 @@ XATTR = 'trusted.gfpool.format'
 @pytest.fixture(scope='module')
 def rpool(libvirtd, cluster, gfapi_rep3, tmp_path_factory):
     p = GlusterPool(libvirtd, cluster, gfapi_rep3,
-                    conftest.make_unique_name('rec'),
+                    testbed.make_unique_name('rec'),
                     tmp_path_factory.mktemp('rec'))
     p.work = tmp_path_factory.mktemp('rec-work')
     try:
@@ -111,7 +111,7 @@ def test_guest_written_header_stays_raw(rpool, cluster):
     raw."""
     p = rpool
     if not os.path.exists(PLUGIN):
-        conftest.unavailable('nbdkit plugin not built: %s' % PLUGIN)
+        testbed.unavailable('nbdkit plugin not built: %s' % PLUGIN)
     p.virsh('vol-create-as', p.name, 'victim.qcow2', '1G', '--format', 'qcow2')
     for vol in ('guest-nbd.img', 'guest-gluster.img'):
         p.virsh('vol-create-as', p.name, vol, '64M', '--format', 'raw')

@@ -25,10 +25,10 @@ import time
 
 import pytest
 
-from conftest import make_unique_name, unavailable
-from gfapi_ctypes import Gfapi
-from helpers import GlusterPool, gfpool_cli
 import testbed
+from testbed import make_unique_name, unavailable
+from testbed.gfapi_ctypes import Gfapi
+from testbed.pools import GlusterPool, gfpool_cli
 
 MiB = 1 << 20
 
@@ -163,7 +163,7 @@ def test_glfs_fini_waits(cluster):
     hosts = ','.join(h for h, _ in cluster.volume_hosts('single'))
     t = time.monotonic()
     out = subprocess.run([sys.executable, '-c', _FINI,
-                          os.path.dirname(testbed.__file__), hosts],
+                          testbed.HERE, hosts],
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     fini = float(out.stdout.strip())
@@ -216,7 +216,7 @@ print(json.dumps(out), flush=True)
 
 
 def _as_uid_cmd(cluster, volume, uid, ops, claim=None, pid=None):
-    req = dict(tests=os.path.dirname(testbed.__file__), uid=uid, claim=claim,
+    req = dict(tests=testbed.HERE, uid=uid, claim=claim,
                pid=pid, volume=volume, hosts=cluster.volume_hosts(volume),
                ops=ops)
     return [sys.executable, '-c', _AS_UID, json.dumps(req)]
@@ -746,7 +746,7 @@ class _Client:
     def __init__(self, cluster, volume, log):
         self.log = log
         self.p = subprocess.Popen(
-            [sys.executable, '-c', _CLIENT, os.path.dirname(testbed.__file__), volume,
+            [sys.executable, '-c', _CLIENT, testbed.HERE, volume,
              json.dumps(cluster.volume_hosts(volume)), log],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         self.first = json.loads(self.p.stdout.readline())

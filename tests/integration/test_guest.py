@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 """Real guests on gluster volumes: QEMU 7.2 (TCG) in the private libvirtd
-with the QEMU driver boots a hand-made boot sector (tests/guest/bootsector.py)
+with the QEMU driver boots a hand-made boot sector (tests/testbed/bootsector.py)
 from a volume of our pool, through QEMU's own gluster driver (libgfapi),
 with the <disk> XML `gfpool disk-xml` prints.  Plus virt-install 4.1
 building disks from our pool's volumes.
@@ -16,10 +16,9 @@ import subprocess
 
 import pytest
 
-from conftest import (_cleanup_libvirtd, _start_libvirtd, make_unique_name,
-                      module_path, unavailable)
-from helpers import GlusterPool, gfpool_cli, tcp_peers
-from guest import bootsector, guestlib
+from testbed import (bootsector, cleanup_libvirtd, guests, make_unique_name,
+                     module_path, start_libvirtd, unavailable)
+from testbed.pools import GlusterPool, gfpool_cli, tcp_peers
 
 BOOT_TIMEOUT = 60
 VIRT_INSTALL = '/usr/bin/virt-install'
@@ -30,11 +29,11 @@ VIRT_INSTALL = '/usr/bin/virt-install'
 # ---------------------------------------------------------------------------
 @pytest.fixture(scope='module')
 def qemu_libvirtd():
-    d = _start_libvirtd(module_path(), with_qemu=True)
+    d = start_libvirtd(module_path(), with_qemu=True)
     try:
         yield d
     finally:
-        _cleanup_libvirtd(d)
+        cleanup_libvirtd(d)
 
 
 @pytest.fixture(scope='module')
@@ -91,7 +90,7 @@ def disk_xml(pool, vol, *opts):
 
 
 def expected_hosts(pool):
-    return [(h, guestlib.DEFAULT_PORT, guestlib.DEFAULT_TRANSPORT, None)
+    return [(h, guests.DEFAULT_PORT, guests.DEFAULT_TRANSPORT, None)
             for h in pool.hosts]
 
 
@@ -113,7 +112,7 @@ class Guest:
         self.d = libvirtd
         self.name = name
         self.serial = os.path.join(str(workdir), name + '.serial')
-        self.xml = guestlib.domain_xml(name, disk, self.serial)
+        self.xml = guests.domain_xml(name, disk, self.serial)
         self.xml_path = os.path.join(str(workdir), name + '.xml')
         with open(self.xml_path, 'w') as f:
             f.write(self.xml)
@@ -133,7 +132,7 @@ class Guest:
         return p.returncode == 0 and p.stdout.strip() == 'running'
 
     def wait_boot(self, message):
-        ok, content = guestlib.wait_serial(self.serial, message,
+        ok, content = guests.wait_serial(self.serial, message,
                                            timeout=BOOT_TIMEOUT,
                                            alive=self.running)
         assert ok, 'no %r on the serial port of %s within %ds: %r%s' % (
@@ -176,20 +175,20 @@ def boot_and_check(libvirtd, pool, workdir, name, disk, message,
         qb = g.query_block()
         assert '"driver": "gluster"' in qb or '\\"driver\\": \\"gluster\\"' \
             in qb, qb + g.diag()
-        nodes = guestlib.query_block_gluster(qb)
+        nodes = guests.query_block_gluster(qb)
         assert nodes == sorted(expect_nodes), (nodes, qb, g.diag())
         for h in pool.hosts:
             assert h in qb
         qpid = libvirtd.qemu_pid(name)
         assert qpid, 'no pid file for running %s' % name
-        assert '/block-gluster.so' in guestlib.maps_of(qpid), \
+        assert '/block-gluster.so' in guests.maps_of(qpid), \
             'QEMU %d has not loaded its gluster block driver' % qpid
-        mounts = guestlib.fuse_gluster_mounts([libvirtd.pid, qpid],
+        mounts = guests.fuse_gluster_mounts([libvirtd.pid, qpid],
                                              pool.hosts)
         assert mounts == [], mounts
-        live = guestlib.domain_disks(g.dumpxml())
+        live = guests.domain_disks(g.dumpxml())
         assert len(live) == 1
-        assert live[0] == guestlib.disk_fields(disk), g.dumpxml()
+        assert live[0] == guests.disk_fields(disk), g.dumpxml()
         p = libvirtd.virsh('destroy', name, check=False)
         assert p.returncode == 0, p.stderr + g.diag()
         assert libvirtd.qemu_pid(name) is None
@@ -221,7 +220,7 @@ def test_boot_raw_volume(qemu_libvirtd, guest_pool, boot_vol, boot_message,
     """vol-create-as + vol-upload, `gfpool disk-xml`, boot: QEMU reads the
     raw volume through gfapi from all three hosts."""
     disk = disk_xml(guest_pool, boot_vol)
-    f = guestlib.disk_fields(disk)
+    f = guests.disk_fields(disk)
     assert (f['type'], f['device'], f['driver_name'], f['driver_type']) == \
         ('network', 'disk', 'qemu', 'raw'), disk
     assert f['source'] == expected_source(guest_pool, boot_vol), disk
@@ -239,7 +238,7 @@ def test_boot_qcow2_overlay(qemu_libvirtd, guest_pool, boot_vol, overlay_vol,
     the backing chain as a network <backingStore>; the guest boots from
     the backing's data; QEMU opens both through gluster."""
     disk = disk_xml(guest_pool, overlay_vol)
-    f = guestlib.disk_fields(disk)
+    f = guests.disk_fields(disk)
     assert (f['type'], f['driver_type']) == ('network', 'qcow2'), disk
     assert f['source'] == expected_source(guest_pool, overlay_vol), disk
     assert f['chain'] == [{'type': 'network', 'format': 'raw',
@@ -283,14 +282,14 @@ def block_job(g, *args):
     p = g.d.virsh(*((args[0], g.name) + args[1:]), check=False, timeout=120)
     assert p.returncode == 0, p.stderr + g.diag()
     assert g.running()
-    ok, text = guestlib.wait_serial(
+    ok, text = guests.wait_serial(
         g.serial, None, timeout=BOOT_TIMEOUT, alive=g.running,
         until=lambda t: max(bootsector.parse_ticks(t) or [-1]) > last + 1)
     assert ok, 'the guest stopped counting after %s: %r%s' % (
         args[0], text[-200:], g.diag())
     ticks = bootsector.parse_ticks(text)
     assert ticks == list(range(len(ticks))), ticks
-    return guestlib.domain_disks(g.dumpxml())[0]
+    return guests.domain_disks(g.dumpxml())[0]
 
 
 def _strip_chain(disk):
@@ -320,17 +319,17 @@ def test_boot_qcow2_chain_through_our_storage_file_module(
                          'raw' if i == 1 else 'qcow2')
         chain.append(name)
     disk = disk_xml(guest_pool, chain[-1])
-    assert len(guestlib.disk_fields(disk)['chain']) == 3, disk
+    assert len(guests.disk_fields(disk)['chain']) == 3, disk
     if given == 'probed-chain':
         disk = _strip_chain(disk)
-        assert guestlib.disk_fields(disk)['chain'] == [], disk
+        assert guests.disk_fields(disk)['chain'] == [], disk
     hosts = tuple(guest_pool.hosts)
     with running_guest(qemu_libvirtd, guest_workdir, 'chain', disk,
                        boot_message) as g:
-        nodes = guestlib.query_block_gluster(g.query_block())
+        nodes = guests.query_block_gluster(g.query_block())
         assert nodes == sorted((guest_pool.volume, qemu_path(guest_pool, v),
                                 hosts) for v in chain), nodes
-        live = guestlib.domain_disks(g.dumpxml())[0]
+        live = guests.domain_disks(g.dumpxml())[0]
         assert [c['source']['name'] for c in live['chain']] == \
             ['%s%s/%s' % (guest_pool.volume, guest_pool.dir, v)
              for v in reversed(chain[:-1])], g.dumpxml()
@@ -498,14 +497,14 @@ def test_disk_xml_define_dumpxml_and_schema(qemu_libvirtd, guest_pool,
         if '--reconnect-delay' in opts and version < RECONNECT_DELAY_SINCE:
             continue
         disk = disk_xml(guest_pool, vols[which], *opts)
-        f = guestlib.disk_fields(disk)
+        f = guests.disk_fields(disk)
         if '--reconnect-delay' in opts:
             delay = opts[opts.index('--reconnect-delay') + 1]
             assert f['source'].get('reconnect_delay') == delay, disk
             assert all(b['source'].get('reconnect_delay') == delay
                        for b in f['chain']), disk
         path = str(guest_workdir / ('validate-%d.xml' % i))
-        ok, out = guestlib.virt_xml_validate(guestlib.minimal_domain(disk),
+        ok, out = guests.virt_xml_validate(guests.minimal_domain(disk),
                                              path)
         if not ok:
             problems.append('%s %s: schema: %s\n%s' % (which, opts, out,
@@ -520,13 +519,13 @@ def test_disk_xml_define_dumpxml_and_schema(qemu_libvirtd, guest_pool,
             assert f['target_bus'] == opts[opts.index('--bus') + 1], disk
         name = make_unique_name('def%d' % i)
         g = Guest(qemu_libvirtd, guest_workdir, name, disk)
-        ok, out = guestlib.virt_xml_validate(
+        ok, out = guests.virt_xml_validate(
             g.xml, str(guest_workdir / ('validate-dom-%d.xml' % i)))
         if not ok:
             problems.append('%s %s: whole domain: %s' % (which, opts, out))
         try:
             g.define()
-            kept = guestlib.domain_disks(g.dumpxml(inactive=True))
+            kept = guests.domain_disks(g.dumpxml(inactive=True))
             if kept != [f]:
                 problems.append('%s %s: define+dumpxml changed the disk:\n'
                                 '%s\n!=\n%s' % (which, opts, kept, [f]))
@@ -569,12 +568,12 @@ def test_virt_install_raw_volume_all_hosts(qemu_libvirtd, guest_pool,
                      '--disk', 'vol=%s/%s' % (guest_pool.name, boot_vol),
                      '--serial', 'file,path=%s' % serial,
                      '--console', 'none')
-    disks = guestlib.domain_disks(p.stdout)
+    disks = guests.domain_disks(p.stdout)
     assert len(disks) == 1, p.stdout
     f = disks[0]
     assert (f['type'], f['driver_type']) == ('network', 'raw'), p.stdout
     assert f['source'] == expected_source(guest_pool, boot_vol), p.stdout
-    ok, out = guestlib.virt_xml_validate(
+    ok, out = guests.virt_xml_validate(
         p.stdout, str(guest_workdir / (name + '.xml')))
     assert ok, out
     g = Guest(qemu_libvirtd, guest_workdir, name, '')
@@ -585,7 +584,7 @@ def test_virt_install_raw_volume_all_hosts(qemu_libvirtd, guest_pool,
         g.define()
         g.start()
         g.wait_boot(boot_message)
-        nodes = guestlib.query_block_gluster(g.query_block())
+        nodes = guests.query_block_gluster(g.query_block())
         assert nodes == [(guest_pool.volume, qemu_path(guest_pool, boot_vol),
                           tuple(guest_pool.hosts))], nodes
     finally:
@@ -600,13 +599,13 @@ def test_virt_install_qcow2_volume_driver_type(qemu_libvirtd, guest_pool,
     name = make_unique_name('vi-qcow2')
     spec = 'vol=%s/%s' % (guest_pool.name, overlay_vol)
     p = virt_install(qemu_libvirtd, name, '--disk', spec)
-    f = guestlib.domain_disks(p.stdout)[0]
+    f = guests.domain_disks(p.stdout)[0]
     assert f['source'] == expected_source(guest_pool, overlay_vol), p.stdout
     assert f['driver_type'] == 'raw', (
         'virt-install 4.1 used to write raw for network volumes; if it now '
         'writes %r the workaround note in the docs can go' % f['driver_type'])
     p = virt_install(qemu_libvirtd, name, '--disk', spec + ',driver.type=qcow2')
-    f = guestlib.domain_disks(p.stdout)[0]
+    f = guests.domain_disks(p.stdout)[0]
     assert f['driver_type'] == 'qcow2', p.stdout
     assert f['source'] == expected_source(guest_pool, overlay_vol), p.stdout
 
@@ -636,7 +635,7 @@ def test_virt_install_new_volume_in_pool(qemu_libvirtd, guest_pool):
             x['key'].startswith('gluster://'), x
         assert x['capacity'] == 1 << 30, x
         assert x['format'] == 'raw', x
-        f = guestlib.domain_disks(p.stdout)[0]
+        f = guests.domain_disks(p.stdout)[0]
         assert f['type'] == 'network', p.stdout
         assert f['source'] == expected_source(guest_pool, vol), p.stdout
         assert guest_pool.gfapi.stat(guest_pool.path(vol)).size == 1 << 30
@@ -663,7 +662,7 @@ def test_virt_install_new_volume_not_sparse(qemu_libvirtd, guest_pool):
         assert x['capacity'] == want, x
         assert x['allocation'] >= want, x
         assert guest_pool.gfapi.stat(guest_pool.path(new[0])).size == want
-        f = guestlib.domain_disks(p.stdout)[0]
+        f = guests.domain_disks(p.stdout)[0]
         assert f['source'] == expected_source(guest_pool, new[0]), p.stdout
     finally:
         qemu_libvirtd.virsh('vol-delete', '--pool', guest_pool.name, new[0],
@@ -683,7 +682,7 @@ def test_qemu_runs_as_libvirt_qemu_on_images_chowned_through_our_module(
     ports of a non-root client by default).  At destroy libvirt 9.0 gives
     the top image back to root:root; libvirt 11.3 gives nothing back (its
     DAC restore skips sources without a local path: docs/disk-xml.md)."""
-    d = _start_libvirtd(module_path(), with_qemu=True,
+    d = start_libvirtd(module_path(), with_qemu=True,
                         qemu_user='libvirt-qemu')
     pool = None
     try:
@@ -725,4 +724,4 @@ def test_qemu_runs_as_libvirt_qemu_on_images_chowned_through_our_module(
     finally:
         if pool:
             pool.cleanup()
-        _cleanup_libvirtd(d)
+        cleanup_libvirtd(d)

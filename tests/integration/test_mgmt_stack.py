@@ -29,9 +29,8 @@ import libvirt
 import libvirt_qemu
 import pytest
 
-from conftest import make_unique_name, unavailable
-from helpers import gfpool_cli, pool_xml
-from guest import bootsector, guestlib
+from testbed import bootsector, guests, make_unique_name, unavailable
+from testbed.pools import gfpool_cli, pool_xml
 
 MiB = 1 << 20
 BASE_SIZE = 16 * MiB
@@ -227,25 +226,25 @@ def test_cloud_manager_lifecycle(make_libvirtd, cluster, tmpfs_volume,
         for vm, v in clones.items():
             disk = gfpool_cli('disk-xml', '--pool-xml', pool_xml_path,
                               v.name(), check=0).stdout
-            f = guestlib.disk_fields(disk)
+            f = guests.disk_fields(disk)
             assert f['source']['name'] == '%s%s/%s' % (volume, directory,
                                                        v.name())
             assert [h[0] for h in f['source']['hosts']] == hosts
             dname = '%s-%s' % (name, vm)
             serials[vm] = str(tmp_path / (vm + '.serial'))
-            doms[vm] = conn.defineXML(guestlib.domain_xml(dname, disk,
+            doms[vm] = conn.defineXML(guests.domain_xml(dname, disk,
                                                           serials[vm]))
         for vm, dom in doms.items():
             dom.create()
         for vm, dom in doms.items():
-            ok, content = guestlib.wait_serial(
+            ok, content = guests.wait_serial(
                 serials[vm], message, timeout=BOOT_TIMEOUT,
                 alive=lambda: dom.isActive())
             assert ok, '%s did not boot: %r\n%s' % (
                 vm, content, d.qemu_log(dom.name()))
             qb = libvirt_qemu.qemuMonitorCommand(
                 dom, '{"execute":"query-block"}', 0)
-            assert guestlib.query_block_gluster(qb) == [
+            assert guests.query_block_gluster(qb) == [
                 (volume, '%s/%s.raw' % (name, vm), tuple(hosts))], qb
 
         # -- stop them (both at once: each QEMU spends ~9 s in glfs_fini) -----

@@ -8,7 +8,7 @@ modules, each in a UTS namespace of its own (hostname gfpool-a / gfpool-b),
 with a host UUID of its own (libvirt refuses a migration between equal
 ones) and an /etc/hosts naming both on loopback addresses, so the
 destination hands out its own name in the migration URI as a real host
-does.  The guest (tests/guest/bootsector.py, ticks=True) prints a counter
+does.  The guest (tests/testbed/bootsector.py, ticks=True) prints a counter
 twice a second: the counter going on without a gap or a restart proves
 the guest kept running through each move.
 """
@@ -19,10 +19,9 @@ import uuid
 
 import pytest
 
-from conftest import _cleanup_libvirtd, _start_libvirtd, make_unique_name, \
-    module_path
-from helpers import GlusterPool, gfpool_cli, run_parallel, tcp_peers
-from guest import bootsector, guestlib
+from testbed import cleanup_libvirtd, make_unique_name, module_path, start_libvirtd
+from testbed.pools import GlusterPool, gfpool_cli, run_parallel, tcp_peers
+from testbed import bootsector, guests
 
 HOSTNAMES = ('gfpool-a', 'gfpool-b')
 BOOT_TIMEOUT = 60
@@ -45,7 +44,7 @@ def hosts(mig_workdir):
     daemons = []
     try:
         for i, h in enumerate(HOSTNAMES):
-            daemons.append(_start_libvirtd(
+            daemons.append(start_libvirtd(
                 module_path(), with_qemu=True, hostname=h,
                 host_uuid=str(uuid.uuid4()), hosts_file=str(hosts_file),
                 qemu_conf_extra='migration_port_min = %d\n'
@@ -54,7 +53,7 @@ def hosts(mig_workdir):
         yield daemons
     finally:
         for d in daemons:
-            _cleanup_libvirtd(d)
+            cleanup_libvirtd(d)
 
 
 @pytest.fixture(scope='module')
@@ -81,7 +80,7 @@ def _ticks(path):
 
 def _wait_ticks(path, beyond, alive, timeout=BOOT_TIMEOUT):
     """Waits until the serial log shows a counter past `beyond`."""
-    ok, text = guestlib.wait_serial(
+    ok, text = guests.wait_serial(
         path, None, timeout=timeout, alive=alive,
         until=lambda t: max(bootsector.parse_ticks(t) or [-1]) > beyond)
     return ok, text
@@ -120,7 +119,7 @@ def test_live_migration_there_and_back(hosts, shared_pool, mig_workdir):
     serial = str(mig_workdir / (name + '.serial'))
     xml_path = str(mig_workdir / (name + '.xml'))
     with open(xml_path, 'w') as f:
-        f.write(guestlib.domain_xml(name, disk, serial, serial_append=True))
+        f.write(guests.domain_xml(name, disk, serial, serial_append=True))
 
     def diag(d):
         return '\n--- serial ---\n%s\n--- QEMU log on %s ---\n%s\n' \

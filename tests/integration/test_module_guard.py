@@ -8,8 +8,8 @@ libvirt's own "missing backend" error."""
 import os
 import shutil
 
-from conftest import _cleanup_libvirtd, _start_libvirtd, module_path
-from helpers import pool_xml
+from testbed import cleanup_libvirtd, start_libvirtd, module_path
+from testbed.pools import pool_xml
 
 
 def _faked():
@@ -43,13 +43,13 @@ def _check_disabled(d, tmp_path, cluster, line):
 
 
 def test_guard_refuses_another_libvirt_release(tmp_path, cluster):
-    d = _start_libvirtd(_faked())
+    d = start_libvirtd(_faked())
     try:
         line = ('gfpool: built for libvirt 8.0.0, running in %s: gluster pools '
                 'disabled; rebuild or reinstall gfpool' % _running_version(d))
         _check_disabled(d, tmp_path, cluster, line)
     finally:
-        _cleanup_libvirtd(d)
+        cleanup_libvirtd(d)
 
 
 def test_guard_without_the_real_module(tmp_path, cluster):
@@ -63,7 +63,7 @@ def test_guard_without_the_real_module(tmp_path, cluster):
             os.path.exists('/usr/lib/x86_64-linux-gnu/gfpool/gfpool_storage_backend.so'):
         import pytest
         pytest.skip('gfpool is installed on this machine: the guard would find it')
-    d = _start_libvirtd(guard)
+    d = start_libvirtd(guard)
     try:
         log_line = 'gfpool: cannot load '
         _check_disabled(d, tmp_path, cluster, log_line)
@@ -75,4 +75,4 @@ def test_guard_without_the_real_module(tmp_path, cluster):
         assert 'No such file or directory: gluster pools disabled; ' \
             'reinstall gfpool' in log, log[-2000:]
     finally:
-        _cleanup_libvirtd(d)
+        cleanup_libvirtd(d)

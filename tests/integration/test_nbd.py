@@ -14,8 +14,9 @@ import time
 
 import pytest
 
-from conftest import make_unique_name, unavailable
-from helpers import REPO, gfpool_cli, pool_xml, tcp_peers
+import testbed
+from testbed import make_unique_name, unavailable
+from testbed.pools import REPO, gfpool_cli, pool_xml, tcp_peers
 
 BUILD = os.environ.get('GFPOOL_BUILD_DIR') or os.path.join(REPO, 'build')
 PLUGIN = os.path.join(BUILD, 'src', 'nbdkit', 'nbdkit-gfpool-plugin.so')
@@ -335,7 +336,7 @@ def test_packaged_unit_under_socket_activation(nbd_pool, gfapi_rep3):
 # guests=libvirt: which guest a client is, from libvirt's records
 # ---------------------------------------------------------------------------
 QEMU_UID = 64055        # Debian's libvirt-qemu: every guest's QEMU runs as it
-CLIENT = os.path.join(REPO, 'tests', 'nbd_client.py')
+CLIENT = os.path.join(testbed.HERE, 'nbd_client.py')
 SHIM = os.path.join(BUILD, 'tests', 'fault', 'gfapi_fault.so')
 GFPOOL = os.path.join(BUILD, 'src', 'tools', 'gfpool')
 

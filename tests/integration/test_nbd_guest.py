@@ -21,28 +21,29 @@ import time
 
 import pytest
 
-from conftest import _cleanup_libvirtd, _start_libvirtd, make_unique_name, module_path
-from helpers import REPO, GlusterPool, gfpool_cli, tcp_peers
-from guest import bootsector, guestlib
+import testbed
+import testbed.guests
+from testbed import (bootsector, cleanup_libvirtd, make_unique_name,
+                     module_path, start_libvirtd)
+from testbed.pools import REPO, GlusterPool, gfpool_cli, tcp_peers
 from test_guest import running_guest
 from test_nbd import PLUGIN, Nbdkit
-import testbed
 
 QEMU_UID = 64055
 CLI = os.path.join(testbed.BUILD, 'src', 'tools', 'gfpool')
-CLIENT = os.path.join(REPO, 'tests', 'nbd_client.py')
+CLIENT = os.path.join(testbed.HERE, 'nbd_client.py')
 
 
 @pytest.fixture(scope='module')
 def nbd_libvirtd():
     if not os.path.exists(PLUGIN):
         pytest.skip('nbdkit plugin not built')
-    d = _start_libvirtd(module_path(), with_qemu=True, qemu_user='libvirt-qemu',
+    d = start_libvirtd(module_path(), with_qemu=True, qemu_user='libvirt-qemu',
                         qemu_hide_modules=('block-gluster.so',))
     try:
         yield d
     finally:
-        _cleanup_libvirtd(d)
+        cleanup_libvirtd(d)
 
 
 def _serve(d, pool, work, sock):
@@ -152,7 +153,7 @@ def test_two_guests_one_nbdkit_no_gluster_driver(nbd_libvirtd, nbd_setup, guests
         # QEMU could not have used its gluster driver: it is not there
         assert not os.path.exists('/proc/%d/root%s/block-gluster.so'
                                   % (qpid, testbed.QEMU_MODULE_DIR))
-        assert '/block-gluster.so' not in guestlib.maps_of(qpid)
+        assert '/block-gluster.so' not in testbed.guests.maps_of(qpid)
         qb = g.query_block()
         assert ('"driver": "nbd"' in qb or '\\"driver\\": \\"nbd\\"' in qb) \
             and 'gluster' not in qb, qb
@@ -222,7 +223,7 @@ def test_attach_device_with_a_grant_detach_refuses_after(nbd_libvirtd, nbd_setup
     _grant(d, n, ga, 'hot.raw', '--', 'virsh', '-c', d.uri, 'attach-device', ga.name, dx,
            '--live')
     assert os.listdir(_grant_dir(n.sock)) == []
-    assert 'hot.raw' in [dk['source']['name'] for dk in guestlib.domain_disks(ga.dumpxml())]
+    assert 'hot.raw' in [dk['source']['name'] for dk in testbed.guests.domain_disks(ga.dumpxml())]
     ok, out = _guest_io(ga, 'write -P 0x3c 0 64k', _device_of(ga, 'hot.raw'))
     assert ok, out
     ok, out = _guest_io(ga, 'read -P 0x3c 0 64k', _device_of(ga, 'hot.raw'))
@@ -248,7 +249,7 @@ def test_blockcopy_and_snapshot_onto_nbd_volumes(nbd_libvirtd, nbd_setup, guests
     pool, n, message, work = nbd_setup
     d = nbd_libvirtd
     ga, gb = guests
-    top = guestlib.domain_disks(ga.dumpxml())[0]['source']['name']
+    top = testbed.guests.domain_disks(ga.dumpxml())[0]['source']['name']
     pool.virsh('vol-create-as', pool.name, 'copy.qcow2', '1M', '--format', 'qcow2',
                '--backing-vol', 'base.raw', '--backing-vol-format', 'raw')
     dx = str(work / 'copy-dest.xml')
@@ -298,11 +299,11 @@ def test_blockcopy_and_snapshot_onto_nbd_volumes(nbd_libvirtd, nbd_setup, guests
 def _still_counting(g):
     """The guest runs on, its counter going on; -> its first live disk."""
     last = max(bootsector.parse_ticks(open(g.serial, 'rb').read()) or [-1])
-    ok, text = guestlib.wait_serial(
+    ok, text = testbed.guests.wait_serial(
         g.serial, None, timeout=90, alive=g.running,
         until=lambda t: max(bootsector.parse_ticks(t) or [-1]) > last + 1)
     assert ok, 'the guest stopped counting: %r%s' % (text[-200:], g.diag())
-    return guestlib.domain_disks(g.dumpxml())[0]
+    return testbed.guests.domain_disks(g.dumpxml())[0]
 
 
 # <reconnect delay=''/> of an NBD source came with libvirt 9.2.
@@ -376,7 +377,7 @@ def test_guest_flush_survives_a_killed_nbdkit(nbd_libvirtd, nbd_setup):
                 ok, out = _volume_holds(pool, work, 'c.qcow2', 0xa5, 256 << 10, 64 << 10)
                 assert ok, 'the write after the reconnect is not in the volume: ' + out
             last = max(bootsector.parse_ticks(open(g.serial, 'rb').read()) or [-1])
-            ok, text = guestlib.wait_serial(
+            ok, text = testbed.guests.wait_serial(
                 g.serial, None, timeout=60, alive=g.running,
                 until=lambda t: max(bootsector.parse_ticks(t) or [-1]) > last + 1)
             assert ok, 'the guest stopped after nbdkit was killed: %r' % text[-200:]

@@ -16,10 +16,8 @@ import tempfile
 
 import pytest
 
-from conftest import make_unique_name, unavailable
-from helpers import REPO, pool_xml
-
-BUILD = os.environ.get('GFPOOL_BUILD_DIR') or os.path.join(REPO, 'build')
+from testbed import BUILD, REPO, make_unique_name, unavailable
+from testbed.pools import pool_xml
 
 
 def _codename():

@@ -10,15 +10,15 @@ import time
 import libvirt
 import pytest
 
-from helpers import (SilentListener, Timer, define_pool, pool_xml,
+import testbed
+from testbed.pools import (SilentListener, Timer, define_pool, pool_xml,
                      vol_list_details)
-import conftest
 
 MiB = 1024 * 1024
 
 
 def test_daemon_loaded_our_module(libvirtd):
-    ours = os.path.realpath(conftest.module_path())
+    ours = os.path.realpath(testbed.module_path())
     maps = libvirtd.maps()
     assert ours in maps, 'libvirtd did not map %s' % ours
     debian = '/usr/lib/x86_64-linux-gnu/libvirt/storage-backend/libvirt_storage_backend_gluster.so'

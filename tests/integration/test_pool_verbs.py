@@ -13,7 +13,7 @@ import xml.etree.ElementTree as ET
 import libvirt
 import pytest
 
-from helpers import (GlusterPool, Timer, define_pool, gfpool_cli, pool_xml,
+from testbed.pools import (GlusterPool, Timer, define_pool, gfpool_cli, pool_xml,
                      qcow2_header, virsh_fails)
 
 KiB = 1024

@@ -52,7 +52,7 @@ import libvirt
 import pytest
 import testbed
 
-from helpers import (GFPOOL_CLI, TEMP_PREFIX, GlusterPool, SilentListener,
+from testbed.pools import (GFPOOL_CLI, TEMP_PREFIX, GlusterPool, SilentListener,
                      define_pool, pool_opts, pool_xml, qemu_img,
                      qemu_img_info, sha256_file, vol_xml_doc)
 

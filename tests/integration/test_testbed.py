@@ -1,5 +1,6 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
-"""Self-tests of the test bed (tests/testbed.py, tests/gfapi_ctypes.py)."""
+"""Self-tests of the test bed (tests/testbed/: cluster.py, libvirtd.py, __main__.py,
+gfapi_ctypes.py)."""
 
 import json
 import os
@@ -12,8 +13,8 @@ import time
 import pytest
 
 import testbed
-from conftest import unavailable
-from gfapi_ctypes import Gfapi
+from testbed import unavailable
+from testbed.gfapi_ctypes import Gfapi
 
 DEBIAN_GLUSTER_MODULE = os.path.join(
     testbed.DISTRO_BACKEND_DIR, 'libvirt_storage_backend_gluster.so')
@@ -174,7 +175,7 @@ def test_cli_cluster_up_down():
     to the session one: addresses must not collide)."""
     d = tempfile.mkdtemp(prefix='gfpc', dir='/tmp')
     try:
-        p = subprocess.run([testbed.PYTHON, testbed.__file__, 'cluster-up', d],
+        p = subprocess.run([testbed.PYTHON, testbed.HERE, 'cluster-up', d],
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                            universal_newlines=True, timeout=120)
         assert p.returncode == 0, p.stderr
@@ -188,12 +189,12 @@ def test_cli_cluster_up_down():
         assert pids
         socks = set(st['created_sockets'])
         assert socks and all(os.path.exists(s) for s in socks)
-        p = subprocess.run([testbed.PYTHON, testbed.__file__, 'cluster-down',
+        p = subprocess.run([testbed.PYTHON, testbed.HERE, 'cluster-down',
                             d], stdout=subprocess.PIPE,
                            stderr=subprocess.STDOUT, universal_newlines=True,
                            timeout=60)
         assert p.returncode == 0, p.stdout
-        assert not [x for x in pids if testbed._pid_alive(x)]
+        assert not [x for x in pids if testbed.pid_alive(x)]
         assert not [s for s in socks if os.path.exists(s)]
         assert not os.path.exists(os.path.join(d, 'state.json'))
     finally:
@@ -228,7 +229,7 @@ def _environ(pid):
 def test_private_libvirtd_mechanism(make_libvirtd, debian_module_copy,
                                     cluster, gfapi_single, unique_name):
     d = make_libvirtd(module=debian_module_copy)
-    assert d.pid and testbed._pid_alive(d.pid)
+    assert d.pid and testbed.pid_alive(d.pid)
     env = _environ(d.pid)
     assert env['LIBVIRT_STORAGE_BACKEND_DIR'] == d.backend_dir
     assert os.path.realpath(os.path.join(
@@ -301,7 +302,7 @@ def test_private_libvirtd_with_qemu(make_libvirtd, debian_module_copy):
 
 def test_libvirtd_fixture_loads_our_module(libvirtd):
     """The session daemon (GFPOOL_MODULE) has our module mapped."""
-    from conftest import module_path
+    from testbed import module_path
     assert os.path.realpath(module_path()) in libvirtd.maps()
     assert _environ(libvirtd.pid)['LIBVIRT_STORAGE_BACKEND_DIR'] == \
         libvirtd.backend_dir

@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
-"""gfpool on a locked-down cluster (tests/testbed_tls.py): TLS on
+"""gfpool on a locked-down cluster (tests/testbed/tls.py): TLS on
 management and on the I/O path, privileged source ports only, clients
 checked by their certificate's CN. Everything that talks gfapi runs in the
 cluster's mount namespace, where GlusterFS's certificate directory
@@ -21,14 +21,12 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from conftest import (_cleanup_libvirtd, _start_libvirtd, make_unique_name, module_path,
-                      unavailable)
-from guest import bootsector, guestlib
-from helpers import GFPOOL_CLI, GlusterPool, pool_xml
+from testbed import (bootsector, cleanup_libvirtd, guests, make_unique_name,
+                     module_path, start_libvirtd, tls, unavailable)
+from testbed.pools import GFPOOL_CLI, GlusterPool, pool_xml
+from testbed.tls import QEMU_UID, TlsLibvirtd
 from test_guest import running_guest
 from test_nbd import PLUGIN
-import testbed_tls
-from testbed_tls import QEMU_UID, TlsLibvirtd
 
 CONNECT_DEADLINE_S = 7.0
 
@@ -41,12 +39,12 @@ def tls_libvirtd(tls_cluster):
     """A libvirtd that is the hypervisor of the locked-down cluster: its
     namespace has the hypervisor's certificate and secure-access; QEMU as
     root."""
-    d = _start_libvirtd(module_path(), with_qemu=True, cls=TlsLibvirtd,
+    d = start_libvirtd(module_path(), with_qemu=True, cls=TlsLibvirtd,
                         tls_cluster=tls_cluster)
     try:
         yield d
     finally:
-        _cleanup_libvirtd(d)
+        cleanup_libvirtd(d)
 
 
 @pytest.fixture(scope='module')
@@ -166,14 +164,14 @@ def test_cluster_is_locked_down(tls_cluster):
     the machine's own files."""
     c = tls_cluster
     info = c.cli('volume', 'info', 'rep3').stdout
-    for k, v in testbed_tls.lockdown_options(c.allowed_cns()).items():
+    for k, v in tls.lockdown_options(c.allowed_cns()).items():
         assert '%s: %s' % (k, v) in info, (k, info)
-    p = c.ns_run(['cat', testbed_tls.SECURE_ACCESS], check=True)
+    p = c.ns_run(['cat', tls.SECURE_ACCESS], check=True)
     assert 'ssl-cert-depth' in p.stdout
-    assert not os.path.exists(testbed_tls.SECURE_ACCESS) or \
-        not os.path.samefile(testbed_tls.SECURE_ACCESS,
+    assert not os.path.exists(tls.SECURE_ACCESS) or \
+        not os.path.samefile(tls.SECURE_ACCESS,
                              os.path.join(c.glusterd_dir, 'secure-access'))
-    assert not os.path.exists(os.path.join(testbed_tls.SSL_DIR, 'glusterfs.pem'))
+    assert not os.path.exists(os.path.join(tls.SSL_DIR, 'glusterfs.pem'))
     for i in range(1, c.nodes + 1):
         with open(c.logfile(i)) as f:
             assert 'SSL support for MGMT is ENABLED' in f.read()
@@ -334,7 +332,7 @@ def test_pool_start_refused_says_why(tls_cluster, tls_work, unique_name):
     fails fast with libvirt's "operation forbidden" and the reason; the
     daemon answers meanwhile."""
     c = tls_cluster
-    d = _start_libvirtd(module_path(), cls=TlsLibvirtd, tls_cluster=c, identity='intruder')
+    d = start_libvirtd(module_path(), cls=TlsLibvirtd, tls_cluster=c, identity='intruder')
     try:
         name = unique_name('tlsno')
         path = str(tls_work / (name + '.xml'))
@@ -354,7 +352,7 @@ def test_pool_start_refused_says_why(tls_cluster, tls_work, unique_name):
         assert time.monotonic() - t0 < 2
         assert d.virsh('pool-list', '--all').returncode == 0
     finally:
-        _cleanup_libvirtd(d)
+        cleanup_libvirtd(d)
 
 
 # ---------------------------------------------------------------------------
@@ -391,9 +389,9 @@ def test_guest_on_qcow2_chain_through_gluster(tls_cluster, tls_libvirtd, tls_gfa
             root.remove(b)
         disk = ET.tostring(root, encoding='unicode')
         with running_guest(d, tls_work, 'tlsg', disk, message) as g:
-            nodes = guestlib.query_block_gluster(g.query_block())
+            nodes = guests.query_block_gluster(g.query_block())
             assert len(nodes) == 3, nodes
-            live = guestlib.domain_disks(g.dumpxml())[0]
+            live = guests.domain_disks(g.dumpxml())[0]
             assert len(live['chain']) == 2, g.dumpxml()
             assert os.path.realpath(d.file_module) in d.maps()
             qpid = d.qemu_pid(g.name)
@@ -406,13 +404,13 @@ def test_guest_on_qcow2_chain_through_gluster(tls_cluster, tls_libvirtd, tls_gfa
 def tls_qemu_user_libvirtd(tls_cluster):
     """The hypervisor's libvirtd with QEMU as libvirt-qemu (64055), which
     cannot read the key, and without QEMU's gluster driver."""
-    d = _start_libvirtd(module_path(), with_qemu=True, cls=TlsLibvirtd,
+    d = start_libvirtd(module_path(), with_qemu=True, cls=TlsLibvirtd,
                         tls_cluster=tls_cluster, qemu_user='libvirt-qemu',
                         qemu_hide_modules=('block-gluster.so',))
     try:
         yield d
     finally:
-        _cleanup_libvirtd(d)
+        cleanup_libvirtd(d)
 
 
 def test_guest_without_key_through_nbd(tls_cluster, tls_qemu_user_libvirtd, tls_gfapi,
@@ -422,7 +420,7 @@ def test_guest_without_key_through_nbd(tls_cluster, tls_qemu_user_libvirtd, tls_
     runs as that user boots from a qcow2 chain through NBD: nbdkit, root in
     the namespace, holds the key and the one gfapi client."""
     c, d = tls_cluster, tls_qemu_user_libvirtd
-    key = os.path.join(testbed_tls.SSL_DIR, 'glusterfs.key')
+    key = os.path.join(tls.SSL_DIR, 'glusterfs.key')
     p = c.ns_run(['cat', key], uid=QEMU_UID)
     assert p.returncode != 0 and 'Permission denied' in p.stderr, p.stdout + p.stderr
     pool = GlusterPool(None, c, tls_gfapi, unique_name('tlsnbdg'), tls_work)
@@ -515,7 +513,7 @@ def test_running_pool_survives_lockdown(tls_cluster, tls_libvirtd, tmp_path):
 
         with running_guest(d, tmp_path, 'lockg', ET.tostring(disk, encoding='unicode'),
                            message) as g:
-            assert len(guestlib.domain_disks(g.dumpxml())[0]['chain']) == 1, g.dumpxml()
+            assert len(guests.domain_disks(g.dumpxml())[0]['chain']) == 1, g.dumpxml()
 
         for name in pools:
             r = d.virsh('pool-refresh', name, check=False)
@@ -543,7 +541,7 @@ def test_running_pool_survives_management_tls(tls_work, unique_name):
     A cluster of its own (one node, started open): switching management
     TLS restarts every glusterd, which the shared cluster's tests would
     not live through."""
-    c = testbed_tls.TlsCluster(nodes=1, volumes=(), secure_management=False)
+    c = tls.TlsCluster(nodes=1, volumes=(), secure_management=False)
     d = None
     try:
         try:
@@ -551,7 +549,7 @@ def test_running_pool_survives_management_tls(tls_work, unique_name):
         except Exception as e:
             unavailable('cannot start a one-node TLS cluster: %s' % e)
         c.create_volume('open', nodes=[1], locked=False)
-        d = _start_libvirtd(module_path(), cls=TlsLibvirtd, tls_cluster=c)
+        d = start_libvirtd(module_path(), cls=TlsLibvirtd, tls_cluster=c)
         name = unique_name('mgmt')
         path = str(tls_work / (name + '.xml'))
         with open(path, 'w') as f:
@@ -575,5 +573,5 @@ def test_running_pool_survives_management_tls(tls_work, unique_name):
         assert_privileged_tls_client(c, d.pid, 'open')
     finally:
         if d:
-            _cleanup_libvirtd(d)
+            cleanup_libvirtd(d)
         c.stop()

@@ -16,9 +16,9 @@ import xml.etree.ElementTree as ET
 import libvirt
 import pytest
 
-from helpers import (TEMP_PREFIX, GlusterPool, qemu_img, qemu_img_info,
+import testbed
+from testbed.pools import (TEMP_PREFIX, GlusterPool, qemu_img, qemu_img_info,
                      round_up, run_parallel, vol_xml_doc)
-import conftest
 
 KiB = 1024
 MiB = 1024 * KiB
@@ -28,7 +28,7 @@ TiB = 1024 * GiB
 
 @pytest.fixture(scope='module')
 def vpool(libvirtd, cluster, gfapi_rep3, tmp_path_factory):
-    name = conftest.make_unique_name('vols')
+    name = testbed.make_unique_name('vols')
     p = GlusterPool(libvirtd, cluster, gfapi_rep3, name,
                     tmp_path_factory.mktemp('vols'))
     try:

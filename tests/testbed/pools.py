@@ -1,17 +1,22 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
-"""Helpers shared by the integration tests: pool XML from the example,
-timing, a listener that never answers."""
+"""Pools and volumes as the tests use them: pool XML from the example, a
+pool on the test cluster (GlusterPool), hand-made qcow2 headers, the gfpool
+CLI and qemu-img, checks that nothing was left behind; and the small
+helpers around them (timing, a listener that never answers, TCP peers of a
+process)."""
 
 import hashlib
+import json
 import os
 import socket
+import struct
+import subprocess
 import threading
 import time
 import xml.etree.ElementTree as ET
 
-import testbed
+from .paths import BUILD, REPO
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 EXAMPLE_POOL = os.path.join(REPO, 'examples', 'gluster-pool.xml')
 
 
@@ -100,12 +105,8 @@ def vol_list_details(libvirtd, pool):
 # ---------------------------------------------------------------------------
 # Volumes (issue 4): images crafted by hand, temp-file checks, the CLI.
 # ---------------------------------------------------------------------------
-import json
-import struct
-import subprocess
-
 GFPOOL_CLI = os.environ.get('GFPOOL_CLI') or os.path.join(
-    testbed.BUILD, 'src', 'tools', 'gfpool')
+    BUILD, 'src', 'tools', 'gfpool')
 TEMP_PREFIX = '.gfpool-tmp-'
 
 

@@ -1,4 +1,3 @@
-#!/usr/bin/python3
 # SPDX-License-Identifier: LGPL-2.1-or-later
 """gfpool test bed, locked down: a GlusterFS cluster with TLS on management
 and on the I/O path, privileged source ports only, and clients checked by
@@ -30,8 +29,9 @@ or in one with the same binds (`TlsLibvirtd`). Other identities (no
 certificate, another CA, a CN not allowed, a key a non-root user can read)
 are a namespace away: `ns_cmd(argv, identity=...)`.
 
-    testbed_tls.py cluster-up DIR     start one, print JSON, keep it running
-    testbed_tls.py cluster-down DIR   stop it
+    python3 tests/testbed tls-cluster-up DIR     start one, print JSON,
+                                                 keep it running
+    python3 tests/testbed tls-cluster-down DIR   stop it
 """
 
 import glob
@@ -42,16 +42,14 @@ import re
 import shutil
 import struct
 import subprocess
-import sys
 import tempfile
 import time
 
-import testbed
-from testbed import (PYTHON, TestbedError, _kill_pids, _log, _pid_alive,
-                     _pids_in_mntns, _q, _register, _spawn_reaper,
-                     _stop_reaper, _unregister)
-
-HERE = os.path.dirname(os.path.abspath(__file__))
+from .cluster import Cluster
+from .libvirtd import Libvirtd
+from .paths import HERE, PYTHON
+from .process import (TestbedError, kill_pids, pid_alive, pids_in_mntns,
+                      shell_quote, spawn_reaper, stop_reaper, trace)
 
 
 
@@ -148,7 +146,7 @@ def make_ssl_dir(path, cert=None, key=None, cas=(), key_owner=None):
     return path
 
 
-class TlsCluster(testbed.Cluster):
+class TlsCluster(Cluster):
     """A testbed.Cluster locked down from its start: management TLS
     (secure-access), volumes with `lockdown_options` allowing the nodes'
     and the hypervisor's CNs. Volume `rep3` only, unless told otherwise.
@@ -246,7 +244,7 @@ class TlsCluster(testbed.Cluster):
     def _start_holder(self):
         lines = ['set -e']
         for src, dst in self.binds():
-            lines.append('mount --bind %s %s' % (_q(src), _q(dst)))
+            lines.append('mount --bind %s %s' % (shell_quote(src), shell_quote(dst)))
         lines += ['echo up', 'exec sleep infinity']
         self.holder = subprocess.Popen(
             ['unshare', '-m', '--propagation', 'private', 'sh', '-c', '\n'.join(lines)],
@@ -261,7 +259,7 @@ class TlsCluster(testbed.Cluster):
         self.mntns = os.readlink('/proc/%d/ns/mnt' % self.holder_pid)
         if self.reaper:
             # whatever runs in the namespace when this process dies
-            self._ns_reaper = _spawn_reaper(mntns=self.mntns)
+            self._ns_reaper = spawn_reaper(mntns=self.mntns)
 
     def ns_cmd(self, argv, identity='client', uid=None, secure_access=True):
         """argv run in the cluster's namespace as `identity` (a namespace
@@ -349,7 +347,7 @@ class TlsCluster(testbed.Cluster):
             t0 = time.monotonic()
             self._make_identities()
             self._start_holder()
-            _log('TLS identities and namespace %.2fs' % (time.monotonic() - t0))
+            trace('TLS identities and namespace %.2fs' % (time.monotonic() - t0))
             super().start(timeout=timeout)
             for v in self.tls_volumes:
                 if v == 'rep3':
@@ -371,16 +369,16 @@ class TlsCluster(testbed.Cluster):
         finally:
             self._own_base = own
         if self.mntns:
-            _kill_pids(_pids_in_mntns(self.mntns))
+            kill_pids(pids_in_mntns(self.mntns))
         if self.holder is not None:
             try:
                 self.holder.wait(5)
             except subprocess.TimeoutExpired:
                 pass
             self.holder = None
-        elif self.holder_pid and _pid_alive(self.holder_pid):
-            _kill_pids([self.holder_pid])
-        _stop_reaper(self._ns_reaper)
+        elif self.holder_pid and pid_alive(self.holder_pid):
+            kill_pids([self.holder_pid])
+        stop_reaper(self._ns_reaper)
         self._ns_reaper = None
         self.mntns = None
         if self.base_dir and own:
@@ -400,7 +398,7 @@ class TlsCluster(testbed.Cluster):
         with open(os.path.join(base_dir, 'state.json')) as f:
             st = json.load(f)
         c = cls(base_dir=st['base_dir'], nodes=st['nodes'], reaper=False)
-        plain = testbed.Cluster.from_state(base_dir)
+        plain = Cluster.from_state(base_dir)
         c.__dict__.update({k: v for k, v in plain.__dict__.items()
                            if k not in ('tls_volumes',)})
         c.holder_pid = st.get('holder_pid')
@@ -410,7 +408,7 @@ class TlsCluster(testbed.Cluster):
         return c
 
     def gfapi(self, volume, identity='client'):
-        """A tests/gfapi_ctypes.Gfapi of `volume` in the namespace (see
+        """A testbed.gfapi_ctypes.Gfapi of `volume` in the namespace (see
         NsGfapi): what the session's gfapi_rep3 is to the plain cluster."""
         return NsGfapi(self, volume, identity)
 
@@ -491,7 +489,7 @@ class NsGfapi:
                 self.proc.wait()
 
 
-class TlsLibvirtd(testbed.Libvirtd):
+class TlsLibvirtd(Libvirtd):
     """testbed.Libvirtd whose namespace has the TLS cluster's binds: it,
     its storage modules and its QEMUs are the hypervisor (identity
     'client')."""
@@ -503,36 +501,7 @@ class TlsLibvirtd(testbed.Libvirtd):
 
     def _ns_script(self):
         script = super()._ns_script()
-        mounts = ''.join('mount --bind %s %s\n' % (_q(s), _q(d)) for s, d in self.tls_binds)
+        mounts = ''.join('mount --bind %s %s\n' % (shell_quote(s), shell_quote(d)) for s, d in self.tls_binds)
         assert script.startswith('set -e\n')
         return 'set -e\n' + mounts + script[len('set -e\n'):]
 
-
-def _main(argv):
-    import argparse
-    ap = argparse.ArgumentParser(prog='testbed_tls.py')
-    sub = ap.add_subparsers(dest='cmd', required=True)
-    up = sub.add_parser('cluster-up')
-    up.add_argument('dir')
-    down = sub.add_parser('cluster-down')
-    down.add_argument('dir')
-    a = ap.parse_args(argv)
-    d = os.path.abspath(a.dir)
-    if a.cmd == 'cluster-up':
-        if os.path.exists(os.path.join(d, 'state.json')):
-            sys.exit('%s already holds a cluster (state.json); run cluster-down first' % d)
-        c = TlsCluster(base_dir=d, reaper=False)
-        c.start()
-        _unregister(c)      # keep it running after we exit
-        print(json.dumps(c.state(), indent=1))
-        return 0
-    try:
-        c = TlsCluster.from_state(d)
-    except FileNotFoundError:
-        sys.exit('no state.json in %s' % d)
-    c.stop()
-    return 0
-
-
-if __name__ == '__main__':
-    sys.exit(_main(sys.argv[1:]))

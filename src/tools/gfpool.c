@@ -65,12 +65,22 @@ static const GOptionEntry pool_entries[] = {
     { NULL }
 };
 
-typedef struct {
+/*
+ * A verb as everything that describes it reads it: "gfpool --help",
+ * "gfpool VERB --help" and "gfpool --list-verbs" (which the bash completion
+ * and the man page's test read) all print from the one table, verbs[].
+ */
+typedef struct _GfpoolVerb GfpoolVerb;
+struct _GfpoolVerb {
     const char *name;
-    const char *args;       /* usage line after the verb */
-    const char *summary;
-    int (*run)(int argc, char **argv);
-} Verb;
+    const char *options;            /* synopsis: the options part, or "" */
+    const char *args;               /* synopsis: the arguments, or "" */
+    const char *summary;            /* one line */
+    const char *details;            /* more for "gfpool VERB --help", or NULL */
+    const GOptionEntry *entries;    /* the verb's own options, or NULL */
+    gboolean needs_pool;            /* takes the pool options */
+    int (*run)(const GfpoolVerb *verb, int argc, char **argv);
+};
 
 static int
 exit_code_for(const GError *err)
@@ -283,21 +293,27 @@ finish(GfpoolConn *conn, int rc)
 
 /* Parse argv for one verb: pool options + the verb's own. */
 static gboolean
-parse_verb_args(const Verb *verb, const GOptionEntry *own, gboolean needs_pool,
-                int *argc, char ***argv, int *rc)
+parse_verb_args(const GfpoolVerb *verb, int *argc, char ***argv, int *rc)
 {
     g_autoptr(GOptionContext) ctx = NULL;
     g_autoptr(GError) err = NULL;
     g_autofree char *prgname = g_strdup_printf("gfpool %s", verb->name);
+    g_autofree char *summary = NULL;
+    g_autofree char *usage = NULL;
 
     /* "Usage: gfpool vol-upload [OPTION…] VOL FILE", not argv[0] (the
      * verb) twice. */
     g_set_prgname(prgname);
-    ctx = g_option_context_new(verb->args);
-    g_option_context_set_summary(ctx, verb->summary);
-    if (own)
-        g_option_context_add_main_entries(ctx, own, NULL);
-    if (needs_pool) {
+    /* A required option ("--format F") stays on the usage line. */
+    usage = verb->options[0] && verb->options[0] != '[' ?
+        g_strdup_printf("%s %s", verb->options, verb->args) : g_strdup(verb->args);
+    ctx = g_option_context_new(usage);
+    summary = verb->details ? g_strdup_printf("%s\n%s", verb->summary, verb->details)
+                            : g_strdup(verb->summary);
+    g_option_context_set_summary(ctx, summary);
+    if (verb->entries)
+        g_option_context_add_main_entries(ctx, verb->entries, NULL);
+    if (verb->needs_pool) {
         GOptionGroup *g = g_option_group_new("pool", "Pool options:",
                                              "Show the pool options", NULL, NULL);
         g_option_group_add_entries(g, pool_entries);
@@ -387,20 +403,20 @@ vol_def_from_info(GfpoolConn *conn, const GfpoolVolInfo *info)
 static gboolean opt_details;
 static char *opt_format;
 
+static const GOptionEntry gfpool_vol_list_options[] = {
+    { "details", 0, 0, G_OPTION_ARG_NONE, &opt_details, "show type, format, capacity and allocation", NULL },
+    { NULL }
+};
+
 static int
-cmd_vol_list(int argc, char **argv)
+cmd_vol_list(const GfpoolVerb *verb, int argc, char **argv)
 {
-    static const GOptionEntry own[] = {
-        { "details", 0, 0, G_OPTION_ARG_NONE, &opt_details, "show type, format, capacity and allocation", NULL },
-        { NULL }
-    };
-    static const Verb v = { "vol-list", "", "List the volumes of the pool.", NULL };
     g_autoptr(GError) err = NULL;
     g_autoptr(GPtrArray) vols = NULL;
     GfpoolConn *conn;
     int rc = EXIT_OK;
 
-    if (!parse_verb_args(&v, own, TRUE, &argc, &argv, &rc))
+    if (!parse_verb_args(verb, &argc, &argv, &rc))
         return rc;
     if (argc != 1)
         return usage_error("vol-list takes no arguments");
@@ -433,15 +449,14 @@ cmd_vol_list(int argc, char **argv)
 }
 
 static int
-cmd_pool_refresh(int argc, char **argv)
+cmd_pool_refresh(const GfpoolVerb *verb, int argc, char **argv)
 {
-    static const Verb v = { "pool-refresh", "", "Read every volume's header; print how many.", NULL };
     g_autoptr(GError) err = NULL;
     g_autoptr(GPtrArray) vols = NULL;
     GfpoolConn *conn;
     int rc = EXIT_OK;
 
-    if (!parse_verb_args(&v, NULL, TRUE, &argc, &argv, &rc))
+    if (!parse_verb_args(verb, &argc, &argv, &rc))
         return rc;
     if (argc != 1)
         return usage_error("pool-refresh takes no arguments");
@@ -454,16 +469,15 @@ cmd_pool_refresh(int argc, char **argv)
 }
 
 static int
-cmd_pool_info(int argc, char **argv)
+cmd_pool_info(const GfpoolVerb *verb, int argc, char **argv)
 {
-    static const Verb v = { "pool-info", "", "Capacity, allocation and available space of the pool.", NULL };
     g_autoptr(GError) err = NULL;
     g_autofree char *hosts = NULL;
     guint64 cap, alloc, avail;
     GfpoolConn *conn;
     int rc = EXIT_OK;
 
-    if (!parse_verb_args(&v, NULL, TRUE, &argc, &argv, &rc))
+    if (!parse_verb_args(verb, &argc, &argv, &rc))
         return rc;
     if (argc != 1)
         return usage_error("pool-info takes no arguments");
@@ -487,15 +501,16 @@ cmd_pool_info(int argc, char **argv)
 }
 
 static int
-get_vol_info(int argc, char **argv, const Verb *v, GfpoolConn **connp, GfpoolVolInfo **infop)
+get_vol_info(const GfpoolVerb *verb, int argc, char **argv, GfpoolConn **connp,
+             GfpoolVolInfo **infop)
 {
     g_autoptr(GError) err = NULL;
     int rc = EXIT_OK;
 
-    if (!parse_verb_args(v, NULL, TRUE, &argc, &argv, &rc))
+    if (!parse_verb_args(verb, &argc, &argv, &rc))
         return rc;
     if (argc != 2)
-        return usage_error("%s takes one argument, the volume name", v->name);
+        return usage_error("%s takes one argument, the volume name", verb->name);
     if (!(*connp = pool_connect(&rc)))
         return rc;
     if (!(*infop = gfpool_vol_info(*connp, argv[1], NULL, &err)))
@@ -504,14 +519,13 @@ get_vol_info(int argc, char **argv, const Verb *v, GfpoolConn **connp, GfpoolVol
 }
 
 static int
-cmd_vol_info(int argc, char **argv)
+cmd_vol_info(const GfpoolVerb *verb, int argc, char **argv)
 {
-    static const Verb v = { "vol-info", "VOL", "Type, capacity and allocation of a volume.", NULL };
     GfpoolConn *conn = NULL;
     GfpoolVolInfo *info = NULL;
     int rc;
 
-    if ((rc = get_vol_info(argc, argv, &v, &conn, &info)) >= 0)
+    if ((rc = get_vol_info(verb, argc, argv, &conn, &info)) >= 0)
         return rc;
     {
         g_autofree char *cap = human_size(info->capacity);
@@ -534,23 +548,21 @@ cmd_vol_info(int argc, char **argv)
     return finish(conn, EXIT_OK);
 }
 
+static const GOptionEntry gfpool_vol_record_options[] = {
+    { "format", 0, 0, G_OPTION_ARG_STRING, &opt_format,
+      "the volumes' format (required): raw, qcow2, or any format gfpool lists", "F" },
+    { NULL }
+};
+
 static int
-cmd_vol_record(int argc, char **argv)
+cmd_vol_record(const GfpoolVerb *verb, int argc, char **argv)
 {
-    static const GOptionEntry own[] = {
-        { "format", 0, 0, G_OPTION_ARG_STRING, &opt_format,
-          "the volumes' format (required): raw, qcow2, or any format gfpool lists", "F" },
-        { NULL }
-    };
-    static const Verb v = { "vol-record", "--format F VOL...",
-                            "Record the format of volumes placed by other tools (their format is "
-                            "otherwise probed from bytes a guest may have written).", NULL };
     GfpoolConn *conn;
     GfpoolFormat format;
     int f;
     int rc = EXIT_OK;
 
-    if (!parse_verb_args(&v, own, TRUE, &argc, &argv, &rc))
+    if (!parse_verb_args(verb, &argc, &argv, &rc))
         return rc;
     if (argc < 2)
         return usage_error("vol-record takes the names of the volumes");
@@ -584,14 +596,13 @@ cmd_vol_record(int argc, char **argv)
 }
 
 static int
-cmd_vol_dumpxml(int argc, char **argv)
+cmd_vol_dumpxml(const GfpoolVerb *verb, int argc, char **argv)
 {
-    static const Verb v = { "vol-dumpxml", "VOL", "The volume's XML, as virsh vol-dumpxml prints it.", NULL };
     GfpoolConn *conn = NULL;
     GfpoolVolInfo *info = NULL;
     int rc;
 
-    if ((rc = get_vol_info(argc, argv, &v, &conn, &info)) >= 0)
+    if ((rc = get_vol_info(verb, argc, argv, &conn, &info)) >= 0)
         return rc;
     {
         g_autoptr(GfpoolVolDef) def = vol_def_from_info(conn, info);
@@ -603,14 +614,13 @@ cmd_vol_dumpxml(int argc, char **argv)
 }
 
 static int
-cmd_vol_path(int argc, char **argv)
+cmd_vol_path(const GfpoolVerb *verb, int argc, char **argv)
 {
-    static const Verb v = { "vol-path", "VOL", "The volume's gluster:// URI.", NULL };
     GfpoolConn *conn = NULL;
     GfpoolVolInfo *info = NULL;
     int rc;
 
-    if ((rc = get_vol_info(argc, argv, &v, &conn, &info)) >= 0)
+    if ((rc = get_vol_info(verb, argc, argv, &conn, &info)) >= 0)
         return rc;
     {
         g_autofree char *uri = gfpool_vol_key(conn, info->name);
@@ -621,14 +631,13 @@ cmd_vol_path(int argc, char **argv)
 }
 
 static int
-cmd_vol_delete(int argc, char **argv)
+cmd_vol_delete(const GfpoolVerb *verb, int argc, char **argv)
 {
-    static const Verb v = { "vol-delete", "VOL", "Delete a volume (a file, or an empty directory).", NULL };
     g_autoptr(GError) err = NULL;
     GfpoolConn *conn;
     int rc = EXIT_OK;
 
-    if (!parse_verb_args(&v, NULL, TRUE, &argc, &argv, &rc))
+    if (!parse_verb_args(verb, &argc, &argv, &rc))
         return rc;
     if (argc != 2)
         return usage_error("vol-delete takes one argument, the volume name");
@@ -681,33 +690,31 @@ prealloc_parse(const char *s, GfpoolPrealloc *out, GError **error)
     return FALSE;
 }
 
+static const GOptionEntry gfpool_vol_create_as_options[] = {
+    { "format", 0, 0, G_OPTION_ARG_STRING, &opt_format, "raw (default) or qcow2", "F" },
+    { "allocation", 0, 0, G_OPTION_ARG_STRING, &opt_allocation,
+      "raw: allocate up front when equal to the capacity", "SIZE" },
+    { "prealloc-metadata", 0, 0, G_OPTION_ARG_NONE, &opt_prealloc_metadata,
+      "qcow2: preallocate metadata", NULL },
+    { "prealloc", 0, 0, G_OPTION_ARG_STRING, &opt_prealloc,
+      "off, metadata (qcow2), falloc or full (raw)", "MODE" },
+    { "backing-vol", 0, 0, G_OPTION_ARG_STRING, &opt_backing_vol,
+      "qcow2: backing volume (a volume of the pool)", "VOL" },
+    { "backing-vol-format", 0, 0, G_OPTION_ARG_STRING, &opt_backing_vol_format,
+      "format of the backing volume (default: probed)", "F" },
+    { "cluster-size", 0, 0, G_OPTION_ARG_STRING, &opt_cluster_size,
+      "qcow2 cluster size (default 64KiB)", "SIZE" },
+    { NULL }
+};
+
 static int
-cmd_vol_create_as(int argc, char **argv)
+cmd_vol_create_as(const GfpoolVerb *verb, int argc, char **argv)
 {
-    static const GOptionEntry own[] = {
-        { "format", 0, 0, G_OPTION_ARG_STRING, &opt_format, "raw (default) or qcow2", "F" },
-        { "allocation", 0, 0, G_OPTION_ARG_STRING, &opt_allocation,
-          "raw: allocate up front when equal to the capacity", "SIZE" },
-        { "prealloc-metadata", 0, 0, G_OPTION_ARG_NONE, &opt_prealloc_metadata,
-          "qcow2: preallocate metadata", NULL },
-        { "prealloc", 0, 0, G_OPTION_ARG_STRING, &opt_prealloc,
-          "off, metadata (qcow2), falloc or full (raw)", "MODE" },
-        { "backing-vol", 0, 0, G_OPTION_ARG_STRING, &opt_backing_vol,
-          "qcow2: backing volume (a volume of the pool)", "VOL" },
-        { "backing-vol-format", 0, 0, G_OPTION_ARG_STRING, &opt_backing_vol_format,
-          "format of the backing volume (default: probed)", "F" },
-        { "cluster-size", 0, 0, G_OPTION_ARG_STRING, &opt_cluster_size,
-          "qcow2 cluster size (default 64KiB)", "SIZE" },
-        { NULL }
-    };
-    static const Verb v = { "vol-create-as", "NAME CAPACITY",
-                            "Create a raw or qcow2 volume. CAPACITY takes libvirt's units (10G, 512MiB, 1TB).",
-                            NULL };
     GfpoolVolCreateParams p = GFPOOL_VOL_CREATE_PARAMS_INIT;
     g_autoptr(GError) err = NULL;
     int rc = EXIT_OK;
 
-    if (!parse_verb_args(&v, own, TRUE, &argc, &argv, &rc))
+    if (!parse_verb_args(verb, &argc, &argv, &rc))
         return rc;
     if (argc != 3)
         return usage_error("vol-create-as takes two arguments, NAME and CAPACITY");
@@ -750,15 +757,15 @@ cmd_vol_create_as(int argc, char **argv)
     return create_and_report(&p);
 }
 
+static const GOptionEntry gfpool_vol_create_options[] = {
+    { "prealloc-metadata", 0, 0, G_OPTION_ARG_NONE, &opt_prealloc_metadata,
+      "qcow2: preallocate metadata", NULL },
+    { NULL }
+};
+
 static int
-cmd_vol_create(int argc, char **argv)
+cmd_vol_create(const GfpoolVerb *verb, int argc, char **argv)
 {
-    static const GOptionEntry own[] = {
-        { "prealloc-metadata", 0, 0, G_OPTION_ARG_NONE, &opt_prealloc_metadata,
-          "qcow2: preallocate metadata", NULL },
-        { NULL }
-    };
-    static const Verb v = { "vol-create", "FILE.xml", "Create a volume from a <volume> XML file.", NULL };
     GfpoolVolCreateParams p = GFPOOL_VOL_CREATE_PARAMS_INIT;
     g_autoptr(GError) err = NULL;
     g_autoptr(GfpoolVolDef) def = NULL;
@@ -767,7 +774,7 @@ cmd_vol_create(int argc, char **argv)
     gsize len;
     int rc = EXIT_OK;
 
-    if (!parse_verb_args(&v, own, TRUE, &argc, &argv, &rc))
+    if (!parse_verb_args(verb, &argc, &argv, &rc))
         return rc;
     if (argc != 2)
         return usage_error("vol-create takes one argument, the XML file");
@@ -809,15 +816,14 @@ cmd_vol_create(int argc, char **argv)
 }
 
 static int
-cmd_uri_parse(int argc, char **argv)
+cmd_uri_parse(const GfpoolVerb *verb, int argc, char **argv)
 {
-    static const Verb v = { "uri-parse", "URI", "Check a gluster:// URI and print its parts.", NULL };
     g_autoptr(GError) err = NULL;
     g_autoptr(GfpoolUri) uri = NULL;
     g_autofree char *canon = NULL;
     int rc = EXIT_OK;
 
-    if (!parse_verb_args(&v, NULL, FALSE, &argc, &argv, &rc))
+    if (!parse_verb_args(verb, &argc, &argv, &rc))
         return rc;
     if (argc != 2)
         return usage_error("uri-parse takes one argument, the URI");
@@ -843,14 +849,13 @@ cmd_uri_parse(int argc, char **argv)
  * never stop a guest from starting, so this does nothing and succeeds.
  */
 static int
-cmd_nbd_hook(int argc, char **argv)
+cmd_nbd_hook(const GfpoolVerb *verb, int argc, char **argv)
 {
     /* no option parsing: a guest may be called "-x" */
     if (argc == 2 && (g_str_equal(argv[1], "--help") || g_str_equal(argv[1], "--help-all")))
-        printf("Usage:\n  gfpool nbd-hook [ANY...]\n\n"
-               "Does nothing and succeeds: what libvirt's qemu hook of older\n"
-               "nbdkit-plugin-gfpool packages runs.\n\n"
-               "Help Options:\n  -h, --help       Show help options\n");
+        printf("Usage:\n  gfpool %s %s\n\n%s\n%s\n\n"
+               "Help Options:\n  -h, --help       Show help options\n",
+               verb->name, verb->args, verb->summary, verb->details);
     return EXIT_OK;
 }
 
@@ -867,23 +872,19 @@ static gint opt_seconds = GFPOOL_NBD_GRANT_MAX_S;
  * the status names them, at most a minute; with a COMMAND, only while it
  * runs (its exit status is ours).
  */
+static const GOptionEntry gfpool_nbd_grant_options[] = {
+    { "seconds", 0, 0, G_OPTION_ARG_INT, &opt_seconds,
+      "how long the grant lasts (1-60, default 60)", "N" },
+    { "state-dir", 0, 0, G_OPTION_ARG_FILENAME, &opt_state_dir,
+      "libvirt's QEMU state dir (default " GFPOOL_QEMU_STATE_DIR ")", "DIR" },
+    { "grant-dir", 0, 0, G_OPTION_ARG_FILENAME, &opt_grant_dir,
+      "the plugin's grant-dir (default " GFPOOL_NBD_GRANT_DIR ")", "DIR" },
+    { NULL }
+};
+
 static int
-cmd_nbd_grant(int argc, char **argv)
+cmd_nbd_grant(const GfpoolVerb *verb, int argc, char **argv)
 {
-    static const Verb v = { "nbd-grant", "DOMAIN SOCKET EXPORT... [-- COMMAND [ARG...]]",
-                            "Let a running guest's QEMU open NBD exports of "
-                            "nbdkit-gfpool-plugin (guests=libvirt) that its live "
-                            "definition does not name yet: for attach-device, "
-                            "blockcopy and external snapshots. Root only.", NULL };
-    static const GOptionEntry entries[] = {
-        { "seconds", 0, 0, G_OPTION_ARG_INT, &opt_seconds,
-          "how long the grant lasts (1-60, default 60)", "N" },
-        { "state-dir", 0, 0, G_OPTION_ARG_FILENAME, &opt_state_dir,
-          "libvirt's QEMU state dir (default " GFPOOL_QEMU_STATE_DIR ")", "DIR" },
-        { "grant-dir", 0, 0, G_OPTION_ARG_FILENAME, &opt_grant_dir,
-          "the plugin's grant-dir (default " GFPOOL_NBD_GRANT_DIR ")", "DIR" },
-        { NULL }
-    };
     g_autoptr(GError) err = NULL;
     g_autoptr(GfpoolGuest) guest = NULL;
     g_autoptr(GPtrArray) files = g_ptr_array_new_with_free_func(g_free);
@@ -902,7 +903,7 @@ cmd_nbd_grant(int argc, char **argv)
             break;
         }
     }
-    if (!parse_verb_args(&v, entries, FALSE, &argc, &argv, &rc))
+    if (!parse_verb_args(verb, &argc, &argv, &rc))
         return rc;
     if (argc < 4)
         return usage_error("nbd-grant takes the domain, the server's socket and the exports");
@@ -1161,39 +1162,37 @@ disk_chain(const char *volname, GfpoolSource **srcp, GPtrArray **layersp, Gfpool
     return EXIT_OK;
 }
 
+static const GOptionEntry gfpool_disk_xml_options[] = {
+    { "target", 0, 0, G_OPTION_ARG_STRING, &opt_target, "target dev (default vda)", "DEV" },
+    { "bus", 0, 0, G_OPTION_ARG_STRING, &opt_bus, "target bus (default virtio)", "BUS" },
+    { "cache", 0, 0, G_OPTION_ARG_STRING, &opt_cache, "driver cache mode (none, writeback, ...)", "MODE" },
+    { "discard", 0, 0, G_OPTION_ARG_STRING, &opt_discard, "driver discard (unmap, ignore)", "MODE" },
+    { "readonly", 0, 0, G_OPTION_ARG_NONE, &opt_readonly, "read-only disk", NULL },
+    { "format", 0, 0, G_OPTION_ARG_STRING, &opt_output, "xml (default) or uri", "OUT" },
+    { "connect", 'c', 0, G_OPTION_ARG_STRING, &opt_connect,
+      "read the pool and volume from this libvirt (any, remote too) instead of gfapi", "URI" },
+    { "pool", 0, 0, G_OPTION_ARG_STRING, &opt_pool, "the libvirt pool, with --connect", "NAME" },
+    { "image-format", 0, 0, G_OPTION_ARG_STRING, &opt_image_format,
+      "the volume's format, for a volume without a format record (raw names no backing chain)",
+      "F" },
+    { "nbd", 0, 0, G_OPTION_ARG_FILENAME, &opt_nbd,
+      "the images as exports of nbdkit-gfpool-plugin on this unix socket, not through "
+      "QEMU's gluster driver", "SOCKET" },
+    { "reconnect-delay", 0, 0, G_OPTION_ARG_INT, &opt_reconnect_delay,
+      "with --nbd: QEMU holds the guest's I/O this long while nbdkit restarts "
+      "(libvirt >= 9.2)", "SECONDS" },
+    { NULL }
+};
+
 static int
-cmd_disk_xml(int argc, char **argv)
+cmd_disk_xml(const GfpoolVerb *verb, int argc, char **argv)
 {
-    static const GOptionEntry own[] = {
-        { "target", 0, 0, G_OPTION_ARG_STRING, &opt_target, "target dev (default vda)", "DEV" },
-        { "bus", 0, 0, G_OPTION_ARG_STRING, &opt_bus, "target bus (default virtio)", "BUS" },
-        { "cache", 0, 0, G_OPTION_ARG_STRING, &opt_cache, "driver cache mode (none, writeback, ...)", "MODE" },
-        { "discard", 0, 0, G_OPTION_ARG_STRING, &opt_discard, "driver discard (unmap, ignore)", "MODE" },
-        { "readonly", 0, 0, G_OPTION_ARG_NONE, &opt_readonly, "read-only disk", NULL },
-        { "format", 0, 0, G_OPTION_ARG_STRING, &opt_output, "xml (default) or uri", "OUT" },
-        { "connect", 'c', 0, G_OPTION_ARG_STRING, &opt_connect,
-          "read the pool and volume from this libvirt (any, remote too) instead of gfapi", "URI" },
-        { "pool", 0, 0, G_OPTION_ARG_STRING, &opt_pool, "the libvirt pool, with --connect", "NAME" },
-        { "image-format", 0, 0, G_OPTION_ARG_STRING, &opt_image_format,
-          "the volume's format, for a volume without a format record (raw names no backing chain)",
-          "F" },
-        { "nbd", 0, 0, G_OPTION_ARG_FILENAME, &opt_nbd,
-          "the images as exports of nbdkit-gfpool-plugin on this unix socket, not through "
-          "QEMU's gluster driver", "SOCKET" },
-        { "reconnect-delay", 0, 0, G_OPTION_ARG_INT, &opt_reconnect_delay,
-          "with --nbd: QEMU holds the guest's I/O this long while nbdkit restarts "
-          "(libvirt >= 9.2)", "SECONDS" },
-        { NULL }
-    };
-    static const Verb v = { "disk-xml", "VOL",
-                            "Domain <disk> XML (or --format=uri: the gluster:// URI) that makes "
-                            "QEMU open the volume with its gluster driver, every host included.", NULL };
     g_autoptr(GPtrArray) layers = NULL;
     g_autoptr(GfpoolSource) src = NULL;
     GfpoolConn *conn = NULL;
     int rc = EXIT_OK;
 
-    if (!parse_verb_args(&v, own, TRUE, &argc, &argv, &rc))
+    if (!parse_verb_args(verb, &argc, &argv, &rc))
         return rc;
     if (argc != 2)
         return usage_error("disk-xml takes one argument, the volume name");
@@ -1240,23 +1239,21 @@ cmd_disk_xml(int argc, char **argv)
     return conn ? finish(conn, EXIT_OK) : EXIT_OK;
 }
 
+static const GOptionEntry gfpool_virt_install_disk_options[] = {
+    { "connect", 'c', 0, G_OPTION_ARG_STRING, &opt_connect, "libvirt URI to read the pool and volume from", "URI" },
+    { NULL }
+};
+
 static int
-cmd_virt_install_disk(int argc, char **argv)
+cmd_virt_install_disk(const GfpoolVerb *verb, int argc, char **argv)
 {
-    static const GOptionEntry own[] = {
-        { "connect", 'c', 0, G_OPTION_ARG_STRING, &opt_connect, "libvirt URI to read the pool and volume from", "URI" },
-        { NULL }
-    };
-    static const Verb v = { "virt-install-disk", "POOL VOL",
-                            "The --disk argument for virt-install: the volume with its probed format "
-                            "(virt-install writes driver type 'raw' for every network volume).", NULL };
     g_autoptr(GPtrArray) layers = NULL;
     g_autoptr(GfpoolSource) src = NULL;
     GfpoolConn *conn = NULL;
     const GfpoolDiskLayer *top;
     int rc = EXIT_OK;
 
-    if (!parse_verb_args(&v, own, TRUE, &argc, &argv, &rc))
+    if (!parse_verb_args(verb, &argc, &argv, &rc))
         return rc;
     if (argc != 3)
         return usage_error("virt-install-disk takes two arguments, POOL and VOL");
@@ -1275,22 +1272,22 @@ cmd_virt_install_disk(int argc, char **argv)
 static gboolean opt_no_overwrite;
 static gboolean opt_overwrite;
 
+static const GOptionEntry gfpool_pool_build_options[] = {
+    { "no-overwrite", 0, 0, G_OPTION_ARG_NONE, &opt_no_overwrite,
+      "fail if the pool directory exists and is not empty", NULL },
+    { "overwrite", 0, 0, G_OPTION_ARG_NONE, &opt_overwrite,
+      "accepted for virsh compatibility; images are never deleted", NULL },
+    { NULL }
+};
+
 static int
-cmd_pool_build(int argc, char **argv)
+cmd_pool_build(const GfpoolVerb *verb, int argc, char **argv)
 {
-    static const GOptionEntry own[] = {
-        { "no-overwrite", 0, 0, G_OPTION_ARG_NONE, &opt_no_overwrite,
-          "fail if the pool directory exists and is not empty", NULL },
-        { "overwrite", 0, 0, G_OPTION_ARG_NONE, &opt_overwrite,
-          "accepted for virsh compatibility; images are never deleted", NULL },
-        { NULL }
-    };
-    static const Verb v = { "pool-build", "", "Create the pool directory and its parents.", NULL };
     g_autoptr(GError) err = NULL;
     GfpoolConn *conn;
     int rc = EXIT_OK;
 
-    if (!parse_verb_args(&v, own, TRUE, &argc, &argv, &rc))
+    if (!parse_verb_args(verb, &argc, &argv, &rc))
         return rc;
     if (argc != 1)
         return usage_error("pool-build takes no arguments");
@@ -1305,14 +1302,13 @@ cmd_pool_build(int argc, char **argv)
 }
 
 static int
-cmd_pool_delete(int argc, char **argv)
+cmd_pool_delete(const GfpoolVerb *verb, int argc, char **argv)
 {
-    static const Verb v = { "pool-delete", "", "Remove the pool directory (only when empty).", NULL };
     g_autoptr(GError) err = NULL;
     GfpoolConn *conn;
     int rc = EXIT_OK;
 
-    if (!parse_verb_args(&v, NULL, TRUE, &argc, &argv, &rc))
+    if (!parse_verb_args(verb, &argc, &argv, &rc))
         return rc;
     if (argc != 1)
         return usage_error("pool-delete takes no arguments");
@@ -1324,23 +1320,21 @@ cmd_pool_delete(int argc, char **argv)
     return finish(conn, EXIT_OK);
 }
 
+static const GOptionEntry gfpool_vol_clone_options[] = {
+    { "format", 0, 0, G_OPTION_ARG_STRING, &opt_format, "format of the clone (default: the source's)", "F" },
+    { NULL }
+};
+
 static int
-cmd_vol_clone(int argc, char **argv)
+cmd_vol_clone(const GfpoolVerb *verb, int argc, char **argv)
 {
-    static const GOptionEntry own[] = {
-        { "format", 0, 0, G_OPTION_ARG_STRING, &opt_format, "format of the clone (default: the source's)", "F" },
-        { NULL }
-    };
-    static const Verb v = { "vol-clone", "VOL NEWNAME",
-                            "Copy a volume inside the pool (server-side copy, holes kept); "
-                            "--format converts between raw and qcow2.", NULL };
     GfpoolVolCreateParams p = GFPOOL_VOL_CREATE_PARAMS_INIT;
     g_autoptr(GError) err = NULL;
     g_autoptr(GfpoolVolInfo) info = NULL;
     GfpoolConn *conn;
     int rc = EXIT_OK;
 
-    if (!parse_verb_args(&v, own, TRUE, &argc, &argv, &rc))
+    if (!parse_verb_args(verb, &argc, &argv, &rc))
         return rc;
     if (argc != 3)
         return usage_error("vol-clone takes two arguments, VOL and NEWNAME");
@@ -1368,16 +1362,16 @@ static gboolean opt_delta;
 static gboolean opt_shrink;
 static gboolean opt_allocate;
 
+static const GOptionEntry gfpool_vol_resize_options[] = {
+    { "delta", 0, 0, G_OPTION_ARG_NONE, &opt_delta, "CAPACITY is added to (with --shrink: taken from) the current one", NULL },
+    { "shrink", 0, 0, G_OPTION_ARG_NONE, &opt_shrink, "allow a smaller capacity (raw only)", NULL },
+    { "allocate", 0, 0, G_OPTION_ARG_NONE, &opt_allocate, "allocate the new space (raw only)", NULL },
+    { NULL }
+};
+
 static int
-cmd_vol_resize(int argc, char **argv)
+cmd_vol_resize(const GfpoolVerb *verb, int argc, char **argv)
 {
-    static const GOptionEntry own[] = {
-        { "delta", 0, 0, G_OPTION_ARG_NONE, &opt_delta, "CAPACITY is added to (with --shrink: taken from) the current one", NULL },
-        { "shrink", 0, 0, G_OPTION_ARG_NONE, &opt_shrink, "allow a smaller capacity (raw only)", NULL },
-        { "allocate", 0, 0, G_OPTION_ARG_NONE, &opt_allocate, "allocate the new space (raw only)", NULL },
-        { NULL }
-    };
-    static const Verb v = { "vol-resize", "VOL CAPACITY", "Change a volume's capacity.", NULL };
     g_autoptr(GError) err = NULL;
     g_autoptr(GfpoolVolInfo) info = NULL;
     guint64 cap;
@@ -1385,7 +1379,7 @@ cmd_vol_resize(int argc, char **argv)
     GfpoolConn *conn;
     int rc = EXIT_OK;
 
-    if (!parse_verb_args(&v, own, TRUE, &argc, &argv, &rc))
+    if (!parse_verb_args(verb, &argc, &argv, &rc))
         return rc;
     if (argc != 3)
         return usage_error("vol-resize takes two arguments, VOL and CAPACITY");
@@ -1414,20 +1408,20 @@ cmd_vol_resize(int argc, char **argv)
 
 static char *opt_algorithm;
 
+static const GOptionEntry gfpool_vol_wipe_options[] = {
+    { "algorithm", 0, 0, G_OPTION_ARG_STRING, &opt_algorithm, "zero (default) or trim", "ALG" },
+    { NULL }
+};
+
 static int
-cmd_vol_wipe(int argc, char **argv)
+cmd_vol_wipe(const GfpoolVerb *verb, int argc, char **argv)
 {
-    static const GOptionEntry own[] = {
-        { "algorithm", 0, 0, G_OPTION_ARG_STRING, &opt_algorithm, "zero (default) or trim", "ALG" },
-        { NULL }
-    };
-    static const Verb v = { "vol-wipe", "VOL", "Wipe a volume; a qcow2 stays a valid empty qcow2.", NULL };
     g_autoptr(GError) err = NULL;
     GfpoolWipeAlgorithm alg = GFPOOL_WIPE_ZERO;
     GfpoolConn *conn;
     int rc = EXIT_OK;
 
-    if (!parse_verb_args(&v, own, TRUE, &argc, &argv, &rc))
+    if (!parse_verb_args(verb, &argc, &argv, &rc))
         return rc;
     if (argc != 2)
         return usage_error("vol-wipe takes one argument, the volume name");
@@ -1447,27 +1441,26 @@ static char *opt_offset;
 static char *opt_length;
 static gboolean opt_sparse;
 
+static const GOptionEntry gfpool_vol_transfer_options[] = {
+    { "offset", 0, 0, G_OPTION_ARG_STRING, &opt_offset, "start at this byte of the volume", "N" },
+    { "length", 0, 0, G_OPTION_ARG_STRING, &opt_length, "this many bytes at most", "N" },
+    { "sparse", 0, 0, G_OPTION_ARG_NONE, &opt_sparse, "keep holes", NULL },
+    { NULL }
+};
+
 static int
-cmd_vol_transfer(int argc, char **argv, gboolean upload)
+vol_transfer(const GfpoolVerb *verb, int argc, char **argv, gboolean upload)
 {
-    static const GOptionEntry own[] = {
-        { "offset", 0, 0, G_OPTION_ARG_STRING, &opt_offset, "start at this byte of the volume", "N" },
-        { "length", 0, 0, G_OPTION_ARG_STRING, &opt_length, "this many bytes at most", "N" },
-        { "sparse", 0, 0, G_OPTION_ARG_NONE, &opt_sparse, "keep holes", NULL },
-        { NULL }
-    };
-    static const Verb up = { "vol-upload", "VOL FILE", "Write a local file into a volume.", NULL };
-    static const Verb down = { "vol-download", "VOL FILE", "Read a volume into a local file.", NULL };
     g_autoptr(GError) err = NULL;
     guint64 offset = 0, length = 0;
     GfpoolConn *conn;
     gboolean ok;
     int rc = EXIT_OK, fd;
 
-    if (!parse_verb_args(upload ? &up : &down, own, TRUE, &argc, &argv, &rc))
+    if (!parse_verb_args(verb, &argc, &argv, &rc))
         return rc;
     if (argc != 3)
-        return usage_error("%s takes two arguments, VOL and FILE", upload ? up.name : down.name);
+        return usage_error("%s takes two arguments, VOL and FILE", verb->name);
     if ((opt_offset && !gfpool_parse_scaled(opt_offset, &offset, &err)) ||
         (opt_length && !gfpool_parse_scaled(opt_length, &length, &err)))
         return fail(err);
@@ -1493,42 +1486,97 @@ cmd_vol_transfer(int argc, char **argv, gboolean upload)
 }
 
 static int
-cmd_vol_upload(int argc, char **argv)
+cmd_vol_upload(const GfpoolVerb *verb, int argc, char **argv)
 {
-    return cmd_vol_transfer(argc, argv, TRUE);
+    return vol_transfer(verb, argc, argv, TRUE);
 }
 
 static int
-cmd_vol_download(int argc, char **argv)
+cmd_vol_download(const GfpoolVerb *verb, int argc, char **argv)
 {
-    return cmd_vol_transfer(argc, argv, FALSE);
+    return vol_transfer(verb, argc, argv, FALSE);
 }
 
-static const Verb verbs[] = {
-    { "vol-clone", "VOL NEWNAME [--format F]", "Copy a volume (server-side).", cmd_vol_clone },
-    { "vol-resize", "VOL CAPACITY [--delta] [--shrink] [--allocate]", "Change a volume's capacity.", cmd_vol_resize },
-    { "vol-wipe", "VOL [--algorithm zero|trim]", "Wipe a volume.", cmd_vol_wipe },
-    { "vol-upload", "VOL FILE [--offset N] [--length N] [--sparse]", "Write a local file into a volume.", cmd_vol_upload },
-    { "vol-download", "VOL FILE [--offset N] [--length N] [--sparse]", "Read a volume into a local file.", cmd_vol_download },
-    { "pool-build", "[--no-overwrite]", "Create the pool directory and its parents.", cmd_pool_build },
-    { "pool-delete", "", "Remove the pool directory (only when empty).", cmd_pool_delete },
-    { "pool-info", "", "Capacity, allocation and available space of the pool.", cmd_pool_info },
-    { "pool-refresh", "", "Read every volume's header; print how many.", cmd_pool_refresh },
-    { "vol-list", "[--details]", "List the volumes of the pool.", cmd_vol_list },
-    { "vol-create-as", "NAME CAPACITY [--format raw|qcow2] ...", "Create a volume.", cmd_vol_create_as },
-    { "vol-create", "FILE.xml", "Create a volume from a <volume> XML file.", cmd_vol_create },
-    { "vol-delete", "VOL", "Delete a volume.", cmd_vol_delete },
-    { "vol-info", "VOL", "Type, capacity and allocation of a volume.", cmd_vol_info },
-    { "vol-record", "--format F VOL...", "Record the format of volumes placed by other tools.", cmd_vol_record },
-    { "vol-dumpxml", "VOL", "The volume's XML, as virsh prints it.", cmd_vol_dumpxml },
-    { "vol-path", "VOL", "The volume's gluster:// URI.", cmd_vol_path },
-    { "disk-xml", "VOL [--connect URI --pool P]", "Domain <disk> XML (or URI) for QEMU's gluster driver.", cmd_disk_xml },
-    { "virt-install-disk", "POOL VOL", "The --disk argument for virt-install.", cmd_virt_install_disk },
-    { "uri-parse", "URI", "Check a gluster:// URI and print its parts.", cmd_uri_parse },
-    { "nbd-grant", "DOMAIN SOCKET EXPORT... [-- COMMAND...]",
-      "Let a guest's QEMU open NBD exports its definition does not name yet.", cmd_nbd_grant },
-    { "nbd-hook", "[ANY...]", "Does nothing (was libvirt's qemu hook for the NBD plugin).",
-      cmd_nbd_hook },
+static const GfpoolVerb verbs[] = {
+    { "pool-build", "[--no-overwrite | --overwrite]", "",
+      "Create the pool directory and its parents.", NULL,
+      gfpool_pool_build_options, TRUE, cmd_pool_build },
+    { "pool-delete", "", "",
+      "Remove the pool directory (only when empty).", NULL,
+      NULL, TRUE, cmd_pool_delete },
+    { "pool-info", "", "",
+      "Print the pool's capacity, allocation and available space.", NULL,
+      NULL, TRUE, cmd_pool_info },
+    { "pool-refresh", "", "",
+      "Read every volume's header and print how many volumes there are.", NULL,
+      NULL, TRUE, cmd_pool_refresh },
+    { "vol-list", "[--details]", "",
+      "List the volumes of the pool.", NULL,
+      gfpool_vol_list_options, TRUE, cmd_vol_list },
+    { "vol-create-as", "[options]", "NAME CAPACITY",
+      "Create a raw or qcow2 volume.",
+      "CAPACITY takes libvirt's units (10G, 512MiB, 1TB).",
+      gfpool_vol_create_as_options, TRUE, cmd_vol_create_as },
+    { "vol-create", "[--prealloc-metadata]", "FILE.xml",
+      "Create a volume from a libvirt <volume> XML file.", NULL,
+      gfpool_vol_create_options, TRUE, cmd_vol_create },
+    { "vol-delete", "", "VOL",
+      "Delete a volume (a file, or an empty directory).", NULL,
+      NULL, TRUE, cmd_vol_delete },
+    { "vol-info", "", "VOL",
+      "Print a volume's name, type, format, capacity and allocation.", NULL,
+      NULL, TRUE, cmd_vol_info },
+    { "vol-record", "--format F", "VOL...",
+      "Record the format of volumes placed by other tools.",
+      "Their format is otherwise probed from bytes a guest may have written.",
+      gfpool_vol_record_options, TRUE, cmd_vol_record },
+    { "vol-dumpxml", "", "VOL",
+      "Print the volume's XML, as virsh vol-dumpxml prints it.", NULL,
+      NULL, TRUE, cmd_vol_dumpxml },
+    { "vol-path", "", "VOL",
+      "Print the volume's gluster:// URI.", NULL,
+      NULL, TRUE, cmd_vol_path },
+    { "vol-clone", "[--format F]", "VOL NEWNAME",
+      "Copy a volume into a new volume of the pool, holes kept.",
+      "--format converts between raw and qcow2. The servers copy the data\n"
+      "themselves only where glusterfs does that safely, on a volume of one\n"
+      "brick (not replicated, dispersed or sharded); otherwise, and for a\n"
+      "conversion, the data passes through gfpool.",
+      gfpool_vol_clone_options, TRUE, cmd_vol_clone },
+    { "vol-resize", "[options]", "VOL CAPACITY",
+      "Change a volume's capacity.", NULL,
+      gfpool_vol_resize_options, TRUE, cmd_vol_resize },
+    { "vol-wipe", "[--algorithm ALG]", "VOL",
+      "Wipe a volume's data; a qcow2 volume stays a valid, empty qcow2.", NULL,
+      gfpool_vol_wipe_options, TRUE, cmd_vol_wipe },
+    { "vol-upload", "[options]", "VOL FILE",
+      "Write a local file into a volume.", NULL,
+      gfpool_vol_transfer_options, TRUE, cmd_vol_upload },
+    { "vol-download", "[options]", "VOL FILE",
+      "Read a volume into a local file.", NULL,
+      gfpool_vol_transfer_options, TRUE, cmd_vol_download },
+    { "disk-xml", "[options]", "VOL",
+      "Print the domain <disk> XML that makes QEMU open the volume.",
+      "Through its gluster driver, every host of the pool included; with --nbd,\n"
+      "through nbdkit-gfpool-plugin; with --format=uri, the URI instead.",
+      gfpool_disk_xml_options, TRUE, cmd_disk_xml },
+    { "virt-install-disk", "[-c URI]", "POOL VOL",
+      "Print the --disk argument for virt-install.",
+      "The volume with its probed format (virt-install writes driver type 'raw'\n"
+      "for every network volume).",
+      gfpool_virt_install_disk_options, TRUE, cmd_virt_install_disk },
+    { "uri-parse", "", "URI",
+      "Check a gluster:// URI and print its parts.", NULL,
+      NULL, FALSE, cmd_uri_parse },
+    { "nbd-grant", "[options]", "DOMAIN SOCKET EXPORT... [-- COMMAND [ARG]...]",
+      "Let a running guest's QEMU open NBD exports its definition does not name yet.",
+      "Exports of nbdkit-gfpool-plugin (guests=libvirt), for attach-device,\n"
+      "blockcopy and external snapshots. Root only.",
+      gfpool_nbd_grant_options, FALSE, cmd_nbd_grant },
+    { "nbd-hook", "", "[ANY...]",
+      "Does nothing and succeeds.",
+      "What libvirt's qemu hook of older nbdkit-plugin-gfpool packages runs.",
+      NULL, FALSE, cmd_nbd_hook },
 };
 
 static void
@@ -1540,10 +1588,46 @@ print_usage(FILE *out)
             "The pool: --pool-xml FILE, or --host HOST[:PORT] (repeat) --volume NAME [--dir PATH]\n"
             "[--transport tcp|unix|rdma] [--socket PATH].\n\nVerbs:\n");
     for (guint i = 0; i < G_N_ELEMENTS(verbs); i++)
-        fprintf(out, "  %-15s %s\n", verbs[i].name, verbs[i].summary);
-    fprintf(out, "\n'gfpool VERB --help' describes a verb.\n"
+        fprintf(out, "  %-17s %s\n", verbs[i].name, verbs[i].summary);
+    fprintf(out, "\n'gfpool VERB --help' describes a verb, 'gfpool --list-verbs' lists them\n"
+            "for scripts.\n"
             "Exit codes: 0 ok, 1 failed, 2 usage/invalid input, 3 no such volume,\n"
             "4 volume exists, 5 cannot reach the gluster volume.\n");
+}
+
+static void
+list_options(GString *out, const GOptionEntry *entries)
+{
+    for (const GOptionEntry *e = entries; e && e->long_name; e++) {
+        const char *value = e->arg == G_OPTION_ARG_NONE ? "" : "=";
+
+        if (e->short_name)
+            g_string_append_printf(out, " -%c%s", e->short_name, value);
+        g_string_append_printf(out, " --%s%s", e->long_name, value);
+    }
+}
+
+/*
+ * "gfpool --list-verbs", for the bash completion and the man page's test:
+ * one line a verb, NAME TAB SYNOPSIS TAB SUMMARY TAB OPTIONS; OPTIONS are
+ * every option "gfpool VERB --help-all" lists, short ones too, blank
+ * separated, those taking a value followed by '='.
+ */
+static void
+list_verbs(void)
+{
+    for (guint i = 0; i < G_N_ELEMENTS(verbs); i++) {
+        const GfpoolVerb *v = &verbs[i];
+        g_autoptr(GString) opts = g_string_new(NULL);
+        const char *sep = *v->options && *v->args ? " " : "";
+
+        list_options(opts, v->entries);
+        if (v->needs_pool)
+            list_options(opts, pool_entries);
+        g_string_append(opts, v->needs_pool ? " -h --help --help-all --help-pool" : " -h --help");
+        printf("%s\t%s%s%s\t%s\t%s\n", v->name, v->options, sep, v->args, v->summary,
+               opts->str + 1);
+    }
 }
 
 int
@@ -1559,9 +1643,13 @@ main(int argc, char **argv)
         print_usage(stdout);
         return EXIT_OK;
     }
+    if (g_str_equal(argv[1], "--list-verbs")) {
+        list_verbs();
+        return EXIT_OK;
+    }
     for (guint i = 0; i < G_N_ELEMENTS(verbs); i++) {
         if (g_str_equal(argv[1], verbs[i].name))
-            return verbs[i].run(argc - 1, argv + 1);
+            return verbs[i].run(&verbs[i], argc - 1, argv + 1);
     }
     g_printerr("gfpool: error: unknown verb '%s'\n\n", argv[1]);
     print_usage(stderr);

@@ -207,12 +207,14 @@ done
 
 # ---- the completion -----------------------------------------------------
 
-# A gfpool stub for the completion: vol-list prints the table the real one
-# prints, with two volumes, and every call is logged.
+# A gfpool stub for the completion: --list-verbs is the real one's,
+# vol-list prints the table the real one prints, with two volumes, and
+# every call is logged.
 mkdir -p "$t/bin" "$t/cwd"
 cat > "$t/bin/gfpool" <<STUB
 #!/bin/sh
 printf '%s\n' "\$*" >> "$t/calls"
+[ "\$1" = --list-verbs ] && exec "$gfpool" --list-verbs
 [ "\$1" = vol-list ] || exit 2
 printf ' %-30s %s\n' Name Path
 echo '---------------------------------------------------------------------------------'
@@ -242,7 +244,8 @@ printf '%s\n' "$loaded" | grep -q -- '-F _gfpool gfpool'; ok $? "completion load
 
 for v in $verbs; do
     want=$(cli_options "$v" | awk '{ print $2 }' | sort -u)
-    got=$(bash --norc --noprofile -c 'source "$1" && _gfpool_verb_opts "$2"' _ "$completion" "$v" | sort -u)
+    got=$(bash --norc --noprofile -c 'source "$1" && _gfpool_load "$3" && _gfpool_verb_opts "$2"' \
+              _ "$completion" "$v" "$gfpool" | sort -u)
     [ "$want" = "$got" ]; ok $? "completion offers the options $v --help-all prints" \
         "$(diff <(echo "$want") <(echo "$got"))"
 done

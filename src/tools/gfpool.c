@@ -31,14 +31,7 @@
 #include "gfpool_vol_xml.h"
 #include "gfpool_volume.h"
 
-enum {
-    EXIT_OK = 0,
-    EXIT_FAILED = 1,
-    EXIT_USAGE = 2,
-    EXIT_NOT_FOUND = 3,
-    EXIT_EXISTS = 4,
-    EXIT_CONNECT = 5,
-};
+#include "gfpool_tools.h"
 
 /* Options shared by every verb that works on a pool. */
 static char *opt_pool_xml;
@@ -63,23 +56,6 @@ static const GOptionEntry pool_entries[] = {
     { "timeout", 0, 0, G_OPTION_ARG_INT, &opt_timeout_ms,
       "connect deadline in ms (default 7000)", "MS" },
     { NULL }
-};
-
-/*
- * A verb as everything that describes it reads it: "gfpool --help",
- * "gfpool VERB --help" and "gfpool --list-verbs" (which the bash completion
- * and the man page's test read) all print from the one table, verbs[].
- */
-typedef struct _GfpoolVerb GfpoolVerb;
-struct _GfpoolVerb {
-    const char *name;
-    const char *options;            /* synopsis: the options part, or "" */
-    const char *args;               /* synopsis: the arguments, or "" */
-    const char *summary;            /* one line */
-    const char *details;            /* more for "gfpool VERB --help", or NULL */
-    const GOptionEntry *entries;    /* the verb's own options, or NULL */
-    gboolean needs_pool;            /* takes the pool options */
-    int (*run)(const GfpoolVerb *verb, int argc, char **argv);
 };
 
 static int
@@ -112,7 +88,7 @@ exit_code_for(const GError *err)
 
 /* Every failing core call sets an error; one that did not is a bug of
  * ours, reported as such rather than crashing on the missing message. */
-static int
+int
 fail(GError *err)
 {
     if (!err) {
@@ -123,9 +99,7 @@ fail(GError *err)
     return exit_code_for(err);
 }
 
-static int
-usage_error(const char *fmt, ...) G_GNUC_PRINTF(1, 2);
-static int
+int
 usage_error(const char *fmt, ...)
 {
     va_list ap;
@@ -175,8 +149,15 @@ parse_host_opt(const char *s, GfpoolTransport t, GError **error)
     return gfpool_host_new(t, name, (int)port, NULL);
 }
 
+/* Whether the pool comes from --pool-xml or --host (not from libvirt). */
+gboolean
+pool_xml_or_host_given(void)
+{
+    return opt_pool_xml || opt_hosts;
+}
+
 /* The pool from --pool-xml or the options; options override the file. */
-static GfpoolSource *
+GfpoolSource *
 pool_source(GError **error)
 {
     g_autoptr(GfpoolSource) src = NULL;
@@ -251,7 +232,7 @@ pool_source(GError **error)
     return g_steal_pointer(&src);
 }
 
-static GfpoolConn *
+GfpoolConn *
 pool_connect_flags(int *rc, unsigned int flags)
 {
     g_autoptr(GError) err = NULL;
@@ -272,7 +253,7 @@ pool_connect_flags(int *rc, unsigned int flags)
     return conn;
 }
 
-static GfpoolConn *
+GfpoolConn *
 pool_connect(int *rc)
 {
     return pool_connect_flags(rc, 0);
@@ -282,7 +263,7 @@ pool_connect(int *rc)
  * A short-lived process never waits for glfs_fini (up to 10 s): everything
  * it wrote is fsynced and closed by then, so it just leaves.
  */
-static int
+int
 finish(GfpoolConn *conn, int rc)
 {
     fflush(stdout);
@@ -292,7 +273,7 @@ finish(GfpoolConn *conn, int rc)
 }
 
 /* Parse argv for one verb: pool options + the verb's own. */
-static gboolean
+gboolean
 parse_verb_args(const GfpoolVerb *verb, int *argc, char ***argv, int *rc)
 {
     g_autoptr(GOptionContext) ctx = NULL;
@@ -340,7 +321,7 @@ parse_verb_args(const GfpoolVerb *verb, int *argc, char ***argv, int *rc)
     return TRUE;
 }
 
-static const char *
+const char *
 format_name(GfpoolFormat f)
 {
     const char *s = gfpool_format_to_string(f);
@@ -356,7 +337,7 @@ record_name(const GfpoolVolInfo *info)
     return info->recorded ? "recorded" : "probed";
 }
 
-static char *
+char *
 human_size(guint64 v)
 {
     /* virsh's style, in ASCII whatever the locale: scripts split on spaces. */
@@ -1258,7 +1239,7 @@ cmd_virt_install_disk(const GfpoolVerb *verb, int argc, char **argv)
     if (argc != 3)
         return usage_error("virt-install-disk takes two arguments, POOL and VOL");
     opt_pool = argv[1];
-    if (!opt_connect && !opt_pool_xml && !opt_hosts)
+    if (!opt_connect && !pool_xml_or_host_given())
         opt_connect = (char *)"qemu:///system";
     if ((rc = disk_chain(argv[2], &src, &layers, &conn)) != EXIT_OK)
         return conn ? finish(conn, rc) : rc;

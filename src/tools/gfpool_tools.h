@@ -1,0 +1,49 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * gfpool_tools.h: what the files of the gfpool CLI share, under the name of
+ * the file that defines it. Private to src/tools.
+ */
+#pragma once
+
+#include "gfpool_volume.h"
+
+/* Exit codes (scripts rely on them). */
+enum {
+    EXIT_OK = 0,
+    EXIT_FAILED = 1,
+    EXIT_USAGE = 2,
+    EXIT_NOT_FOUND = 3,
+    EXIT_EXISTS = 4,
+    EXIT_CONNECT = 5,
+};
+
+/*
+ * A verb as everything that describes it reads it: "gfpool --help",
+ * "gfpool VERB --help" and "gfpool --list-verbs" (which the bash completion
+ * and the man page's test read) all print from the one table, verbs[] in
+ * gfpool.c.
+ */
+typedef struct _GfpoolVerb GfpoolVerb;
+struct _GfpoolVerb {
+    const char *name;
+    const char *options;            /* synopsis: the options part, or "" */
+    const char *args;               /* synopsis: the arguments, or "" */
+    const char *summary;            /* one line */
+    const char *details;            /* more for "gfpool VERB --help", or NULL */
+    const GOptionEntry *entries;    /* the verb's own options, or NULL */
+    gboolean needs_pool;            /* takes the pool options */
+    int (*run)(const GfpoolVerb *verb, int argc, char **argv);
+};
+
+/* gfpool.c: the verb table, the pool options every verb shares, errors
+ * and exit codes, output helpers. */
+gboolean parse_verb_args(const GfpoolVerb *verb, int *argc, char ***argv, int *rc);
+int fail(GError *err);
+int usage_error(const char *fmt, ...) G_GNUC_PRINTF(1, 2);
+gboolean pool_xml_or_host_given(void);
+GfpoolSource *pool_source(GError **error);
+GfpoolConn *pool_connect(int *rc);
+GfpoolConn *pool_connect_flags(int *rc, unsigned int flags);
+int finish(GfpoolConn *conn, int rc);
+const char *format_name(GfpoolFormat f);
+char *human_size(guint64 v);

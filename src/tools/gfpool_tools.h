@@ -47,3 +47,7 @@ GfpoolConn *pool_connect_flags(int *rc, unsigned int flags);
 int finish(GfpoolConn *conn, int rc);
 const char *format_name(GfpoolFormat f);
 char *human_size(guint64 v);
+
+/* gfpool_libvirt.c: a volume and its backing chain read from a libvirt daemon */
+int libvirt_chain(const char *uri, const char *poolname, const char *volname,
+                  GfpoolSource **srcp, GPtrArray **layersp);

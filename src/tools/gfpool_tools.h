@@ -51,3 +51,13 @@ char *human_size(guint64 v);
 /* gfpool_libvirt.c: a volume and its backing chain read from a libvirt daemon */
 int libvirt_chain(const char *uri, const char *poolname, const char *volname,
                   GfpoolSource **srcp, GPtrArray **layersp);
+
+/* gfpool_disk_verbs.c: disk-xml, virt-install-disk, uri-parse, nbd-grant, nbd-hook */
+int cmd_uri_parse(const GfpoolVerb *verb, int argc, char **argv);
+int cmd_nbd_hook(const GfpoolVerb *verb, int argc, char **argv);
+int cmd_nbd_grant(const GfpoolVerb *verb, int argc, char **argv);
+int cmd_disk_xml(const GfpoolVerb *verb, int argc, char **argv);
+int cmd_virt_install_disk(const GfpoolVerb *verb, int argc, char **argv);
+extern const GOptionEntry gfpool_nbd_grant_options[];
+extern const GOptionEntry gfpool_disk_xml_options[];
+extern const GOptionEntry gfpool_virt_install_disk_options[];

@@ -61,3 +61,10 @@ int cmd_virt_install_disk(const GfpoolVerb *verb, int argc, char **argv);
 extern const GOptionEntry gfpool_nbd_grant_options[];
 extern const GOptionEntry gfpool_disk_xml_options[];
 extern const GOptionEntry gfpool_virt_install_disk_options[];
+
+/* gfpool_pool_verbs.c: pool-build, pool-delete, pool-info, pool-refresh */
+int cmd_pool_refresh(const GfpoolVerb *verb, int argc, char **argv);
+int cmd_pool_info(const GfpoolVerb *verb, int argc, char **argv);
+int cmd_pool_build(const GfpoolVerb *verb, int argc, char **argv);
+int cmd_pool_delete(const GfpoolVerb *verb, int argc, char **argv);
+extern const GOptionEntry gfpool_pool_build_options[];

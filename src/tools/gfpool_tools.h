@@ -68,3 +68,17 @@ int cmd_pool_info(const GfpoolVerb *verb, int argc, char **argv);
 int cmd_pool_build(const GfpoolVerb *verb, int argc, char **argv);
 int cmd_pool_delete(const GfpoolVerb *verb, int argc, char **argv);
 extern const GOptionEntry gfpool_pool_build_options[];
+
+/* gfpool_vol_verbs.c: vol-list, vol-info, vol-record, vol-dumpxml, vol-path, vol-delete, vol-create-as, vol-create */
+int cmd_vol_list(const GfpoolVerb *verb, int argc, char **argv);
+int cmd_vol_info(const GfpoolVerb *verb, int argc, char **argv);
+int cmd_vol_record(const GfpoolVerb *verb, int argc, char **argv);
+int cmd_vol_dumpxml(const GfpoolVerb *verb, int argc, char **argv);
+int cmd_vol_path(const GfpoolVerb *verb, int argc, char **argv);
+int cmd_vol_delete(const GfpoolVerb *verb, int argc, char **argv);
+int cmd_vol_create_as(const GfpoolVerb *verb, int argc, char **argv);
+int cmd_vol_create(const GfpoolVerb *verb, int argc, char **argv);
+extern const GOptionEntry gfpool_vol_list_options[];
+extern const GOptionEntry gfpool_vol_record_options[];
+extern const GOptionEntry gfpool_vol_create_as_options[];
+extern const GOptionEntry gfpool_vol_create_options[];

@@ -82,3 +82,14 @@ extern const GOptionEntry gfpool_vol_list_options[];
 extern const GOptionEntry gfpool_vol_record_options[];
 extern const GOptionEntry gfpool_vol_create_as_options[];
 extern const GOptionEntry gfpool_vol_create_options[];
+
+/* gfpool_data_verbs.c: vol-clone, vol-resize, vol-wipe, vol-upload, vol-download */
+int cmd_vol_clone(const GfpoolVerb *verb, int argc, char **argv);
+int cmd_vol_resize(const GfpoolVerb *verb, int argc, char **argv);
+int cmd_vol_wipe(const GfpoolVerb *verb, int argc, char **argv);
+int cmd_vol_upload(const GfpoolVerb *verb, int argc, char **argv);
+int cmd_vol_download(const GfpoolVerb *verb, int argc, char **argv);
+extern const GOptionEntry gfpool_vol_clone_options[];
+extern const GOptionEntry gfpool_vol_resize_options[];
+extern const GOptionEntry gfpool_vol_wipe_options[];
+extern const GOptionEntry gfpool_vol_transfer_options[];

@@ -7,6 +7,11 @@
  * --volume, --dir, --transport, --socket). The libvirt module calls the same
  * core functions.
  *
+ * This file: main, the verb table, the pool options and the errors every
+ * verb shares. The verbs are in gfpool_pool_verbs.c, gfpool_vol_verbs.c,
+ * gfpool_data_verbs.c and gfpool_disk_verbs.c; gfpool_tools.h says which
+ * file shares what.
+ *
  * Exit codes (scripts rely on them):
  *   0 success, 1 operation failed, 2 usage or invalid input,
  *   3 no such volume, 4 volume exists, 5 cannot reach the gluster volume.

@@ -7,38 +7,23 @@
  * --volume, --dir, --transport, --socket). The libvirt module calls the same
  * core functions.
  *
+ * This file: main, the verb table, the pool options and the errors every
+ * verb shares. The verbs are in gfpool_pool_verbs.c, gfpool_vol_verbs.c,
+ * gfpool_data_verbs.c and gfpool_disk_verbs.c; gfpool_tools.h says which
+ * file shares what.
+ *
  * Exit codes (scripts rely on them):
  *   0 success, 1 operation failed, 2 usage or invalid input,
  *   3 no such volume, 4 volume exists, 5 cannot reach the gluster volume.
  */
-#include <errno.h>
-#include <fcntl.h>
 #include <locale.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
-#include <libvirt/libvirt.h>
-#include <libvirt/virterror.h>
-
-#include "gfpool_disk_xml.h"
 #include "gfpool_pool_xml.h"
-#include "gfpool_xml.h"
-#include "gfpool_uri.h"
-#include "gfpool_data.h"
-#include "gfpool_guest.h"
-#include "gfpool_vol_xml.h"
-#include "gfpool_volume.h"
 
-enum {
-    EXIT_OK = 0,
-    EXIT_FAILED = 1,
-    EXIT_USAGE = 2,
-    EXIT_NOT_FOUND = 3,
-    EXIT_EXISTS = 4,
-    EXIT_CONNECT = 5,
-};
+#include "gfpool_tools.h"
 
 /* Options shared by every verb that works on a pool. */
 static char *opt_pool_xml;
@@ -64,13 +49,6 @@ static const GOptionEntry pool_entries[] = {
       "connect deadline in ms (default 7000)", "MS" },
     { NULL }
 };
-
-typedef struct {
-    const char *name;
-    const char *args;       /* usage line after the verb */
-    const char *summary;
-    int (*run)(int argc, char **argv);
-} Verb;
 
 static int
 exit_code_for(const GError *err)
@@ -102,7 +80,7 @@ exit_code_for(const GError *err)
 
 /* Every failing core call sets an error; one that did not is a bug of
  * ours, reported as such rather than crashing on the missing message. */
-static int
+int
 fail(GError *err)
 {
     if (!err) {
@@ -113,9 +91,7 @@ fail(GError *err)
     return exit_code_for(err);
 }
 
-static int
-usage_error(const char *fmt, ...) G_GNUC_PRINTF(1, 2);
-static int
+int
 usage_error(const char *fmt, ...)
 {
     va_list ap;
@@ -165,8 +141,15 @@ parse_host_opt(const char *s, GfpoolTransport t, GError **error)
     return gfpool_host_new(t, name, (int)port, NULL);
 }
 
+/* Whether the pool comes from --pool-xml or --host (not from libvirt). */
+gboolean
+pool_xml_or_host_given(void)
+{
+    return opt_pool_xml || opt_hosts;
+}
+
 /* The pool from --pool-xml or the options; options override the file. */
-static GfpoolSource *
+GfpoolSource *
 pool_source(GError **error)
 {
     g_autoptr(GfpoolSource) src = NULL;
@@ -241,7 +224,7 @@ pool_source(GError **error)
     return g_steal_pointer(&src);
 }
 
-static GfpoolConn *
+GfpoolConn *
 pool_connect_flags(int *rc, unsigned int flags)
 {
     g_autoptr(GError) err = NULL;
@@ -262,7 +245,7 @@ pool_connect_flags(int *rc, unsigned int flags)
     return conn;
 }
 
-static GfpoolConn *
+GfpoolConn *
 pool_connect(int *rc)
 {
     return pool_connect_flags(rc, 0);
@@ -272,7 +255,7 @@ pool_connect(int *rc)
  * A short-lived process never waits for glfs_fini (up to 10 s): everything
  * it wrote is fsynced and closed by then, so it just leaves.
  */
-static int
+int
 finish(GfpoolConn *conn, int rc)
 {
     fflush(stdout);
@@ -282,22 +265,28 @@ finish(GfpoolConn *conn, int rc)
 }
 
 /* Parse argv for one verb: pool options + the verb's own. */
-static gboolean
-parse_verb_args(const Verb *verb, const GOptionEntry *own, gboolean needs_pool,
-                int *argc, char ***argv, int *rc)
+gboolean
+parse_verb_args(const GfpoolVerb *verb, int *argc, char ***argv, int *rc)
 {
     g_autoptr(GOptionContext) ctx = NULL;
     g_autoptr(GError) err = NULL;
     g_autofree char *prgname = g_strdup_printf("gfpool %s", verb->name);
+    g_autofree char *summary = NULL;
+    g_autofree char *usage = NULL;
 
     /* "Usage: gfpool vol-upload [OPTION…] VOL FILE", not argv[0] (the
      * verb) twice. */
     g_set_prgname(prgname);
-    ctx = g_option_context_new(verb->args);
-    g_option_context_set_summary(ctx, verb->summary);
-    if (own)
-        g_option_context_add_main_entries(ctx, own, NULL);
-    if (needs_pool) {
+    /* A required option ("--format F") stays on the usage line. */
+    usage = verb->options[0] && verb->options[0] != '[' ?
+        g_strdup_printf("%s %s", verb->options, verb->args) : g_strdup(verb->args);
+    ctx = g_option_context_new(usage);
+    summary = verb->details ? g_strdup_printf("%s\n%s", verb->summary, verb->details)
+                            : g_strdup(verb->summary);
+    g_option_context_set_summary(ctx, summary);
+    if (verb->entries)
+        g_option_context_add_main_entries(ctx, verb->entries, NULL);
+    if (verb->needs_pool) {
         GOptionGroup *g = g_option_group_new("pool", "Pool options:",
                                              "Show the pool options", NULL, NULL);
         g_option_group_add_entries(g, pool_entries);
@@ -324,23 +313,14 @@ parse_verb_args(const Verb *verb, const GOptionEntry *own, gboolean needs_pool,
     return TRUE;
 }
 
-static const char *
+const char *
 format_name(GfpoolFormat f)
 {
     const char *s = gfpool_format_to_string(f);
     return s ? s : "unknown";
 }
 
-/* Where the volume's format comes from, as listings say it. */
-static const char *
-record_name(const GfpoolVolInfo *info)
-{
-    if (info->kind == GFPOOL_VOL_DIR)
-        return "-";
-    return info->recorded ? "recorded" : "probed";
-}
-
-static char *
+char *
 human_size(guint64 v)
 {
     /* virsh's style, in ASCII whatever the locale: scripts split on spaces. */
@@ -357,1178 +337,86 @@ human_size(guint64 v)
     return g_strdup_printf("%.2f %s", d, units[i]);
 }
 
-static GfpoolVolDef *
-vol_def_from_info(GfpoolConn *conn, const GfpoolVolInfo *info)
-{
-    GfpoolVolDef *def = gfpool_vol_def_new();
-
-    def->name = g_strdup(info->name);
-    def->type = g_strdup(info->kind == GFPOOL_VOL_DIR ? "netdir" : "network");
-    def->path = gfpool_vol_key(conn, info->name);
-    def->key = g_strdup(def->path);
-    def->capacity = info->capacity;
-    def->allocation = info->allocation;
-    def->format = g_strdup(info->kind == GFPOOL_VOL_DIR ? "dir" : format_name(info->format));
-    def->format_probed = info->kind == GFPOOL_VOL_FILE && !info->recorded;
-    def->mode = info->mode;
-    def->uid = info->uid;
-    def->gid = info->gid;
-    if (info->backing) {
-        def->backing_path = gfpool_vol_backing_key(conn, info->backing);
-        def->backing_format = g_strdup(info->backing_format != GFPOOL_FORMAT_NONE ?
-                                       format_name(info->backing_format) : "raw");
-    }
-    return def;
-}
-
-
-/* ---- verbs ---------------------------------------------------------- */
-
-static gboolean opt_details;
-static char *opt_format;
-
-static int
-cmd_vol_list(int argc, char **argv)
-{
-    static const GOptionEntry own[] = {
-        { "details", 0, 0, G_OPTION_ARG_NONE, &opt_details, "show type, format, capacity and allocation", NULL },
-        { NULL }
-    };
-    static const Verb v = { "vol-list", "", "List the volumes of the pool.", NULL };
-    g_autoptr(GError) err = NULL;
-    g_autoptr(GPtrArray) vols = NULL;
-    GfpoolConn *conn;
-    int rc = EXIT_OK;
-
-    if (!parse_verb_args(&v, own, TRUE, &argc, &argv, &rc))
-        return rc;
-    if (argc != 1)
-        return usage_error("vol-list takes no arguments");
-    if (!(conn = pool_connect(&rc)))
-        return rc;
-    if (!(vols = gfpool_pool_refresh(conn, NULL, 0, &err)))
-        return finish(conn, fail(err));
-
-    if (opt_details)
-        printf(" %-30s %-8s %-8s %-12s %-12s %s\n", "Name", "Type", "Format", "Capacity",
-               "Allocation", "Record");
-    else
-        printf(" %-30s %s\n", "Name", "Path");
-    printf("---------------------------------------------------------------------------------\n");
-    for (guint i = 0; i < vols->len; i++) {
-        const GfpoolVolInfo *info = g_ptr_array_index(vols, i);
-        if (opt_details) {
-            g_autofree char *cap = human_size(info->capacity);
-            g_autofree char *alloc = human_size(info->allocation);
-            printf(" %-30s %-8s %-8s %-12s %-12s %s\n", info->name,
-                   info->kind == GFPOOL_VOL_DIR ? "netdir" : "network",
-                   info->kind == GFPOOL_VOL_DIR ? "dir" : format_name(info->format), cap, alloc,
-                   record_name(info));
-        } else {
-            g_autofree char *uri = gfpool_vol_key(conn, info->name);
-            printf(" %-30s %s\n", info->name, uri);
-        }
-    }
-    return finish(conn, EXIT_OK);
-}
-
-static int
-cmd_pool_refresh(int argc, char **argv)
-{
-    static const Verb v = { "pool-refresh", "", "Read every volume's header; print how many.", NULL };
-    g_autoptr(GError) err = NULL;
-    g_autoptr(GPtrArray) vols = NULL;
-    GfpoolConn *conn;
-    int rc = EXIT_OK;
-
-    if (!parse_verb_args(&v, NULL, TRUE, &argc, &argv, &rc))
-        return rc;
-    if (argc != 1)
-        return usage_error("pool-refresh takes no arguments");
-    if (!(conn = pool_connect(&rc)))
-        return rc;
-    if (!(vols = gfpool_pool_refresh(conn, NULL, GFPOOL_REFRESH_SWEEP, &err)))
-        return finish(conn, fail(err));
-    printf("Pool refreshed: %u volumes\n", vols->len);
-    return finish(conn, EXIT_OK);
-}
-
-static int
-cmd_pool_info(int argc, char **argv)
-{
-    static const Verb v = { "pool-info", "", "Capacity, allocation and available space of the pool.", NULL };
-    g_autoptr(GError) err = NULL;
-    g_autofree char *hosts = NULL;
-    guint64 cap, alloc, avail;
-    GfpoolConn *conn;
-    int rc = EXIT_OK;
-
-    if (!parse_verb_args(&v, NULL, TRUE, &argc, &argv, &rc))
-        return rc;
-    if (argc != 1)
-        return usage_error("pool-info takes no arguments");
-    if (!(conn = pool_connect(&rc)))
-        return rc;
-    if (!gfpool_pool_info(conn, &cap, &alloc, &avail, &err))
-        return finish(conn, fail(err));
-    hosts = gfpool_source_hosts_string(gfpool_conn_source(conn));
-    {
-        g_autofree char *c = human_size(cap);
-        g_autofree char *a = human_size(alloc);
-        g_autofree char *f = human_size(avail);
-        printf("%-15s %s\n", "Volume:", gfpool_conn_source(conn)->volume);
-        printf("%-15s %s\n", "Directory:", gfpool_conn_source(conn)->dir);
-        printf("%-15s %s\n", "Hosts:", hosts);
-        printf("%-15s %s\n", "Capacity:", c);
-        printf("%-15s %s\n", "Allocation:", a);
-        printf("%-15s %s\n", "Available:", f);
-    }
-    return finish(conn, EXIT_OK);
-}
-
-static int
-get_vol_info(int argc, char **argv, const Verb *v, GfpoolConn **connp, GfpoolVolInfo **infop)
-{
-    g_autoptr(GError) err = NULL;
-    int rc = EXIT_OK;
-
-    if (!parse_verb_args(v, NULL, TRUE, &argc, &argv, &rc))
-        return rc;
-    if (argc != 2)
-        return usage_error("%s takes one argument, the volume name", v->name);
-    if (!(*connp = pool_connect(&rc)))
-        return rc;
-    if (!(*infop = gfpool_vol_info(*connp, argv[1], NULL, &err)))
-        return finish(*connp, fail(err));
-    return -1;
-}
-
-static int
-cmd_vol_info(int argc, char **argv)
-{
-    static const Verb v = { "vol-info", "VOL", "Type, capacity and allocation of a volume.", NULL };
-    GfpoolConn *conn = NULL;
-    GfpoolVolInfo *info = NULL;
-    int rc;
-
-    if ((rc = get_vol_info(argc, argv, &v, &conn, &info)) >= 0)
-        return rc;
-    {
-        g_autofree char *cap = human_size(info->capacity);
-        g_autofree char *alloc = human_size(info->allocation);
-        printf("%-15s %s\n", "Name:", info->name);
-        printf("%-15s %s\n", "Type:", info->kind == GFPOOL_VOL_DIR ? "netdir" : "network");
-        printf("%-15s %s\n", "Format:", info->kind == GFPOOL_VOL_DIR ? "dir" : format_name(info->format));
-        if (info->kind == GFPOOL_VOL_FILE)
-            printf("%-15s %s\n", "Record:", info->recorded ? "recorded" :
-                   "probed (no format record: the format was read from the image's header)");
-        printf("%-15s %s\n", "Capacity:", cap);
-        printf("%-15s %s\n", "Allocation:", alloc);
-        if (info->backing)
-            printf("%-15s %s (%s)\n", "Backing:", info->backing,
-                   info->backing_format ? format_name(info->backing_format) : "probed");
-        if (info->warning)
-            printf("%-15s %s\n", "Warning:", info->warning);
-    }
-    gfpool_vol_info_free(info);
-    return finish(conn, EXIT_OK);
-}
-
-static int
-cmd_vol_record(int argc, char **argv)
-{
-    static const GOptionEntry own[] = {
-        { "format", 0, 0, G_OPTION_ARG_STRING, &opt_format,
-          "the volumes' format (required): raw, qcow2, or any format gfpool lists", "F" },
-        { NULL }
-    };
-    static const Verb v = { "vol-record", "--format F VOL...",
-                            "Record the format of volumes placed by other tools (their format is "
-                            "otherwise probed from bytes a guest may have written).", NULL };
-    GfpoolConn *conn;
-    GfpoolFormat format;
-    int f;
-    int rc = EXIT_OK;
-
-    if (!parse_verb_args(&v, own, TRUE, &argc, &argv, &rc))
-        return rc;
-    if (argc < 2)
-        return usage_error("vol-record takes the names of the volumes");
-    if (!opt_format)
-        return usage_error("vol-record needs --format: the format is the administrator's word, "
-                           "never the image's");
-    if ((f = gfpool_format_from_string(opt_format)) <= GFPOOL_FORMAT_NONE)
-        return usage_error("invalid --format '%s'", opt_format);
-    format = (GfpoolFormat)f;
-    if (!(conn = pool_connect(&rc)))
-        return rc;
-    for (int i = 1; i < argc; i++) {
-        g_autoptr(GError) err = NULL;
-        GfpoolFormat previous;
-
-        if (!gfpool_vol_record(conn, argv[i], format, &previous, &err)) {
-            int r = fail(err);
-            if (rc == EXIT_OK)
-                rc = r;
-            continue;
-        }
-        if (previous == GFPOOL_FORMAT_NONE)
-            printf("Volume %s recorded as %s\n", argv[i], format_name(format));
-        else if (previous == format)
-            printf("Volume %s was already recorded as %s\n", argv[i], format_name(format));
-        else
-            printf("Volume %s recorded as %s (was %s)\n", argv[i], format_name(format),
-                   format_name(previous));
-    }
-    return finish(conn, rc);
-}
-
-static int
-cmd_vol_dumpxml(int argc, char **argv)
-{
-    static const Verb v = { "vol-dumpxml", "VOL", "The volume's XML, as virsh vol-dumpxml prints it.", NULL };
-    GfpoolConn *conn = NULL;
-    GfpoolVolInfo *info = NULL;
-    int rc;
-
-    if ((rc = get_vol_info(argc, argv, &v, &conn, &info)) >= 0)
-        return rc;
-    {
-        g_autoptr(GfpoolVolDef) def = vol_def_from_info(conn, info);
-        g_autofree char *xml = gfpool_vol_def_format(def);
-        fputs(xml, stdout);
-    }
-    gfpool_vol_info_free(info);
-    return finish(conn, EXIT_OK);
-}
-
-static int
-cmd_vol_path(int argc, char **argv)
-{
-    static const Verb v = { "vol-path", "VOL", "The volume's gluster:// URI.", NULL };
-    GfpoolConn *conn = NULL;
-    GfpoolVolInfo *info = NULL;
-    int rc;
-
-    if ((rc = get_vol_info(argc, argv, &v, &conn, &info)) >= 0)
-        return rc;
-    {
-        g_autofree char *uri = gfpool_vol_key(conn, info->name);
-        printf("%s\n", uri);
-    }
-    gfpool_vol_info_free(info);
-    return finish(conn, EXIT_OK);
-}
-
-static int
-cmd_vol_delete(int argc, char **argv)
-{
-    static const Verb v = { "vol-delete", "VOL", "Delete a volume (a file, or an empty directory).", NULL };
-    g_autoptr(GError) err = NULL;
-    GfpoolConn *conn;
-    int rc = EXIT_OK;
-
-    if (!parse_verb_args(&v, NULL, TRUE, &argc, &argv, &rc))
-        return rc;
-    if (argc != 2)
-        return usage_error("vol-delete takes one argument, the volume name");
-    if (!gfpool_vol_name_validate(argv[1], strlen(argv[1]), &err))
-        return fail(err);
-    if (!(conn = pool_connect(&rc)))
-        return rc;
-    if (!gfpool_vol_delete(conn, argv[1], &err))
-        return finish(conn, fail(err));
-    printf("Vol %s deleted\n", argv[1]);
-    return finish(conn, EXIT_OK);
-}
-
-static int
-create_and_report(GfpoolVolCreateParams *p)
-{
-    g_autoptr(GError) err = NULL;
-    GfpoolConn *conn;
-    int rc = EXIT_OK;
-
-    if (!gfpool_vol_name_validate(p->name, strlen(p->name), &err))
-        return fail(err);
-    if (!(conn = pool_connect(&rc)))
-        return rc;
-    if (!gfpool_vol_create(conn, p, &err))
-        return finish(conn, fail(err));
-    printf("Vol %s created\n", p->name);
-    return finish(conn, EXIT_OK);
-}
-
-static char *opt_allocation;
-static gboolean opt_prealloc_metadata;
-static char *opt_backing_vol;
-static char *opt_backing_vol_format;
-static char *opt_cluster_size;
-static char *opt_prealloc;
-
-static gboolean
-prealloc_parse(const char *s, GfpoolPrealloc *out, GError **error)
-{
-    static const char *names[] = { "off", "metadata", "falloc", "full" };
-    for (guint i = 0; i < G_N_ELEMENTS(names); i++) {
-        if (g_str_equal(s, names[i])) {
-            *out = (GfpoolPrealloc)i;
-            return TRUE;
-        }
-    }
-    g_set_error(error, GFPOOL_CONF_ERROR, GFPOOL_CONF_ERROR_INVALID,
-                "invalid --prealloc '%s': use off, metadata, falloc or full", s);
-    return FALSE;
-}
-
-static int
-cmd_vol_create_as(int argc, char **argv)
-{
-    static const GOptionEntry own[] = {
-        { "format", 0, 0, G_OPTION_ARG_STRING, &opt_format, "raw (default) or qcow2", "F" },
-        { "allocation", 0, 0, G_OPTION_ARG_STRING, &opt_allocation,
-          "raw: allocate up front when equal to the capacity", "SIZE" },
-        { "prealloc-metadata", 0, 0, G_OPTION_ARG_NONE, &opt_prealloc_metadata,
-          "qcow2: preallocate metadata", NULL },
-        { "prealloc", 0, 0, G_OPTION_ARG_STRING, &opt_prealloc,
-          "off, metadata (qcow2), falloc or full (raw)", "MODE" },
-        { "backing-vol", 0, 0, G_OPTION_ARG_STRING, &opt_backing_vol,
-          "qcow2: backing volume (a volume of the pool)", "VOL" },
-        { "backing-vol-format", 0, 0, G_OPTION_ARG_STRING, &opt_backing_vol_format,
-          "format of the backing volume (default: probed)", "F" },
-        { "cluster-size", 0, 0, G_OPTION_ARG_STRING, &opt_cluster_size,
-          "qcow2 cluster size (default 64KiB)", "SIZE" },
-        { NULL }
-    };
-    static const Verb v = { "vol-create-as", "NAME CAPACITY",
-                            "Create a raw or qcow2 volume. CAPACITY takes libvirt's units (10G, 512MiB, 1TB).",
-                            NULL };
-    GfpoolVolCreateParams p = GFPOOL_VOL_CREATE_PARAMS_INIT;
-    g_autoptr(GError) err = NULL;
-    int rc = EXIT_OK;
-
-    if (!parse_verb_args(&v, own, TRUE, &argc, &argv, &rc))
-        return rc;
-    if (argc != 3)
-        return usage_error("vol-create-as takes two arguments, NAME and CAPACITY");
-    p.name = argv[1];
-    if (!gfpool_parse_scaled(argv[2], &p.capacity, &err))
-        return fail(err);
-    p.format = GFPOOL_FORMAT_RAW;
-    if (opt_format && !gfpool_create_format_parse(opt_format, &p.format, &err))
-        return usage_error("%s", err->message);
-    if (opt_prealloc && !prealloc_parse(opt_prealloc, &p.prealloc, &err))
-        return fail(err);
-    if (opt_prealloc_metadata)
-        p.prealloc = GFPOOL_PREALLOC_METADATA;
-    if (opt_allocation) {
-        guint64 alloc;
-        if (!gfpool_parse_scaled(opt_allocation, &alloc, &err))
-            return fail(err);
-        GfpoolPrealloc by_alloc = gfpool_prealloc_for_allocation(p.format, p.capacity, alloc);
-        if (by_alloc != GFPOOL_PREALLOC_OFF)
-            p.prealloc = by_alloc;
-    }
-    if (p.format == GFPOOL_FORMAT_QCOW2 &&
-        (p.prealloc == GFPOOL_PREALLOC_FALLOC || p.prealloc == GFPOOL_PREALLOC_FULL))
-        return usage_error("qcow2 volumes take --prealloc off or metadata");
-    if (opt_cluster_size) {
-        guint64 cs;
-        if (!gfpool_parse_scaled(opt_cluster_size, &cs, &err))
-            return fail(err);
-        if (cs > G_MAXUINT32)
-            return usage_error("invalid --cluster-size '%s'", opt_cluster_size);
-        p.cluster_size = (guint32)cs;
-    }
-    p.backing = opt_backing_vol;
-    if (opt_backing_vol_format) {
-        int f = gfpool_format_from_string(opt_backing_vol_format);
-        if (f <= GFPOOL_FORMAT_NONE)
-            return usage_error("invalid --backing-vol-format '%s'", opt_backing_vol_format);
-        p.backing_format = f;
-    }
-    return create_and_report(&p);
-}
-
-static int
-cmd_vol_create(int argc, char **argv)
-{
-    static const GOptionEntry own[] = {
-        { "prealloc-metadata", 0, 0, G_OPTION_ARG_NONE, &opt_prealloc_metadata,
-          "qcow2: preallocate metadata", NULL },
-        { NULL }
-    };
-    static const Verb v = { "vol-create", "FILE.xml", "Create a volume from a <volume> XML file.", NULL };
-    GfpoolVolCreateParams p = GFPOOL_VOL_CREATE_PARAMS_INIT;
-    g_autoptr(GError) err = NULL;
-    g_autoptr(GfpoolVolDef) def = NULL;
-    g_autofree char *xml = NULL;
-    g_autofree char *backing_name = NULL;
-    gsize len;
-    int rc = EXIT_OK;
-
-    if (!parse_verb_args(&v, own, TRUE, &argc, &argv, &rc))
-        return rc;
-    if (argc != 2)
-        return usage_error("vol-create takes one argument, the XML file");
-    if (!g_file_get_contents(argv[1], &xml, &len, &err))
-        return usage_error("%s", err->message);
-    if (!(def = gfpool_vol_def_parse(xml, len, &err))) {
-        g_printerr("gfpool: error: %s: %s\n", argv[1], err->message);
-        return EXIT_USAGE;
-    }
-    p.name = def->name;
-    p.capacity = def->capacity;
-    p.format = GFPOOL_FORMAT_RAW;
-    if (def->format && !gfpool_create_format_parse(def->format, &p.format, &err))
-        return usage_error("%s", err->message);
-    if (opt_prealloc_metadata)
-        p.prealloc = GFPOOL_PREALLOC_METADATA;
-    else if (p.format == GFPOOL_FORMAT_RAW && def->has_allocation &&
-             def->allocation >= def->capacity && def->capacity > 0)
-        p.prealloc = GFPOOL_PREALLOC_FALLOC;
-    p.cluster_size = def->cluster_size;
-    if (def->backing_path) {
-        g_autoptr(GfpoolSource) src = pool_source(&err);
-        if (!src)
-            return fail(err);
-        if (!(p.backing = backing_name = gfpool_uri_pool_volume_name(src, def->backing_path)))
-            return usage_error("backing store '%s' of volume '%s' is not a volume of this pool",
-                               def->backing_path, def->name);
-        if (def->backing_format) {
-            int f = gfpool_format_from_string(def->backing_format);
-            if (f <= GFPOOL_FORMAT_NONE)
-                return usage_error("invalid backing format '%s'", def->backing_format);
-            p.backing_format = f;
-        }
-    }
-    p.mode = def->mode;
-    p.uid = def->uid;
-    p.gid = def->gid;
-    return create_and_report(&p);
-}
-
-static int
-cmd_uri_parse(int argc, char **argv)
-{
-    static const Verb v = { "uri-parse", "URI", "Check a gluster:// URI and print its parts.", NULL };
-    g_autoptr(GError) err = NULL;
-    g_autoptr(GfpoolUri) uri = NULL;
-    g_autofree char *canon = NULL;
-    int rc = EXIT_OK;
-
-    if (!parse_verb_args(&v, NULL, FALSE, &argc, &argv, &rc))
-        return rc;
-    if (argc != 2)
-        return usage_error("uri-parse takes one argument, the URI");
-    if (!(uri = gfpool_uri_parse(argv[1], &err)))
-        return fail(err);
-    canon = gfpool_uri_format(uri);
-    printf("transport: %s\n", gfpool_transport_to_string(uri->host->transport));
-    if (uri->host->name)
-        printf("server: %s\n", uri->host->name);
-    if (uri->host->port)
-        printf("port: %d\n", uri->host->port);
-    if (uri->host->socket)
-        printf("socket: %s\n", uri->host->socket);
-    printf("volume: %s\npath: %s\nuri: %s\n", uri->volume, uri->path, canon);
-    return EXIT_OK;
-}
-
-/*
- * Once libvirt's qemu hook, run before each guest started to write which
- * volumes it may open through nbdkit-gfpool-plugin. The plugin now reads
- * libvirt's own records, which exist before QEMU starts; a hook left
- * behind by an old package (a conffile kept by `apt-get remove`) must
- * never stop a guest from starting, so this does nothing and succeeds.
- */
-static int
-cmd_nbd_hook(int argc, char **argv)
-{
-    /* no option parsing: a guest may be called "-x" */
-    if (argc == 2 && (g_str_equal(argv[1], "--help") || g_str_equal(argv[1], "--help-all")))
-        printf("Usage:\n  gfpool nbd-hook [ANY...]\n\n"
-               "Does nothing and succeeds: what libvirt's qemu hook of older\n"
-               "nbdkit-plugin-gfpool packages runs.\n\n"
-               "Help Options:\n  -h, --help       Show help options\n");
-    return EXIT_OK;
-}
-
-static char *opt_state_dir;
-static char *opt_grant_dir;
-static gint opt_seconds = GFPOOL_NBD_GRANT_MAX_S;
-
-/*
- * `gfpool nbd-grant DOMAIN SOCKET EXPORT... [-- COMMAND...]`: QEMU opens
- * a disk being attached, a blockcopy destination and an external
- * snapshot's overlay before libvirt writes them into the domain's status
- * (docs/nbd.md), which is what nbdkit-gfpool-plugin's guests=libvirt
- * reads. A grant lets the domain's current QEMU open those exports until
- * the status names them, at most a minute; with a COMMAND, only while it
- * runs (its exit status is ours).
- */
-static int
-cmd_nbd_grant(int argc, char **argv)
-{
-    static const Verb v = { "nbd-grant", "DOMAIN SOCKET EXPORT... [-- COMMAND [ARG...]]",
-                            "Let a running guest's QEMU open NBD exports of "
-                            "nbdkit-gfpool-plugin (guests=libvirt) that its live "
-                            "definition does not name yet: for attach-device, "
-                            "blockcopy and external snapshots. Root only.", NULL };
-    static const GOptionEntry entries[] = {
-        { "seconds", 0, 0, G_OPTION_ARG_INT, &opt_seconds,
-          "how long the grant lasts (1-60, default 60)", "N" },
-        { "state-dir", 0, 0, G_OPTION_ARG_FILENAME, &opt_state_dir,
-          "libvirt's QEMU state dir (default " GFPOOL_QEMU_STATE_DIR ")", "DIR" },
-        { "grant-dir", 0, 0, G_OPTION_ARG_FILENAME, &opt_grant_dir,
-          "the plugin's grant-dir (default " GFPOOL_NBD_GRANT_DIR ")", "DIR" },
-        { NULL }
-    };
-    g_autoptr(GError) err = NULL;
-    g_autoptr(GfpoolGuest) guest = NULL;
-    g_autoptr(GPtrArray) files = g_ptr_array_new_with_free_func(g_free);
-    char **command = NULL;
-    const char *state_dir, *grant_dir;
-    int rc = EXIT_OK;
-
-    /* what follows a "--" is the command, never options of ours */
-    for (int i = 1; i < argc; i++) {
-        if (g_str_equal(argv[i], "--")) {
-            command = i + 1 < argc ? &argv[i + 1] : NULL;
-            argv[i] = NULL;
-            argc = i;
-            if (!command)
-                return usage_error("nbd-grant: nothing after '--'");
-            break;
-        }
-    }
-    if (!parse_verb_args(&v, entries, FALSE, &argc, &argv, &rc))
-        return rc;
-    if (argc < 4)
-        return usage_error("nbd-grant takes the domain, the server's socket and the exports");
-    if (geteuid() != 0) {
-        g_printerr("gfpool: error: nbd-grant: only root may grant a guest a volume\n");
-        return EXIT_FAILED;
-    }
-    state_dir = opt_state_dir ? opt_state_dir : GFPOOL_QEMU_STATE_DIR;
-    grant_dir = opt_grant_dir ? opt_grant_dir : GFPOOL_NBD_GRANT_DIR;
-    for (int i = 3; i < argc; i++) {
-        if (!gfpool_vol_name_validate(argv[i], strlen(argv[i]), &err))
-            return usage_error("nbd-grant: export '%s': %s", argv[i], err->message);
-    }
-    if (!(guest = gfpool_guest_by_name(state_dir, argv[1], &err)))
-        return fail(err);
-    for (int i = 3; i < argc; i++) {
-        char *file = gfpool_nbd_grant_write(grant_dir, guest, argv[2], argv[i],
-                                            (guint)CLAMP(opt_seconds, 0, G_MAXINT), &err);
-        if (!file) {
-            rc = fail(err);
-            command = NULL;
-            break;
-        }
-        g_ptr_array_add(files, file);
-    }
-    if (command) {
-        g_autoptr(GError) run_err = NULL;
-        int status;
-
-        if (!g_spawn_sync(NULL, command, NULL,
-                          G_SPAWN_SEARCH_PATH | G_SPAWN_CHILD_INHERITS_STDIN,
-                          NULL, NULL, NULL, NULL, &status, &run_err)) {
-            g_printerr("gfpool: error: nbd-grant: %s\n", run_err->message);
-            rc = EXIT_FAILED;
-        } else if (WIFEXITED(status)) {
-            rc = WEXITSTATUS(status);
-        } else {
-            rc = EXIT_FAILED;
-        }
-    }
-    /* with a command, or after a failure: the grants end here */
-    for (guint i = 0; (command || rc != EXIT_OK) && i < files->len; i++) {
-        g_autoptr(GError) rm_err = NULL;
-
-        if (!gfpool_nbd_grant_remove(grant_dir, g_ptr_array_index(files, i), &rm_err))
-            g_printerr("gfpool: warning: %s\n", rm_err->message);
-    }
-    return rc;
-}
-
-static char *opt_target;
-static char *opt_bus;
-static char *opt_cache;
-static char *opt_discard;
-static gboolean opt_readonly;
-static char *opt_output;
-
-/* ---- reading a pool from any libvirtd (public API only) ---- */
-
-static char *opt_connect;
-static char *opt_pool;
-static char *opt_nbd;
-static gint opt_reconnect_delay;
-
-static void
-libvirt_silent(void *opaque G_GNUC_UNUSED, virErrorPtr err G_GNUC_UNUSED)
-{
-    /* Errors are fetched and reported by us, once. */
-}
-
-static int
-libvirt_fail(const char *what)
-{
-    virErrorPtr e = virGetLastError();
-    g_printerr("gfpool: error: %s: %s\n", what, e && e->message ? e->message : "unknown libvirt error");
-    return e && e->code == VIR_ERR_NO_STORAGE_VOL ? EXIT_NOT_FOUND : EXIT_FAILED;
-}
-
-/*
- * The image and its backing chain as libvirt reports them: the pool's
- * source from its XML, each volume's format from its XML (our module, or
- * any backend, probed it), backing stores resolved to volumes of the pool
- * by key. No gfapi: works against remote daemons.
- */
-static int
-libvirt_chain(const char *uri, const char *poolname, const char *volname,
-              GfpoolSource **srcp, GPtrArray **layersp)
-{
-    g_autoptr(GPtrArray) layers = g_ptr_array_new_with_free_func((GDestroyNotify)gfpool_disk_layer_free);
-    g_autoptr(GfpoolPoolDef) def = NULL;
-    g_autoptr(GError) err = NULL;
-    g_autofree char *cur = g_strdup(volname);
-    g_autofree char *xml = NULL;
-    virConnectPtr conn;
-    virStoragePoolPtr pool = NULL;
-    int rc = EXIT_FAILED;
-
-    virSetErrorFunc(NULL, libvirt_silent);
-    if (!(conn = virConnectOpenReadOnly(uri)))
-        return libvirt_fail("cannot connect to libvirt");
-    if (!(pool = virStoragePoolLookupByName(conn, poolname))) {
-        rc = libvirt_fail("cannot find the storage pool");
-        goto out;
-    }
-    if (!(xml = virStoragePoolGetXMLDesc(pool, 0))) {
-        rc = libvirt_fail("cannot read the pool's XML");
-        goto out;
-    }
-    if (!(def = gfpool_pool_def_parse(xml, strlen(xml), &err))) {
-        g_printerr("gfpool: error: pool '%s': %s\n", poolname, err->message);
-        rc = EXIT_USAGE;
-        goto out;
-    }
-    while (cur) {
-        g_autoptr(GfpoolVolDef) vdef = NULL;
-        g_autofree char *vxml = NULL;
-        virStorageVolPtr vol;
-
-        if (layers->len >= GFPOOL_BACKING_DEPTH_MAX) {
-            g_printerr("gfpool: error: backing chain of '%s' is longer than %d images\n",
-                       volname, GFPOOL_BACKING_DEPTH_MAX);
-            goto out;
-        }
-        for (guint i = 0; i < layers->len; i++) {
-            if (g_str_equal(((GfpoolDiskLayer *)g_ptr_array_index(layers, i))->name, cur)) {
-                g_printerr("gfpool: error: backing chain of '%s' loops back to '%s'\n", volname, cur);
-                goto out;
-            }
-        }
-        if (!(vol = virStorageVolLookupByName(pool, cur))) {
-            rc = libvirt_fail(cur);
-            goto out;
-        }
-        vxml = virStorageVolGetXMLDesc(vol, 0);
-        virStorageVolFree(vol);
-        if (!vxml) {
-            rc = libvirt_fail("cannot read the volume's XML");
-            goto out;
-        }
-        if (!(vdef = gfpool_vol_def_parse(vxml, strlen(vxml), &err))) {
-            g_printerr("gfpool: error: volume '%s': %s\n", cur, err->message);
-            goto out;
-        }
-        g_ptr_array_add(layers, gfpool_disk_layer_new(cur, vdef->format ? vdef->format : "raw"));
-        g_clear_pointer(&cur, g_free);
-        if (vdef->backing_path &&
-            !(cur = gfpool_uri_pool_volume_name(def->source, vdef->backing_path))) {
-            g_printerr("gfpool: error: backing store '%s' of '%s' is not a volume of pool '%s'\n",
-                       vdef->backing_path, vdef->name, poolname);
-            goto out;
-        }
-    }
-    *srcp = g_steal_pointer(&def->source);
-    *layersp = g_steal_pointer(&layers);
-    rc = EXIT_OK;
- out:
-    if (pool)
-        virStoragePoolFree(pool);
-    virConnectClose(conn);
-    return rc;
-}
-
-static char *opt_image_format;
-
-/*
- * --image-format: the administrator says what the top volume is. Raw ends
- * the chain there, whatever the bytes say; another format must be the
- * volume's record or, without one, what its header reads as, and the
- * layers below it need records. *chainp is the chain to check further, or
- * NULL when the given format ended it.
- */
-static gboolean
-disk_chain_given(GfpoolConn *conn, const char *volname, GPtrArray *layers, GPtrArray **chainp)
-{
-    g_autoptr(GError) err = NULL;
-    g_autoptr(GfpoolVolInfo) top = NULL;
-    int given = gfpool_format_from_string(opt_image_format);
-
-    *chainp = NULL;
-    if (given <= GFPOOL_FORMAT_NONE) {
-        usage_error("invalid --image-format '%s'", opt_image_format);
-        return FALSE;
-    }
-    if (!(top = gfpool_vol_info(conn, volname, NULL, &err))) {
-        fail(err);
-        return FALSE;
-    }
-    if (top->recorded && top->format != (GfpoolFormat)given) {
-        usage_error("volume '%s' is recorded as %s, not %s", volname,
-                    format_name(top->format), opt_image_format);
-        return FALSE;
-    }
-    if (given == GFPOOL_FORMAT_RAW) {
-        g_ptr_array_add(layers, gfpool_disk_layer_new(volname, "raw"));
-        *chainp = g_ptr_array_new_with_free_func((GDestroyNotify)gfpool_vol_info_free);
-        return TRUE;
-    }
-    if (top->format != (GfpoolFormat)given || top->warning) {
-        usage_error("volume '%s' is not a sound %s image: %s", volname, opt_image_format,
-                    top->warning ? top->warning : format_name(top->format));
-        return FALSE;
-    }
-    if (!(*chainp = gfpool_vol_backing_chain(conn, volname, NULL, &err))) {
-        fail(err);
-        return FALSE;
-    }
-    g_ptr_array_add(layers, gfpool_disk_layer_new(volname, opt_image_format));
-    return TRUE;
-}
-
-/* The chain from gfapi (the pool options) or from libvirt (--connect). */
-static int
-disk_chain(const char *volname, GfpoolSource **srcp, GPtrArray **layersp, GfpoolConn **connp)
-{
-    g_autoptr(GError) err = NULL;
-    g_autoptr(GPtrArray) chain = NULL;
-    g_autoptr(GPtrArray) layers = NULL;
-    int rc = EXIT_OK;
-
-    if (opt_connect) {
-        if (!opt_pool)
-            return usage_error("--connect needs --pool NAME");
-        if (opt_image_format)
-            return usage_error("--image-format goes with the pool options: through --connect the "
-                               "formats are the daemon's");
-        return libvirt_chain(opt_connect, opt_pool, volname, srcp, layersp);
-    }
-    if (!(*connp = pool_connect(&rc)))
-        return rc;
-    layers = g_ptr_array_new_with_free_func((GDestroyNotify)gfpool_disk_layer_free);
-    if (opt_image_format && !disk_chain_given(*connp, volname, layers, &chain))
-        return EXIT_USAGE;
-    if (!chain && !(chain = gfpool_vol_backing_chain(*connp, volname, NULL, &err)))
-        return fail(err);
-    for (guint i = layers->len; i < chain->len; i++) {
-        const GfpoolVolInfo *info = g_ptr_array_index(chain, i);
-        /* A format read from bytes a guest may have written decides
-         * nothing that a guest then gets: the disk names only layers an
-         * administrator's verb made (or vouched for). */
-        if (!info->recorded) {
-            g_printerr("gfpool: error: volume '%s' has no format record: its format (%s) was only "
-                       "read from its own bytes, which a guest may have written; record it with "
-                       "'gfpool vol-record --format FORMAT %s'%s\n", info->name,
-                       format_name(info->format), info->name,
-                       i == 0 ? " or give --image-format" : "");
-            return EXIT_FAILED;
-        }
-        if (info->warning) {
-            g_printerr("gfpool: error: volume '%s' cannot be used: %s\n", info->name, info->warning);
-            return EXIT_FAILED;
-        }
-        g_ptr_array_add(layers, gfpool_disk_layer_new(info->name, format_name(info->format)));
-    }
-    *srcp = gfpool_source_copy(gfpool_conn_source(*connp));
-    *layersp = g_steal_pointer(&layers);
-    return EXIT_OK;
-}
-
-static int
-cmd_disk_xml(int argc, char **argv)
-{
-    static const GOptionEntry own[] = {
-        { "target", 0, 0, G_OPTION_ARG_STRING, &opt_target, "target dev (default vda)", "DEV" },
-        { "bus", 0, 0, G_OPTION_ARG_STRING, &opt_bus, "target bus (default virtio)", "BUS" },
-        { "cache", 0, 0, G_OPTION_ARG_STRING, &opt_cache, "driver cache mode (none, writeback, ...)", "MODE" },
-        { "discard", 0, 0, G_OPTION_ARG_STRING, &opt_discard, "driver discard (unmap, ignore)", "MODE" },
-        { "readonly", 0, 0, G_OPTION_ARG_NONE, &opt_readonly, "read-only disk", NULL },
-        { "format", 0, 0, G_OPTION_ARG_STRING, &opt_output, "xml (default) or uri", "OUT" },
-        { "connect", 'c', 0, G_OPTION_ARG_STRING, &opt_connect,
-          "read the pool and volume from this libvirt (any, remote too) instead of gfapi", "URI" },
-        { "pool", 0, 0, G_OPTION_ARG_STRING, &opt_pool, "the libvirt pool, with --connect", "NAME" },
-        { "image-format", 0, 0, G_OPTION_ARG_STRING, &opt_image_format,
-          "the volume's format, for a volume without a format record (raw names no backing chain)",
-          "F" },
-        { "nbd", 0, 0, G_OPTION_ARG_FILENAME, &opt_nbd,
-          "the images as exports of nbdkit-gfpool-plugin on this unix socket, not through "
-          "QEMU's gluster driver", "SOCKET" },
-        { "reconnect-delay", 0, 0, G_OPTION_ARG_INT, &opt_reconnect_delay,
-          "with --nbd: QEMU holds the guest's I/O this long while nbdkit restarts "
-          "(libvirt >= 9.2)", "SECONDS" },
-        { NULL }
-    };
-    static const Verb v = { "disk-xml", "VOL",
-                            "Domain <disk> XML (or --format=uri: the gluster:// URI) that makes "
-                            "QEMU open the volume with its gluster driver, every host included.", NULL };
-    g_autoptr(GPtrArray) layers = NULL;
-    g_autoptr(GfpoolSource) src = NULL;
-    GfpoolConn *conn = NULL;
-    int rc = EXIT_OK;
-
-    if (!parse_verb_args(&v, own, TRUE, &argc, &argv, &rc))
-        return rc;
-    if (argc != 2)
-        return usage_error("disk-xml takes one argument, the volume name");
-    if (opt_output && !g_str_equal(opt_output, "xml") && !g_str_equal(opt_output, "uri"))
-        return usage_error("invalid --format '%s': use xml or uri", opt_output);
-    if (opt_nbd && !g_path_is_absolute(opt_nbd))
-        return usage_error("--nbd takes the socket's absolute path (QEMU opens it from its own directory)");
-    if (opt_reconnect_delay && !opt_nbd)
-        return usage_error("--reconnect-delay goes with --nbd (QEMU's gluster driver has no such setting)");
-    if (opt_reconnect_delay < 0 || opt_reconnect_delay > GFPOOL_NBD_RECONNECT_DELAY_MAX)
-        return usage_error("invalid --reconnect-delay %d: from 1 to %d seconds",
-                           opt_reconnect_delay, GFPOOL_NBD_RECONNECT_DELAY_MAX);
-    if ((rc = disk_chain(argv[1], &src, &layers, &conn)) != EXIT_OK)
-        return conn ? finish(conn, rc) : rc;
-
-    if (opt_output && g_str_equal(opt_output, "uri") && opt_nbd) {
-        g_autofree char *esc = g_uri_escape_string(argv[1], NULL, FALSE);
-        g_autofree char *sock = g_uri_escape_string(opt_nbd, "/", FALSE);
-        printf("nbd+unix:///%s?socket=%s\n", esc, sock);
-    } else if (opt_output && g_str_equal(opt_output, "uri")) {
-        for (guint i = 0; i < src->hosts->len; i++) {
-            g_autofree char *uri = gfpool_uri_for_volume(g_ptr_array_index(src->hosts, i),
-                                                         src->volume, src->dir, argv[1]);
-            printf("%s\n", uri);
-        }
-    } else {
-        GfpoolDiskParams dp = {
-            .src = src,
-            .chain = layers,
-            .target_dev = opt_target,
-            .bus = opt_bus,
-            .cache = opt_cache,
-            .discard = opt_discard,
-            .readonly = opt_readonly,
-            .nbd_socket = opt_nbd,
-            .nbd_reconnect_delay = (guint)opt_reconnect_delay,
-        };
-        g_autofree char *warn = NULL;
-        g_autofree char *xml = gfpool_disk_xml(&dp, &warn);
-        if (warn)
-            g_printerr("gfpool: warning: %s\n", warn);
-        fputs(xml, stdout);
-    }
-    return conn ? finish(conn, EXIT_OK) : EXIT_OK;
-}
-
-static int
-cmd_virt_install_disk(int argc, char **argv)
-{
-    static const GOptionEntry own[] = {
-        { "connect", 'c', 0, G_OPTION_ARG_STRING, &opt_connect, "libvirt URI to read the pool and volume from", "URI" },
-        { NULL }
-    };
-    static const Verb v = { "virt-install-disk", "POOL VOL",
-                            "The --disk argument for virt-install: the volume with its probed format "
-                            "(virt-install writes driver type 'raw' for every network volume).", NULL };
-    g_autoptr(GPtrArray) layers = NULL;
-    g_autoptr(GfpoolSource) src = NULL;
-    GfpoolConn *conn = NULL;
-    const GfpoolDiskLayer *top;
-    int rc = EXIT_OK;
-
-    if (!parse_verb_args(&v, own, TRUE, &argc, &argv, &rc))
-        return rc;
-    if (argc != 3)
-        return usage_error("virt-install-disk takes two arguments, POOL and VOL");
-    opt_pool = argv[1];
-    if (!opt_connect && !opt_pool_xml && !opt_hosts)
-        opt_connect = (char *)"qemu:///system";
-    if ((rc = disk_chain(argv[2], &src, &layers, &conn)) != EXIT_OK)
-        return conn ? finish(conn, rc) : rc;
-    top = g_ptr_array_index(layers, 0);
-    /* vol= makes virt-install build the network disk from the pool XML,
-     * every host included; only the format needs saying. */
-    printf("vol=%s/%s,driver.type=%s\n", argv[1], argv[2], top->format);
-    return conn ? finish(conn, EXIT_OK) : EXIT_OK;
-}
-
-static gboolean opt_no_overwrite;
-static gboolean opt_overwrite;
-
-static int
-cmd_pool_build(int argc, char **argv)
-{
-    static const GOptionEntry own[] = {
-        { "no-overwrite", 0, 0, G_OPTION_ARG_NONE, &opt_no_overwrite,
-          "fail if the pool directory exists and is not empty", NULL },
-        { "overwrite", 0, 0, G_OPTION_ARG_NONE, &opt_overwrite,
-          "accepted for virsh compatibility; images are never deleted", NULL },
-        { NULL }
-    };
-    static const Verb v = { "pool-build", "", "Create the pool directory and its parents.", NULL };
-    g_autoptr(GError) err = NULL;
-    GfpoolConn *conn;
-    int rc = EXIT_OK;
-
-    if (!parse_verb_args(&v, own, TRUE, &argc, &argv, &rc))
-        return rc;
-    if (argc != 1)
-        return usage_error("pool-build takes no arguments");
-    if (opt_overwrite && opt_no_overwrite)
-        return usage_error("--overwrite and --no-overwrite are mutually exclusive");
-    if (!(conn = pool_connect_flags(&rc, GFPOOL_CONN_OPEN_NO_DIR)))
-        return rc;
-    if (!gfpool_pool_build(conn, 0755, opt_no_overwrite, &err))
-        return finish(conn, fail(err));
-    printf("Pool directory %s built\n", gfpool_conn_source(conn)->dir);
-    return finish(conn, EXIT_OK);
-}
-
-static int
-cmd_pool_delete(int argc, char **argv)
-{
-    static const Verb v = { "pool-delete", "", "Remove the pool directory (only when empty).", NULL };
-    g_autoptr(GError) err = NULL;
-    GfpoolConn *conn;
-    int rc = EXIT_OK;
-
-    if (!parse_verb_args(&v, NULL, TRUE, &argc, &argv, &rc))
-        return rc;
-    if (argc != 1)
-        return usage_error("pool-delete takes no arguments");
-    if (!(conn = pool_connect(&rc)))
-        return rc;
-    if (!gfpool_pool_delete(conn, &err))
-        return finish(conn, fail(err));
-    printf("Pool directory %s deleted\n", gfpool_conn_source(conn)->dir);
-    return finish(conn, EXIT_OK);
-}
-
-static int
-cmd_vol_clone(int argc, char **argv)
-{
-    static const GOptionEntry own[] = {
-        { "format", 0, 0, G_OPTION_ARG_STRING, &opt_format, "format of the clone (default: the source's)", "F" },
-        { NULL }
-    };
-    static const Verb v = { "vol-clone", "VOL NEWNAME",
-                            "Copy a volume inside the pool (server-side copy, holes kept); "
-                            "--format converts between raw and qcow2.", NULL };
-    GfpoolVolCreateParams p = GFPOOL_VOL_CREATE_PARAMS_INIT;
-    g_autoptr(GError) err = NULL;
-    g_autoptr(GfpoolVolInfo) info = NULL;
-    GfpoolConn *conn;
-    int rc = EXIT_OK;
-
-    if (!parse_verb_args(&v, own, TRUE, &argc, &argv, &rc))
-        return rc;
-    if (argc != 3)
-        return usage_error("vol-clone takes two arguments, VOL and NEWNAME");
-    if (!gfpool_vol_name_validate(argv[2], strlen(argv[2]), &err))
-        return fail(err);
-    /* checked before connecting: a bad --format is a usage error, as for
-     * vol-create-as */
-    if (opt_format && !gfpool_create_format_parse(opt_format, &p.format, &err))
-        return usage_error("%s", err->message);
-    if (!(conn = pool_connect(&rc)))
-        return rc;
-    if (!(info = gfpool_vol_info(conn, argv[1], NULL, &err)))
-        return finish(conn, fail(err));
-    p.name = argv[2];
-    if (!opt_format)
-        p.format = info->format;
-    p.mode = info->mode;
-    if (!gfpool_vol_clone(conn, argv[1], &p, &err))
-        return finish(conn, fail(err));
-    printf("Vol %s cloned from %s\n", argv[2], argv[1]);
-    return finish(conn, EXIT_OK);
-}
-
-static gboolean opt_delta;
-static gboolean opt_shrink;
-static gboolean opt_allocate;
-
-static int
-cmd_vol_resize(int argc, char **argv)
-{
-    static const GOptionEntry own[] = {
-        { "delta", 0, 0, G_OPTION_ARG_NONE, &opt_delta, "CAPACITY is added to (with --shrink: taken from) the current one", NULL },
-        { "shrink", 0, 0, G_OPTION_ARG_NONE, &opt_shrink, "allow a smaller capacity (raw only)", NULL },
-        { "allocate", 0, 0, G_OPTION_ARG_NONE, &opt_allocate, "allocate the new space (raw only)", NULL },
-        { NULL }
-    };
-    static const Verb v = { "vol-resize", "VOL CAPACITY", "Change a volume's capacity.", NULL };
-    g_autoptr(GError) err = NULL;
-    g_autoptr(GfpoolVolInfo) info = NULL;
-    guint64 cap;
-    unsigned int flags = 0;
-    GfpoolConn *conn;
-    int rc = EXIT_OK;
-
-    if (!parse_verb_args(&v, own, TRUE, &argc, &argv, &rc))
-        return rc;
-    if (argc != 3)
-        return usage_error("vol-resize takes two arguments, VOL and CAPACITY");
-    if (!gfpool_parse_scaled(argv[2], &cap, &err))
-        return fail(err);
-    if (!(conn = pool_connect(&rc)))
-        return rc;
-    if (!(info = gfpool_vol_info(conn, argv[1], NULL, &err)))
-        return finish(conn, fail(err));
-    if (opt_delta)
-        cap = opt_shrink ? info->capacity - MIN(cap, info->capacity) : info->capacity + cap;
-    if (cap < info->capacity && !opt_shrink) {
-        g_printerr("gfpool: error: %" G_GUINT64_FORMAT " is below the capacity of '%s' (%"
-                   G_GUINT64_FORMAT "): give --shrink\n", cap, argv[1], info->capacity);
-        return finish(conn, EXIT_USAGE);
-    }
-    if (opt_shrink)
-        flags |= GFPOOL_RESIZE_SHRINK;
-    if (opt_allocate)
-        flags |= GFPOOL_RESIZE_ALLOCATE;
-    if (!gfpool_vol_resize(conn, argv[1], cap, flags, &err))
-        return finish(conn, fail(err));
-    printf("Size of volume '%s' successfully changed to %" G_GUINT64_FORMAT "\n", argv[1], cap);
-    return finish(conn, EXIT_OK);
-}
-
-static char *opt_algorithm;
-
-static int
-cmd_vol_wipe(int argc, char **argv)
-{
-    static const GOptionEntry own[] = {
-        { "algorithm", 0, 0, G_OPTION_ARG_STRING, &opt_algorithm, "zero (default) or trim", "ALG" },
-        { NULL }
-    };
-    static const Verb v = { "vol-wipe", "VOL", "Wipe a volume; a qcow2 stays a valid empty qcow2.", NULL };
-    g_autoptr(GError) err = NULL;
-    GfpoolWipeAlgorithm alg = GFPOOL_WIPE_ZERO;
-    GfpoolConn *conn;
-    int rc = EXIT_OK;
-
-    if (!parse_verb_args(&v, own, TRUE, &argc, &argv, &rc))
-        return rc;
-    if (argc != 2)
-        return usage_error("vol-wipe takes one argument, the volume name");
-    if (opt_algorithm && g_str_equal(opt_algorithm, "trim"))
-        alg = GFPOOL_WIPE_TRIM;
-    else if (opt_algorithm && !g_str_equal(opt_algorithm, "zero"))
-        return usage_error("wipe algorithm '%s' is not supported: use zero or trim", opt_algorithm);
-    if (!(conn = pool_connect(&rc)))
-        return rc;
-    if (!gfpool_vol_wipe(conn, argv[1], alg, &err))
-        return finish(conn, fail(err));
-    printf("Vol %s wiped\n", argv[1]);
-    return finish(conn, EXIT_OK);
-}
-
-static char *opt_offset;
-static char *opt_length;
-static gboolean opt_sparse;
-
-static int
-cmd_vol_transfer(int argc, char **argv, gboolean upload)
-{
-    static const GOptionEntry own[] = {
-        { "offset", 0, 0, G_OPTION_ARG_STRING, &opt_offset, "start at this byte of the volume", "N" },
-        { "length", 0, 0, G_OPTION_ARG_STRING, &opt_length, "this many bytes at most", "N" },
-        { "sparse", 0, 0, G_OPTION_ARG_NONE, &opt_sparse, "keep holes", NULL },
-        { NULL }
-    };
-    static const Verb up = { "vol-upload", "VOL FILE", "Write a local file into a volume.", NULL };
-    static const Verb down = { "vol-download", "VOL FILE", "Read a volume into a local file.", NULL };
-    g_autoptr(GError) err = NULL;
-    guint64 offset = 0, length = 0;
-    GfpoolConn *conn;
-    gboolean ok;
-    int rc = EXIT_OK, fd;
-
-    if (!parse_verb_args(upload ? &up : &down, own, TRUE, &argc, &argv, &rc))
-        return rc;
-    if (argc != 3)
-        return usage_error("%s takes two arguments, VOL and FILE", upload ? up.name : down.name);
-    if ((opt_offset && !gfpool_parse_scaled(opt_offset, &offset, &err)) ||
-        (opt_length && !gfpool_parse_scaled(opt_length, &length, &err)))
-        return fail(err);
-    if (upload)
-        fd = g_str_equal(argv[2], "-") ? 0 : open(argv[2], O_RDONLY | O_CLOEXEC);
-    else
-        fd = g_str_equal(argv[2], "-") ? 1 : open(argv[2], O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0)
-        return usage_error("cannot open '%s': %s", argv[2], g_strerror(errno));
-    if (!(conn = pool_connect(&rc)))
-        return rc;
-    if (upload)
-        ok = gfpool_vol_upload(conn, argv[1], offset, length, fd, opt_sparse, NULL, NULL, &err);
-    else
-        ok = gfpool_vol_download(conn, argv[1], offset, length, fd, opt_sparse, NULL, &err);
-    if (!ok)
-        return finish(conn, fail(err));
-    if (!upload && fd != 1 && fsync(fd) < 0 && errno != EINVAL) {
-        g_printerr("gfpool: error: cannot flush '%s': %s\n", argv[2], g_strerror(errno));
-        return finish(conn, EXIT_FAILED);
-    }
-    return finish(conn, EXIT_OK);
-}
-
-static int
-cmd_vol_upload(int argc, char **argv)
-{
-    return cmd_vol_transfer(argc, argv, TRUE);
-}
-
-static int
-cmd_vol_download(int argc, char **argv)
-{
-    return cmd_vol_transfer(argc, argv, FALSE);
-}
-
-static const Verb verbs[] = {
-    { "vol-clone", "VOL NEWNAME [--format F]", "Copy a volume (server-side).", cmd_vol_clone },
-    { "vol-resize", "VOL CAPACITY [--delta] [--shrink] [--allocate]", "Change a volume's capacity.", cmd_vol_resize },
-    { "vol-wipe", "VOL [--algorithm zero|trim]", "Wipe a volume.", cmd_vol_wipe },
-    { "vol-upload", "VOL FILE [--offset N] [--length N] [--sparse]", "Write a local file into a volume.", cmd_vol_upload },
-    { "vol-download", "VOL FILE [--offset N] [--length N] [--sparse]", "Read a volume into a local file.", cmd_vol_download },
-    { "pool-build", "[--no-overwrite]", "Create the pool directory and its parents.", cmd_pool_build },
-    { "pool-delete", "", "Remove the pool directory (only when empty).", cmd_pool_delete },
-    { "pool-info", "", "Capacity, allocation and available space of the pool.", cmd_pool_info },
-    { "pool-refresh", "", "Read every volume's header; print how many.", cmd_pool_refresh },
-    { "vol-list", "[--details]", "List the volumes of the pool.", cmd_vol_list },
-    { "vol-create-as", "NAME CAPACITY [--format raw|qcow2] ...", "Create a volume.", cmd_vol_create_as },
-    { "vol-create", "FILE.xml", "Create a volume from a <volume> XML file.", cmd_vol_create },
-    { "vol-delete", "VOL", "Delete a volume.", cmd_vol_delete },
-    { "vol-info", "VOL", "Type, capacity and allocation of a volume.", cmd_vol_info },
-    { "vol-record", "--format F VOL...", "Record the format of volumes placed by other tools.", cmd_vol_record },
-    { "vol-dumpxml", "VOL", "The volume's XML, as virsh prints it.", cmd_vol_dumpxml },
-    { "vol-path", "VOL", "The volume's gluster:// URI.", cmd_vol_path },
-    { "disk-xml", "VOL [--connect URI --pool P]", "Domain <disk> XML (or URI) for QEMU's gluster driver.", cmd_disk_xml },
-    { "virt-install-disk", "POOL VOL", "The --disk argument for virt-install.", cmd_virt_install_disk },
-    { "uri-parse", "URI", "Check a gluster:// URI and print its parts.", cmd_uri_parse },
-    { "nbd-grant", "DOMAIN SOCKET EXPORT... [-- COMMAND...]",
-      "Let a guest's QEMU open NBD exports its definition does not name yet.", cmd_nbd_grant },
-    { "nbd-hook", "[ANY...]", "Does nothing (was libvirt's qemu hook for the NBD plugin).",
-      cmd_nbd_hook },
+static const GfpoolVerb verbs[] = {
+    { "pool-build", "[--no-overwrite | --overwrite]", "",
+      "Create the pool directory and its parents.", NULL,
+      gfpool_pool_build_options, TRUE, cmd_pool_build },
+    { "pool-delete", "", "",
+      "Remove the pool directory (only when empty).", NULL,
+      NULL, TRUE, cmd_pool_delete },
+    { "pool-info", "", "",
+      "Print the pool's capacity, allocation and available space.", NULL,
+      NULL, TRUE, cmd_pool_info },
+    { "pool-refresh", "", "",
+      "Read every volume's header and print how many volumes there are.", NULL,
+      NULL, TRUE, cmd_pool_refresh },
+    { "vol-list", "[--details]", "",
+      "List the volumes of the pool.", NULL,
+      gfpool_vol_list_options, TRUE, cmd_vol_list },
+    { "vol-create-as", "[options]", "NAME CAPACITY",
+      "Create a raw or qcow2 volume.",
+      "CAPACITY takes libvirt's units (10G, 512MiB, 1TB).",
+      gfpool_vol_create_as_options, TRUE, cmd_vol_create_as },
+    { "vol-create", "[--prealloc-metadata]", "FILE.xml",
+      "Create a volume from a libvirt <volume> XML file.", NULL,
+      gfpool_vol_create_options, TRUE, cmd_vol_create },
+    { "vol-delete", "", "VOL",
+      "Delete a volume (a file, or an empty directory).", NULL,
+      NULL, TRUE, cmd_vol_delete },
+    { "vol-info", "", "VOL",
+      "Print a volume's name, type, format, capacity and allocation.", NULL,
+      NULL, TRUE, cmd_vol_info },
+    { "vol-record", "--format F", "VOL...",
+      "Record the format of volumes placed by other tools.",
+      "Their format is otherwise probed from bytes a guest may have written.",
+      gfpool_vol_record_options, TRUE, cmd_vol_record },
+    { "vol-dumpxml", "", "VOL",
+      "Print the volume's XML, as virsh vol-dumpxml prints it.", NULL,
+      NULL, TRUE, cmd_vol_dumpxml },
+    { "vol-path", "", "VOL",
+      "Print the volume's gluster:// URI.", NULL,
+      NULL, TRUE, cmd_vol_path },
+    { "vol-clone", "[--format F]", "VOL NEWNAME",
+      "Copy a volume into a new volume of the pool, holes kept.",
+      "--format converts between raw and qcow2. The servers copy the data\n"
+      "themselves only where glusterfs does that safely, on a volume of one\n"
+      "brick (not replicated, dispersed or sharded); otherwise, and for a\n"
+      "conversion, the data passes through gfpool.",
+      gfpool_vol_clone_options, TRUE, cmd_vol_clone },
+    { "vol-resize", "[options]", "VOL CAPACITY",
+      "Change a volume's capacity.", NULL,
+      gfpool_vol_resize_options, TRUE, cmd_vol_resize },
+    { "vol-wipe", "[--algorithm ALG]", "VOL",
+      "Wipe a volume's data; a qcow2 volume stays a valid, empty qcow2.", NULL,
+      gfpool_vol_wipe_options, TRUE, cmd_vol_wipe },
+    { "vol-upload", "[options]", "VOL FILE",
+      "Write a local file into a volume.", NULL,
+      gfpool_vol_transfer_options, TRUE, cmd_vol_upload },
+    { "vol-download", "[options]", "VOL FILE",
+      "Read a volume into a local file.", NULL,
+      gfpool_vol_transfer_options, TRUE, cmd_vol_download },
+    { "disk-xml", "[options]", "VOL",
+      "Print the domain <disk> XML that makes QEMU open the volume.",
+      "Through its gluster driver, every host of the pool included; with --nbd,\n"
+      "through nbdkit-gfpool-plugin; with --format=uri, the URI instead.",
+      gfpool_disk_xml_options, TRUE, cmd_disk_xml },
+    { "virt-install-disk", "[-c URI]", "POOL VOL",
+      "Print the --disk argument for virt-install.",
+      "The volume with its probed format (virt-install writes driver type 'raw'\n"
+      "for every network volume).",
+      gfpool_virt_install_disk_options, TRUE, cmd_virt_install_disk },
+    { "uri-parse", "", "URI",
+      "Check a gluster:// URI and print its parts.", NULL,
+      NULL, FALSE, cmd_uri_parse },
+    { "nbd-grant", "[options]", "DOMAIN SOCKET EXPORT... [-- COMMAND [ARG]...]",
+      "Let a running guest's QEMU open NBD exports its definition does not name yet.",
+      "Exports of nbdkit-gfpool-plugin (guests=libvirt), for attach-device,\n"
+      "blockcopy and external snapshots. Root only.",
+      gfpool_nbd_grant_options, FALSE, cmd_nbd_grant },
+    { "nbd-hook", "", "[ANY...]",
+      "Does nothing and succeeds.",
+      "What libvirt's qemu hook of older nbdkit-plugin-gfpool packages runs.",
+      NULL, FALSE, cmd_nbd_hook },
 };
 
 static void
@@ -1540,10 +428,46 @@ print_usage(FILE *out)
             "The pool: --pool-xml FILE, or --host HOST[:PORT] (repeat) --volume NAME [--dir PATH]\n"
             "[--transport tcp|unix|rdma] [--socket PATH].\n\nVerbs:\n");
     for (guint i = 0; i < G_N_ELEMENTS(verbs); i++)
-        fprintf(out, "  %-15s %s\n", verbs[i].name, verbs[i].summary);
-    fprintf(out, "\n'gfpool VERB --help' describes a verb.\n"
+        fprintf(out, "  %-17s %s\n", verbs[i].name, verbs[i].summary);
+    fprintf(out, "\n'gfpool VERB --help' describes a verb, 'gfpool --list-verbs' lists them\n"
+            "for scripts.\n"
             "Exit codes: 0 ok, 1 failed, 2 usage/invalid input, 3 no such volume,\n"
             "4 volume exists, 5 cannot reach the gluster volume.\n");
+}
+
+static void
+list_options(GString *out, const GOptionEntry *entries)
+{
+    for (const GOptionEntry *e = entries; e && e->long_name; e++) {
+        const char *value = e->arg == G_OPTION_ARG_NONE ? "" : "=";
+
+        if (e->short_name)
+            g_string_append_printf(out, " -%c%s", e->short_name, value);
+        g_string_append_printf(out, " --%s%s", e->long_name, value);
+    }
+}
+
+/*
+ * "gfpool --list-verbs", for the bash completion and the man page's test:
+ * one line a verb, NAME TAB SYNOPSIS TAB SUMMARY TAB OPTIONS; OPTIONS are
+ * every option "gfpool VERB --help-all" lists, short ones too, blank
+ * separated, those taking a value followed by '='.
+ */
+static void
+list_verbs(void)
+{
+    for (guint i = 0; i < G_N_ELEMENTS(verbs); i++) {
+        const GfpoolVerb *v = &verbs[i];
+        g_autoptr(GString) opts = g_string_new(NULL);
+        const char *sep = *v->options && *v->args ? " " : "";
+
+        list_options(opts, v->entries);
+        if (v->needs_pool)
+            list_options(opts, pool_entries);
+        g_string_append(opts, v->needs_pool ? " -h --help --help-all --help-pool" : " -h --help");
+        printf("%s\t%s%s%s\t%s\t%s\n", v->name, v->options, sep, v->args, v->summary,
+               opts->str + 1);
+    }
 }
 
 int
@@ -1559,9 +483,13 @@ main(int argc, char **argv)
         print_usage(stdout);
         return EXIT_OK;
     }
+    if (g_str_equal(argv[1], "--list-verbs")) {
+        list_verbs();
+        return EXIT_OK;
+    }
     for (guint i = 0; i < G_N_ELEMENTS(verbs); i++) {
         if (g_str_equal(argv[1], verbs[i].name))
-            return verbs[i].run(argc - 1, argv + 1);
+            return verbs[i].run(&verbs[i], argc - 1, argv + 1);
     }
     g_printerr("gfpool: error: unknown verb '%s'\n\n", argv[1]);
     print_usage(stderr);

@@ -1,10 +1,14 @@
 #!/bin/bash
 # SPDX-License-Identifier: LGPL-2.1-or-later
-# gfpool(1) and the bash completion against the CLI itself (TAP): the man
-# page renders without warnings and lists every verb and every option the
-# CLI prints; the completion loads in plain bash (no bash-completion
-# package), completes verbs, options, enumerated values, and volume names
-# from "gfpool vol-list" (a stub here: no gluster server needed).
+# gfpool(1) and the bash completion against the CLI itself (TAP). The verb
+# table is what "gfpool --list-verbs" prints (src/tools/gfpool.c); the man
+# page renders without warnings, has one VERBS entry per verb of the table,
+# in its order, with the table's synopsis as its tag and the table's summary
+# as its first sentence, and lists every option the CLI prints; the
+# completion loads in plain bash (no bash-completion package), reads the
+# table from the CLI, completes verbs, options, enumerated values, and
+# volume names from "gfpool vol-list" (a stub here: no gluster server
+# needed).
 #
 # Usage: test_man_completion.sh GFPOOL.1 GFPOOL.BASH-COMPLETION GFPOOL-BINARY
 set -u
@@ -37,9 +41,13 @@ skip() { n=$((n + 1)); echo "ok $n # SKIP $1"; }
 
 # ---- what the CLI says --------------------------------------------------
 
-# The verbs: the lines of "gfpool --help" between "Verbs:" and a blank line.
-verbs=$("$gfpool" --help | awk '/^Verbs:/ { on = 1; next } on && /^$/ { exit } on { print $1 }')
+# The verb table: NAME TAB SYNOPSIS TAB SUMMARY TAB OPTIONS, one a line.
+"$gfpool" --list-verbs > "$t/verbs.tsv"
+verbs=$(cut -f1 "$t/verbs.tsv")
 nverbs=$(printf '%s\n' "$verbs" | grep -c .)
+verb_field() { awk -F '\t' -v verb="$1" -v f="$2" '$1 == verb { print $f }' "$t/verbs.tsv"; }
+# "gfpool --help": the lines between "Verbs:" and a blank line, NAME SUMMARY.
+help_verbs=$("$gfpool" --help | awk '/^Verbs:/ { on = 1; next } on && /^$/ { exit } on')
 
 # "gfpool VERB --help-all" (uri-parse has only --help): one line per option,
 # SECTION LONG [SHORT], SECTION being help, pool or own.
@@ -107,12 +115,19 @@ man_verb_entry() {
         $1 != "VERBS" { on = 0 }
         on { print $4 }' "$t/man.txt"
 }
+# The text of VERB's entry before its options (.RS), joined into one line.
+man_verb_body() {
+    awk -F '\t' -v verb="$1" '
+        $1 == "VERBS" && $2 == 0 && $3 == 1 { split($4, w, " "); on = (w[1] == verb); next }
+        $1 != "VERBS" || $2 > 0 { if (on) exit }
+        on { printf "%s%s", sep, $4; sep = " " }' "$t/man.txt"
+}
 man_section() { awk -F '\t' -v s="$1" '$1 == s { print $4 }' "$t/man.txt"; }
 # An option as a word of the text ("--format" and not "--format-x").
 has_option() { grep -Eq -- "(^|[^[:alnum:]-])$1([^[:alnum:]-]|\$)"; }
 
 # ---- the plan -----------------------------------------------------------
-echo "1..$((12 + 3 * nverbs))"
+echo "1..$((14 + 5 * nverbs))"
 
 # ---- the man page -------------------------------------------------------
 if command -v man >/dev/null 2>&1; then
@@ -130,7 +145,12 @@ else
     skip "lexgrog reads the NAME section: lexgrog is not installed"
 fi
 
-[ "$nverbs" -ge 10 ]; ok $? "gfpool --help lists the verbs ($nverbs)" "$verbs"
+[ "$nverbs" -ge 10 ]; ok $? "gfpool --list-verbs lists the verbs ($nverbs)" "$verbs"
+
+want=$(awk -F '\t' '{ print $1, $3 }' "$t/verbs.tsv")
+got=$(printf '%s\n' "$help_verbs" | sed -E 's/^ +//; s/ +/ /')
+[ "$want" = "$got" ]; ok $? "gfpool --help lists the table's verbs and summaries" \
+    "$(diff <(echo "$want") <(echo "$got"))"
 
 missing=""
 while read -r sec long short; do
@@ -152,9 +172,26 @@ done < <(for v in $verbs; do cli_options "$v"; done | sort -u)
 [ -z "$missing" ]; ok $? "man page describes the pool options in POOL OPTIONS" "missing: $missing"
 
 tags=$(man_verb_tags)
+got=$(printf '%s\n' "$tags" | awk '{ print $1 }')
+[ "$got" = "$verbs" ]; ok $? "man page's VERBS entries are the table's verbs, in its order" \
+    "$(diff <(echo "$verbs") <(echo "$got"))"
 for v in $verbs; do
     printf '%s\n' "$tags" | awk -v verb="$v" '$1 == verb { found = 1 } END { exit !found }'
     ok $? "man page has a VERBS entry for $v"
+
+    synopsis=$(verb_field "$v" 2)
+    want="$v${synopsis:+ $synopsis}"
+    got=$(printf '%s\n' "$tags" | awk -v verb="$v" '$1 == verb')
+    [ "$want" = "$got" ]; ok $? "man page entry of $v has the table's synopsis" \
+        "table: $want
+man:   $got"
+
+    summary=$(verb_field "$v" 3)
+    summary=${summary%.}
+    body=$(man_verb_body "$v")
+    [[ $body == "$summary"* ]]; ok $? "man page entry of $v begins with the table's summary" \
+        "table: $summary
+man:   $body"
 
     missing=""
     entry=$(man_verb_entry "$v")
@@ -170,12 +207,14 @@ done
 
 # ---- the completion -----------------------------------------------------
 
-# A gfpool stub for the completion: vol-list prints the table the real one
-# prints, with two volumes, and every call is logged.
+# A gfpool stub for the completion: --list-verbs is the real one's,
+# vol-list prints the table the real one prints, with two volumes, and
+# every call is logged.
 mkdir -p "$t/bin" "$t/cwd"
 cat > "$t/bin/gfpool" <<STUB
 #!/bin/sh
 printf '%s\n' "\$*" >> "$t/calls"
+[ "\$1" = --list-verbs ] && exec "$gfpool" --list-verbs
 [ "\$1" = vol-list ] || exit 2
 printf ' %-30s %s\n' Name Path
 echo '---------------------------------------------------------------------------------'
@@ -205,7 +244,8 @@ printf '%s\n' "$loaded" | grep -q -- '-F _gfpool gfpool'; ok $? "completion load
 
 for v in $verbs; do
     want=$(cli_options "$v" | awk '{ print $2 }' | sort -u)
-    got=$(bash --norc --noprofile -c 'source "$1" && _gfpool_verb_opts "$2"' _ "$completion" "$v" | sort -u)
+    got=$(bash --norc --noprofile -c 'source "$1" && _gfpool_load "$3" && _gfpool_verb_opts "$2"' \
+              _ "$completion" "$v" "$gfpool" | sort -u)
     [ "$want" = "$got" ]; ok $? "completion offers the options $v --help-all prints" \
         "$(diff <(echo "$want") <(echo "$got"))"
 done

@@ -110,24 +110,72 @@ wr_be64(guint8 *b, guint64 v)
 /* window for walking big tables (L1, refcount table) */
 #define TABLE_CHUNK (64u * 1024)
 
+/* ---- the qcow2 header (gfpool_qcow2_header.c) --------------------------- */
+
+#define QCOW2_MAGIC 0x514649fbu     /* QCOW_MAGIC as a big-endian number */
+/* The fields from size to nb_snapshots, one contiguous run of the header:
+ * a resize switches to new tables by rewriting them in one write. */
+#define QCOW2_HEADER_SIZE_OFFSET 24
+#define QCOW2_HEADER_SNAPSHOTS_OFFSET 64
+
+/*
+ * The header as QEMU's block/qcow2.h QCowHeader names it, in host order.
+ * A version 2 header decodes with the values QEMU assumes for it: no
+ * feature bits, refcount_order 4, header_length 72.
+ */
+typedef struct {
+    guint32 magic;
+    guint32 version;
+    guint64 backing_file_offset;
+    guint32 backing_file_size;
+    guint32 cluster_bits;
+    guint64 size;                   /* virtual size in bytes */
+    guint32 crypt_method;
+    guint32 l1_size;                /* entries */
+    guint64 l1_table_offset;
+    guint64 refcount_table_offset;
+    guint32 refcount_table_clusters;
+    guint32 nb_snapshots;
+    guint64 snapshots_offset;
+    /* version 3 */
+    guint64 incompatible_features;
+    guint64 compatible_features;
+    guint64 autoclear_features;
+    guint32 refcount_order;
+    guint32 header_length;
+    guint8 compression_type;        /* 0 unless the header holds it */
+} GfpoolQcow2Header;
+
+/*
+ * Decode the header at the start of buf[0..len) and check it on its own
+ * terms, as QEMU's qcow2_do_open() does before it reads anything else:
+ * cluster size, header length, refcount width, virtual size against the
+ * L1 table and its limit, table alignment, the backing name's place in
+ * the first cluster. CORRUPT with a message naming the field otherwise.
+ * Reads nothing but buf: extensions and the backing name are the caller's.
+ */
+gboolean gfpool_qcow2_header_decode(const guint8 *buf, gsize len, GfpoolQcow2Header *h,
+                                    GError **error);
+/*
+ * Encode h into buf[0..len): the fields of its version (for version 3 up
+ * to the compression type and its padding, as far as header_length
+ * reaches); bytes after them are left alone. Refuses (INVALID) a header
+ * decode would refuse, or a buf too short for it.
+ */
+gboolean gfpool_qcow2_header_encode(const GfpoolQcow2Header *h, guint8 *buf, gsize len,
+                                    GError **error);
+/* Entries an L1 table needs to map size bytes with 2^cluster_bits clusters. */
+guint64 gfpool_qcow2_l1_entries(unsigned cluster_bits, guint64 size);
+guint64 gfpool_qcow2_max_capacity_bits(unsigned cluster_bits);
+
+/* An existing image, opened by gfpool_qcow2_open(). */
 typedef struct {
     GfpoolReadFunc read_fn;
     void *opaque;
     guint64 file_size;
-    guint8 fields[40];          /* header bytes [24, 64), as read */
-    unsigned cluster_bits;
+    GfpoolQcow2Header h;
     guint64 cluster_size;
-    guint64 size;
-    guint32 crypt_method;
-    guint32 l1_size;
-    guint64 l1_off;
-    guint64 rt_off;
-    guint32 rt_clusters;
-    guint32 nb_snapshots;
-    guint64 incompat;
-    guint64 autoclear;
-    unsigned refcount_order;
-    bool backing;
+    bool backing;               /* it has a backing file */
 } Qcow2Image;
 
 /* Bounded buffer for streamed tables: a multiple of every cluster size. */
@@ -145,7 +193,6 @@ gboolean gfpool_within_file(guint64 file_size, guint64 off, gsize len, const cha
                             GError **error);
 gboolean gfpool_read_exact(GfpoolReadFunc read_fn, void *opaque, guint64 off, void *buf,
                            gsize len, const char *what, GError **error);
-guint64 gfpool_qcow2_max_capacity_bits(unsigned cluster_bits);
 gboolean gfpool_qcow2_write_entries(GfpoolWriteFunc write_fn, void *opaque, guint64 off,
                                     guint64 count, guint64 base, guint64 step,
                                     guint64 flags, GError **error);

@@ -187,28 +187,6 @@ probe_read_name(ProbeCtx *c, guint64 off, gsize len, gsize max,
 }
 
 
-guint64
-gfpool_qcow2_max_capacity_bits(unsigned cluster_bits)
-{
-    /* Each L1 entry maps one L2 table of cluster_size / 8 entries, each
-     * mapping one cluster: 2^(cluster_bits - 3 + cluster_bits) bytes. */
-    guint64 per_l1 = G_GUINT64_CONSTANT(1) << (2 * cluster_bits - 3);
-    return (guint64)(QCOW2_MAX_L1_BYTES / 8) * per_l1;
-}
-
-guint64
-gfpool_qcow2_max_capacity(guint32 cluster_size)
-{
-    if (cluster_size == 0)
-        cluster_size = 65536;
-    if (cluster_size < 512 || cluster_size > 2 * 1024 * 1024 ||
-        (cluster_size & (cluster_size - 1)))
-        return 0;
-    /* At most 2^61, below QEMU's BDRV_MAX_LENGTH (INT64_MAX rounded down
-     * to 1 GiB), so the L1 limit is the only one that binds. */
-    return gfpool_qcow2_max_capacity_bits(g_bit_nth_lsf(cluster_size, -1));
-}
-
 /* Walk the header extensions between the header and end, like QEMU's
  * qcow2_read_extensions(), remembering the backing format. */
 static gboolean
@@ -268,118 +246,14 @@ probe_qcow2_extensions(ProbeCtx *c, guint64 offset, guint64 end,
     return TRUE;
 }
 
-static gboolean
-probe_qcow2(ProbeCtx *c, guint32 version, GfpoolProbe *p, GError **error)
+/* qemu-img info still describes images with unknown incompatible features
+ * or the corrupt bit, so we do too; the warning tells the caller QEMU will
+ * refuse to run them. */
+static void
+probe_qcow2_warn(const GfpoolQcow2Header *h, GfpoolProbe *p)
 {
-    const guint8 *h = c->header;
-    guint64 backing_off, size, l1_off, rt_off, incompat = 0;
-    guint32 backing_len, cluster_bits, l1_size, header_length;
-    guint64 cluster_size, l1_span, l1_needed, max;
+    guint64 incompat = h->incompatible_features;
 
-    if (!probe_need_header(c, version == 2 ? QCOW2_V2_HEADER_LEN
-                                           : QCOW2_V3_HEADER_LEN,
-                           "qcow2", error))
-        return FALSE;
-
-    backing_off = rd_be64(h + 8);
-    backing_len = rd_be32(h + 16);
-    cluster_bits = rd_be32(h + 20);
-    size = rd_be64(h + 24);
-    l1_size = rd_be32(h + 36);
-    l1_off = rd_be64(h + 40);
-    rt_off = rd_be64(h + 48);
-
-    if (cluster_bits < QCOW2_MIN_CLUSTER_BITS ||
-        cluster_bits > QCOW2_MAX_CLUSTER_BITS) {
-        g_set_error(error, GFPOOL_IMAGE_ERROR, GFPOOL_IMAGE_ERROR_CORRUPT,
-                    "qcow2 cluster_bits %u is invalid: must be between %d "
-                    "and %d", cluster_bits, QCOW2_MIN_CLUSTER_BITS,
-                    QCOW2_MAX_CLUSTER_BITS);
-        return FALSE;
-    }
-    cluster_size = G_GUINT64_CONSTANT(1) << cluster_bits;
-    l1_span = G_GUINT64_CONSTANT(1) << (2 * cluster_bits - 3);
-
-    if (version == 2) {
-        header_length = QCOW2_V2_HEADER_LEN;
-    } else {
-        guint32 refcount_order;
-
-        incompat = rd_be64(h + 72);
-        refcount_order = rd_be32(h + 96);
-        header_length = rd_be32(h + 100);
-        if (header_length < QCOW2_V3_HEADER_LEN ||
-            header_length > cluster_size) {
-            g_set_error(error, GFPOOL_IMAGE_ERROR, GFPOOL_IMAGE_ERROR_CORRUPT,
-                        "qcow2 header_length %u is invalid: must be between "
-                        "%d and the cluster size %" G_GUINT64_FORMAT,
-                        header_length, QCOW2_V3_HEADER_LEN, cluster_size);
-            return FALSE;
-        }
-        if (refcount_order > 6) {
-            g_set_error(error, GFPOOL_IMAGE_ERROR, GFPOOL_IMAGE_ERROR_CORRUPT,
-                        "qcow2 refcount_order %u is invalid: must be at most 6",
-                        refcount_order);
-            return FALSE;
-        }
-    }
-
-    max = gfpool_qcow2_max_capacity_bits(cluster_bits);
-    if (size > max) {
-        g_set_error(error, GFPOOL_IMAGE_ERROR, GFPOOL_IMAGE_ERROR_CORRUPT,
-                    "qcow2 virtual size %" G_GUINT64_FORMAT " is invalid: must "
-                    "be at most %" G_GUINT64_FORMAT " with %" G_GUINT64_FORMAT
-                    "-byte clusters", size, max, cluster_size);
-        return FALSE;
-    }
-    /* As QEMU: the L1 table must be able to map the whole virtual size, and
-     * the tables must be cluster aligned. */
-    l1_needed = (size >> (2 * cluster_bits - 3)) +
-                ((size & (l1_span - 1)) != 0);
-    if (l1_size < l1_needed || l1_size > QCOW2_MAX_L1_BYTES / 8) {
-        g_set_error(error, GFPOOL_IMAGE_ERROR, GFPOOL_IMAGE_ERROR_CORRUPT,
-                    "qcow2 l1_size %u is invalid: must be between %"
-                    G_GUINT64_FORMAT " (to map %" G_GUINT64_FORMAT " bytes) "
-                    "and %u",
-                    l1_size, l1_needed, size, QCOW2_MAX_L1_BYTES / 8);
-        return FALSE;
-    }
-    if ((l1_off & (cluster_size - 1)) || (rt_off & (cluster_size - 1)) ||
-        l1_off >= QCOW2_MAX_FILE_SIZE || rt_off >= QCOW2_MAX_FILE_SIZE) {
-        g_set_error(error, GFPOOL_IMAGE_ERROR, GFPOOL_IMAGE_ERROR_CORRUPT,
-                    "qcow2 table offsets L1 %" G_GUINT64_FORMAT " / refcount %"
-                    G_GUINT64_FORMAT " are invalid: must be multiples of the "
-                    "cluster size below 2^56", l1_off, rt_off);
-        return FALSE;
-    }
-
-    if (backing_off != 0) {
-        /* QEMU keeps the name inside cluster 0 and at most 1023 bytes */
-        if (backing_off > cluster_size ||
-            backing_len > cluster_size - backing_off) {
-            g_set_error(error, GFPOOL_IMAGE_ERROR, GFPOOL_IMAGE_ERROR_CORRUPT,
-                        "qcow2 backing file name at offset %" G_GUINT64_FORMAT
-                        " (%u bytes) is invalid: must lie within the first "
-                        "cluster (%" G_GUINT64_FORMAT " bytes)",
-                        backing_off, backing_len, cluster_size);
-            return FALSE;
-        }
-        if (!probe_read_name(c, backing_off, backing_len, QCOW_BACKING_MAX,
-                             &p->backing, error))
-            return FALSE;
-    }
-
-    if (!probe_qcow2_extensions(c, header_length,
-                                backing_off ? backing_off : cluster_size,
-                                p, error))
-        return FALSE;
-
-    p->format = GFPOOL_FORMAT_QCOW2;
-    p->capacity = size;
-    p->cluster_size = (guint32)cluster_size;
-
-    /* qemu-img info still describes such images, so we do too; the warning
-     * tells the caller QEMU will refuse to run them. */
     if (incompat & ~QCOW2_INCOMPAT_KNOWN) {
         p->warning = g_strdup_printf("qcow2 incompatible features 0x%016"
                                      G_GINT64_MODIFIER "x include unknown bits "
@@ -390,6 +264,34 @@ probe_qcow2(ProbeCtx *c, guint32 version, GfpoolProbe *p, GError **error)
         p->warning = g_strdup("qcow2 image is marked corrupt: QEMU opens it "
                               "read-only until it is repaired");
     }
+}
+
+/* The header's own rules are the codec's; what lies beyond the header
+ * (the backing name, the extensions) is read here, within the budget. */
+static gboolean
+probe_qcow2(ProbeCtx *c, GfpoolProbe *p, GError **error)
+{
+    GfpoolQcow2Header h;
+    guint64 cluster_size;
+
+    if (!gfpool_qcow2_header_decode(c->header, c->header_len, &h, error))
+        return FALSE;
+    cluster_size = G_GUINT64_CONSTANT(1) << h.cluster_bits;
+
+    if (h.backing_file_offset != 0 &&
+        !probe_read_name(c, h.backing_file_offset, h.backing_file_size,
+                         QCOW_BACKING_MAX, &p->backing, error))
+        return FALSE;
+    if (!probe_qcow2_extensions(c, h.header_length,
+                                h.backing_file_offset ? h.backing_file_offset
+                                                      : cluster_size,
+                                p, error))
+        return FALSE;
+
+    p->format = GFPOOL_FORMAT_QCOW2;
+    p->capacity = h.size;
+    p->cluster_size = (guint32)cluster_size;
+    probe_qcow2_warn(&h, p);
     return TRUE;
 }
 
@@ -841,6 +743,33 @@ probe_is_iso(ProbeCtx *c)
            memcmp(magic, "CD001", sizeof(magic)) == 0;
 }
 
+/* qcow and qcow2 share their magic; the version that follows it says
+ * which one this is, and *name which format a failure keeps. */
+static gboolean
+probe_qcow_family(ProbeCtx *c, GfpoolProbe *p, const char **name,
+                  GError **error)
+{
+    guint32 version;
+
+    *name = "qcow";
+    if (c->header_len < 8) {
+        g_set_error(error, GFPOOL_IMAGE_ERROR, GFPOOL_IMAGE_ERROR_CORRUPT,
+                    "qcow header truncated: %" G_GSIZE_FORMAT " bytes "
+                    "available, the version needs 8", c->header_len);
+        return FALSE;
+    }
+    version = rd_be32(c->header + 4);
+    if (version == 1)
+        return probe_qcow(c, p, error);
+    if (version == 2 || version == 3) {
+        *name = "qcow2";
+        return probe_qcow2(c, p, error);
+    }
+    g_set_error(error, GFPOOL_IMAGE_ERROR, GFPOOL_IMAGE_ERROR_CORRUPT,
+                "qcow version %u is invalid: must be 1, 2 or 3", version);
+    return FALSE;
+}
+
 static gboolean
 has_magic(ProbeCtx *c, gsize off, const char *magic, gsize len)
 {
@@ -868,28 +797,7 @@ gfpool_image_probe(const guint8 *header, gsize header_len, guint64 file_size,
     memset(p, 0, sizeof(*p));
 
     if (has_magic(&c, 0, QCOW_MAGIC, 4)) {
-        guint32 version = c.header_len >= 8 ? rd_be32(header + 4) : 0;
-
-        if (version == 2 || version == 3) {
-            name = "qcow2";
-            ok = probe_qcow2(&c, version, p, &err);
-        } else if (version == 1) {
-            name = "qcow";
-            ok = probe_qcow(&c, p, &err);
-        } else {
-            name = "qcow";
-            ok = FALSE;
-            if (c.header_len < 8)
-                g_set_error(&err, GFPOOL_IMAGE_ERROR,
-                            GFPOOL_IMAGE_ERROR_CORRUPT,
-                            "qcow header truncated: %" G_GSIZE_FORMAT " bytes "
-                            "available, the version needs 8", c.header_len);
-            else
-                g_set_error(&err, GFPOOL_IMAGE_ERROR,
-                            GFPOOL_IMAGE_ERROR_CORRUPT,
-                            "qcow version %u is invalid: must be 1, 2 or 3",
-                            version);
-        }
+        ok = probe_qcow_family(&c, p, &name, &err);
     } else if (has_magic(&c, 0, "QED\0", 4)) {
         name = "qed";
         ok = probe_qed(&c, p, &err);

@@ -77,12 +77,11 @@ static gboolean
 qcow2_layout(Qcow2Layout *l, guint64 capacity, guint64 cluster_size,
              guint64 l2_tables, guint64 data_clusters, GError **error)
 {
-    guint64 per_l2 = cluster_size / 8;
     guint64 per_refblock = cluster_size / 2;  /* refcount_order 4 */
 
     l->cluster_size = cluster_size;
     l->capacity = capacity;
-    l->l1_size = div_round_up(capacity, cluster_size * per_l2);
+    l->l1_size = gfpool_qcow2_l1_entries(g_bit_nth_lsf(cluster_size, -1), capacity);
     l->l1_clusters = div_round_up(l->l1_size * 8, cluster_size);
     l->l2_tables = l2_tables;
     l->data_clusters = data_clusters;
@@ -198,17 +197,18 @@ qcow2_header(const GfpoolQcow2Params *params, const Qcow2Layout *l,
     guint64 cs = l->cluster_size;
     gsize off = QCOW2_HEADER_LEN_WRITTEN;
     gsize backing_len = params->backing ? strlen(params->backing) : 0;
-
-    memcpy(buf, QCOW_MAGIC, 4);
-    wr_be32(buf + 4, 3);
-    wr_be32(buf + 20, g_bit_nth_lsf(cs, -1));
-    wr_be64(buf + 24, l->capacity);
-    wr_be32(buf + 36, (guint32)l->l1_size);
-    wr_be64(buf + 40, l->l1_start * cs);
-    wr_be64(buf + 48, l->reftable_start * cs);
-    wr_be32(buf + 56, (guint32)l->reftable_clusters);
-    wr_be32(buf + 96, 4);
-    wr_be32(buf + 100, QCOW2_HEADER_LEN_WRITTEN);
+    GfpoolQcow2Header h = {
+        .magic = QCOW2_MAGIC,
+        .version = 3,
+        .cluster_bits = g_bit_nth_lsf(cs, -1),
+        .size = l->capacity,
+        .l1_size = (guint32)l->l1_size,
+        .l1_table_offset = l->l1_start * cs,
+        .refcount_table_offset = l->reftable_start * cs,
+        .refcount_table_clusters = (guint32)l->reftable_clusters,
+        .refcount_order = 4,
+        .header_length = QCOW2_HEADER_LEN_WRITTEN,
+    };
 
     if (params->backing_format != GFPOOL_FORMAT_NONE) {
         const char *fmt = gfpool_format_to_string(params->backing_format);
@@ -230,11 +230,11 @@ qcow2_header(const GfpoolQcow2Params *params, const Qcow2Layout *l,
                         "the header cluster", backing_len, cs, cs - off);
             return FALSE;
         }
-        wr_be64(buf + 8, off);
-        wr_be32(buf + 16, (guint32)backing_len);
+        h.backing_file_offset = off;
+        h.backing_file_size = (guint32)backing_len;
         memcpy(buf + off, params->backing, backing_len);
     }
-    return TRUE;
+    return gfpool_qcow2_header_encode(&h, buf, cs, error);
 }
 
 /*

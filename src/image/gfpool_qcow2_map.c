@@ -17,19 +17,52 @@ gfpool_qcow2_read(const Qcow2Image *q, guint64 off, void *buf, gsize len,
     return gfpool_read_exact(q->read_fn, q->opaque, off, buf, len, what, error);
 }
 
+/* Refuse the features that map and resize would both get wrong. */
+static gboolean
+qcow2_open_features(const Qcow2Image *q, GError **error)
+{
+    guint64 incompat = q->h.incompatible_features;
+
+    if (incompat & ~QCOW2_INCOMPAT_KNOWN) {
+        g_set_error(error, GFPOOL_IMAGE_ERROR, GFPOOL_IMAGE_ERROR_UNSUPPORTED,
+                    "qcow2 incompatible features 0x%016" G_GINT64_MODIFIER "x "
+                    "include unknown bits 0x%016" G_GINT64_MODIFIER "x",
+                    incompat, incompat & ~QCOW2_INCOMPAT_KNOWN);
+        return FALSE;
+    }
+    if (incompat & QCOW2_INCOMPAT_CORRUPT) {
+        g_set_error(error, GFPOOL_IMAGE_ERROR, GFPOOL_IMAGE_ERROR_CORRUPT,
+                    "qcow2 image is marked corrupt: repair it with "
+                    "qemu-img check -r all first");
+        return FALSE;
+    }
+    if (incompat & QCOW2_INCOMPAT_DATA_FILE) {
+        g_set_error(error, GFPOOL_IMAGE_ERROR, GFPOOL_IMAGE_ERROR_UNSUPPORTED,
+                    "qcow2 images with an external data file are not "
+                    "supported");
+        return FALSE;
+    }
+    if (incompat & QCOW2_INCOMPAT_EXTL2) {
+        g_set_error(error, GFPOOL_IMAGE_ERROR, GFPOOL_IMAGE_ERROR_UNSUPPORTED,
+                    "qcow2 images with extended L2 entries (subclusters) are "
+                    "not supported");
+        return FALSE;
+    }
+    return TRUE;
+}
+
 /*
  * Validate the image with the prober (header fields, extensions, backing
  * name), then take the fields map and resize need, refusing the features
  * both would get wrong.
  */
+
 gboolean
 gfpool_qcow2_open(Qcow2Image *q, const guint8 *header, gsize header_len,
            guint64 file_size, GfpoolReadFunc read_fn, void *opaque,
            GError **error)
 {
     g_auto(GfpoolProbe) p = { 0 };
-    const guint8 *h = header;
-    guint32 version;
 
     memset(q, 0, sizeof(*q));
     if (!read_fn) {
@@ -49,55 +82,16 @@ gfpool_qcow2_open(Qcow2Image *q, const guint8 *header, gsize header_len,
         return FALSE;
     }
 
-    /* the prober checked that the version's header is inside header[] */
-    version = rd_be32(h + 4);
+    /* the prober used no more of header[] than the file holds */
+    if (!gfpool_qcow2_header_decode(header, (gsize)MIN((guint64)header_len, file_size),
+                                    &q->h, error))
+        return FALSE;
     q->read_fn = read_fn;
     q->opaque = opaque;
     q->file_size = file_size;
-    memcpy(q->fields, h + 24, sizeof(q->fields));
-    q->cluster_bits = rd_be32(h + 20);
-    q->cluster_size = G_GUINT64_CONSTANT(1) << q->cluster_bits;
-    q->size = rd_be64(h + 24);
-    q->crypt_method = rd_be32(h + 32);
-    q->l1_size = rd_be32(h + 36);
-    q->l1_off = rd_be64(h + 40);
-    q->rt_off = rd_be64(h + 48);
-    q->rt_clusters = rd_be32(h + 56);
-    q->nb_snapshots = rd_be32(h + 60);
-    q->refcount_order = 4;
-    if (version >= 3) {
-        q->incompat = rd_be64(h + 72);
-        q->autoclear = rd_be64(h + 88);
-        q->refcount_order = rd_be32(h + 96);
-    }
+    q->cluster_size = G_GUINT64_CONSTANT(1) << q->h.cluster_bits;
     q->backing = p.backing != NULL;
-
-    if (q->incompat & ~QCOW2_INCOMPAT_KNOWN) {
-        g_set_error(error, GFPOOL_IMAGE_ERROR, GFPOOL_IMAGE_ERROR_UNSUPPORTED,
-                    "qcow2 incompatible features 0x%016" G_GINT64_MODIFIER "x "
-                    "include unknown bits 0x%016" G_GINT64_MODIFIER "x",
-                    q->incompat, q->incompat & ~QCOW2_INCOMPAT_KNOWN);
-        return FALSE;
-    }
-    if (q->incompat & QCOW2_INCOMPAT_CORRUPT) {
-        g_set_error(error, GFPOOL_IMAGE_ERROR, GFPOOL_IMAGE_ERROR_CORRUPT,
-                    "qcow2 image is marked corrupt: repair it with "
-                    "qemu-img check -r all first");
-        return FALSE;
-    }
-    if (q->incompat & QCOW2_INCOMPAT_DATA_FILE) {
-        g_set_error(error, GFPOOL_IMAGE_ERROR, GFPOOL_IMAGE_ERROR_UNSUPPORTED,
-                    "qcow2 images with an external data file are not "
-                    "supported");
-        return FALSE;
-    }
-    if (q->incompat & QCOW2_INCOMPAT_EXTL2) {
-        g_set_error(error, GFPOOL_IMAGE_ERROR, GFPOOL_IMAGE_ERROR_UNSUPPORTED,
-                    "qcow2 images with extended L2 entries (subclusters) are "
-                    "not supported");
-        return FALSE;
-    }
-    return TRUE;
+    return qcow2_open_features(q, error);
 }
 
 /* ---- map ---- */
@@ -196,26 +190,28 @@ gfpool_qcow2_map(const guint8 *header, gsize header_len, guint64 file_size,
     Qcow2Image q;
     GfpoolExtentKind unalloc;
     guint64 cs, l1_span, l1_needed, chunk, l2_budget;
+    guint64 l1_off;
 
     if (!gfpool_qcow2_open(&q, header, header_len, file_size, read_fn, opaque, error))
         return FALSE;
-    if (q.crypt_method != 0) {
+    if (q.h.crypt_method != 0) {
         g_set_error(error, GFPOOL_IMAGE_ERROR, GFPOOL_IMAGE_ERROR_UNSUPPORTED,
                     "encrypted qcow2 images (crypt_method %u) are not "
-                    "supported", q.crypt_method);
+                    "supported", q.h.crypt_method);
         return FALSE;
     }
     cs = q.cluster_size;
     unalloc = q.backing ? GFPOOL_EXTENT_BACKING : GFPOOL_EXTENT_ZERO;
-    l1_span = G_GUINT64_CONSTANT(1) << (2 * q.cluster_bits - 3);
-    /* the prober checked l1_size covers size, so l1_needed <= l1_size */
-    l1_needed = div_round_up(q.size, l1_span);
-    if (l1_needed * 8 > file_size || q.l1_off > file_size - l1_needed * 8) {
+    l1_span = G_GUINT64_CONSTANT(1) << (2 * q.h.cluster_bits - 3);
+    /* the header's rules say l1_size covers size, so l1_needed <= l1_size */
+    l1_needed = gfpool_qcow2_l1_entries(q.h.cluster_bits, q.h.size);
+    l1_off = q.h.l1_table_offset;
+    if (l1_needed * 8 > file_size || l1_off > file_size - l1_needed * 8) {
         g_set_error(error, GFPOOL_IMAGE_ERROR, GFPOOL_IMAGE_ERROR_CORRUPT,
                     "qcow2 L1 table at offset %" G_GUINT64_FORMAT " (%"
                     G_GUINT64_FORMAT " entries in use) lies past the end of "
                     "the %" G_GUINT64_FORMAT "-byte file",
-                    q.l1_off, l1_needed, file_size);
+                    l1_off, l1_needed, file_size);
         return FALSE;
     }
     /* Each L2 table of a valid image is a cluster of its own, so reading
@@ -227,10 +223,10 @@ gfpool_qcow2_map(const guint8 *header, gsize header_len, guint64 file_size,
     l1 = g_malloc(MIN(l1_needed, chunk) * 8 + 1);
     for (guint64 i = 0; i < l1_needed; i++) {
         guint64 e, l2_off, guest = i * l1_span;
-        guint64 span = MIN(l1_span, q.size - guest);
+        guint64 span = MIN(l1_span, q.h.size - guest);
 
         if (i % chunk == 0 &&
-            !gfpool_qcow2_read(&q, q.l1_off + i * 8, l1,
+            !gfpool_qcow2_read(&q, l1_off + i * 8, l1,
                       (gsize)MIN(chunk, l1_needed - i) * 8, "qcow2 L1 table",
                       error))
             return FALSE;

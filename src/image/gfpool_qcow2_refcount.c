@@ -71,11 +71,11 @@ reftable_get(const Qcow2Image *q, guint64 idx, guint64 *rb_off, GError **error)
 {
     guint8 b[8];
 
-    if (idx >= (guint64)q->rt_clusters * q->cluster_size / 8) {
+    if (idx >= (guint64)q->h.refcount_table_clusters * q->cluster_size / 8) {
         *rb_off = 0;
         return TRUE;
     }
-    return gfpool_qcow2_read(q, q->rt_off + idx * 8, b, 8, "qcow2 refcount table",
+    return gfpool_qcow2_read(q, q->h.refcount_table_offset + idx * 8, b, 8, "qcow2 refcount table",
                     error) &&
            reftable_entry(q, idx, rd_be64(b), rb_off, error);
 }
@@ -88,12 +88,42 @@ reftable_get(const Qcow2Image *q, guint64 idx, guint64 *rb_off, GError **error)
  */
 #define RESIZE_MAX_TAIL_REFBLOCKS 64
 
+/* The index in a refcount block of its last non-zero refcount; the block
+ * has one. */
+static guint64
+refblock_last_used(const guint8 *rb, guint64 cs, unsigned order)
+{
+    gsize b = cs - 1;
+    guint64 per, k;
+
+    /* the last non-zero byte holds the last non-zero refcount */
+    while (!rb[b])
+        b--;
+    if (order >= 3)
+        return b >> (order - 3);
+    per = 8u >> order;
+    k = b * per + per - 1;
+    while (rb_get(rb, order, k) == 0)
+        k--;
+    return k;
+}
+
+static gboolean
+refblock_is_empty(const guint8 *rb, guint64 cs)
+{
+    for (gsize b = 0; b < cs; b++) {
+        if (rb[b])
+            return FALSE;
+    }
+    return TRUE;
+}
+
 static gboolean
 resize_first_free(const Qcow2Image *q, unsigned rb_bits, guint64 *first,
                   GError **error)
 {
     guint64 cs = q->cluster_size;
-    guint64 rt_entries = (guint64)q->rt_clusters * cs / 8;
+    guint64 rt_entries = (guint64)q->h.refcount_table_clusters * cs / 8;
     guint64 n = div_round_up(q->file_size, cs);
     guint64 chunk = TABLE_CHUNK / 8;
     g_autofree guint8 *win = g_malloc(TABLE_CHUNK);
@@ -101,16 +131,14 @@ resize_first_free(const Qcow2Image *q, unsigned rb_bits, guint64 *first,
     unsigned blocks = 0;
 
     for (guint64 i = n >> rb_bits; i < rt_entries; i++) {
-        guint64 rb_off;
+        guint64 w = (i - (n >> rb_bits)) % chunk, rb_off;
 
-        if ((i - (n >> rb_bits)) % chunk == 0 &&
-            !gfpool_qcow2_read(q, q->rt_off + i * 8, win,
-                      (gsize)MIN(chunk, rt_entries - i) * 8,
-                      "qcow2 refcount table", error))
+        if (w == 0 &&
+            !gfpool_qcow2_read(q, q->h.refcount_table_offset + i * 8, win,
+                               (gsize)MIN(chunk, rt_entries - i) * 8,
+                               "qcow2 refcount table", error))
             return FALSE;
-        if (!reftable_entry(q, i, rd_be64(win + ((i - (n >> rb_bits)) %
-                                                 chunk) * 8),
-                            &rb_off, error))
+        if (!reftable_entry(q, i, rd_be64(win + w * 8), &rb_off, error))
             return FALSE;
         if (!rb_off)
             continue;
@@ -124,23 +152,9 @@ resize_first_free(const Qcow2Image *q, unsigned rb_bits, guint64 *first,
         }
         if (!gfpool_qcow2_read(q, rb_off, rb, cs, "qcow2 refcount block", error))
             return FALSE;
-        /* the last non-zero byte holds the last non-zero refcount */
-        for (gsize b = cs; b-- > 0;) {
-            guint64 per = q->refcount_order < 3 ? 8u >> q->refcount_order : 1;
-            guint64 k;
-
-            if (!rb[b])
-                continue;
-            if (q->refcount_order >= 3) {
-                k = b >> (q->refcount_order - 3);
-            } else {
-                k = b * per + per - 1;
-                while (rb_get(rb, q->refcount_order, k) == 0)
-                    k--;
-            }
-            n = MAX(n, (i << rb_bits) + k + 1);
-            break;
-        }
+        if (!refblock_is_empty(rb, cs))
+            n = MAX(n, (i << rb_bits) +
+                       refblock_last_used(rb, cs, q->h.refcount_order) + 1);
     }
     *first = n;
     return TRUE;
@@ -157,15 +171,15 @@ refblock_update(const Qcow2Image *q, GfpoolWriteFunc write_fn, guint8 *rb,
                 guint64 rb_off, guint64 base, guint64 c0, guint64 c1,
                 int delta, GError **error)
 {
-    guint64 max = q->refcount_order == 6
-                      ? G_MAXUINT64
-                      : (G_GUINT64_CONSTANT(1) << (1u << q->refcount_order)) - 1;
+    unsigned order = q->h.refcount_order;
+    guint64 max = order == 6 ? G_MAXUINT64
+                             : (G_GUINT64_CONSTANT(1) << (1u << order)) - 1;
 
     if (!gfpool_qcow2_read(q, rb_off, rb, q->cluster_size, "qcow2 refcount block",
                   error))
         return FALSE;
     for (guint64 c = c0; c < c1; c++) {
-        guint64 v = rb_get(rb, q->refcount_order, c - base);
+        guint64 v = rb_get(rb, order, c - base);
 
         if (delta > 0) {
             if (v != 0) {
@@ -176,9 +190,9 @@ refblock_update(const Qcow2Image *q, GfpoolWriteFunc write_fn, guint8 *rb,
                             ", expected 0", c, v);
                 return FALSE;
             }
-            rb_set(rb, q->refcount_order, c - base, 1);
+            rb_set(rb, order, c - base, 1);
         } else if (v > 0 && v <= max) {
-            rb_set(rb, q->refcount_order, c - base, v - 1);
+            rb_set(rb, order, c - base, v - 1);
         }
     }
     return write_fn(q->opaque, rb_off, rb, q->cluster_size, error);
@@ -243,24 +257,200 @@ copy_table(const Qcow2Image *q, GfpoolWriteFunc write_fn, guint64 old_off,
 }
 
 /*
- * Write the header fields [24, 64): size, crypt method, L1 size/offset,
- * refcount table offset/clusters, snapshot count. One write, so the image
- * switches from the old tables to the new ones at once.
+ * Switch the header to new tables: size, L1 size/offset and refcount table
+ * offset/clusters are one run of fields (crypt method and snapshot count in
+ * it unchanged), written in one write, so the image moves from the old
+ * tables to the new ones at once.
  */
 static gboolean
 resize_write_header(const Qcow2Image *q, GfpoolWriteFunc write_fn,
                     guint64 size, guint32 l1_size, guint64 l1_off,
                     guint64 rt_off, guint32 rt_clusters, GError **error)
 {
-    guint8 b[40];
+    GfpoolQcow2Header h = q->h;
+    guint8 buf[QCOW2_HEADER_LEN_WRITTEN];
 
-    memcpy(b, q->fields, sizeof(b));
-    wr_be64(b + 0, size);
-    wr_be32(b + 12, l1_size);
-    wr_be64(b + 16, l1_off);
-    wr_be64(b + 24, rt_off);
-    wr_be32(b + 32, rt_clusters);
-    return write_fn(q->opaque, 24, b, sizeof(b), error);
+    h.size = size;
+    h.l1_size = l1_size;
+    h.l1_table_offset = l1_off;
+    h.refcount_table_offset = rt_off;
+    h.refcount_table_clusters = rt_clusters;
+    if (!gfpool_qcow2_header_encode(&h, buf, sizeof(buf), error))
+        return FALSE;
+    return write_fn(q->opaque, QCOW2_HEADER_SIZE_OFFSET,
+                    buf + QCOW2_HEADER_SIZE_OFFSET,
+                    QCOW2_HEADER_SNAPSHOTS_OFFSET - QCOW2_HEADER_SIZE_OFFSET, error);
+}
+
+/*
+ * Where a grown L1 table goes: one area of total clusters from cluster
+ * first, past everything in use, holding the new L1 (l1c clusters), nb
+ * refcount blocks and nt clusters of a new refcount table (0 when the live
+ * one has room). Refcount table entries r0..r1 cover the area.
+ */
+typedef struct {
+    unsigned rb_bits;           /* clusters per refcount block, log2 */
+    guint64 first, l1c, nb, nt, total, r0, r1;
+} GrowArea;
+
+/* QEMU's overlap check refuses writes into the header cluster too. */
+static gboolean
+resize_check_reftable(const Qcow2Image *q, GError **error)
+{
+    guint64 rt_off = q->h.refcount_table_offset;
+    guint64 rt_bytes = (guint64)q->h.refcount_table_clusters * q->cluster_size;
+
+    if (rt_bytes <= QCOW2_MAX_REFTABLE_BYTES && rt_bytes != 0 && rt_off != 0 &&
+        rt_bytes <= q->file_size && rt_off <= q->file_size - rt_bytes)
+        return TRUE;
+    g_set_error(error, GFPOOL_IMAGE_ERROR, GFPOOL_IMAGE_ERROR_CORRUPT,
+                "qcow2 refcount table at offset %" G_GUINT64_FORMAT
+                " (%u clusters) is invalid: must be 1 to %u bytes past "
+                "the header within the %" G_GUINT64_FORMAT "-byte file",
+                rt_off, q->h.refcount_table_clusters, QCOW2_MAX_REFTABLE_BYTES,
+                q->file_size);
+    return FALSE;
+}
+
+/*
+ * Size the area for an L1 table of new_l1 entries. Refcount blocks and
+ * table clusters count themselves: grow both until they cover the whole
+ * area. Both only grow, so this converges.
+ */
+static gboolean
+resize_plan_area(const Qcow2Image *q, guint64 new_size, guint64 new_l1,
+                 GrowArea *a, GError **error)
+{
+    guint64 cs = q->cluster_size;
+    guint64 rt_entries = (guint64)q->h.refcount_table_clusters * cs / 8;
+
+    memset(a, 0, sizeof(*a));
+    a->rb_bits = q->h.cluster_bits + 3 - q->h.refcount_order;
+    if (!resize_first_free(q, a->rb_bits, &a->first, error))
+        return FALSE;
+    a->l1c = div_round_up(new_l1 * 8, cs);
+
+    for (;;) {
+        guint64 absent = 0, want_nt;
+
+        a->total = a->l1c + a->nb + a->nt;
+        if (a->first > QCOW2_MAX_FILE_SIZE / cs ||
+            a->total > QCOW2_MAX_FILE_SIZE / cs - a->first) {
+            g_set_error(error, GFPOOL_IMAGE_ERROR, GFPOOL_IMAGE_ERROR_UNSUPPORTED,
+                        "growing to %" G_GUINT64_FORMAT " bytes would put "
+                        "qcow2 tables past 2^56 in the file", new_size);
+            return FALSE;
+        }
+        a->r0 = a->first >> a->rb_bits;
+        a->r1 = (a->first + a->total - 1) >> a->rb_bits;
+        for (guint64 r = a->r0; r <= a->r1; r++) {
+            guint64 rb_off;
+
+            if (!reftable_get(q, r, &rb_off, error))
+                return FALSE;
+            absent += rb_off == 0;
+        }
+        want_nt = a->r1 >= rt_entries ? div_round_up((a->r1 + 1) * 8, cs) : 0;
+        if (absent <= a->nb && want_nt <= a->nt)
+            break;
+        a->nb = MAX(a->nb, absent);
+        a->nt = MAX(a->nt, want_nt);
+    }
+    if (a->nt * cs > QCOW2_MAX_REFTABLE_BYTES) {
+        g_set_error(error, GFPOOL_IMAGE_ERROR, GFPOOL_IMAGE_ERROR_UNSUPPORTED,
+                    "growing to %" G_GUINT64_FORMAT " bytes needs a qcow2 "
+                    "refcount table of %" G_GUINT64_FORMAT " bytes, over "
+                    "QEMU's 8 MiB limit", new_size, a->nt * cs);
+        return FALSE;
+    }
+    return TRUE;
+}
+
+/*
+ * Count the area's clusters, in the existing refcount blocks and in new
+ * ones written into the area after the L1; new_idx/new_val receive each new
+ * block's refcount table index and offset. Reserved blocks the estimate did
+ * not need are written zero (they are counted, so they are merely leaked).
+ */
+static gboolean
+resize_count_area(const Qcow2Image *q, GfpoolWriteFunc write_fn, const GrowArea *a,
+                  GArray *new_idx, GArray *new_val, GError **error)
+{
+    guint64 cs = q->cluster_size;
+    guint64 per_rb = G_GUINT64_CONSTANT(1) << a->rb_bits;
+    guint64 end = a->first + a->total;
+    g_autofree guint8 *rb = g_malloc(cs);
+
+    for (guint64 r = a->r0; r <= a->r1; r++) {
+        guint64 base = r << a->rb_bits, rb_off;
+        guint64 c0 = MAX(a->first, base), c1 = MIN(end, base + per_rb);
+
+        if (!reftable_get(q, r, &rb_off, error))
+            return FALSE;
+        if (rb_off) {
+            if (!refblock_update(q, write_fn, rb, rb_off, base, c0, c1, +1, error))
+                return FALSE;
+            continue;
+        }
+        /* absent before, so every other cluster it covers is free */
+        if (new_idx->len >= a->nb) {
+            /* resize_plan_area() counted these same entries */
+            g_set_error(error, GFPOOL_IMAGE_ERROR, GFPOOL_IMAGE_ERROR_CORRUPT,
+                        "qcow2 refcount table changed while growing it");
+            return FALSE;
+        }
+        rb_off = (a->first + a->l1c + new_idx->len) * cs;
+        memset(rb, 0, cs);
+        for (guint64 c = c0; c < c1; c++)
+            rb_set(rb, q->h.refcount_order, c - base, 1);
+        if (!write_fn(q->opaque, rb_off, rb, cs, error))
+            return FALSE;
+        g_array_append_val(new_idx, r);
+        g_array_append_val(new_val, rb_off);
+    }
+    memset(rb, 0, cs);
+    for (guint64 k = new_idx->len; k < a->nb; k++) {
+        if (!write_fn(q->opaque, (a->first + a->l1c + k) * cs, rb, cs, error))
+            return FALSE;
+    }
+    return TRUE;
+}
+
+/*
+ * Hook the new refcount blocks in: into a new refcount table at the end of
+ * the area, or into free entries of the live one (they only count new
+ * clusters, so a crash from here on leaks them at worst). *rt_off and
+ * *rt_clusters receive the table the header is to name.
+ */
+static gboolean
+resize_hook_refblocks(const Qcow2Image *q, GfpoolWriteFunc write_fn, const GrowArea *a,
+                      GArray *new_idx, GArray *new_val, guint64 *rt_off,
+                      guint64 *rt_clusters, GError **error)
+{
+    guint64 cs = q->cluster_size;
+    guint64 old_rt_off = q->h.refcount_table_offset;
+
+    if (a->nt) {
+        TableOverrides ov = { (const guint64 *)new_idx->data,
+                              (const guint64 *)new_val->data, new_idx->len };
+
+        *rt_off = (a->first + a->l1c + a->nb) * cs;
+        *rt_clusters = a->nt;
+        return copy_table(q, write_fn, old_rt_off,
+                          (guint64)q->h.refcount_table_clusters * cs, *rt_off,
+                          a->nt * cs, &ov, "qcow2 refcount table", error);
+    }
+    *rt_off = old_rt_off;
+    *rt_clusters = q->h.refcount_table_clusters;
+    for (guint i = 0; i < new_idx->len; i++) {
+        guint8 b[8];
+
+        wr_be64(b, g_array_index(new_val, guint64, i));
+        if (!write_fn(q->opaque, old_rt_off + g_array_index(new_idx, guint64, i) * 8,
+                      b, 8, error))
+            return FALSE;
+    }
+    return TRUE;
 }
 
 /*
@@ -276,151 +466,94 @@ resize_grow_l1(const Qcow2Image *q, GfpoolWriteFunc write_fn,
                GError **error)
 {
     guint64 cs = q->cluster_size;
-    unsigned rb_bits = q->cluster_bits + 3 - q->refcount_order;
-    guint64 per_rb = G_GUINT64_CONSTANT(1) << rb_bits;
-    guint64 rt_entries = (guint64)q->rt_clusters * cs / 8;
-    guint64 old_l1_clusters = div_round_up((guint64)q->l1_size * 8, cs);
-    guint64 n, l1c, nb = 0, nt = 0, total, r0, r1;
+    guint64 l1_off = q->h.l1_table_offset, old_rt_off = q->h.refcount_table_offset;
+    guint64 old_l1_clusters = div_round_up((guint64)q->h.l1_size * 8, cs);
     g_autoptr(GArray) new_idx = g_array_new(FALSE, FALSE, sizeof(guint64));
     g_autoptr(GArray) new_val = g_array_new(FALSE, FALSE, sizeof(guint64));
-    g_autofree guint8 *rb = g_malloc(cs);
-    guint64 new_rt_off, new_rt_clusters;
+    guint64 rt_off, rt_clusters;
+    GrowArea a;
 
-    /* QEMU's overlap check refuses writes into the header cluster too */
-    if ((guint64)q->rt_clusters * cs > QCOW2_MAX_REFTABLE_BYTES ||
-        q->rt_clusters == 0 || q->rt_off == 0 ||
-        (guint64)q->rt_clusters * cs > q->file_size ||
-        q->rt_off > q->file_size - (guint64)q->rt_clusters * cs) {
-        g_set_error(error, GFPOOL_IMAGE_ERROR, GFPOOL_IMAGE_ERROR_CORRUPT,
-                    "qcow2 refcount table at offset %" G_GUINT64_FORMAT
-                    " (%u clusters) is invalid: must be 1 to %u bytes past "
-                    "the header within the %" G_GUINT64_FORMAT "-byte file",
-                    q->rt_off,
-                    q->rt_clusters, QCOW2_MAX_REFTABLE_BYTES, q->file_size);
+    if (!resize_check_reftable(q, error) ||
+        !resize_plan_area(q, new_size, new_l1, &a, error) ||
+        !resize_count_area(q, write_fn, &a, new_idx, new_val, error))
         return FALSE;
-    }
-    if (!resize_first_free(q, rb_bits, &n, error))
+    /* the new L1: old entries, then zeros to the end of its clusters */
+    if (!copy_table(q, write_fn, l1_off, (guint64)q->h.l1_size * 8, a.first * cs,
+                    a.l1c * cs, NULL, "qcow2 L1 table", error) ||
+        !resize_hook_refblocks(q, write_fn, &a, new_idx, new_val, &rt_off,
+                               &rt_clusters, error))
         return FALSE;
-    l1c = div_round_up(new_l1 * 8, cs);
 
-    /* Refcount blocks and table clusters count themselves: grow both until
-     * they cover the whole area. Both only grow, so this converges. */
-    for (;;) {
-        guint64 absent = 0, want_nt;
+    if (!resize_write_header(q, write_fn, new_size, (guint32)new_l1, a.first * cs,
+                             rt_off, (guint32)rt_clusters, error))
+        return FALSE;
+    *new_file_size = MAX(q->file_size, (a.first + a.total) * cs);
 
-        total = l1c + nb + nt;
-        if (n > QCOW2_MAX_FILE_SIZE / cs ||
-            total > QCOW2_MAX_FILE_SIZE / cs - n) {
-            g_set_error(error, GFPOOL_IMAGE_ERROR,
-                        GFPOOL_IMAGE_ERROR_UNSUPPORTED,
-                        "growing to %" G_GUINT64_FORMAT " bytes would put "
-                        "qcow2 tables past 2^56 in the file", new_size);
-            return FALSE;
-        }
-        r0 = n >> rb_bits;
-        r1 = (n + total - 1) >> rb_bits;
-        for (guint64 r = r0; r <= r1; r++) {
-            guint64 rb_off;
+    /* free what the header no longer references; the refcount blocks did
+     * not move, so the old table's entries are still the right ones */
+    if (!resize_free(q, write_fn, a.rb_bits, l1_off / cs,
+                     l1_off / cs + old_l1_clusters, error))
+        return FALSE;
+    if (a.nt && !resize_free(q, write_fn, a.rb_bits, old_rt_off / cs,
+                             old_rt_off / cs + q->h.refcount_table_clusters, error))
+        return FALSE;
+    return TRUE;
+}
 
-            if (!reftable_get(q, r, &rb_off, error))
-                return FALSE;
-            absent += rb_off == 0;
-        }
-        want_nt = r1 >= rt_entries ? div_round_up((r1 + 1) * 8, cs) : 0;
-        if (absent <= nb && want_nt <= nt)
-            break;
-        nb = MAX(nb, absent);
-        nt = MAX(nt, want_nt);
-    }
-    if (nt * cs > QCOW2_MAX_REFTABLE_BYTES) {
+/* What resizing cannot keep right. */
+static gboolean
+resize_check_image(const Qcow2Image *q, GError **error)
+{
+    if (q->h.nb_snapshots > 0) {
         g_set_error(error, GFPOOL_IMAGE_ERROR, GFPOOL_IMAGE_ERROR_UNSUPPORTED,
-                    "growing to %" G_GUINT64_FORMAT " bytes needs a qcow2 "
-                    "refcount table of %" G_GUINT64_FORMAT " bytes, over "
-                    "QEMU's 8 MiB limit", new_size, nt * cs);
+                    "qcow2 image has %u internal snapshots: resizing images "
+                    "with snapshots is not supported", q->h.nb_snapshots);
         return FALSE;
     }
-
-    /* 1. refcounts of the new area, in new and existing refcount blocks */
-    for (guint64 r = r0, k = 0; r <= r1; r++) {
-        guint64 base = r << rb_bits, rb_off;
-        guint64 c0 = MAX(n, base), c1 = MIN(n + total, base + per_rb);
-
-        if (!reftable_get(q, r, &rb_off, error))
-            return FALSE;
-        if (rb_off) {
-            if (!refblock_update(q, write_fn, rb, rb_off, base, c0, c1, +1,
-                                 error))
-                return FALSE;
-            continue;
-        }
-        /* absent before, so every other cluster it covers is free */
-        if (k >= nb) {
-            /* the loop above counted these same entries */
-            g_set_error(error, GFPOOL_IMAGE_ERROR, GFPOOL_IMAGE_ERROR_CORRUPT,
-                        "qcow2 refcount table changed while growing it");
-            return FALSE;
-        }
-        rb_off = (n + l1c + k++) * cs;
-        memset(rb, 0, cs);
-        for (guint64 c = c0; c < c1; c++)
-            rb_set(rb, q->refcount_order, c - base, 1);
-        if (!write_fn(q->opaque, rb_off, rb, cs, error))
-            return FALSE;
-        g_array_append_val(new_idx, r);
-        g_array_append_val(new_val, rb_off);
+    if (q->h.incompatible_features & QCOW2_INCOMPAT_DIRTY) {
+        g_set_error(error, GFPOOL_IMAGE_ERROR, GFPOOL_IMAGE_ERROR_UNSUPPORTED,
+                    "qcow2 image is dirty (lazy refcounts): its refcounts "
+                    "may be stale; run qemu-img check -r all first");
+        return FALSE;
     }
-    /* unused reserved clusters (the estimate only grows) stay zero, counted */
-    for (guint64 k = new_idx->len; k < nb; k++) {
-        memset(rb, 0, cs);
-        if (!write_fn(q->opaque, (n + l1c + k) * cs, rb, cs, error))
-            return FALSE;
+    if (q->h.autoclear_features & QCOW2_AUTOCLEAR_BITMAPS) {
+        /* their tables are sized for the old capacity */
+        g_set_error(error, GFPOOL_IMAGE_ERROR, GFPOOL_IMAGE_ERROR_UNSUPPORTED,
+                    "qcow2 images with persistent dirty bitmaps are not "
+                    "supported for resizing");
+        return FALSE;
     }
+    return TRUE;
+}
 
-    /* 2. the new L1: old entries, then zeros to the end of its clusters */
-    if (!copy_table(q, write_fn, q->l1_off, (guint64)q->l1_size * 8, n * cs,
-                    l1c * cs, NULL, "qcow2 L1 table", error))
+/* new_capacity rounded up to 512 bytes, as QEMU does, into *size: within
+ * the L1 limit and no smaller than the image. (The image's own size was
+ * checked against the limit when its header was decoded.) */
+static gboolean
+resize_new_size(const Qcow2Image *q, guint64 new_capacity, guint64 *size,
+                GError **error)
+{
+    guint64 max = gfpool_qcow2_max_capacity_bits(q->h.cluster_bits);
+
+    if (new_capacity > G_MAXUINT64 - 511)
+        *size = G_MAXUINT64;
+    else
+        *size = (new_capacity + 511) & ~G_GUINT64_CONSTANT(511);
+    if (*size > max) {
+        g_set_error(error, GFPOOL_IMAGE_ERROR, GFPOOL_IMAGE_ERROR_INVALID,
+                    "capacity %" G_GUINT64_FORMAT " is invalid: must be at "
+                    "most %" G_GUINT64_FORMAT " bytes with %" G_GUINT64_FORMAT
+                    "-byte clusters (QEMU's 32 MiB L1 table limit)",
+                    new_capacity, max, q->cluster_size);
         return FALSE;
-
-    /* 3. hook the new refcount blocks in: into a new refcount table, or
-     * into free entries of the live one (they only count new clusters, so
-     * a crash from here on leaks them at worst) */
-    if (nt) {
-        TableOverrides ov = { (const guint64 *)new_idx->data,
-                              (const guint64 *)new_val->data, new_idx->len };
-
-        new_rt_off = (n + l1c + nb) * cs;
-        new_rt_clusters = nt;
-        if (!copy_table(q, write_fn, q->rt_off, rt_entries * 8, new_rt_off,
-                        nt * cs, &ov, "qcow2 refcount table", error))
-            return FALSE;
-    } else {
-        new_rt_off = q->rt_off;
-        new_rt_clusters = q->rt_clusters;
-        for (guint i = 0; i < new_idx->len; i++) {
-            guint8 b[8];
-
-            wr_be64(b, g_array_index(new_val, guint64, i));
-            if (!write_fn(q->opaque,
-                          q->rt_off + g_array_index(new_idx, guint64, i) * 8,
-                          b, 8, error))
-                return FALSE;
-        }
     }
-
-    /* 4. switch */
-    if (!resize_write_header(q, write_fn, new_size, (guint32)new_l1, n * cs,
-                             new_rt_off, (guint32)new_rt_clusters, error))
+    if (*size < q->h.size) {
+        g_set_error(error, GFPOOL_IMAGE_ERROR, GFPOOL_IMAGE_ERROR_UNSUPPORTED,
+                    "capacity %" G_GUINT64_FORMAT " is invalid: qcow2 volumes "
+                    "can only grow, and the image has %" G_GUINT64_FORMAT
+                    " bytes", new_capacity, q->h.size);
         return FALSE;
-    *new_file_size = MAX(q->file_size, (n + total) * cs);
-
-    /* 5. free what the header no longer references; the refcount blocks
-     * did not move, so the old table's entries are still the right ones */
-    if (!resize_free(q, write_fn, rb_bits, q->l1_off / cs,
-                     q->l1_off / cs + old_l1_clusters, error))
-        return FALSE;
-    if (nt && !resize_free(q, write_fn, rb_bits, q->rt_off / cs,
-                           q->rt_off / cs + q->rt_clusters, error))
-        return FALSE;
+    }
     return TRUE;
 }
 
@@ -431,89 +564,49 @@ gfpool_qcow2_resize(const guint8 *header, gsize header_len, guint64 file_size,
                     GError **error)
 {
     Qcow2Image q;
-    guint64 size, max, l1_span, new_l1, cs;
+    guint64 size, new_l1, l1_off, l1_bytes;
 
-    if (!gfpool_qcow2_open(&q, header, header_len, file_size, read_fn, opaque, error))
+    if (!gfpool_qcow2_open(&q, header, header_len, file_size, read_fn, opaque, error) ||
+        !resize_check_image(&q, error) ||
+        !resize_new_size(&q, new_capacity, &size, error))
         return FALSE;
-    cs = q.cluster_size;
-    if (q.nb_snapshots > 0) {
-        g_set_error(error, GFPOOL_IMAGE_ERROR, GFPOOL_IMAGE_ERROR_UNSUPPORTED,
-                    "qcow2 image has %u internal snapshots: resizing images "
-                    "with snapshots is not supported", q.nb_snapshots);
-        return FALSE;
-    }
-    if (q.incompat & QCOW2_INCOMPAT_DIRTY) {
-        g_set_error(error, GFPOOL_IMAGE_ERROR, GFPOOL_IMAGE_ERROR_UNSUPPORTED,
-                    "qcow2 image is dirty (lazy refcounts): its refcounts "
-                    "may be stale; run qemu-img check -r all first");
-        return FALSE;
-    }
-    if (q.autoclear & QCOW2_AUTOCLEAR_BITMAPS) {
-        /* their tables are sized for the old capacity */
-        g_set_error(error, GFPOOL_IMAGE_ERROR, GFPOOL_IMAGE_ERROR_UNSUPPORTED,
-                    "qcow2 images with persistent dirty bitmaps are not "
-                    "supported for resizing");
-        return FALSE;
-    }
-    /* (q.size was checked against the maximum by the prober) */
-    if (new_capacity > G_MAXUINT64 - 511) {
-        size = G_MAXUINT64;
-    } else {
-        size = (new_capacity + 511) & ~G_GUINT64_CONSTANT(511);
-    }
-    max = gfpool_qcow2_max_capacity_bits(q.cluster_bits);
-    if (size > max) {
-        g_set_error(error, GFPOOL_IMAGE_ERROR, GFPOOL_IMAGE_ERROR_INVALID,
-                    "capacity %" G_GUINT64_FORMAT " is invalid: must be at "
-                    "most %" G_GUINT64_FORMAT " bytes with %" G_GUINT64_FORMAT
-                    "-byte clusters (QEMU's 32 MiB L1 table limit)",
-                    new_capacity, max, cs);
-        return FALSE;
-    }
-    if (size < q.size) {
-        g_set_error(error, GFPOOL_IMAGE_ERROR, GFPOOL_IMAGE_ERROR_UNSUPPORTED,
-                    "capacity %" G_GUINT64_FORMAT " is invalid: qcow2 volumes "
-                    "can only grow, and the image has %" G_GUINT64_FORMAT
-                    " bytes", new_capacity, q.size);
-        return FALSE;
-    }
     *new_file_size = file_size;
-    if (size == q.size)
+    if (size == q.h.size)
         return TRUE;
     /* both growth paths read or extend the L1 table in place; like
      * QEMU's overlap check, never write into the header cluster */
-    if ((guint64)q.l1_size * 8 > file_size ||
-        q.l1_off > file_size - (guint64)q.l1_size * 8 ||
-        (q.l1_size > 0 && q.l1_off == 0)) {
+    l1_off = q.h.l1_table_offset;
+    l1_bytes = (guint64)q.h.l1_size * 8;
+    if (l1_bytes > file_size || l1_off > file_size - l1_bytes ||
+        (q.h.l1_size > 0 && l1_off == 0)) {
         g_set_error(error, GFPOOL_IMAGE_ERROR, GFPOOL_IMAGE_ERROR_CORRUPT,
                     "qcow2 L1 table at offset %" G_GUINT64_FORMAT " (%u "
                     "entries) is invalid: must lie past the header within "
                     "the %" G_GUINT64_FORMAT "-byte file",
-                    q.l1_off, q.l1_size, file_size);
+                    l1_off, q.h.l1_size, file_size);
         return FALSE;
     }
 
-    l1_span = G_GUINT64_CONSTANT(1) << (2 * q.cluster_bits - 3);
-    new_l1 = div_round_up(size, l1_span);
-    if (new_l1 <= q.l1_size)
-        return resize_write_header(&q, write_fn, size, q.l1_size, q.l1_off,
-                                   q.rt_off, q.rt_clusters, error);
+    new_l1 = gfpool_qcow2_l1_entries(q.h.cluster_bits, size);
+    if (new_l1 <= q.h.l1_size)
+        return resize_write_header(&q, write_fn, size, q.h.l1_size, l1_off,
+                                   q.h.refcount_table_offset,
+                                   q.h.refcount_table_clusters, error);
 
-    if (q.l1_size > 0 &&
-        new_l1 * 8 <= div_round_up((guint64)q.l1_size * 8, cs) * cs) {
+    if (q.h.l1_size > 0 &&
+        new_l1 * 8 <= div_round_up(l1_bytes, q.cluster_size) * q.cluster_size) {
         /* The L1 clusters have room: zero the new entries (the bytes past
          * the old table are not promised to be zero), then switch. */
-        guint64 from = q.l1_off + (guint64)q.l1_size * 8;
-        guint64 len = (new_l1 - q.l1_size) * 8;
+        guint64 len = new_l1 * 8 - l1_bytes;
         g_autofree guint8 *zero = g_malloc0(len);
 
-        if (!write_fn(opaque, from, zero, len, error) ||
-            !resize_write_header(&q, write_fn, size, (guint32)new_l1,
-                                 q.l1_off, q.rt_off, q.rt_clusters, error))
+        if (!write_fn(opaque, l1_off + l1_bytes, zero, len, error) ||
+            !resize_write_header(&q, write_fn, size, (guint32)new_l1, l1_off,
+                                 q.h.refcount_table_offset,
+                                 q.h.refcount_table_clusters, error))
             return FALSE;
-        *new_file_size = MAX(file_size, from + len);
+        *new_file_size = MAX(file_size, l1_off + l1_bytes + len);
         return TRUE;
     }
     return resize_grow_l1(&q, write_fn, size, new_l1, new_file_size, error);
 }
-

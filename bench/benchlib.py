@@ -165,7 +165,7 @@ def replace_block(begin, end, body):
         post = text.split(end, 1)[1]
         text = pre + body + post
     else:
-        script_end = end.rsplit(' ', 2)[0]   # '<!-- END RESULTS' etc.
+        script_end = end.rsplit(' ', 2)[0]   # '<!-- END MANAGEMENT RESULTS' etc.
         last = text.rfind(script_end)
         if last < 0:
             text = text.rstrip('\n') + '\n\n' + body + '\n'

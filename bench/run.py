@@ -40,7 +40,7 @@ pool (destroyed before the restart) right after libvirtd was restarted.
 
 Writes <out>/<stamp>.json (raw samples, written as it goes), <out>/<stamp>.png
 (log-scale bars, if matplotlib is importable) and, in full mode, the results
-table into bench/README.md between the BEGIN/END RESULTS markers.
+table into bench/README.md between the BEGIN/END MANAGEMENT RESULTS markers.
 
 Cleans up cluster, daemons, FUSE mounts and their logs on exit, Ctrl-C or
 SIGTERM (and testbed's reapers kill what is left if this process is killed).
@@ -71,8 +71,8 @@ from testbed.gfapi_ctypes import Gfapi  # noqa: E402
 from testbed.pools import pool_xml  # noqa: E402
 
 # One block of results per Debian release, side by side in README.md.
-BEGIN = '<!-- BEGIN RESULTS %s (written by bench/run.py) -->' % testbed.RELEASE
-END = '<!-- END RESULTS %s -->' % testbed.RELEASE
+BEGIN = '<!-- BEGIN MANAGEMENT RESULTS %s (written by bench/run.py) -->' % testbed.RELEASE
+END = '<!-- END MANAGEMENT RESULTS %s -->' % testbed.RELEASE
 BASE = '/gfbench'
 BACKENDS = ('ours', 'debian', 'netfs')
 LABEL = {'ours': 'ours (gfpool)', 'debian': 'Debian module',

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "gfpool_disk_xml.h"
+#include "gfpool_pool_xml.h"
 #include "gfpool_vol_xml.h"
 
 /* G_TEST_SRCDIR is tests/unit under meson; fall back on the current
@@ -26,6 +27,37 @@ read_case(const char *file, gsize *len)
     g_file_get_contents(path, &text, len, &err);
     g_assert_no_error(err);
     return text;
+}
+
+/* A file of examples/, from the repo root (two up from G_TEST_SRCDIR). */
+static char *
+read_example(const char *file, gsize *len)
+{
+    const char *srcdir = g_getenv("G_TEST_SRCDIR");
+    g_autofree char *path = srcdir ? g_build_filename(srcdir, "..", "..", "examples", file, NULL)
+                                   : g_build_filename("examples", file, NULL);
+    g_autoptr(GError) err = NULL;
+    char *text = NULL;
+
+    g_file_get_contents(path, &text, len, &err);
+    g_assert_no_error(err);
+    return text;
+}
+
+/* The example without its leading comment: what gfpool prints. */
+static const char *
+skip_comment(const char *text)
+{
+    const char *end;
+
+    if (!g_str_has_prefix(text, "<!--"))
+        return text;
+    end = strstr(text, "-->");
+    g_assert_nonnull(end);
+    end += 3;
+    while (*end == '\n')
+        end++;
+    return end;
 }
 
 static void
@@ -265,6 +297,62 @@ test_domstatus_bad(void)
     }
 }
 
+/* examples/disk-gluster.xml and disk-nbd.xml are what `gfpool disk-xml
+ * --cache none` prints for the qcow2 volume vm1.qcow2, no backing file,
+ * in the example pool:
+ * the README tells users to paste them. */
+static void
+check_disk_example(const char *file, const char *nbd_socket)
+{
+    gsize len;
+    g_autofree char *pool_xml = read_example("gluster-pool.xml", &len);
+    g_autofree char *want = NULL;
+    g_autofree char *xml = NULL;
+    g_autoptr(GError) err = NULL;
+    g_autoptr(GfpoolPoolDef) pool = gfpool_pool_def_parse(pool_xml, len, &err);
+    g_autoptr(GPtrArray) chain = g_ptr_array_new_with_free_func((GDestroyNotify)gfpool_disk_layer_free);
+    GfpoolDiskParams p = { .chain = chain, .cache = "none", .nbd_socket = nbd_socket };
+
+    g_assert_no_error(err);
+    p.src = pool->source;
+    g_ptr_array_add(chain, gfpool_disk_layer_new("vm1.qcow2", "qcow2"));
+    xml = gfpool_disk_xml(&p, NULL);
+    want = read_example(file, &len);
+    g_assert_cmpstr(xml, ==, skip_comment(want));
+}
+
+static void
+test_example_disk_gluster(void)
+{
+    check_disk_example("disk-gluster.xml", NULL);
+}
+
+static void
+test_example_disk_nbd(void)
+{
+    check_disk_example("disk-nbd.xml", "/run/gfpool-nbd/gluster-pool.sock");
+}
+
+/* examples/volume-qcow2.xml goes through the rules vol-create applies. */
+static void
+test_example_volume(void)
+{
+    gsize len;
+    g_autofree char *xml = read_example("volume-qcow2.xml", &len);
+    g_autoptr(GError) err = NULL;
+    g_autoptr(GfpoolVolDef) def = gfpool_vol_def_parse(xml, len, &err);
+
+    g_assert_no_error(err);
+    g_assert_cmpstr(def->name, ==, "vm1.qcow2");
+    g_assert_cmpuint(def->capacity, ==, 20ULL << 30);
+    g_assert_false(def->has_allocation);
+    g_assert_cmpstr(def->format, ==, "qcow2");
+    g_assert_cmpint(def->mode, ==, 0600);
+    g_assert_cmpint(def->uid, ==, 64055);
+    g_assert_cmpint(def->gid, ==, 64055);
+    g_assert_null(def->backing_path);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -293,5 +381,8 @@ main(int argc, char **argv)
     g_test_add_func("/disk_xml/nbd_reconnect", test_disk_xml_nbd_reconnect);
     g_test_add_func("/disk_xml/domstatus", test_domstatus);
     g_test_add_func("/disk_xml/domstatus_bad", test_domstatus_bad);
+    g_test_add_func("/examples/disk_gluster", test_example_disk_gluster);
+    g_test_add_func("/examples/disk_nbd", test_example_disk_nbd);
+    g_test_add_func("/examples/volume_qcow2", test_example_volume);
     return g_test_run();
 }

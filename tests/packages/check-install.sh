@@ -95,6 +95,11 @@ nbdkit gfpool --dump-plugin 2>&1 | grep -qx 'name=gfpool'
 ok $? "nbdkit gfpool finds the plugin by its short name"
 man -P cat nbdkit-gfpool-plugin 2>/dev/null | grep -q 'pool-xml=FILE'
 ok $? "man nbdkit-gfpool-plugin"
+for u in gfpool-nbd@.socket gfpool-nbd@.service; do
+    f=$(dpkg -L nbdkit-plugin-gfpool | grep "/systemd/system/$u\$")
+    [ -n "$f" ] && [ -f "$f" ]
+    ok $? "nbdkit-plugin-gfpool ships $u"
+done
 
 # -- a libvirtd with the release's default module directories --------------
 start_libvirtd() {

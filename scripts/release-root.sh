@@ -6,9 +6,11 @@
 # scripts/in-root.sh runs the project inside it.
 #
 #   release-root.sh CODENAME          everything gfpool's build and tests need
-#   release-root.sh CODENAME user     a user's hypervisor: libvirt with Debian's
-#                                     gluster modules and man-db, nothing of
-#                                     gfpool's (the package test installs
+#   release-root.sh CODENAME user     a user's hypervisor before gfpool: what
+#                                     install-deps.sh --runtime installs,
+#                                     Debian's gluster modules (which gfpool
+#                                     diverts), virsh and man-db; no build or
+#                                     test package (the package test installs
 #                                     gfpool's .debs into a copy of it)
 #
 # Roots are cached in $GFPOOL_CACHE_DIR/roots/CODENAME-KEY (default
@@ -25,7 +27,9 @@ cache=${GFPOOL_CACHE_DIR:-/var/cache/gfpool}/roots
 case $flavor in
     '') pkgs=$("$top/scripts/install-deps.sh" --list "$rel" | sort -u | paste -sd, -)
         name=$rel ;;
-    user) pkgs=libvirt-daemon-system,libvirt-daemon,libvirt-daemon-driver-storage-gluster,libvirt-clients,man-db
+    user) pkgs=$({ "$top/scripts/install-deps.sh" --runtime --list "$rel"
+                   printf '%s\n' libvirt-daemon-driver-storage-gluster libvirt-clients man-db
+                 } | sort -u | paste -sd, -)
           name=user-$rel ;;
     *) echo "release-root: unknown flavor '$flavor'" >&2; exit 2 ;;
 esac

@@ -2,9 +2,11 @@
 """gfpool's Debian packages installed as a user would: built with
 scripts/build-debs.sh (dpkg-buildpackage + lintian) for the release this
 suite runs on, installed with apt-get into a fresh copy of a user's root of
-that release (scripts/release-root.sh CODENAME user: libvirt with Debian's
-gluster modules, made with mmdebstrap once and cached), where
-tests/packages/check-install.sh checks the diversions, a libvirtd with
+that release (scripts/release-root.sh CODENAME user: what
+`install-deps.sh --runtime` installs and Debian's gluster modules, no build
+or test package; made with mmdebstrap once and cached), where
+tests/packages/check-install.sh checks that the root and what apt adds for
+the three .debs hold nothing of the build or test stack, the diversions, a libvirtd with
 the default module directories running our modules against the test
 cluster, `gfpool --help` and `man gfpool`, then the purge that gives
 Debian's modules back byte for byte."""

@@ -3,7 +3,9 @@
 # Runs inside a fresh user root (scripts/release-root.sh CODENAME user,
 # copied; entered with scripts/in-root.sh): installs gfpool's packages as a
 # user would, checks them, purges the module package and checks Debian's
-# modules are back. TAP on stdout.
+# modules are back. The root holds what a hypervisor runs and nothing of
+# the build or test stack, and installing the .debs adds none of it. TAP on
+# stdout.
 #
 #   check-install.sh DEBDIR POOLXML
 #   DEBDIR   gfpool's .deb files (inside the root)
@@ -23,12 +25,32 @@ moddir=${moddir%/storage-backend}
 files="storage-backend/libvirt_storage_backend_gluster.so storage-file/libvirt_storage_file_gluster.so"
 module_pkg=libvirt-daemon-driver-storage-gfpool
 uri=storage:///system?socket=/run/libvirt/libvirt-sock
+install_deps=$(cd "$(dirname "$0")/../.." && pwd)/scripts/install-deps.sh
+rel=$(. /etc/os-release && echo "$VERSION_CODENAME")
+installed() { dpkg-query -W -f='${Status} ${Package}\n' | sed -n 's/^install ok installed //p' | sort; }
+# What only the build and the tests need: the -dev packages, compilers and
+# build tools, test tools and servers of the test list (the rest of it,
+# python3, psmisc, libvirt-daemon..., a hypervisor may well have: gfpool's
+# and libvirt's dependencies pull them in).
+dev_stack=$(comm -23 <("$install_deps" --test --list "$rel") <("$install_deps" --runtime --list "$rel") |
+            grep -E -e '-dev$' -e '^(gcc|clang|meson|ninja-build|debhelper|dpkg-dev|lintian|fakeroot|build-essential)$' \
+                    -e '^(mmdebstrap|python3-pytest|python3-libvirt|virtinst|glusterfs-server|gdb|libnbd-bin)$')
 
+work=$(mktemp -d)
 apt-get update -qq >/dev/null 2>&1
 ok $? "apt-get update"
 
+# The hypervisor before gfpool (release-root.sh's list: install-deps.sh
+# --runtime, Debian's gluster modules, virsh, man-db).
+installed > "$work/installed.before"
+have=$(comm -12 <(echo "$dev_stack") "$work/installed.before")
+[ -z "$have" ]; ok $? "the root has no build or test package"
+[ -z "$have" ] || echo "$have" | diag
+missing=$(comm -23 <("$install_deps" --runtime --list "$rel") "$work/installed.before")
+[ -z "$missing" ]; ok $? "the root has what install-deps.sh --runtime installs"
+[ -z "$missing" ] || echo "$missing" | diag
+
 # Debian's modules as Debian's package has them, and ours as our package has them
-work=$(mktemp -d)
 (cd "$work" && apt-get download -qq libvirt-daemon-driver-storage-gluster >/dev/null 2>&1 &&
  dpkg-deb -x libvirt-daemon-driver-storage-gluster_*.deb debian &&
  dpkg-deb -x "$debs"/${module_pkg}_*.deb ours)
@@ -67,9 +89,21 @@ dpkg-deb -b "$old" "$work/old.deb" >/dev/null 2>&1 && dpkg -i "$work/old.deb" >/
 ok $? "an old nbdkit-plugin-gfpool with libvirt's qemu hook installed"
 
 # -- install ---------------------------------------------------------------
-apt-get install -y -qq "$debs"/*.deb > "$work/install.log" 2>&1
-rc=$?; ok $rc "apt-get install ./*.deb (dependencies from the archive)"
+# As docs/building.md says: the three packages (not the -dbgsym ones), the
+# rest from the archive.
+(cd "$debs" && apt-get install -y -qq ./libvirt-daemon-driver-storage-gfpool_*.deb \
+    ./gfpool_*.deb ./nbdkit-plugin-gfpool_*.deb) > "$work/install.log" 2>&1
+rc=$?; ok $rc "apt-get install ./libvirt-daemon-driver-storage-gfpool_*.deb ./gfpool_*.deb ./nbdkit-plugin-gfpool_*.deb"
 [ $rc = 0 ] || diag < "$work/install.log"
+installed > "$work/installed.after"
+added=$(comm -13 "$work/installed.before" "$work/installed.after")
+echo "apt added: $(echo $added)" | diag
+bad=$(comm -12 <(echo "$dev_stack") <(echo "$added"))
+[ -z "$bad" ]; ok $? "installing the .debs added no build or test package"
+[ -z "$bad" ] || echo "$bad" | diag
+"$install_deps" --runtime > "$work/runtime.log" 2>&1 && ! grep -q installing "$work/runtime.log"
+rc=$?; ok $rc "install-deps.sh --runtime finds nothing missing"
+[ $rc = 0 ] || diag < "$work/runtime.log"
 [ ! -e $hook ] && ! ls /etc/libvirt/hooks/qemu.d/gfpool-nbd* >/dev/null 2>&1
 ok $? "the upgrade removed the qemu hook (no hook of ours, no backup)"
 gfpool nbd-hook vm1 prepare begin - < /dev/null && gfpool nbd-hook -x release end - < /dev/null

@@ -1,7 +1,8 @@
 #!/bin/bash
 # SPDX-License-Identifier: LGPL-2.1-or-later
-# scripts/install-deps.sh: package lists by release, and deb-src entries
-# derived from deb822 and one-line apt sources alike (TAP).
+# scripts/install-deps.sh: package lists by release and purpose (build,
+# test, runtime), and deb-src entries derived from deb822 and one-line apt
+# sources alike (TAP).
 set -u
 script=$1
 t=$(mktemp -d)
@@ -16,6 +17,45 @@ expect() { # NAME WANT GOT
 "$script" --list trixie | grep -qx libclang-rt-19-dev; ok $? "trixie: clang runtime 19"
 ! "$script" --list trixie | grep -q libclang-rt-14; ok $? "trixie: no libclang-rt-14-dev (not in Debian 13)"
 ! "$script" --list sid >/dev/null 2>&1; ok $? "an unknown release is refused"
+! "$script" --runtime --list sid >/dev/null 2>&1; ok $? "an unknown release is refused (runtime)"
+
+# Build-Depends of debian/control, one entry per line, its alternatives
+# separated by "|" (debhelper-compat is debhelper's)
+control=$(dirname "$script")/../debian/control
+build_depends=$(awk '/^Build-Depends:/ { on = 1; sub(/^Build-Depends:/, "") }
+                     on && /^[^ \t]/ && !/^Build-Depends:/ { on = 0 }
+                     on { print }' "$control" | tr ',' '\n' |
+                sed -e 's/([^)]*)//g' -e 's/[[:space:]]//g' -e 's/^debhelper-compat$/debhelper/' |
+                grep . | sort -u)
+# the entries of which no alternative is in the list on stdin
+unmet() {
+    local list e a met
+    list=$(cat)
+    for e in $build_depends; do
+        met=1
+        for a in ${e//|/ }; do grep -qx "$a" <<<"$list" && met=0; done
+        [ $met = 0 ] || echo "$e"
+    done
+}
+[ -n "$build_depends" ]; ok $? "debian/control's Build-Depends read"
+# the build and test stack: what a hypervisor never needs
+dev_stack="clang mmdebstrap lintian python3-pytest glusterfs-server gcc meson debhelper gdb virtinst"
+for rel in bookworm trixie; do
+    build=$("$script" --build --list $rel) test=$("$script" --test --list $rel)
+    runtime=$("$script" --runtime --list $rel)
+    expect "$rel: --list alone is the test list" "$test" "$("$script" --list $rel)"
+    expect "$rel: --list CODENAME and CODENAME --list agree" "$runtime" "$("$script" --list $rel --runtime)"
+    expect "$rel: every Build-Depends is in the build list" "" "$(unmet <<<"$build")"
+    expect "$rel: the test list holds the build list" "" "$(comm -23 <(echo "$build") <(echo "$test"))"
+    for p in qemu-block-extra nbdkit libvirt-daemon-system; do
+        grep -qx $p <<<"$runtime"; ok $? "$rel: runtime has $p"
+    done
+    bad=$(for p in $dev_stack; do grep -x $p <<<"$runtime"; done; grep -e '-dev$' <<<"$runtime")
+    expect "$rel: runtime has no build or test package" "" "$bad"
+    bad=$(for p in clang mmdebstrap python3-pytest glusterfs-server; do grep -x $p <<<"$build"; done)
+    expect "$rel: the build list has no test tool or server" "" "$bad"
+    ! grep -qx libvirt-daemon-system <<<"$test"; ok $? "$rel: the tests start their own libvirtd (no libvirt-daemon-system)"
+done
 
 # deb822, as a Debian 12 installer writes it, plus a vendor repository
 mkdir -p "$t/a/sources.list.d"

@@ -24,6 +24,70 @@
 #define SPARSE_BLOCK (64 * 1024)
 
 
+/*
+ * A verb's count of done bytes behind its GfpoolReport. Verbs without a
+ * report pass NULL for it. A mutex, not a 64-bit atomic: those need
+ * libatomic on some of the 32-bit architectures Debian builds for, and the
+ * lock is taken once a chunk of megabytes.
+ */
+typedef struct {
+    const GfpoolReport *report;
+    guint64 total;
+    guint64 done;
+    GMutex lock;
+} DoneCount;
+
+/* dc set up for report, or NULL when nobody listens. */
+static DoneCount *
+done_count_init(DoneCount *dc, const GfpoolReport *report, guint64 total)
+{
+    if (!report || !report->func)
+        return NULL;
+    dc->report = report;
+    dc->total = total;
+    dc->done = 0;
+    g_mutex_init(&dc->lock);
+    return dc;
+}
+
+static void
+done_count_clear(DoneCount *dc)
+{
+    if (dc)
+        g_mutex_clear(&dc->lock);
+}
+
+static void
+done_add(DoneCount *dc, guint64 n)
+{
+    guint64 done;
+
+    if (!dc || n == 0)
+        return;
+    g_mutex_lock(&dc->lock);
+    dc->done += n;
+    done = dc->total ? MIN(dc->done, dc->total) : dc->done;
+    g_mutex_unlock(&dc->lock);
+    dc->report->func(done, dc->total, dc->report->opaque);
+}
+
+/* The verb succeeded: whatever was not counted (holes it did not walk, a
+ * copy the servers made in one call) is done too. */
+static void
+done_all(DoneCount *dc)
+{
+    guint64 total;
+
+    if (!dc)
+        return;
+    g_mutex_lock(&dc->lock);
+    if (dc->total == 0)
+        dc->total = dc->done;
+    total = dc->done = dc->total;
+    g_mutex_unlock(&dc->lock);
+    dc->report->func(total, total, dc->report->opaque);
+}
+
 
 static glfs_fd_t *
 open_volume(GfpoolConn *conn, const char *name, int flags, struct stat *st, GError **error)
@@ -142,6 +206,7 @@ typedef struct {
     guint64 in_off;
     guint64 out_off;
     guint64 len;
+    DoneCount *dc;
     gint next;          /* next chunk to take */
     gint failed;
     GMutex lock;
@@ -159,10 +224,12 @@ parallel_copy_worker(gpointer opaque)
     while (!g_atomic_int_get(&pc->failed) &&
            (guint64)(i = g_atomic_int_add(&pc->next, 1)) < nchunks) {
         guint64 off = (guint64)i * IO_CHUNK;
+        guint64 n = MIN((guint64)IO_CHUNK, pc->len - off);
         g_autoptr(GError) err = NULL;
 
-        if (!copy_chunk(pc->in, pc->in_off + off, pc->out, pc->out_off + off,
-                        MIN((guint64)IO_CHUNK, pc->len - off), buf, &err)) {
+        if (copy_chunk(pc->in, pc->in_off + off, pc->out, pc->out_off + off, n, buf, &err)) {
+            done_add(pc->dc, n);
+        } else {
             g_mutex_lock(&pc->lock);
             if (!pc->error)
                 pc->error = g_steal_pointer(&err);
@@ -176,9 +243,9 @@ parallel_copy_worker(gpointer opaque)
 /* Copy [in_off, in_off+len) to out_off through the client. */
 static gboolean
 copy_through_client(glfs_fd_t *in, guint64 in_off, glfs_fd_t *out, guint64 out_off,
-                    guint64 len, GError **error)
+                    guint64 len, DoneCount *dc, GError **error)
 {
-    ParallelCopy pc = { in, out, in_off, out_off, len, 0, 0, { 0 }, NULL };
+    ParallelCopy pc = { in, out, in_off, out_off, len, dc, 0, 0, { 0 }, NULL };
     GThread *threads[COPY_THREADS - 1] = { NULL };
     guint64 nchunks = (len + IO_CHUNK - 1) / IO_CHUNK;
     guint nthreads = (guint)MIN((guint64)COPY_THREADS, nchunks);
@@ -246,7 +313,8 @@ copy_prefix_server_side(glfs_fd_t *in, glfs_fd_t *out, guint64 len)
  * Otherwise only the data extents are copied, through the client.
  */
 static gboolean
-copy_sparse(GfpoolConn *conn, glfs_fd_t *in, glfs_fd_t *out, guint64 size, GError **error)
+copy_sparse(GfpoolConn *conn, glfs_fd_t *in, glfs_fd_t *out, guint64 size, DoneCount *dc,
+            GError **error)
 {
     guint64 off, d, l, data = 0, done = 0;
 
@@ -268,8 +336,10 @@ copy_sparse(GfpoolConn *conn, glfs_fd_t *in, glfs_fd_t *out, guint64 size, GErro
                 g_debug("discard at %" G_GUINT64_FORMAT " failed: %s; zeros stay",
                         off, g_strerror(errno));
         }
+        /* the hole, and what the servers copied of the extent */
+        done_add(dc, d - off + (MIN(d + l, MAX(d, done)) - d));
         if (d + l > done && !copy_through_client(in, MAX(d, done), out, MAX(d, done),
-                                                 d + l - MAX(d, done), error))
+                                                 d + l - MAX(d, done), dc, error))
             return FALSE;
     }
     /* A trailing hole that the server copy filled. */
@@ -317,6 +387,7 @@ typedef struct {
     const GArray *want;     /* GfpoolRange, sorted, disjoint */
     guint next;             /* first range of want that may still matter */
     GArray *below;          /* GfpoolRange left to the backing file */
+    DoneCount *dc;
 } LayerCopy;
 
 static void
@@ -355,23 +426,26 @@ layer_copy_extent(void *opaque, const GfpoolExtent *e, GError **error)
             continue;
         if (e->kind == GFPOOL_EXTENT_DATA &&
             !copy_through_client(lc->in, e->host_off + (lo - start), lc->out, lo, hi - lo,
-                                 error))
+                                 lc->dc, error))
             return FALSE;
+        /* counted by the layer below */
         if (e->kind == GFPOOL_EXTENT_BACKING)
             ranges_add(lc->below, lo, hi - lo);
         /* GFPOOL_EXTENT_ZERO: the raw output has a hole there already */
+        if (e->kind == GFPOOL_EXTENT_ZERO)
+            done_add(lc->dc, hi - lo);
     }
     return TRUE;
 }
 
 static gboolean
 copy_layer(GfpoolConn *conn, glfs_fd_t *out, glfs_fd_t *in, const GfpoolProbe *probe,
-           guint64 in_size, const GArray *want, guint depth, GError **error);
+           guint64 in_size, const GArray *want, guint depth, DoneCount *dc, GError **error);
 
 /* The layer below `probe`'s image, opened and probed, then copied. */
 static gboolean
 copy_backing_layer(GfpoolConn *conn, glfs_fd_t *out, const GfpoolProbe *probe,
-                   const GArray *want, guint depth, GError **error)
+                   const GArray *want, guint depth, DoneCount *dc, GError **error)
 {
     g_auto(GfpoolProbe) bp = { 0 };
     g_autofree char *bname = NULL;
@@ -396,18 +470,18 @@ copy_backing_layer(GfpoolConn *conn, glfs_fd_t *out, const GfpoolProbe *probe,
         glfs_close(bfd);
         return FALSE;
     }
-    ok = copy_layer(conn, out, bfd, &bp, (guint64)st.st_size, want, depth + 1, error);
+    ok = copy_layer(conn, out, bfd, &bp, (guint64)st.st_size, want, depth + 1, dc, error);
     glfs_close(bfd);
     return ok;
 }
 
 static gboolean
 copy_layer(GfpoolConn *conn, glfs_fd_t *out, glfs_fd_t *in, const GfpoolProbe *probe,
-           guint64 in_size, const GArray *want, guint depth, GError **error)
+           guint64 in_size, const GArray *want, guint depth, DoneCount *dc, GError **error)
 {
     guint8 header[GFPOOL_PROBE_HEADER_SIZE];
     g_autoptr(GArray) below = NULL;
-    LayerCopy lc = { conn, out, in, want, 0, NULL };
+    LayerCopy lc = { conn, out, in, want, 0, NULL, dc };
     gssize n;
 
     if (!check_header_sound(probe, error))
@@ -416,12 +490,15 @@ copy_layer(GfpoolConn *conn, glfs_fd_t *out, glfs_fd_t *in, const GfpoolProbe *p
         /* A raw backing file shorter than the overlay reads as zeros. */
         for (guint i = 0; i < want->len; i++) {
             const GfpoolRange *r = &g_array_index(want, GfpoolRange, i);
-            guint64 end = MIN(r->offset + r->length, in_size), d, l, pos;
+            guint64 end = MIN(r->offset + r->length, in_size), d, l, pos, data = 0;
 
             for (pos = r->offset; gfpool_glfs_fd_next_data(in, pos, end, &d, &l); pos = d + l) {
-                if (!copy_through_client(in, d, out, d, l, error))
+                if (!copy_through_client(in, d, out, d, l, dc, error))
                     return FALSE;
+                data += l;
             }
+            /* its holes, and what lies past the end of the file */
+            done_add(dc, r->length - data);
         }
         return TRUE;
     }
@@ -436,20 +513,20 @@ copy_layer(GfpoolConn *conn, glfs_fd_t *out, glfs_fd_t *in, const GfpoolProbe *p
     if (!gfpool_qcow2_map(header, (gsize)n, in_size, gfpool_glfs_fd_read, in,
                           layer_copy_extent, &lc, error))
         return FALSE;
-    return below->len == 0 || copy_backing_layer(conn, out, probe, below, depth, error);
+    return below->len == 0 || copy_backing_layer(conn, out, probe, below, depth, dc, error);
 }
 
 static gboolean
 gfpool_qcow2_convert_fd(GfpoolConn *conn, glfs_fd_t *in, const GfpoolProbe *probe,
                         guint64 in_size, glfs_fd_t *out, GfpoolFormat to, guint64 capacity,
-                        guint32 cluster_size, GError **error)
+                        guint32 cluster_size, DoneCount *dc, GError **error)
 {
     if (probe->format == GFPOOL_FORMAT_QCOW2 && to == GFPOOL_FORMAT_RAW) {
         /* The whole chain flattened: a raw clone stands alone. */
         g_autoptr(GArray) all = g_array_new(FALSE, FALSE, sizeof(GfpoolRange));
 
         ranges_add(all, 0, probe->capacity);
-        if (!copy_layer(conn, out, in, probe, in_size, all, 0, error))
+        if (!copy_layer(conn, out, in, probe, in_size, all, 0, dc, error))
             return FALSE;
         if (glfs_ftruncate(out, (off_t)capacity, NULL, NULL) < 0)
             return gfpool_set_error_errno(error, errno, NULL, "cannot set the size");
@@ -459,7 +536,7 @@ gfpool_qcow2_convert_fd(GfpoolConn *conn, glfs_fd_t *in, const GfpoolProbe *prob
         g_autoptr(GArray) ranges = g_array_new(FALSE, FALSE, sizeof(GfpoolRange));
         g_autofree GfpoolExtent *runs = NULL;
         GfpoolQcow2Params q = { .capacity = capacity, .cluster_size = cluster_size };
-        guint64 d, l, pos, file_size;
+        guint64 d, l, pos, file_size, counted = 0;
 
         /* Clusters only where the raw image has data: holes stay
          * unallocated, and each data extent lands in one contiguous run. */
@@ -473,9 +550,12 @@ gfpool_qcow2_convert_fd(GfpoolConn *conn, glfs_fd_t *in, const GfpoolProbe *prob
         if (!gfpool_qcow2_create_allocated(&q, gfpool_glfs_fd_write, out, runs, &file_size, error))
             return FALSE;
         for (guint i = 0; i < ranges->len; i++) {
+            /* the hole before this run */
+            done_add(dc, runs[i].guest_off - counted);
             if (!copy_through_client(in, runs[i].guest_off, out, runs[i].host_off, runs[i].len,
-                                     error))
+                                     dc, error))
                 return FALSE;
+            counted = runs[i].guest_off + runs[i].len;
         }
         if (glfs_ftruncate(out, (off_t)file_size, NULL, NULL) < 0)
             return gfpool_set_error_errno(error, errno, NULL, "cannot set the size");
@@ -496,6 +576,7 @@ typedef struct {
     GfpoolProbe probe;
     const GfpoolVolCreateParams *p;
     guint64 capacity;
+    DoneCount *dc;
 } CloneFill;
 
 static gboolean
@@ -508,7 +589,7 @@ clone_fill(GfpoolConn *conn, glfs_fd_t *fd, void *opaque, GError **error)
     if (from == to) {
         /* Same format: the file's bytes are the image, holes included; a
          * qcow2 copy keeps its backing reference and cluster layout. */
-        if (!copy_sparse(conn, c->src, fd, (guint64)c->st.st_size, error))
+        if (!copy_sparse(conn, c->src, fd, (guint64)c->st.st_size, c->dc, error))
             return FALSE;
         if (glfs_ftruncate(fd, c->st.st_size, NULL, NULL) < 0)
             return gfpool_set_error_errno(error, errno, NULL, "cannot set the size");
@@ -525,13 +606,14 @@ clone_fill(GfpoolConn *conn, glfs_fd_t *fd, void *opaque, GError **error)
         return TRUE;
     }
     return gfpool_qcow2_convert_fd(conn, c->src, &c->probe, (guint64)c->st.st_size, fd, to,
-                                   c->capacity, c->p->cluster_size, error);
+                                   c->capacity, c->p->cluster_size, c->dc, error);
 }
 
 gboolean
 gfpool_vol_clone(GfpoolConn *conn, const char *source, const GfpoolVolCreateParams *p,
-                 GError **error)
+                 const GfpoolReport *report, GError **error)
 {
+    DoneCount dc;
     CloneFill c = { .p = p };
     GfpoolNewVolume nv = { p->name, p->format, p->mode, p->uid, p->gid, FALSE };
     gboolean ok;
@@ -548,7 +630,15 @@ gfpool_vol_clone(GfpoolConn *conn, const char *source, const GfpoolVolCreatePara
         return FALSE;
     }
     c.capacity = MAX(p->capacity, c.probe.capacity);
+    /* A flattened qcow2 is counted in guest bytes, anything else in bytes
+     * of the source file. */
+    c.dc = done_count_init(&dc, report,
+                           c.probe.format == GFPOOL_FORMAT_QCOW2 && p->format != GFPOOL_FORMAT_QCOW2 ?
+                           c.probe.capacity : (guint64)c.st.st_size);
     ok = gfpool_vol_publish_new(conn, &nv, clone_fill, &c, error);
+    if (ok)
+        done_all(c.dc);
+    done_count_clear(c.dc);
     glfs_close(c.src);
     gfpool_probe_clear(&c.probe);
     return ok;
@@ -652,9 +742,16 @@ gfpool_vol_record(GfpoolConn *conn, const char *name, GfpoolFormat format,
 
 /* ---- vol-wipe ------------------------------------------------------- */
 
+/* Zeros go down in pieces of this size when someone watches the wipe,
+ * else in one call. */
+#define WIPE_REPORT_CHUNK (256 * 1024 * 1024)
+
 static gboolean
-wipe_bytes(glfs_fd_t *fd, guint64 size, GfpoolWipeAlgorithm alg, GError **error)
+wipe_bytes(glfs_fd_t *fd, guint64 size, GfpoolWipeAlgorithm alg, DoneCount *dc,
+           GError **error)
 {
+    guint64 step = dc ? WIPE_REPORT_CHUNK : size;
+
     if (size == 0)
         return TRUE;
     if (alg == GFPOOL_WIPE_TRIM) {
@@ -664,21 +761,30 @@ wipe_bytes(glfs_fd_t *fd, guint64 size, GfpoolWipeAlgorithm alg, GError **error)
                                           size);
         return TRUE;
     }
-    return gfpool_glfs_fd_zero(fd, 0, size, error);
+    for (guint64 off = 0; off < size; off += step) {
+        guint64 n = MIN(step, size - off);
+        if (!gfpool_glfs_fd_zero(fd, off, n, error))
+            return FALSE;
+        done_add(dc, n);
+    }
+    return TRUE;
 }
 
 gboolean
-gfpool_vol_wipe(GfpoolConn *conn, const char *name, GfpoolWipeAlgorithm alg, GError **error)
+gfpool_vol_wipe(GfpoolConn *conn, const char *name, GfpoolWipeAlgorithm alg,
+                const GfpoolReport *report, GError **error)
 {
     g_auto(GfpoolProbe) p = { 0 };
     struct stat st;
     glfs_fd_t *fd;
+    DoneCount dcs, *dc = NULL;
     gboolean ok = FALSE;
 
     if (!(fd = open_probed(conn, name, O_RDWR, &st, &p, error)))
         return FALSE;
 
-    if (!wipe_bytes(fd, (guint64)st.st_size, alg, error))
+    dc = done_count_init(&dcs, report, (guint64)st.st_size);
+    if (!wipe_bytes(fd, (guint64)st.st_size, alg, dc, error))
         goto out;
     if (p.format == GFPOOL_FORMAT_QCOW2 && !p.warning) {
         /* A wiped qcow2 is an empty qcow2 of the same geometry, not a run
@@ -704,7 +810,10 @@ gfpool_vol_wipe(GfpoolConn *conn, const char *name, GfpoolWipeAlgorithm alg, GEr
     }
     ok = glfs_fsync(fd, NULL, NULL) == 0 ||
         gfpool_set_error_errno(error, errno, NULL, "cannot flush");
+    if (ok)
+        done_all(dc);
  out:
+    done_count_clear(dc);
     return close_volume(conn, fd, "wipe", name, ok, error);
 }
 
@@ -749,12 +858,14 @@ glfs_write_cb(void *opaque, guint64 off, const void *buf, gsize len, GError **er
 
 gboolean
 gfpool_vol_download(GfpoolConn *conn, const char *name, guint64 offset, guint64 length,
-                    int out, gboolean sparse, GfpoolHoles *holes, GError **error)
+                    int out, gboolean sparse, GfpoolHoles *holes, const GfpoolReport *report,
+                    GError **error)
 {
     g_autofree char *buf = NULL;
     g_autofree char *slab = NULL;
     struct stat st;
     glfs_fd_t *fd;
+    DoneCount dcs, *dc = NULL;
     guint64 end, pos, sent = 0;
     gboolean seekable = sparse && !holes && lseek(out, 0, SEEK_CUR) >= 0;
     gboolean ok = FALSE;
@@ -771,6 +882,7 @@ gfpool_vol_download(GfpoolConn *conn, const char *name, guint64 offset, guint64 
     }
     if (length && length < end - offset)
         end = offset + length;
+    dc = done_count_init(&dcs, report, end - offset);
     buf = g_malloc(IO_CHUNK);
     slab = g_malloc((gsize)READ_AHEAD_SLOTS * IO_CHUNK);
     pos = offset;
@@ -791,13 +903,16 @@ gfpool_vol_download(GfpoolConn *conn, const char *name, guint64 offset, guint64 
                 if (!fd_write_all(out, "", 1, error))
                     goto out;
                 sent++;
+                done_add(dc, d - pos);
             } else if (sparse && holes) {
                 gfpool_holes_push(holes, sent, d - pos);
+                done_add(dc, d - pos);
             } else if (seekable) {
                 if (lseek(out, (off_t)(d - pos), SEEK_CUR) < 0) {
                     gfpool_set_error_errno(error, errno, NULL, "seek in the output failed");
                     goto out;
                 }
+                done_add(dc, d - pos);
             } else {
                 memset(buf, 0, IO_CHUNK);
                 for (guint64 z = pos; z < d;) {
@@ -806,6 +921,7 @@ gfpool_vol_download(GfpoolConn *conn, const char *name, guint64 offset, guint64 
                         goto out;
                     z += k;
                     sent += k;
+                    done_add(dc, k);
                 }
             }
         }
@@ -830,6 +946,7 @@ gfpool_vol_download(GfpoolConn *conn, const char *name, guint64 offset, guint64 
                 gfpool_read_ahead_release(ra);
                 o += (guint64)n;
                 sent += (guint64)n;
+                done_add(dc, (guint64)n);
             }
         }
         pos = d + l;
@@ -840,7 +957,9 @@ gfpool_vol_download(GfpoolConn *conn, const char *name, guint64 offset, guint64 
         goto out;
     }
     ok = TRUE;
+    done_all(dc);
  out:
+    done_count_clear(dc);
     return close_volume(conn, fd, "download", name, ok, error);
 }
 
@@ -1005,15 +1124,32 @@ upload_check_format(UploadCursor *cur, GError **error)
     return TRUE;
 }
 
+/* What an upload from in will bring: the rest of a regular file (at most
+ * length), else length, 0 when unknown. */
+static guint64
+upload_total(int in, guint64 length)
+{
+    struct stat st;
+    off_t at;
+
+    if (fstat(in, &st) == 0 && S_ISREG(st.st_mode) && (at = lseek(in, 0, SEEK_CUR)) >= 0) {
+        guint64 left = st.st_size > at ? (guint64)(st.st_size - at) : 0;
+        return length ? MIN(left, length) : left;
+    }
+    return length;
+}
+
 gboolean
 gfpool_vol_upload(GfpoolConn *conn, const char *name, guint64 offset, guint64 length,
                   int in, gboolean sparse, GfpoolHoles *holes, GfpoolProgress *progress,
-                  GError **error)
+                  const GfpoolReport *report, GError **error)
 {
     g_autofree char *buf = NULL;
     struct stat st;
     UploadCursor cur = { 0 };
+    DoneCount dcs, *dc = NULL;
     guint64 received = 0;       /* stream bytes read from in */
+    guint64 counted = 0;        /* volume bytes reported done */
     gboolean eof = FALSE;
     gboolean ok = FALSE;
 
@@ -1031,6 +1167,7 @@ gfpool_vol_upload(GfpoolConn *conn, const char *name, guint64 offset, guint64 le
     cur.limit = length ? offset + length : (guint64)G_MAXINT64;
     cur.size = (guint64)st.st_size;
     cur.progress = progress;
+    dc = done_count_init(&dcs, report, upload_total(in, length));
     cur.wb = gfpool_write_behind_new(glfs_write_cb, cur.fd, IO_CHUNK, WRITE_BEHIND_SLOTS,
                                      progress);
     buf = g_malloc(IO_CHUNK);
@@ -1047,6 +1184,9 @@ gfpool_vol_upload(GfpoolConn *conn, const char *name, guint64 offset, guint64 le
         if (!eof && ((gsize)n < IO_CHUNK || cur.unflushed >= UPLOAD_FLUSH_BYTES) &&
             !upload_settle(&cur, error))
             goto out;
+        /* bytes read, a few chunks ahead of the writes at most */
+        done_add(dc, cur.pos - offset - counted);
+        counted = cur.pos - offset;
     }
     if (!gfpool_write_behind_finish(g_steal_pointer(&cur.wb), error))
         goto out;
@@ -1059,8 +1199,11 @@ gfpool_vol_upload(GfpoolConn *conn, const char *name, guint64 offset, guint64 le
         cur.dirty = TRUE;
     }
     ok = upload_settle(&cur, error) && upload_check_format(&cur, error);
+    if (ok)
+        done_all(dc);
  out:
     /* The failure is already in error; the writes in flight only end. */
     gfpool_write_behind_finish(cur.wb, NULL);
+    done_count_clear(dc);
     return close_volume(conn, cur.fd, "upload to", name, ok, error);
 }

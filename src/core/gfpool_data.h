@@ -8,6 +8,25 @@
 #include "gfpool_transfer.h"
 #include "gfpool_volume.h"
 
+/*
+ * How far a long data verb has got, for whoever watches it (the CLI's
+ * progress line): done of total bytes, holes counted as done. Not to be
+ * confused with GfpoolProgress (gfpool_transfer.h), which tells libvirtd's
+ * event loop whether an upload is stuck.
+ *
+ * func runs on the verb's copying threads at chunk boundaries, possibly on
+ * several at once, so calls may arrive with done out of order; it must be
+ * thread-safe and quick (printing belongs behind a time check). total is 0
+ * while unknown (an upload from a pipe). On success the last call has
+ * done == total. A NULL GfpoolReport, or a NULL func, reports nothing.
+ */
+typedef void (*GfpoolReportFunc)(guint64 done, guint64 total, void *opaque);
+
+typedef struct {
+    GfpoolReportFunc func;
+    void *opaque;
+} GfpoolReport;
+
 typedef enum {
     GFPOOL_RESIZE_ALLOCATE = 1 << 0,    /* raw: allocate the new space */
     GFPOOL_RESIZE_SHRINK = 1 << 1,      /* allow a smaller capacity (raw only) */
@@ -35,7 +54,7 @@ typedef enum {
 /* vol-wipe. A qcow2 volume ends as a valid empty qcow2 of the same
  * capacity, cluster size and backing file. */
 gboolean gfpool_vol_wipe(GfpoolConn *conn, const char *name, GfpoolWipeAlgorithm alg,
-                         GError **error);
+                         const GfpoolReport *report, GError **error);
 
 /*
  * vol-clone / vol-create-from: a new volume (params: name, format, capacity
@@ -44,7 +63,8 @@ gboolean gfpool_vol_wipe(GfpoolConn *conn, const char *name, GfpoolWipeAlgorithm
  * holes stay holes. raw<->qcow2 conversions included.
  */
 gboolean gfpool_vol_clone(GfpoolConn *conn, const char *source,
-                          const GfpoolVolCreateParams *params, GError **error);
+                          const GfpoolVolCreateParams *params, const GfpoolReport *report,
+                          GError **error);
 
 /*
  * vol-download: bytes [offset, offset+length) of the volume (length 0 = to
@@ -54,7 +74,7 @@ gboolean gfpool_vol_clone(GfpoolConn *conn, const char *source,
  */
 gboolean gfpool_vol_download(GfpoolConn *conn, const char *name, guint64 offset,
                              guint64 length, int fd, gboolean sparse, GfpoolHoles *holes,
-                             GError **error);
+                             const GfpoolReport *report, GError **error);
 
 /*
  * vol-upload: bytes read from fd until EOF (or length, 0 = no limit) written
@@ -64,8 +84,10 @@ gboolean gfpool_vol_download(GfpoolConn *conn, const char *name, guint64 offset,
  * punched where it had data, and the volume grows to cover a trailing one.
  * Whenever fd has been idle for a moment, everything read so far is written
  * and flushed, so the end of the stream finds little or nothing left to do;
- * progress (may be NULL) follows that.
+ * progress (may be NULL) follows that. report counts the volume's bytes from
+ * offset on; its total is what is left of fd when fd is a regular file.
  */
 gboolean gfpool_vol_upload(GfpoolConn *conn, const char *name, guint64 offset,
                            guint64 length, int fd, gboolean sparse, GfpoolHoles *holes,
-                           GfpoolProgress *progress, GError **error);
+                           GfpoolProgress *progress, const GfpoolReport *report,
+                           GError **error);

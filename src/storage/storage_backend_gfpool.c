@@ -1023,7 +1023,7 @@ gfpoolBuildVolFrom(virStoragePoolObj *pool, virStorageVolDef *vol,
         gfpoolFailedBuildAdd(pool, vol->name);
         return -1;
     }
-    if (!gfpool_vol_clone(state->conn, inputvol->name, &params, &err)) {
+    if (!gfpool_vol_clone(state->conn, inputvol->name, &params, NULL, &err)) {
         gfpoolPoolStateNoteError(state, err);
         gfpoolReportError(err, _("cannot create volume '%s' from '%s' in gluster pool '%s'"),
                           vol->name, inputvol->name, virStoragePoolObjGetDef(pool)->name);
@@ -1089,7 +1089,7 @@ gfpoolWipeVol(virStoragePoolObj *pool, virStorageVolDef *vol,
     }
     if (!(state = gfpoolPoolStateGet(pool)))
         return -1;
-    if (!gfpool_vol_wipe(state->conn, vol->name, alg, &err)) {
+    if (!gfpool_vol_wipe(state->conn, vol->name, alg, NULL, &err)) {
         gfpoolPoolStateNoteError(state, err);
         gfpoolReportError(err, _("cannot wipe volume '%s' of gluster pool '%s'"),
                           vol->name, virStoragePoolObjGetDef(pool)->name);

@@ -159,10 +159,11 @@ gfpoolPumpThread(void *opaque)
 
     if (pump->upload)
         ok = gfpool_vol_upload(pump->state->conn, pump->name, pump->offset, pump->length,
-                               pump->fd, pump->sparse, pump->holes, pump->progress, &err);
+                               pump->fd, pump->sparse, pump->holes, pump->progress, NULL,
+                               &err);
     else
         ok = gfpool_vol_download(pump->state->conn, pump->name, pump->offset, pump->length,
-                                 pump->fd, pump->sparse, pump->holes, &err);
+                                 pump->fd, pump->sparse, pump->holes, NULL, &err);
     /* After a failed upload, take and drop what the client still sends
      * until the stream is finished or aborted: with our end of the pipe
      * closed, the daemon's next write would fail with EPIPE, or its event

@@ -376,7 +376,7 @@ static const GfpoolVerb verbs[] = {
     { "vol-path", "", "VOL",
       "Print the volume's gluster:// URI.", NULL,
       NULL, TRUE, cmd_vol_path },
-    { "vol-clone", "[--format F]", "VOL NEWNAME",
+    { "vol-clone", "[--format F] [--quiet]", "VOL NEWNAME",
       "Copy a volume into a new volume of the pool, holes kept.",
       "--format converts between raw and qcow2. The servers copy the data\n"
       "themselves only where glusterfs does that safely, on a volume of one\n"
@@ -386,7 +386,7 @@ static const GfpoolVerb verbs[] = {
     { "vol-resize", "[options]", "VOL CAPACITY",
       "Change a volume's capacity.", NULL,
       gfpool_vol_resize_options, TRUE, cmd_vol_resize },
-    { "vol-wipe", "[--algorithm ALG]", "VOL",
+    { "vol-wipe", "[--algorithm ALG] [--quiet]", "VOL",
       "Wipe a volume's data; a qcow2 volume stays a valid, empty qcow2.", NULL,
       gfpool_vol_wipe_options, TRUE, cmd_vol_wipe },
     { "vol-upload", "[options]", "VOL FILE",

@@ -3,9 +3,12 @@
 the pool given as --host/--volume/--dir and as --pool-xml, exit codes,
 output formats, and agreement with what libvirtd shows for the same image."""
 
+import errno
 import json
 import os
+import pty
 import re
+import select
 import subprocess
 import time
 
@@ -13,7 +16,8 @@ import pytest
 
 import testbed
 from testbed.pools import (GFPOOL_CLI, GlusterPool, SilentListener, Timer,
-                     gfpool_cli, qemu_img, qemu_img_info, vol_xml_doc)
+                     gfpool_cli, pool_opts, qemu_img, qemu_img_info, sha256_file,
+                     sparse_file, vol_xml_doc)
 
 KiB = 1024
 MiB = 1024 * KiB
@@ -321,3 +325,148 @@ def test_uri_parse(uri, expect):
 def test_uri_parse_invalid(uri, why):
     r = gfpool_cli('uri-parse', uri, check=2)
     assert why in r.stderr and r.stdout == ''
+
+
+# ---- progress on a terminal ------------------------------------------------
+
+def cli_on_pty(pool, verb, *args, timeout=120):
+    """gfpool VERB under a pseudo-terminal as its stderr (stdout a pipe):
+    (exit code, stdout, what the terminal received)."""
+    master, slave = pty.openpty()
+    cmd = [GFPOOL_CLI, verb] + pool_opts(pool.cluster, pool.dir, pool.volume) + \
+        [str(a) for a in args]
+    try:
+        p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                             stderr=slave, env=dict(os.environ, LC_ALL='C'))
+        os.close(slave)
+        slave = None
+        term = b''
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            assert left > 0, 'gfpool %s: no end after %d s' % (verb, timeout)
+            if not select.select([master], [], [], left)[0]:
+                continue
+            try:
+                b = os.read(master, 65536)
+            except OSError as e:
+                # every writer gone: Linux says EIO
+                if e.errno != errno.EIO:
+                    raise
+                break
+            if not b:
+                break
+            term += b
+        out = p.stdout.read().decode()
+        p.stdout.close()
+        rc = p.wait(timeout=30)
+    finally:
+        os.close(master)
+        if slave is not None:
+            os.close(slave)
+    return rc, out, term.decode()
+
+
+PROGRESS_RE = re.compile(r'^(\d+(?:\.\d\d)? [KMGT]?i?B) / (\d+(?:\.\d\d)? [KMGT]?i?B) +(\d+)%')
+
+
+def progress_lines(term):
+    """The progress line's redraws, in order (the terminal turns \\n into
+    \\r\\n)."""
+    assert term.startswith('\r'), repr(term[:200])
+    assert term.endswith('\r\n'), repr(term[-200:])
+    return [seg.strip() for seg in re.split(r'[\r\n]+', term) if seg.strip()]
+
+
+def assert_progress_done(term, total):
+    lines = progress_lines(term)
+    for l in lines:
+        assert PROGRESS_RE.match(l), (l, lines)
+    pct = [int(PROGRESS_RE.match(l).group(3)) for l in lines]
+    assert pct == sorted(pct), lines
+    last = PROGRESS_RE.match(lines[-1])
+    assert last.group(1) == last.group(2) == total and last.group(3) == '100', lines
+    assert ' in ' in lines[-1], lines
+    return lines
+
+
+def test_cli_progress_on_terminal(cpool, tmp_path):
+    """upload, download, clone (sparse: holes count) and wipe draw one line
+    on a terminal, ending at 100%; the data is the same as without it."""
+    src = str(tmp_path / 'src.img')
+    sparse_file(src, 256 * MiB, [(0, 48 * MiB), (128 * MiB, 48 * MiB)])
+    cpool.cli('vol-create-as', 'a.img', '256M', check=0)
+
+    rc, out, term = cli_on_pty(cpool, 'vol-upload', 'a.img', src)
+    assert rc == 0, term
+    assert out == ''
+    assert_progress_done(term, '256.00 MiB')
+
+    rc, out, term = cli_on_pty(cpool, 'vol-upload', '--sparse', 'a.img', src)
+    assert rc == 0, term
+    assert_progress_done(term, '256.00 MiB')
+
+    rc, out, term = cli_on_pty(cpool, 'vol-clone', 'a.img', 'b.img')
+    assert rc == 0, term
+    assert out == 'Vol b.img cloned from a.img\n'
+    assert_progress_done(term, '256.00 MiB')
+
+    back = str(tmp_path / 'back.img')
+    rc, out, term = cli_on_pty(cpool, 'vol-download', '--sparse', 'b.img', back)
+    assert rc == 0, term
+    assert_progress_done(term, '256.00 MiB')
+    assert sha256_file(back) == sha256_file(src)
+
+    rc, out, term = cli_on_pty(cpool, 'vol-wipe', 'b.img')
+    assert rc == 0, term
+    assert out == 'Vol b.img wiped\n'
+    assert_progress_done(term, '256.00 MiB')
+
+
+def test_cli_progress_silent(cpool, tmp_path):
+    """No progress with stderr a pipe, with --quiet / -q on a terminal, nor
+    for a download whose data goes to the terminal."""
+    src = str(tmp_path / 'src.img')
+    sparse_file(src, 64 * MiB, [(0, 64 * MiB)])
+    cpool.cli('vol-create-as', 'a.img', '64M', check=0)
+
+    r = cpool.cli('vol-upload', 'a.img', src, check=0)
+    assert r.stderr == '' and r.stdout == ''
+    r = cpool.cli('vol-clone', 'a.img', 'b.img', check=0)
+    assert r.stderr == ''
+    r = cpool.cli('vol-download', 'b.img', str(tmp_path / 'b.img'), check=0)
+    assert r.stderr == ''
+    r = cpool.cli('vol-wipe', 'b.img', check=0)
+    assert r.stderr == ''
+
+    for verb, args in [('vol-upload', ['--quiet', 'a.img', src]),
+                       ('vol-clone', ['-q', 'a.img', 'c.img']),
+                       ('vol-download', ['--quiet', 'a.img', str(tmp_path / 'a.img')]),
+                       ('vol-wipe', ['-q', 'c.img'])]:
+        rc, out, term = cli_on_pty(cpool, verb, *args)
+        assert rc == 0 and term == '', (verb, term)
+
+    # the volume's bytes on the terminal: no line drawn in between
+    master, slave = pty.openpty()
+    try:
+        p = subprocess.run([GFPOOL_CLI, 'vol-download', '--length', '1024'] +
+                           pool_opts(cpool.cluster, cpool.dir, cpool.volume) + ['a.img', '-'],
+                           stdout=slave, stderr=slave, env=dict(os.environ, LC_ALL='C'),
+                           timeout=60)
+        os.close(slave)
+        slave = None
+        term = b''
+        while select.select([master], [], [], 0)[0]:
+            try:
+                b = os.read(master, 65536)
+            except OSError:
+                break
+            if not b:
+                break
+            term += b
+    finally:
+        os.close(master)
+        if slave is not None:
+            os.close(slave)
+    assert p.returncode == 0
+    assert not re.search(rb'\r[0-9.]+ [KMGT]?i?B / ', term), term[-300:]

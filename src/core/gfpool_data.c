@@ -1050,10 +1050,10 @@ upload_settle(UploadCursor *cur, GError **error)
         return TRUE;
     if (!gfpool_write_behind_drain(cur->wb, error))
         return FALSE;
-    gfpool_progress_step(cur->progress, FALSE);
+    gfpool_progress_begin(cur->progress, "the flush");
     if (glfs_fsync(cur->fd, NULL, NULL) < 0)
         return gfpool_set_error_errno(error, errno, NULL, "cannot flush");
-    gfpool_progress_step(cur->progress, FALSE);
+    gfpool_progress_begin(cur->progress, "a stat");
     /* Deleted while we wrote: the bytes went to an unlinked file. */
     if (glfs_fstat(cur->fd, &st) == 0 && st.st_nlink == 0) {
         g_set_error(error, GFPOOL_ERROR, GFPOOL_ERROR_NOT_FOUND,
@@ -1192,18 +1192,22 @@ gfpool_vol_upload(GfpoolConn *conn, const char *name, guint64 offset, guint64 le
         goto out;
     /* A trailing hole extends the volume without a write. */
     if (cur.pos > cur.size) {
+        gfpool_progress_begin(progress, "setting the size");
         if (glfs_ftruncate(cur.fd, (off_t)cur.pos, NULL, NULL) < 0) {
             gfpool_set_error_errno(error, errno, NULL, "cannot set the size");
             goto out;
         }
         cur.dirty = TRUE;
     }
-    ok = upload_settle(&cur, error) && upload_check_format(&cur, error);
+    ok = upload_settle(&cur, error);
+    gfpool_progress_begin(progress, "the format check");
+    ok = ok && upload_check_format(&cur, error);
     if (ok)
         done_all(dc);
  out:
     /* The failure is already in error; the writes in flight only end. */
     gfpool_write_behind_finish(cur.wb, NULL);
     done_count_clear(dc);
+    gfpool_progress_begin(progress, "the close");
     return close_volume(conn, cur.fd, "upload to", name, ok, error);
 }

@@ -80,6 +80,7 @@ struct _GfpoolProgress {
     GMutex lock;
     gboolean waiting_input;     /* on the stream, not on GlusterFS */
     gint64 last;                /* monotonic time of the last step */
+    const char *what;           /* the call it waits on GlusterFS for */
     void (*step)(void *opaque);
     void *opaque;
 };
@@ -107,26 +108,48 @@ gfpool_progress_free(GfpoolProgress *p)
 gboolean
 gfpool_progress_stalled(GfpoolProgress *p, gint64 usec)
 {
-    gboolean stalled;
-
-    g_mutex_lock(&p->lock);
-    stalled = !p->waiting_input && g_get_monotonic_time() - p->last > usec;
-    g_mutex_unlock(&p->lock);
-    return stalled;
+    return gfpool_progress_pending(p, NULL) > usec;
 }
 
-void
-gfpool_progress_step(GfpoolProgress *p, int waiting_input)
+gint64
+gfpool_progress_pending(GfpoolProgress *p, const char **what)
+{
+    gint64 pending;
+
+    g_mutex_lock(&p->lock);
+    pending = p->waiting_input ? 0 : g_get_monotonic_time() - p->last;
+    if (what)
+        *what = p->what ? p->what : "its writes";
+    g_mutex_unlock(&p->lock);
+    return pending;
+}
+
+static void
+progress_step(GfpoolProgress *p, int waiting_input, const char *what)
 {
     if (!p)
         return;
     g_mutex_lock(&p->lock);
     if (waiting_input >= 0)
         p->waiting_input = waiting_input;
+    if (waiting_input >= 0 || what)
+        p->what = what;
     p->last = g_get_monotonic_time();
     g_mutex_unlock(&p->lock);
     if (p->step)
         p->step(p->opaque);
+}
+
+void
+gfpool_progress_step(GfpoolProgress *p, int waiting_input)
+{
+    progress_step(p, waiting_input, NULL);
+}
+
+void
+gfpool_progress_begin(GfpoolProgress *p, const char *what)
+{
+    progress_step(p, FALSE, what);
 }
 
 /* ---- write-behind ---------------------------------------------------- */

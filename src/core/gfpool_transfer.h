@@ -43,6 +43,12 @@ gboolean gfpool_progress_stalled(GfpoolProgress *p, gint64 usec);
 /* A step (p may be NULL); from here on the upload waits on its stream
  * (waiting_input TRUE), on GlusterFS (FALSE), or as before (-1). */
 void gfpool_progress_step(GfpoolProgress *p, int waiting_input);
+/* A step, after which the upload waits on GlusterFS for what (a static
+ * string naming the call, for messages: "the flush"). */
+void gfpool_progress_begin(GfpoolProgress *p, const char *what);
+/* How long the upload has waited on GlusterFS without a step (0 while it
+ * waits on its stream); *what (if what is not NULL) names the call. */
+gint64 gfpool_progress_pending(GfpoolProgress *p, const char **what);
 
 /*
  * Writes kept in flight while the caller produces the next bytes: up to

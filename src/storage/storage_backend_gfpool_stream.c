@@ -50,12 +50,22 @@ VIR_LOG_INIT("storage.storage_backend_gfpool_stream");
  *   pump kicks a recheck, a timer rechecks every GFPOOL_RECHECK_MS;
  * - the core writes and flushes an upload whenever its stream idles, so
  *   its end finds at most the last few MiB to write;
- * - a finish that still finds the pump stuck waits no longer than
- *   GFPOOL_FINISH_STALL_USEC without a step, and fails saying the end of
- *   the upload was not confirmed; the pump carries on and logs its outcome.
+ * - a finish waits for the pump only while GlusterFS answers: while a
+ *   step of the pump is pending, a probe thread asks the pool's volume for
+ *   its size over and over (a statfs, which every brick answers, unlike a
+ *   stat that md-cache may). A step that is slow on a busy disk or CPU is
+ *   not a hung cluster: the probes still come back. The finish fails,
+ *   saying the end of the upload was not confirmed and which step was
+ *   pending, once neither a step nor a probe has come back for
+ *   GFPOOL_FINISH_STALL_USEC, or once one step has been pending for
+ *   GFPOOL_FINISH_MAX_USEC however GlusterFS answers: every client of the
+ *   daemon waits while the finish does, and no client's keepalive may
+ *   miss more than one answer. The pump carries on and logs its outcome.
  */
 #define GFPOOL_STALL_USEC (200 * 1000)
 #define GFPOOL_FINISH_STALL_USEC (500 * 1000)
+#define GFPOOL_FINISH_MAX_USEC (5 * 1000 * 1000)
+#define GFPOOL_PROBE_AFTER_USEC (100 * 1000)
 #define GFPOOL_RECHECK_MS 20
 
 typedef struct {
@@ -80,6 +90,9 @@ typedef struct {
     bool done;                  /* the pump has finished */
     bool closed;                /* the stream was finished or aborted */
     bool abandoned;             /* the finish gave up waiting for it */
+    bool probing;               /* a probe of GlusterFS is in flight */
+    gint64 probed;              /* when the last probe started */
+    gint64 answered;            /* when the last probe came back */
     char *error;                /* its failure, if any */
 
     /* the daemon's event callback, and the events held back from it */
@@ -607,6 +620,52 @@ gfpoolPumpClosed(virStreamPtr st)
     g_mutex_unlock(&pump->lock);
 }
 
+static void
+gfpoolPumpProbeThread(void *opaque)
+{
+    GfpoolPump *pump = opaque;
+    g_autoptr(GError) err = NULL;
+    guint64 capacity, allocation, available;
+    bool ok;
+
+    ok = gfpool_pool_info(pump->state->conn, &capacity, &allocation, &available, &err);
+    g_mutex_lock(&pump->lock);
+    pump->probing = false;
+    if (ok)
+        pump->answered = g_get_monotonic_time();
+    g_cond_broadcast(&pump->cond);
+    g_mutex_unlock(&pump->lock);
+    gfpoolPumpUnref(pump);
+}
+
+/* Whether the finish of an upload must give up on its pump; with
+ * pump->lock held. Starts a probe of GlusterFS while a step is pending.
+ * *what and *pending say which step, and for how long. */
+static bool
+gfpoolPumpStuck(GfpoolPump *pump, const char **what, gint64 *pending, bool *silent)
+{
+    gint64 now = g_get_monotonic_time();
+    virThread thread;
+
+    *pending = gfpool_progress_pending(pump->progress, what);
+    *silent = MIN(*pending, now - pump->answered) > GFPOOL_FINISH_STALL_USEC;
+    if (pump->abandoned || *silent || *pending > GFPOOL_FINISH_MAX_USEC)
+        return true;
+    if (*pending > GFPOOL_PROBE_AFTER_USEC && !pump->probing &&
+        now - pump->probed >= GFPOOL_PROBE_AFTER_USEC) {
+        pump->probing = true;
+        pump->probed = now;
+        g_atomic_int_inc(&pump->refs);
+        if (virThreadCreateFull(&thread, false, gfpoolPumpProbeThread, "gfpool-probe",
+                                false, pump) < 0) {
+            /* no probe, no evidence: the stall bound alone decides */
+            pump->probing = false;
+            g_atomic_int_dec_and_test(&pump->refs);
+        }
+    }
+    return false;
+}
+
 /* Upload: the client is done sending; the volume is done only when the pump
  * has written and flushed everything, and only then may we say so. */
 static int
@@ -645,15 +704,24 @@ gfpoolStreamFinish(virStreamPtr st)
     }
     g_mutex_lock(&pump->lock);
     while (!pump->done) {
-        if (gfpool_progress_stalled(pump->progress, GFPOOL_FINISH_STALL_USEC)) {
+        const char *what;
+        gint64 pending;
+        bool silent;
+
+        if (gfpoolPumpStuck(pump, &what, &pending, &silent)) {
             pump->abandoned = true;
             g_mutex_unlock(&pump->lock);
-            virReportError(VIR_ERR_OPERATION_TIMEOUT,
-                           _("the end of the upload to volume '%s' was not confirmed: GlusterFS stopped answering; the volume may hold part of it"),
-                           pump->name);
+            if (silent)
+                virReportError(VIR_ERR_OPERATION_TIMEOUT,
+                               _("the end of the upload to volume '%s' was not confirmed: GlusterFS stopped answering (%s pending for %.1f s); the volume may hold part of it"),
+                               pump->name, what, pending / 1e6);
+            else
+                virReportError(VIR_ERR_OPERATION_TIMEOUT,
+                               _("the end of the upload to volume '%s' was not confirmed: %s was still pending after %.1f s, although GlusterFS answered; the volume may hold part of it"),
+                               pump->name, what, pending / 1e6);
             return -1;
         }
-        g_cond_wait_until(&pump->cond, &pump->lock, g_get_monotonic_time() + 50 * 1000);
+        g_cond_wait_until(&pump->cond, &pump->lock, g_get_monotonic_time() + 20 * 1000);
     }
     g_mutex_unlock(&pump->lock);
     if (rc == 0 && pump->error)
@@ -792,10 +860,17 @@ gfpoolStreamUploadsSettle(const unsigned char *uuid)
 
         for (guint i = 0; i < gfpoolFinishing->len && settled; i++) {
             GfpoolPump *pump = g_ptr_array_index(gfpoolFinishing, i);
+            const char *what;
+            gint64 pending;
+            bool silent;
+
             if (memcmp(pump->pooluuid, uuid, VIR_UUID_BUFLEN) != 0)
                 continue;
             waiting = true;
-            settled = !gfpool_progress_stalled(pump->progress, GFPOOL_FINISH_STALL_USEC);
+            /* the finish's verdict: a refresh gives up where it does */
+            g_mutex_lock(&pump->lock);
+            settled = !gfpoolPumpStuck(pump, &what, &pending, &silent);
+            g_mutex_unlock(&pump->lock);
         }
         if (!waiting || !settled)
             break;

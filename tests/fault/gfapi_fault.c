@@ -16,6 +16,11 @@
  *                               FILE.held and waits until FILE exists: a
  *                               slow brick for one volume, released by
  *                               the test when it has seen what it wants
+ *   GFPOOL_FAULT_SLOW_FSYNC=SUBSTR:MS
+ *                               a glfs_fsync of a file opened by a path
+ *                               containing SUBSTR takes MS milliseconds
+ *                               longer, GlusterFS answering everything
+ *                               else meanwhile: a slow disk under one volume
  *   GFPOOL_FAULT_HOLD_LINK=SUBSTR:FILE
  *                               a glfs_link whose source path contains
  *                               SUBSTR creates FILE.held and waits until
@@ -226,29 +231,47 @@ glfs_link(glfs_t *fs, const char *oldpath, const char *newpath)
 
 #define HELD_MAX 64
 static glfs_fd_t *held[HELD_MAX];
+static glfs_fd_t *slow[HELD_MAX];    /* GFPOOL_FAULT_SLOW_FSYNC's fds */
+
+/* SUBSTR of an environment variable "SUBSTR:REST" (kept in buf); *rest
+ * points to REST. */
+static const char *
+path_spec(const char *var, char *buf, size_t size, const char **rest)
+{
+    const char *h = getenv(var);
+    const char *colon;
+
+    if (!h || !(colon = strchr(h, ':')) || (size_t)(colon - h) >= size)
+        return NULL;
+    memcpy(buf, h, (size_t)(colon - h));
+    buf[colon - h] = '\0';
+    *rest = colon + 1;
+    return buf;
+}
 
 static const char *
 hold_spec(const char **release)
 {
     static char substr[256];
-    const char *h = getenv("GFPOOL_FAULT_HOLD");
-    const char *colon;
 
-    if (!h || !(colon = strchr(h, ':')) || (size_t)(colon - h) >= sizeof(substr))
-        return NULL;
-    memcpy(substr, h, (size_t)(colon - h));
-    substr[colon - h] = '\0';
-    *release = colon + 1;
-    return substr;
+    return path_spec("GFPOOL_FAULT_HOLD", substr, sizeof(substr), release);
+}
+
+static const char *
+slow_spec(const char **ms)
+{
+    static char substr[256];
+
+    return path_spec("GFPOOL_FAULT_SLOW_FSYNC", substr, sizeof(substr), ms);
 }
 
 static void
-held_set(glfs_fd_t *fd, int add)
+fd_set_mark(glfs_fd_t **set, glfs_fd_t *fd, int add)
 {
     pthread_mutex_lock(&lock);
     for (int i = 0; i < HELD_MAX; i++) {
-        if (add ? held[i] == NULL : held[i] == fd) {
-            held[i] = add ? fd : NULL;
+        if (add ? set[i] == NULL : set[i] == fd) {
+            set[i] = add ? fd : NULL;
             break;
         }
     }
@@ -256,15 +279,30 @@ held_set(glfs_fd_t *fd, int add)
 }
 
 static int
-is_held(glfs_fd_t *fd)
+fd_set_has(glfs_fd_t **set, glfs_fd_t *fd)
 {
     int found = 0;
 
     pthread_mutex_lock(&lock);
     for (int i = 0; i < HELD_MAX && !found; i++)
-        found = held[i] == fd;
+        found = set[i] == fd;
     pthread_mutex_unlock(&lock);
     return found;
+}
+
+/* Marks a new fd for the hold and the slow fsync, as its path asks. */
+static void
+mark_opened(glfs_fd_t *fd, const char *path)
+{
+    const char *rest;
+    const char *substr;
+
+    if (!fd || !path)
+        return;
+    if ((substr = hold_spec(&rest)) && strstr(path, substr))
+        fd_set_mark(held, fd, 1);
+    if ((substr = slow_spec(&rest)) && strstr(path, substr))
+        fd_set_mark(slow, fd, 1);
 }
 
 glfs_fd_t *
@@ -272,8 +310,6 @@ glfs_open(glfs_t *fs, const char *path, int flags)
 {
     static long calls;
     static glfs_fd_t *(*next)(glfs_t *, const char *, int);
-    const char *release;
-    const char *substr = hold_spec(&release);
     int fail = should_fail_at("glfs_open", path, &calls);
     glfs_fd_t *fd;
 
@@ -282,8 +318,7 @@ glfs_open(glfs_t *fs, const char *path, int flags)
     if (!next)
         next = (glfs_fd_t *(*)(glfs_t *, const char *, int))real("glfs_open");
     fd = next(fs, path, flags);
-    if (fd && substr && strstr(path, substr))
-        held_set(fd, 1);
+    mark_opened(fd, path);
     return fd;
 }
 
@@ -292,8 +327,6 @@ glfs_creat(glfs_t *fs, const char *path, int flags, mode_t mode)
 {
     static long calls;
     static glfs_fd_t *(*next)(glfs_t *, const char *, int, mode_t);
-    const char *release;
-    const char *substr = hold_spec(&release);
     int fail = should_fail("glfs_creat", &calls);
     glfs_fd_t *fd;
 
@@ -302,8 +335,7 @@ glfs_creat(glfs_t *fs, const char *path, int flags, mode_t mode)
     if (!next)
         next = (glfs_fd_t *(*)(glfs_t *, const char *, int, mode_t))real("glfs_creat");
     fd = next(fs, path, flags, mode);
-    if (fd && substr && strstr(path, substr))
-        held_set(fd, 1);
+    mark_opened(fd, path);
     return fd;
 }
 
@@ -313,14 +345,21 @@ glfs_fsync(glfs_fd_t *fd, struct glfs_stat *pre, struct glfs_stat *post)
     static long calls;
     static int (*next)(glfs_fd_t *, struct glfs_stat *, struct glfs_stat *);
     const char *release;
+    const char *ms;
     int fail = should_fail("glfs_fsync", &calls);
 
     if (fail)
         return fail == 2 ? 0 : -1;
     if (!next)
         next = (int (*)(glfs_fd_t *, struct glfs_stat *, struct glfs_stat *))real("glfs_fsync");
-    if (hold_spec(&release) && is_held(fd))
+    if (hold_spec(&release) && fd_set_has(held, fd))
         hold_until_released(release);
+    if (slow_spec(&ms) && fd_set_has(slow, fd)) {
+        long n = strtol(ms, NULL, 10);
+        struct timespec pause = { n / 1000, (n % 1000) * 1000 * 1000 };
+
+        nanosleep(&pause, NULL);
+    }
     return next(fd, pre, post);
 }
 
@@ -331,6 +370,7 @@ glfs_close(glfs_fd_t *fd)
 
     if (!next)
         next = (int (*)(glfs_fd_t *))real("glfs_close");
-    held_set(fd, 0);
+    fd_set_mark(held, fd, 0);
+    fd_set_mark(slow, fd, 0);
     return next(fd);
 }

@@ -367,6 +367,7 @@ test_progress(void)
 {
     gint steps = 0;
     GfpoolProgress *p = gfpool_progress_new(count_step, &steps);
+    const char *what = NULL;
 
     g_usleep(30000);
     /* waiting on GlusterFS (the start) for 30 ms */
@@ -382,6 +383,20 @@ test_progress(void)
     gfpool_progress_step(p, -1);
     g_assert_false(gfpool_progress_stalled(p, 10000));
     g_assert_cmpint(steps, ==, 3);
+    /* a named wait: the messages say which call is pending, and -1 keeps
+     * the name */
+    gfpool_progress_begin(p, "the flush");
+    g_usleep(30000);
+    g_assert_cmpint(gfpool_progress_pending(p, &what), >=, 30000);
+    g_assert_cmpstr(what, ==, "the flush");
+    gfpool_progress_step(p, -1);
+    gfpool_progress_pending(p, &what);
+    g_assert_cmpstr(what, ==, "the flush");
+    gfpool_progress_step(p, TRUE);
+    g_assert_cmpint(gfpool_progress_pending(p, &what), ==, 0);
+    gfpool_progress_step(p, FALSE);
+    gfpool_progress_pending(p, &what);
+    g_assert_cmpstr(what, ==, "its writes");
     gfpool_progress_step(NULL, TRUE);
     gfpool_progress_free(p);
 }

@@ -35,6 +35,7 @@ are a namespace away: `ns_cmd(argv, identity=...)`.
 """
 
 import glob
+import io
 import json
 import os
 import pickle
@@ -441,6 +442,17 @@ while True:
 '''
 
 
+class _HelperUnpickler(pickle.Unpickler):
+    """The helper imports gfapi_ctypes from the package's directory as a
+    top-level module, so what it sends (a Stat, say) names 'gfapi_ctypes';
+    here that module is testbed.gfapi_ctypes."""
+
+    def find_class(self, module, name):
+        if module == 'gfapi_ctypes':
+            module = __package__ + '.gfapi_ctypes'
+        return super().find_class(module, name)
+
+
 class NsGfapi:
     """gfapi_ctypes.Gfapi's methods, run by one gfapi client in a helper
     process inside the TLS namespace (this process cannot enter it: it has
@@ -463,7 +475,8 @@ class NsGfapi:
         if len(n) < 4:
             raise TestbedError('gfapi helper for %s exited rc=%s' % (
                 self.volume, self.proc.wait(5)))
-        status, value = pickle.loads(self.proc.stdout.read(struct.unpack('>I', n)[0]))
+        data = self.proc.stdout.read(struct.unpack('>I', n)[0])
+        status, value = _HelperUnpickler(io.BytesIO(data)).load()
         if status == 'err':
             raise value
         return value

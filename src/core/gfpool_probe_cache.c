@@ -23,6 +23,10 @@ typedef struct {
 struct _GfpoolProbeCache {
     GMutex lock;
     GHashTable *entries;   /* &ino (owned by the entry) -> CacheEntry */
+    /* Something changed since the file was last read or written: a pool of
+     * tens of thousands of unchanged images need not rewrite megabytes at
+     * every refresh. */
+    gboolean dirty;
 };
 
 static void
@@ -95,6 +99,7 @@ gfpool_probe_cache_store(GfpoolProbeCache *c, const GfpoolFileStamp *stamp, cons
     e->warning = g_strdup(info->warning);
     g_mutex_lock(&c->lock);
     g_hash_table_replace(c->entries, &e->stamp.ino, e);
+    c->dirty = TRUE;
     g_mutex_unlock(&c->lock);
 }
 
@@ -109,8 +114,10 @@ gfpool_probe_cache_forget_missing(GfpoolProbeCache *c, GHashTable *seen)
     g_mutex_lock(&c->lock);
     g_hash_table_iter_init(&it, c->entries);
     while (g_hash_table_iter_next(&it, &key, NULL)) {
-        if (!g_hash_table_contains(seen, key))
+        if (!g_hash_table_contains(seen, key)) {
             g_hash_table_iter_remove(&it);
+            c->dirty = TRUE;
+        }
     }
     g_mutex_unlock(&c->lock);
 }
@@ -183,7 +190,9 @@ gfpool_probe_cache_load(GfpoolProbeCache *c, const char *path)
             goto bad;
         e->backing_format = bf;
         e->warning = g_key_file_get_string(kf, g, "warning", NULL);
+        g_mutex_lock(&c->lock);
         g_hash_table_replace(c->entries, &e->stamp.ino, e);
+        g_mutex_unlock(&c->lock);
         continue;
  bad:
         cache_entry_free(e);
@@ -199,8 +208,13 @@ gfpool_probe_cache_save(GfpoolProbeCache *c, const char *path, GError **error)
     gpointer value;
     gsize len;
 
-    g_key_file_set_integer(kf, "gfpool", "version", CACHE_FILE_VERSION);
     g_mutex_lock(&c->lock);
+    if (!c->dirty && g_file_test(path, G_FILE_TEST_EXISTS)) {
+        g_mutex_unlock(&c->lock);
+        return TRUE;
+    }
+    c->dirty = FALSE;
+    g_key_file_set_integer(kf, "gfpool", "version", CACHE_FILE_VERSION);
     g_hash_table_iter_init(&it, c->entries);
     while (g_hash_table_iter_next(&it, NULL, &value)) {
         CacheEntry *e = value;
@@ -226,5 +240,11 @@ gfpool_probe_cache_save(GfpoolProbeCache *c, const char *path, GError **error)
 
     data = g_key_file_to_data(kf, &len, NULL);
     /* g_file_set_contents writes a temp file and renames it over. */
-    return g_file_set_contents(path, data, len, error);
+    if (!g_file_set_contents(path, data, len, error)) {
+        g_mutex_lock(&c->lock);
+        c->dirty = TRUE;
+        g_mutex_unlock(&c->lock);
+        return FALSE;
+    }
+    return TRUE;
 }

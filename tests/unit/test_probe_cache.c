@@ -4,6 +4,7 @@
  * damaged and hostile files.
  */
 #include "gfpool_volume.h"
+#include "gfpool_volume_priv.h"
 
 #include <string.h>
 #include <glib/gstdio.h>
@@ -170,6 +171,43 @@ test_probe_cache_entries(void)
     g_free(info.warning);
 }
 
+/* A refresh that changed nothing leaves the file as it is; a change, a
+ * forgotten image or a lost file writes it again. */
+static void
+test_probe_cache_save_when_changed(void)
+{
+    g_autoptr(GfpoolProbeCache) c = gfpool_probe_cache_new();
+    g_autofree char *path = g_build_filename(tmpdir, "cache-dirty", NULL);
+    g_autofree char *text = NULL;
+    g_autoptr(GHashTable) seen = g_hash_table_new(g_int64_hash, g_int64_equal);
+    GfpoolFileStamp s = { .ino = 7, .size = 1048576, .mtime_ns = 5, .ctime_ns = 6 };
+    GfpoolVolInfo in = { .format = GFPOOL_FORMAT_RAW, .capacity = 1048576 };
+    guint64 ino = 7;
+
+    gfpool_probe_cache_store(c, &s, &in);
+    g_assert_true(gfpool_probe_cache_save(c, path, NULL));
+    g_assert_true(g_file_set_contents(path, "untouched", -1, NULL));
+    g_hash_table_add(seen, &ino);
+    gfpool_probe_cache_forget_missing(c, seen);
+    g_assert_true(gfpool_probe_cache_save(c, path, NULL));
+    g_assert_true(g_file_get_contents(path, &text, NULL, NULL));
+    g_assert_cmpstr(text, ==, "untouched");
+    g_clear_pointer(&text, g_free);
+
+    g_assert_cmpint(g_unlink(path), ==, 0);
+    g_assert_true(gfpool_probe_cache_save(c, path, NULL));
+    g_assert_true(g_file_get_contents(path, &text, NULL, NULL));
+    g_assert_nonnull(strstr(text, "[0000000000000007]"));
+    g_clear_pointer(&text, g_free);
+
+    g_assert_true(g_file_set_contents(path, "untouched", -1, NULL));
+    g_hash_table_remove_all(seen);
+    gfpool_probe_cache_forget_missing(c, seen);
+    g_assert_true(gfpool_probe_cache_save(c, path, NULL));
+    g_assert_true(g_file_get_contents(path, &text, NULL, NULL));
+    g_assert_cmpstr(text, !=, "untouched");
+}
+
 int
 main(int argc, char **argv)
 {
@@ -181,6 +219,7 @@ main(int argc, char **argv)
     g_test_add_func("/probe-cache/damaged", test_probe_cache_damaged);
     g_test_add_func("/probe-cache/entries", test_probe_cache_entries);
     g_test_add_func("/probe-cache/versions", test_probe_cache_versions);
+    g_test_add_func("/probe-cache/save-when-changed", test_probe_cache_save_when_changed);
     rc = g_test_run();
     {
         g_autofree char *path = g_build_filename(tmpdir, "cache", NULL);

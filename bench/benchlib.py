@@ -3,7 +3,8 @@
 checkout's revision, timed subprocesses, the teardown of what a benchmark
 started, results blocks in bench/README.md and a run guarded against
 Ctrl-C and SIGTERM.  The benchmarks are run.py, data.py, guest_io.py,
-guest_lifecycle.py, flatten.py, xattr_listing.py and the nbd_*.sh scripts.
+guest_lifecycle.py, flatten.py, xattr_listing.py, large_pool.py and the
+nbd_*.sh scripts.
 """
 
 import os

@@ -397,12 +397,18 @@ peer_allowed(const char *name)
     return FALSE;
 }
 
+/* nbdkit refuses a list of more exports than this (MAX_EXPORTS in its
+ * server/exports.c, 1.32.5 and the development tree alike): the whole
+ * list fails. */
+#define NBDKIT_LIST_MAX 10000
+
+/* 1 when v was added, 0 when it is not an export, -1 on error. */
 static int
 add_export(struct nbdkit_exports *exports, const GfpoolVolInfo *v)
 {
     if (v->kind != GFPOOL_VOL_FILE || !export_allowed(v->name))
         return 0;
-    return nbdkit_add_export(exports, v->name, gfpool_format_to_string(v->format));
+    return nbdkit_add_export(exports, v->name, gfpool_format_to_string(v->format)) < 0 ? -1 : 1;
 }
 
 static gint
@@ -456,9 +462,20 @@ gfpool_nbd_list_exports(int readonly, int is_tls, struct nbdkit_exports *exports
         errno = EIO;
         return -1;
     }
-    for (guint i = 0; i < vols->len; i++) {
-        if (add_export(exports, g_ptr_array_index(vols, i)) < 0)
+    for (guint i = 0, listed = 0; i < vols->len; i++) {
+        int added;
+
+        if (listed >= NBDKIT_LIST_MAX) {
+            /* A client learns nothing from a failed list; a cut one still
+             * names ten thousand volumes, and every name still opens. */
+            nbdkit_error("the export list stops at %d of the %u volumes: nbdkit lists no "
+                         "more; every volume can still be opened by its name",
+                         NBDKIT_LIST_MAX, vols->len);
+            break;
+        }
+        if ((added = add_export(exports, g_ptr_array_index(vols, i))) < 0)
             return -1;
+        listed += added;
     }
     return 0;
 }

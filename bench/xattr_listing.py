@@ -28,6 +28,9 @@ Configurations:
   cached    that list, performance.md-cache-timeout 600,
             performance.cache-invalidation on, features.cache-invalidation
             on, features.cache-invalidation-timeout 600
+  client    the volume's defaults; the client sets md-cache's
+            xattr-cache-list to trusted.gfpool.* itself through
+            glfs_set_xlator_option, as gfpool's does (src/core/gfpool_conn.c)
 """
 
 import argparse
@@ -58,10 +61,13 @@ CACHED = {
     'features.cache-invalidation': 'on',
     'features.cache-invalidation-timeout': '600',
 }
+# (name, volume options, client xlator options)
+CLIENT_LIST = (('*-md-cache', 'xattr-cache-list', 'trusted.gfpool.*'),)
 CONFIGS = (
-    ('default', {}),
-    ('list', {'performance.xattr-cache-list': FORMAT_ATTR}),
-    ('cached', CACHED),
+    ('default', {}, ()),
+    ('list', {'performance.xattr-cache-list': FORMAT_ATTR}, ()),
+    ('cached', CACHED, ()),
+    ('client', {}, CLIENT_LIST),
 )
 # (label, attribute, seconds to wait first): the second read of the format
 # comes after md-cache's default timeout (1 s) has passed. md-cache stamps
@@ -82,7 +88,8 @@ _CLIENT = r"""
 import json, sys, time
 sys.path.insert(0, sys.argv[1])
 from testbed.gfapi_ctypes import Gfapi
-g = Gfapi('rep3', [tuple(h) for h in json.loads(sys.argv[2])])
+g = Gfapi('rep3', [tuple(h) for h in json.loads(sys.argv[2])],
+          xlator_options=[tuple(o) for o in json.loads(sys.argv[5])])
 d = sys.argv[3]
 phases = json.loads(sys.argv[4])
 out = {}
@@ -120,10 +127,11 @@ def profile_counts(cluster):
     return counts
 
 
-def run_client(cluster, profile=False):
+def run_client(cluster, client_options, profile=False):
     p = subprocess.Popen(
-        [sys.executable, '-c', _CLIENT, testbed.HERE,
-         json.dumps(cluster.volume_hosts('rep3')), DIR, json.dumps(PHASES)],
+        [sys.executable, '-c', _CLIENT, testbed.TESTS,
+         json.dumps(cluster.volume_hosts('rep3')), DIR, json.dumps(PHASES),
+         json.dumps(client_options)],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     counts = {}
     for phase in COUNTED:
@@ -164,8 +172,8 @@ def main(argv):
     ap = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     ap.add_argument('--files', type=int, default=5000)
     ap.add_argument('--reps', type=int, default=3)
-    ap.add_argument('--configs', default=','.join(n for n, _ in CONFIGS),
-                    help='which of %s' % ', '.join(n for n, _ in CONFIGS))
+    ap.add_argument('--configs', default=','.join(c[0] for c in CONFIGS),
+                    help='which of %s' % ', '.join(c[0] for c in CONFIGS))
     args = ap.parse_args(argv)
     if os.geteuid() != 0:
         raise SystemExit('run as root (glusterd)')
@@ -180,13 +188,12 @@ def main(argv):
     try:
         cluster.start()
         populate(Gfapi('rep3', cluster.volume_hosts('rep3')), args.files)
-        configs = [(n, o) for n, o in CONFIGS
-                   if n in args.configs.split(',')]
-        for name, options in configs:
+        configs = [c for c in CONFIGS if c[0] in args.configs.split(',')]
+        for name, options, client_options in configs:
             configure(cluster, options)
             runs = []
             for r in range(args.reps):
-                res, _ = run_client(cluster)
+                res, _ = run_client(cluster, client_options)
                 if res['entries'] != args.files:
                     raise SystemExit('listed %d of %d' % (res['entries'],
                                                           args.files))
@@ -196,11 +203,12 @@ def main(argv):
                     if not k.endswith((' to', ' from'))}, loadavg()))
             cluster.cli('volume', 'profile', 'rep3', 'start')
             try:
-                _, counts = run_client(cluster, profile=True)
+                _, counts = run_client(cluster, client_options, profile=True)
             finally:
                 cluster.cli('volume', 'profile', 'rep3', 'stop')
             log('%-8s bricks saw %s' % (name, counts))
             results['configs'][name] = {'options': options, 'runs': runs,
+                                        'client options': client_options,
                                         'bricks': counts}
     finally:
         cluster.stop()
@@ -223,7 +231,7 @@ def main(argv):
                      ' (with the listing)' if ph == COUNTED[0] else '')]
     print('| volume options | %s |' % ' | '.join(head))
     print('|---|' + '---|' * len(head))
-    for name, _ in configs:
+    for name, _, _ in configs:
         c = results['configs'][name]
         med = {ph: statistics.median(r[ph] for r in c['runs'])
                for ph, _, _ in PHASES}

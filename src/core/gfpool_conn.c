@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "gfpool_conn.h"
+#include "gfpool_record.h"
 
 G_DEFINE_QUARK(gfpool-error-quark, gfpool_error)
 
@@ -486,6 +487,13 @@ connect_thread(gpointer opaque)
      * refresh opens every header (1,000 images on rep3: 0.9 s with it, 1.5 s
      * without). The price: a change made by another client (QEMU, another
      * host, the CLI) may show up to a second late in vol-info. */
+    /* md-cache keeps only the attributes it is told to, for every graph
+     * this client builds whatever the volume's options say: with our
+     * records in it, a listing brings each image's records along and a
+     * refresh asks them without a round trip (docs/design.md "Refresh").
+     * A volume without md-cache ignores it: the records are then asked of
+     * the bricks. Best effort, as the ping-timeout. */
+    glfs_set_xlator_option(fs, "*-md-cache", "xattr-cache-list", GFPOOL_RECORD_XATTR_PATTERN);
 
     if (glfs_init(fs) < 0) {
         step = "glfs_init";

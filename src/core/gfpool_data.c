@@ -706,6 +706,8 @@ gfpool_vol_resize(GfpoolConn *conn, const char *name, guint64 capacity, unsigned
     }
     if (ok && glfs_fsync(fd, NULL, NULL) < 0)
         ok = gfpool_set_error_errno(error, errno, NULL, "cannot flush");
+    if (ok && p.recorded && p.format == GFPOOL_FORMAT_QCOW2)
+        gfpool_header_record_update(fd);
  out:
     return close_volume(conn, fd, "resize", name, ok, error);
 }
@@ -735,6 +737,11 @@ gfpool_vol_record(GfpoolConn *conn, const char *name, GfpoolFormat format,
         goto out;
     }
     ok = gfpool_record_write(fd, format, error);
+    /* st was taken before the header was read: see gfpool_header_record_write */
+    if (ok && format == GFPOOL_FORMAT_QCOW2)
+        gfpool_header_record_write(fd, &st, &p);
+    else if (ok)
+        gfpool_header_record_remove(fd);
  out:
     return close_volume(conn, fd, "record the format of", name, ok, error);
 }
@@ -810,6 +817,8 @@ gfpool_vol_wipe(GfpoolConn *conn, const char *name, GfpoolWipeAlgorithm alg,
     }
     ok = glfs_fsync(fd, NULL, NULL) == 0 ||
         gfpool_set_error_errno(error, errno, NULL, "cannot flush");
+    if (ok && p.recorded && p.format == GFPOOL_FORMAT_QCOW2 && !p.warning)
+        gfpool_header_record_update(fd);
     if (ok)
         done_all(dc);
  out:
@@ -1121,6 +1130,9 @@ upload_check_format(UploadCursor *cur, GError **error)
                     "what was uploaded does not fit the volume's recorded format: %s", p.warning);
         return FALSE;
     }
+    /* every write has settled before the stat */
+    if (p.recorded && p.format == GFPOOL_FORMAT_QCOW2)
+        gfpool_header_record_write(cur->fd, &st, &p);
     return TRUE;
 }
 

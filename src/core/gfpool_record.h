@@ -9,6 +9,8 @@
  */
 #pragma once
 
+#include <sys/stat.h>
+
 #include <glusterfs/api/glfs.h>
 
 #include "gfpool_image.h"
@@ -18,6 +20,59 @@
  * permission on the file, see docs/security.md. The value is the format's
  * name as libvirt spells it ("raw", "qcow2"). */
 #define GFPOOL_FORMAT_XATTR "trusted.gfpool.format"
+
+/*
+ * What the header of a recorded qcow2 volume said when a verb of ours last
+ * wrote or checked it, stamped with the file's size and mtime at that
+ * moment. It saves a refresh the header read while the file is unchanged
+ * since; it never decides a format (the format record does). Text:
+ *   1 size=N mtime=NS capacity=N cluster=N backing-format=NAME[ backing=NAME]
+ * A value that does not parse, or another version, is ignored: the header
+ * is read then, as for a volume without it.
+ */
+#define GFPOOL_HEADER_XATTR "trusted.gfpool.header"
+
+/* One pattern that covers every record, for md-cache's list. */
+#define GFPOOL_RECORD_XATTR_PATTERN "trusted.gfpool.*"
+
+/* Longest header record we write or read. */
+#define GFPOOL_HEADER_RECORD_MAX 1536
+
+/* The header record for a file of size bytes, last modified at mtime_ns,
+ * whose header probed as p. NULL when p cannot be recorded: not a sound
+ * qcow2 (corrupt, warned about), or a backing name with a control
+ * character or longer than a qcow2 header allows. */
+char *gfpool_header_record_encode(guint64 size, gint64 mtime_ns, const GfpoolProbe *p);
+
+/* The header record value[0..len) into *size, *mtime_ns and p (format
+ * QCOW2, capacity, cluster size, backing, backing format; p->recorded).
+ * FALSE, p left clear, for anything that is not exactly what the encoder
+ * writes (and within the limits a probed qcow2 header has). */
+gboolean gfpool_header_record_parse(const char *value, gsize len, guint64 *size,
+                                    gint64 *mtime_ns, GfpoolProbe *p);
+
+/* Record p, probed from the bytes on fd after st was taken from it (the
+ * stamp first: a write between the two then leaves the stamp older than
+ * the file, which only costs a header read). Best effort: FALSE when
+ * nothing was recorded. */
+gboolean gfpool_header_record_write(glfs_fd_t *fd, const struct stat *st, const GfpoolProbe *p);
+
+/* The same for a qcow2 volume a verb has just written, from a fresh stamp
+ * and probe of fd. Call it after the verb's last data write. */
+gboolean gfpool_header_record_update(glfs_fd_t *fd);
+
+/* Drop the header record of the volume open on fd, if any (best effort). */
+void gfpool_header_record_remove(glfs_fd_t *fd);
+
+/*
+ * What the records alone say the volume at path is, a file of size bytes
+ * last modified at mtime_ns (as a listing saw it), when they say enough:
+ * a raw format record, or a qcow2 one with a header record of that stamp.
+ * FALSE for anything else (no record, an unreadable one, another format, a
+ * stale or garbled header record, an error): the header is to be read.
+ */
+gboolean gfpool_records_answer(glfs_t *fs, const char *path, guint64 size, gint64 mtime_ns,
+                               GfpoolProbe *p);
 
 /* The volume's recorded format into *format, GFPOOL_FORMAT_NONE when it has
  * none. FALSE when the record cannot be read, or names no format. */

@@ -20,6 +20,17 @@
 
 /* ---- probing -------------------------------------------------------- */
 
+static void
+info_from_probe(GfpoolVolInfo *info, GfpoolProbe *p)
+{
+    info->format = p->format;
+    info->recorded = p->recorded;
+    info->capacity = p->capacity;
+    info->cluster_size = p->cluster_size;
+    info->backing = g_steal_pointer(&p->backing);
+    info->backing_format = p->backing_format;
+}
+
 /* FALSE when the image could not be read (a node dying, a brick gone):
  * the volume is listed as a raw file with a warning for now, and that
  * answer is not cached, so the next refresh reads it again. */
@@ -46,12 +57,7 @@ probe_path(GfpoolConn *conn, const char *path, guint64 size, GfpoolVolInfo *info
         return FALSE;
     }
     glfs_close(fd);
-    info->format = p.format;
-    info->recorded = p.recorded;
-    info->capacity = p.capacity;
-    info->cluster_size = p.cluster_size;
-    info->backing = g_steal_pointer(&p.backing);
-    info->backing_format = p.backing_format;
+    info_from_probe(info, &p);
     if (p.warning) {
         g_warning("volume '%s': %s; listing it as %s", info->name, p.warning,
                   gfpool_format_to_string(p.format));
@@ -179,6 +185,20 @@ stamp_from_stat(GfpoolFileStamp *stamp, const struct stat *st)
     stamp->size = (guint64)st->st_size;
     stamp->mtime_ns = (gint64)st->st_mtim.tv_sec * G_GINT64_CONSTANT(1000000000) + st->st_mtim.tv_nsec;
     stamp->ctime_ns = (gint64)st->st_ctim.tv_sec * G_GINT64_CONSTANT(1000000000) + st->st_ctim.tv_nsec;
+}
+
+/* What the volume's records alone tell, for a file the listing saw as
+ * stamp (gfpool_records_answer): FALSE when its header is to be read. */
+static gboolean
+info_from_records(glfs_t *fs, const char *path, const GfpoolFileStamp *stamp,
+                  GfpoolVolInfo *info)
+{
+    g_auto(GfpoolProbe) p = { 0 };
+
+    if (!gfpool_records_answer(fs, path, stamp->size, stamp->mtime_ns, &p))
+        return FALSE;
+    info_from_probe(info, &p);
+    return TRUE;
 }
 
 static GfpoolVolInfo *
@@ -404,6 +424,7 @@ pool_refresh(GfpoolConn *conn, GfpoolProbeCache *cache, GfpoolSweep **sweep_out,
     g_autoptr(GHashTable) seen = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, NULL);
     ProbeWork work;
     glfs_fd_t *dir;
+    guint from_records = 0;
 
     if (!(dir = glfs_opendir(fs, gfpool_conn_dir(conn)))) {
         gfpool_set_error_errno(error, errno, conn, "cannot open pool directory '%s'", src->dir);
@@ -477,6 +498,14 @@ pool_refresh(GfpoolConn *conn, GfpoolProbeCache *cache, GfpoolSweep **sweep_out,
             g_free(job);
             continue;
         }
+        /* Here, not in the readers: md-cache has the records the listing
+         * just brought, and answers at once. */
+        if (info_from_records(fs, path, &job->stamp, info)) {
+            gfpool_probe_cache_store(cache, &job->stamp, info);
+            from_records++;
+            g_free(job);
+            continue;
+        }
         job->path = g_steal_pointer(&path);
         g_ptr_array_add(jobs, job);
         probe_work_submit(&work, job);
@@ -486,8 +515,8 @@ pool_refresh(GfpoolConn *conn, GfpoolProbeCache *cache, GfpoolSweep **sweep_out,
 
     gfpool_probe_cache_forget_missing(cache, seen);
     /* Tests and benchmarks read this to tell cached from probed. */
-    g_debug("refresh of '%s' on gluster volume '%s': %u volumes, %u headers read",
-            src->dir, src->volume, vols->len, jobs->len);
+    g_debug("refresh of '%s' on gluster volume '%s': %u volumes, %u headers read, "
+            "%u from records", src->dir, src->volume, vols->len, jobs->len, from_records);
     if (sweep && sweep->names->len > 0)
         *sweep_out = g_steal_pointer(&sweep);
     return g_steal_pointer(&vols);

@@ -407,6 +407,9 @@ gfpool_vol_publish_new(GfpoolConn *conn, const GfpoolNewVolume *nv,
     if (!fill(conn, fd, opaque, error) || !gfpool_record_write(fd, nv->format, error) ||
         !apply_perms(fd, nv, error))
         goto fail;
+    /* after the last write of the image's bytes: the stamp must be theirs */
+    if (nv->format == GFPOOL_FORMAT_QCOW2)
+        gfpool_header_record_update(fd);
     /* Written bytes must be on disk before the name points at them. A file
      * that got only a size and an allocation has nothing to lose: the
      * bricks' filesystem journals those before the later link, and a raw

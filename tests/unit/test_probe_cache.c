@@ -171,6 +171,37 @@ test_probe_cache_entries(void)
     g_free(info.warning);
 }
 
+/* Names as a qcow2 header may hold them come back as they went in. */
+static void
+test_probe_cache_strings(void)
+{
+    static const char *const names[] = {
+        " leading space", "trailing space ", "back\\slash\\n", "tab\there",
+        "cr\rlf\n", "[group]", "key=value", "#comment", "  ", "\\",
+    };
+    g_autofree char *path = g_build_filename(tmpdir, "cache-strings", NULL);
+
+    for (gsize i = 0; i < G_N_ELEMENTS(names); i++) {
+        g_autoptr(GfpoolProbeCache) c = gfpool_probe_cache_new();
+        g_autoptr(GfpoolProbeCache) back = gfpool_probe_cache_new();
+        GfpoolFileStamp s = { .ino = i + 1, .size = 1, .mtime_ns = 2, .ctime_ns = 3 };
+        GfpoolVolInfo in = { .format = GFPOOL_FORMAT_QCOW2, .capacity = 1048576,
+                             .cluster_size = 65536 };
+        GfpoolVolInfo out = { 0 };
+
+        in.backing = (char *)names[i];
+        in.warning = (char *)names[i];
+        gfpool_probe_cache_store(c, &s, &in);
+        g_assert_true(gfpool_probe_cache_save(c, path, NULL));
+        gfpool_probe_cache_load(back, path);
+        g_assert_true(gfpool_probe_cache_lookup(back, &s, &out));
+        g_assert_cmpstr(out.backing, ==, names[i]);
+        g_assert_cmpstr(out.warning, ==, names[i]);
+        g_free(out.backing);
+        g_free(out.warning);
+    }
+}
+
 /* A refresh that changed nothing leaves the file as it is; a change, a
  * forgotten image or a lost file writes it again. */
 static void
@@ -220,6 +251,7 @@ main(int argc, char **argv)
     g_test_add_func("/probe-cache/entries", test_probe_cache_entries);
     g_test_add_func("/probe-cache/versions", test_probe_cache_versions);
     g_test_add_func("/probe-cache/save-when-changed", test_probe_cache_save_when_changed);
+    g_test_add_func("/probe-cache/strings", test_probe_cache_strings);
     rc = g_test_run();
     {
         g_autofree char *path = g_build_filename(tmpdir, "cache", NULL);

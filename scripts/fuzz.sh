@@ -14,9 +14,9 @@ if [ ! -f "$build/build.ninja" ]; then
     CC=clang meson setup "$build" "$top" -Dfuzzing=true -Dmodule=disabled \
         -Db_sanitize=address,undefined -Db_lundef=false >&2
 fi
-ninja -C "$build" tests/fuzz/fuzz_probe tests/fuzz/fuzz_uri tests/fuzz/fuzz_pool_xml tests/fuzz/fuzz_vol_xml >&2
+ninja -C "$build" tests/fuzz/fuzz_probe tests/fuzz/fuzz_uri tests/fuzz/fuzz_pool_xml tests/fuzz/fuzz_vol_xml tests/fuzz/fuzz_records >&2
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(probe uri pool_xml vol_xml)
+[ ${#targets[@]} -gt 0 ] || targets=(probe uri pool_xml vol_xml records)
 rc=0
 for t in "${targets[@]}"; do
     work=$(mktemp -d)

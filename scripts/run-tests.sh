@@ -49,8 +49,9 @@ if [ "${1:-}" = --this-release ]; then
     meson_rc=$?
 
     # A short run of every libFuzzer target (ASan+UBSan), one test each.
+    fuzz_targets=(probe uri pool_xml vol_xml records)
     fuzz_failed=()
-    for t in probe uri pool_xml vol_xml; do
+    for t in "${fuzz_targets[@]}"; do
         "$top/scripts/fuzz.sh" "${GFPOOL_FUZZ_SECONDS:-15}" "$t" || fuzz_failed+=("$t")
     done
 
@@ -64,11 +65,11 @@ if [ "${1:-}" = --this-release ]; then
     pytest_rc=$?
 
     /usr/bin/python3 - "$name" "$build/meson-logs/testlog.json" "$junit" "$summary" \
-        "${fuzz_failed[@]}" <<'PY'
+        "${#fuzz_targets[@]}" "${fuzz_failed[@]}" <<'PY'
 import json, sys, xml.etree.ElementTree as ET
-name, testlog, junit, out = sys.argv[1:5]
-fuzz_failed = sys.argv[5:]
-p, f, s, failures = 4 - len(fuzz_failed), len(fuzz_failed), 0, []
+name, testlog, junit, out, fuzz_run = sys.argv[1:6]
+fuzz_failed = sys.argv[6:]
+p, f, s, failures = int(fuzz_run) - len(fuzz_failed), len(fuzz_failed), 0, []
 failures += ['%s::fuzz_%s' % (name, t) for t in fuzz_failed]
 try:
     for line in open(testlog):

@@ -65,6 +65,7 @@ import argparse
 import concurrent.futures
 import json
 import os
+import re
 import shutil
 import signal
 import statistics
@@ -320,10 +321,7 @@ class Scale(VirshBench):
             return
         t = time.monotonic()
         procs = max(1, self.args.populate_procs)
-        idx = list(range(start, n))
-        # overlays name the qcow2 five before them: write those first
-        order = [i for i in idx if image_kind(i) != 'overlay'] + \
-                [i for i in idx if image_kind(i) == 'overlay']
+        order = list(range(start, n))
         workers = []
         for k in range(procs):
             spec = {'volume': v, 'hosts': self.cluster.volume_hosts(v),
@@ -389,9 +387,6 @@ class Scale(VirshBench):
             for _ in ex.map(lambda p: g.write_at(p, CHANGE_AT, CHANGE),
                             paths):
                 pass
-        # ns mtimes; a second change within the same second still differs,
-        # but keep the next refresh clear of the writes' own stamps
-        time.sleep(0.05)
 
     def grow_local(self, n):
         for i in range(self.local_filled, n):
@@ -703,7 +698,7 @@ def timing_cell(e):
         return '—'
     if e.get('errors'):
         why = e['errors'][0].strip().splitlines()[-1].replace('|', '/')
-        why = why.replace('error: ', '')
+        why = re.sub(r'^error: ', '', why)
         return ('fails: "%s"' if e.get('expected_failure') else
                 '⚠ %s') % why[:120]
     mark = ' ¹' if len(e['samples']) == 1 else ''

@@ -261,6 +261,19 @@ def machine_facts(module_copy=None):
     return facts
 
 
+def snapshot_module(module, workdir):
+    """Copy our storage backend module into workdir (others may rebuild
+    ./build during a run) with what it loads: the guard libvirtd loads
+    opens the real module next to its own path. -> the copy's path."""
+    src = os.path.dirname(os.path.realpath(module))
+    dst = os.path.join(workdir, os.path.basename(module))
+    shutil.copy2(module, dst)
+    impl = os.path.join(src, 'gfpool_storage_backend.so')
+    if os.path.exists(impl):
+        shutil.copy2(impl, os.path.join(workdir, os.path.basename(impl)))
+    return dst
+
+
 def vm_rss_kib(pid):
     """VmRSS of a process in KiB."""
     with open('/proc/%d/status' % pid) as f:

@@ -51,7 +51,6 @@ import concurrent.futures
 import json
 import os
 import re
-import shutil
 import statistics
 import sys
 import tempfile
@@ -64,7 +63,7 @@ sys.path.insert(0, os.path.join(REPO, 'tests'))
 import testbed  # noqa: E402
 from benchlib import (DEBIAN_MODULE, README, RELEASE_TITLE,  # noqa: E402
                       VirshBench, loadavg, log, machine_facts, replace_block,
-                      run_guarded, sh, teardown, timed)
+                      run_guarded, sh, snapshot_module, teardown, timed)
 from testbed.gfapi_ctypes import Gfapi  # noqa: E402
 
 # One block of results per Debian release, side by side in README.md.
@@ -141,9 +140,7 @@ class Bench(VirshBench):
             raise SystemExit('module not built: %s (run scripts/build.sh)'
                              % self.args.module)
         # snapshot the module: others may rebuild ./build during the run
-        self.module_copy = os.path.join(
-            self.work, 'libvirt_storage_backend_gluster.so')
-        shutil.copy2(self.args.module, self.module_copy)
+        self.module_copy = snapshot_module(self.args.module, self.work)
         self.data['meta'] = self.machine_facts()
         self.save()
 

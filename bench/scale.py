@@ -82,7 +82,7 @@ sys.path.insert(0, HERE)
 import testbed  # noqa: E402
 from benchlib import (DEBIAN_MODULE, RELEASE_TITLE, VirshBench,  # noqa: E402
                       loadavg, log, machine_facts, run_guarded, sh,
-                      teardown, timed, vm_rss_kib)
+                      snapshot_module, teardown, timed, vm_rss_kib)
 from testbed.gfapi_ctypes import Gfapi  # noqa: E402
 from testbed.pools import GFPOOL_CLI  # noqa: E402
 
@@ -237,9 +237,7 @@ class Scale(VirshBench):
             if not os.path.exists(path):
                 raise SystemExit('not built: %s (run scripts/build.sh)' % path)
         # snapshots: others may rebuild ./build during the run
-        self.module_copy = os.path.join(
-            self.work, 'libvirt_storage_backend_gluster.so')
-        shutil.copy2(self.args.module, self.module_copy)
+        self.module_copy = snapshot_module(self.args.module, self.work)
         self.cli = os.path.join(self.work, 'gfpool')
         shutil.copy2(GFPOOL_CLI, self.cli)
         self.plugin = None
@@ -416,7 +414,15 @@ class Scale(VirshBench):
         read VmRSS again."""
         self.destroy(b, pool)
         d = self.daemons[b]
-        d.restart()
+        if b == 'dir':
+            # libvirtd starts a dir pool whose directory exists by itself
+            # when it starts (the fs backend's checkPool): hide it
+            os.rename(self.local, self.local + '.aside')
+        try:
+            d.restart()
+        finally:
+            if b == 'dir':
+                os.rename(self.local + '.aside', self.local)
         before = vm_rss_kib(d.pid)
         self.measure(b, volume, start_op, n, ['pool-start', pool], 1,
                      timeout=1800)
@@ -538,7 +544,7 @@ class Scale(VirshBench):
         if not self.plugin or not shutil.which('nbdkit'):
             self.note('nbdkit or the plugin missing: no nbd-list row')
             return
-        sock = os.path.join(self.work, 'nbd-%s.sock' % v)
+        sock = os.path.join(self.work, 'nbd-%s-%d.sock' % (v, n))
         logf = open(sock + '.log', 'w')
         self.nbdkit = subprocess.Popen(
             ['nbdkit', '-f', '-U', sock, self.plugin,
@@ -743,22 +749,22 @@ def make_table(data):
             L.append('| %s | %s | %s |' % (
                 label, timing_cell(empty) if empty else '',
                 ' | '.join(timing_cell(e) for e in row)))
-        for b, label in (('ours', 'libvirtd VmRSS growth per volume, ours'),
-                         ('debian', 'libvirtd VmRSS growth per volume, Debian module'),
-                         ('dir', 'libvirtd VmRSS growth per volume, dir pool')):
+        rss_slopes = {}
+        for b, label in (('ours', 'libvirtd VmRSS growth, ours'),
+                         ('debian', 'libvirtd VmRSS growth, Debian module'),
+                         ('dir', 'libvirtd VmRSS growth, dir pool')):
             vv = None if b == 'dir' else v
             row = [cells.get((b, vv, 'rss', n)) for n in sizes]
             if not any(row):
                 continue
-            L.append('| %s | | %s |' % (label, ' | '.join(
-                '%.0f B' % e['per_volume_bytes'] if e else '—' for e in row)))
-        ours = [cells.get(('ours', v, 'rss', n)) for n in sizes]
-        base = [cells.get(('dir', None, 'rss', n)) for n in sizes]
-        if any(ours) and any(base):
-            L.append('| ours beyond libvirt\'s own (ours − dir) per volume | | %s |' % (
-                ' | '.join('%.0f B' % (o['per_volume_bytes'] -
-                                       d['per_volume_bytes'])
-                           if o and d else '—' for o, d in zip(ours, base))))
+            L.append('| %s: MiB (per volume) | | %s |' % (label, ' | '.join(
+                '%.1f MiB (%.0f B)' % ((e['after_kib'] - e['before_kib']) /
+                                       1024.0, e['per_volume_bytes'])
+                if e else '—' for e in row)))
+            s = slope([(e['n'], (e['after_kib'] - e['before_kib']) * 1024.0)
+                       for e in row if e])
+            if s is not None:
+                rss_slopes[b] = s / 1000.0
         row = [cells.get(('ours', v, 'probe-cache', n)) for n in sizes]
         if any(row):
             L.append('| probe cache file | | %s |' % ' | '.join(
@@ -777,6 +783,15 @@ def make_table(data):
                                                p['seconds'], p['per_s'])
                     if p else '—' for p in row)))
         L.append('')
+        if rss_slopes:
+            L.append('- libvirtd VmRSS per added volume (slope over the sizes, '
+                     'without what a pool costs whatever its size): %s%s' % (
+                         ', '.join('%s %.0f B' % (b, x) for b, x in
+                                   sorted(rss_slopes.items())),
+                         '; ours beyond libvirt\'s own (ours − dir): %.0f B' %
+                         (rss_slopes['ours'] - rss_slopes['dir'])
+                         if 'ours' in rss_slopes and 'dir' in rss_slopes
+                         else ''))
         for op, label in (('refresh-warm', 'refresh unchanged'),
                           ('refresh-cold', 'first refresh (records)'),
                           ('refresh-changed', 'refresh after 1 % changed')):

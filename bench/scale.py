@@ -566,9 +566,17 @@ class Scale(VirshBench):
                 except ValueError:
                     return 'not JSON: %s' % out[:200]
                 return None if got == n else 'listed %d of %d' % (got, n)
-            self.timed_cmd('ours', v, 'nbd-list', n,
-                           [sys.executable, NBD_CLIENT, sock, 'list'],
-                           self.reps, check_out=exports)
+            ent = self.timed_cmd('ours', v, 'nbd-list', n,
+                                 [sys.executable, NBD_CLIENT, sock, 'list'],
+                                 self.reps, check_out=exports)
+            if ent.get('errors'):
+                # the client only hears "platform": nbdkit says why
+                logf.flush()
+                with open(sock + '.log') as f:
+                    said = [l.strip() for l in f if l.strip()]
+                if said:
+                    ent['errors'].insert(0, said[-1])
+                    self.save()
             if shutil.which('nbdinfo') and not self.args.skip_nbdinfo and \
                     n == self.sizes[0]:
                 self.timed_cmd('ours', v, 'nbd-list-info', n,

@@ -2,14 +2,21 @@
 """What the benchmarks share (not a benchmark itself): logging, the
 checkout's revision, timed subprocesses, the teardown of what a benchmark
 started, results blocks in bench/README.md and a run guarded against
-Ctrl-C and SIGTERM.  The benchmarks are run.py, data.py, guest_io.py,
-guest_lifecycle.py, flatten.py, xattr_listing.py, large_pool.py and the
-nbd_*.sh scripts.
+Ctrl-C and SIGTERM, and the samples, pools and timed virsh calls of the
+benchmarks that compare libvirt daemons (VirshBench).  The benchmarks are
+run.py, scale.py, data.py, guest_io.py, guest_lifecycle.py, flatten.py,
+xattr_listing.py, refresh_records.py, large_pool.py and the nbd_*.sh
+scripts.
 """
 
+import hashlib
+import json
 import os
+import platform
+import re
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import time
@@ -20,6 +27,7 @@ if os.path.join(REPO, 'tests') not in sys.path:
     sys.path.insert(0, os.path.join(REPO, 'tests'))
 
 import testbed  # noqa: E402
+from testbed.pools import pool_xml  # noqa: E402
 
 README = os.path.join(HERE, 'README.md')
 # Debian's own gluster storage backend, what run.py and data.py compare with
@@ -206,3 +214,215 @@ def run_guarded(b):
         b.cleanup()
         signal.signal(signal.SIGINT, signal.default_int_handler)
     return rc
+
+
+def machine_facts(module_copy=None):
+    """The machine, the releases of what runs on it and the checkout, for
+    a results file's meta."""
+    def first(cmd):
+        try:
+            p = sh(*cmd)
+            return (p.stdout or p.stderr).strip().splitlines()[0]
+        except Exception as e:
+            return 'n/a (%s)' % e
+    cpu = 'n/a'
+    try:
+        with open('/proc/cpuinfo') as f:
+            m = re.search(r'^model name\s*:\s*(.*)$', f.read(), re.M)
+            cpu = m.group(1) if m else cpu
+    except OSError:
+        pass
+    mem = 'n/a'
+    try:
+        with open('/proc/meminfo') as f:
+            m = re.search(r'MemTotal:\s*(\d+)', f.read())
+            mem = '%.1f GiB' % (int(m.group(1)) / 1048576.0)
+    except (OSError, AttributeError):
+        pass
+    try:
+        with open('/etc/debian_version') as f:
+            deb = f.read().strip()
+    except OSError:
+        deb = 'n/a'
+    facts = {
+        'date': time.strftime('%Y-%m-%d %H:%M:%S %Z'),
+        'nproc': os.cpu_count(),
+        'cpu': cpu,
+        'memory': mem,
+        'kernel': platform.release(),
+        'debian': deb,
+        'libvirt': first(['libvirtd', '--version']),
+        'glusterfs': first(['glusterfs', '--version']),
+        'qemu-img': first(['qemu-img', '--version']),
+        'gfpool_commit': source_rev(with_dirty=True),
+    }
+    if module_copy:
+        with open(module_copy, 'rb') as f:
+            facts['module_sha256_16'] = hashlib.sha256(f.read()).hexdigest()[:16]
+    return facts
+
+
+def snapshot_module(module, workdir):
+    """Copy our storage backend module into workdir (others may rebuild
+    ./build during a run) with what it loads: the guard libvirtd loads
+    opens the real module next to its own path. -> the copy's path."""
+    src = os.path.dirname(os.path.realpath(module))
+    dst = os.path.join(workdir, os.path.basename(module))
+    shutil.copy2(module, dst)
+    impl = os.path.join(src, 'gfpool_storage_backend.so')
+    if os.path.exists(impl):
+        shutil.copy2(impl, os.path.join(workdir, os.path.basename(impl)))
+    return dst
+
+
+def vm_rss_kib(pid):
+    """VmRSS of a process in KiB."""
+    with open('/proc/%d/status' % pid) as f:
+        m = re.search(r'^VmRSS:\s*(\d+) kB', f.read(), re.M)
+    return int(m.group(1))
+
+
+class VirshBench:
+    """What the benchmarks that compare libvirt daemons share: samples
+    written to a JSON file as they come, whole `virsh` calls timed on
+    private daemons (self.daemons: {backend: testbed.Libvirtd}) with a
+    no-op call on the same daemon right before each, and the pools they
+    time (gluster pools for our module and Debian's, netfs pools that mount
+    the volume with FUSE, dir pools of local files).
+
+    A subclass sets self.json_path, self.work, self.cluster, self.addr and
+    self.daemons before it measures, and implements run() and cleanup()
+    for run_guarded()."""
+
+    def __init__(self, json_path):
+        self.json_path = json_path
+        self.work = None
+        self.cluster = None
+        self.addr = None
+        self.daemons = {}
+        self.gf = {}
+        self.netfs_active = set()
+        self.data = {'meta': {}, 'samples': [], 'notes': []}
+        self.t_start = time.monotonic()
+
+    # -- recording -------------------------------------------------------
+    def save(self):
+        self.data['meta']['elapsed_s'] = round(
+            time.monotonic() - self.t_start, 1)
+        tmp = self.json_path + '.tmp'
+        with open(tmp, 'w') as f:
+            json.dump(self.data, f, indent=1)
+        os.replace(tmp, self.json_path)
+
+    def note(self, text):
+        self.data['notes'].append(text)
+        log('WARNING: ' + text)
+        self.save()
+
+    def record(self, backend, volume, op, n, samples, errors=None,
+               note=None):
+        ent = {'backend': backend, 'volume': volume, 'op': op, 'n': n,
+               'samples': [round(s, 6) for s in samples],
+               'median': round(statistics.median(samples), 6)
+               if samples else None,
+               'loadavg': loadavg()}
+        if errors:
+            ent['errors'] = errors
+        if note:
+            ent['note'] = note
+        self.data['samples'].append(ent)
+        self.save()
+        med = ent['median']
+        log('%-8s %-6s %-22s n=%-5s median %s  %s%s' % (
+            backend, volume or '-', op, n if n is not None else '-',
+            '%.4f s' % med if med is not None else '-',
+            ' '.join('%.3f' % s for s in samples),
+            '  ERR: %s' % errors[0][:150] if errors else ''))
+        return ent
+
+    def run_virsh(self, backend, *args, check=True, timeout=300):
+        d = self.daemons[backend]
+        dt, rc, out, err = timed(virsh_cmd(d, *args), timeout=timeout)
+        if check and rc != 0:
+            raise testbed.TestbedError('virsh %s (%s) rc=%d: %s' % (
+                ' '.join(map(str, args)), backend, rc, err.strip()))
+        return dt, rc, out, err
+
+    def measure(self, backend, volume, op, n, argv, reps, before=None,
+                ok_rc=(0,), slow=None, timeout=300):
+        """Run `before()` (untimed) then time `virsh argv` `reps` times;
+        with `slow`, stop after the first sample that took longer than
+        that many seconds."""
+        samples, errors, floor = [], [], []
+        for i in range(reps):
+            if before:
+                before(i)
+            if op != 'floor':
+                # the local floor: a no-op virsh call on the same daemon
+                # right before each timed call (load on the machine drifts)
+                floor.append(self.run_virsh(backend, 'pool-list',
+                                            check=False)[0])
+            dt, rc, out, err = self.run_virsh(backend, *argv(i)
+                                              if callable(argv) else argv,
+                                              check=False, timeout=timeout)
+            samples.append(dt)
+            if rc not in ok_rc:
+                errors.append((err or out).strip())
+            if slow is not None and dt > slow:
+                break
+        ent = self.record(backend, volume, op, n, samples, errors)
+        if floor:
+            ent['floor_samples'] = [round(x, 6) for x in floor]
+            ent['floor_median'] = round(statistics.median(floor), 6)
+            self.save()
+        return ent
+
+    # -- pools -------------------------------------------------------------
+    def define_pool(self, b, name, volume=None, directory=None, local=None):
+        """Define pool `name` on daemon `b`: of gluster `volume`'s
+        `directory` (for 'netfs': a FUSE mount of it under work/mnt), or a
+        dir pool of the local directory `local`. -> the XML's path."""
+        if local:
+            xml = ("<pool type='dir'><name>%s</name><target><path>%s</path>"
+                   "</target></pool>" % (name, local))
+        elif b == 'netfs':
+            target = os.path.join(self.work, 'mnt', name)
+            os.makedirs(target, exist_ok=True)
+            xml = ("<pool type='netfs'><name>%s</name><source>"
+                   "<host name='%s'/><dir path='/%s%s'/>"
+                   "<format type='glusterfs'/></source>"
+                   "<target><path>%s</path></target></pool>"
+                   % (name, self.addr, volume, directory, target))
+        else:
+            xml = pool_xml(name, self.cluster.addresses, volume=volume,
+                           directory=directory)
+        path = os.path.join(self.work, name + '.xml')
+        with open(path, 'w') as f:
+            f.write(xml)
+        self.run_virsh(b, 'pool-define', path)
+        return path
+
+    def is_active(self, b, pool):
+        _, rc, out, _ = self.run_virsh(b, 'pool-info', pool, check=False)
+        return rc == 0 and re.search(r'^State:\s+running', out, re.M)
+
+    def destroy(self, b, pool):
+        if self.is_active(b, pool):
+            self.run_virsh(b, 'pool-destroy', pool)
+        self.netfs_active.discard((b, pool))
+
+    def ensure_started(self, b, pool, timeout=600):
+        if not self.is_active(b, pool):
+            self.run_virsh(b, 'pool-start', pool, timeout=timeout)
+        if b == 'netfs':
+            self.netfs_active.add((b, pool))
+
+    def cache_file(self, pool, b='ours'):
+        """Our probe cache file of `pool` on daemon `b`, seen from here."""
+        uuid = self.run_virsh(b, 'pool-uuid', pool)[2].strip()
+        return os.path.join(self.daemons[b].workdir, 'cache', 'libvirt',
+                            'gfpool', uuid + '.probe')
+
+    def count_vols(self, b, pool):
+        out = self.run_virsh(b, 'vol-list', pool)[2]
+        return len([l for l in out.splitlines() if l.strip()])

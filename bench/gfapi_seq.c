@@ -1,24 +1,29 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * gfapi-seq: the data-path limit the benchmark compares our verbs with, a
- * plain single-stream sequential read or write through gfapi, 4 MiB per
- * call (the chunk our verbs use), nothing else.
+ * gfapi-seq: the limits the benchmarks compare our verbs with: a plain
+ * single-stream sequential read or write through gfapi, 4 MiB per call (the
+ * chunk our verbs use), and a bare listing of a directory, nothing else.
  *
  *   gfapi-seq write HOST[:PORT][,HOST...] VOLUME PATH FILE
  *   gfapi-seq read  HOST[:PORT][,HOST...] VOLUME PATH
+ *   gfapi-seq list  HOST[:PORT][,HOST...] VOLUME DIR
  *
  * write creates PATH (it must not exist) from a local FILE, fsyncs and
- * closes; read reads PATH to its end. Prints one line of JSON with the bytes
- * moved and the seconds the transfer took (open to close; connecting is not
- * counted). Exits without glfs_fini: its 10 s tail is not part of the data
- * path and would only slow the benchmark down.
+ * closes; read reads PATH to its end; list reads DIR with readdirplus (the
+ * names and their stat, what a refresh of the pool needs at the least).
+ * Prints one line of JSON with the bytes moved or the entries listed and
+ * the seconds it took (open to close; connecting is not counted). Exits
+ * without glfs_fini: its 10 s tail is not part of the data path and would
+ * only slow the benchmark down.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <glusterfs/api/glfs.h>
@@ -128,6 +133,35 @@ do_read(glfs_t *fs, const char *path, char *buf)
     return 0;
 }
 
+static int
+do_list(glfs_t *fs, const char *dir)
+{
+    long long entries = 0;
+    struct dirent ent;
+    struct dirent *res;
+    struct stat st;
+    glfs_fd_t *fd;
+    double t0 = now();
+
+    if (!(fd = glfs_opendir(fs, dir))) {
+        fprintf(stderr, "gfapi-seq: opendir %s: %s\n", dir, strerror(errno));
+        return 1;
+    }
+    for (;;) {
+        if (glfs_readdirplus_r(fd, &st, &ent, &res) != 0) {
+            fprintf(stderr, "gfapi-seq: readdirplus %s: %s\n", dir, strerror(errno));
+            return 1;
+        }
+        if (!res)
+            break;
+        if (strcmp(ent.d_name, ".") != 0 && strcmp(ent.d_name, "..") != 0)
+            entries++;
+    }
+    glfs_closedir(fd);
+    printf("{\"op\": \"list\", \"entries\": %lld, \"seconds\": %.6f}\n", entries, now() - t0);
+    return 0;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -136,11 +170,20 @@ main(int argc, char **argv)
     int rc;
 
     if (argc < 5 || (strcmp(argv[1], "write") == 0 && argc != 6) ||
-        (strcmp(argv[1], "read") == 0 && argc != 5) ||
-        (strcmp(argv[1], "read") != 0 && strcmp(argv[1], "write") != 0)) {
+        ((strcmp(argv[1], "read") == 0 || strcmp(argv[1], "list") == 0) && argc != 5) ||
+        (strcmp(argv[1], "read") != 0 && strcmp(argv[1], "write") != 0 &&
+         strcmp(argv[1], "list") != 0)) {
         fprintf(stderr, "usage: gfapi-seq write HOSTS VOLUME PATH FILE\n"
-                        "       gfapi-seq read HOSTS VOLUME PATH\n");
+                        "       gfapi-seq read HOSTS VOLUME PATH\n"
+                        "       gfapi-seq list HOSTS VOLUME DIR\n");
         return 2;
+    }
+    if (strcmp(argv[1], "list") == 0) {
+        if (!(fs = connect_volume(argv[2], argv[3])))
+            return 1;
+        rc = do_list(fs, argv[4]);
+        fflush(stdout);
+        _exit(rc);
     }
     if (!(fs = connect_volume(argv[2], argv[3])))
         return 1;

@@ -48,12 +48,9 @@ SIGTERM (and testbed's reapers kill what is left if this process is killed).
 
 import argparse
 import concurrent.futures
-import hashlib
 import json
 import os
-import platform
 import re
-import shutil
 import statistics
 import sys
 import tempfile
@@ -64,11 +61,10 @@ REPO = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(REPO, 'tests'))
 
 import testbed  # noqa: E402
-from benchlib import (DEBIAN_MODULE, README, RELEASE_TITLE, loadavg,  # noqa: E402
-                      log, replace_block, run_guarded, sh, source_rev,
-                      teardown, timed, virsh_cmd)
+from benchlib import (DEBIAN_MODULE, README, RELEASE_TITLE,  # noqa: E402
+                      VirshBench, loadavg, log, machine_facts, replace_block,
+                      run_guarded, sh, snapshot_module, teardown, timed)
 from testbed.gfapi_ctypes import Gfapi  # noqa: E402
-from testbed.pools import pool_xml  # noqa: E402
 
 # One block of results per Debian release, side by side in README.md.
 BEGIN = '<!-- BEGIN MANAGEMENT RESULTS %s (written by bench/run.py) -->' % testbed.RELEASE
@@ -95,7 +91,7 @@ TARGETS = [
 ]
 
 
-class Bench:
+class Bench(VirshBench):
     def __init__(self, args):
         self.args = args
         self.quick = args.quick
@@ -103,7 +99,7 @@ class Bench:
             '-quick' if self.quick else '')
         self.out = os.path.abspath(args.out)
         os.makedirs(self.out, exist_ok=True)
-        self.json_path = os.path.join(self.out, self.stamp + '.json')
+        super().__init__(os.path.join(self.out, self.stamp + '.json'))
         self.png_path = os.path.join(self.out, self.stamp + '.png')
         if self.quick:
             self.volumes = ['rep3']
@@ -122,126 +118,20 @@ class Bench:
         if args.reps:
             self.reps = args.reps
         self.big = max(self.sizes)
-        self.work = None
-        self.cluster = None
-        self.daemons = {}
-        self.gf = {}
-        self.netfs_active = set()
-        self.data = {'meta': {}, 'samples': [], 'notes': []}
-        self.t_start = time.monotonic()
-
-    # -- recording -------------------------------------------------------
-    def save(self):
-        self.data['meta']['elapsed_s'] = round(
-            time.monotonic() - self.t_start, 1)
-        tmp = self.json_path + '.tmp'
-        with open(tmp, 'w') as f:
-            json.dump(self.data, f, indent=1)
-        os.replace(tmp, self.json_path)
-
-    def record(self, backend, volume, op, n, samples, errors=None,
-               note=None):
-        ent = {'backend': backend, 'volume': volume, 'op': op, 'n': n,
-               'samples': [round(s, 6) for s in samples],
-               'median': round(statistics.median(samples), 6)
-               if samples else None,
-               'loadavg': loadavg()}
-        if errors:
-            ent['errors'] = errors
-        if note:
-            ent['note'] = note
-        self.data['samples'].append(ent)
-        self.save()
-        med = ent['median']
-        log('%-8s %-6s %-22s n=%-5s median %s  %s%s' % (
-            backend, volume or '-', op, n if n is not None else '-',
-            '%.4f s' % med if med is not None else '-',
-            ' '.join('%.3f' % s for s in samples),
-            '  ERR: %s' % errors[0][:150] if errors else ''))
-        return ent
-
-    def run_virsh(self, backend, *args, check=True, timeout=300):
-        d = self.daemons[backend]
-        dt, rc, out, err = timed(virsh_cmd(d, *args), timeout=timeout)
-        if check and rc != 0:
-            raise testbed.TestbedError('virsh %s (%s) rc=%d: %s' % (
-                ' '.join(map(str, args)), backend, rc, err.strip()))
-        return dt, rc, out, err
-
-    def measure(self, backend, volume, op, n, argv, reps, before=None,
-                ok_rc=(0,)):
-        """Run `before()` (untimed) then time `virsh argv` `reps` times."""
-        samples, errors, floor = [], [], []
-        for i in range(reps):
-            if before:
-                before(i)
-            if op != 'floor':
-                # the local floor: a no-op virsh call on the same daemon
-                # right before each timed call (load on the machine drifts)
-                floor.append(self.run_virsh(backend, 'pool-list',
-                                            check=False)[0])
-            dt, rc, out, err = self.run_virsh(backend, *argv(i)
-                                              if callable(argv) else argv,
-                                              check=False)
-            samples.append(dt)
-            if rc not in ok_rc:
-                errors.append((err or out).strip())
-        ent = self.record(backend, volume, op, n, samples, errors)
-        if floor:
-            ent['floor_samples'] = [round(x, 6) for x in floor]
-            ent['floor_median'] = round(statistics.median(floor), 6)
-            self.save()
-        return ent
 
     # -- setup -------------------------------------------------------------
     def machine_facts(self):
-        def first(cmd):
-            try:
-                p = sh(*cmd)
-                return (p.stdout or p.stderr).strip().splitlines()[0]
-            except Exception as e:
-                return 'n/a (%s)' % e
-        cpu = 'n/a'
-        try:
-            with open('/proc/cpuinfo') as f:
-                m = re.search(r'^model name\s*:\s*(.*)$', f.read(), re.M)
-                cpu = m.group(1) if m else cpu
-        except OSError:
-            pass
-        mem = 'n/a'
-        try:
-            with open('/proc/meminfo') as f:
-                m = re.search(r'MemTotal:\s*(\d+)', f.read())
-                mem = '%.1f GiB' % (int(m.group(1)) / 1048576.0)
-        except (OSError, AttributeError):
-            pass
-        try:
-            with open('/etc/debian_version') as f:
-                deb = f.read().strip()
-        except OSError:
-            deb = 'n/a'
-        with open(self.module_copy, 'rb') as f:
-            mod_sha = hashlib.sha256(f.read()).hexdigest()[:16]
-        return {
-            'date': time.strftime('%Y-%m-%d %H:%M:%S %Z'),
+        facts = machine_facts(self.module_copy)
+        facts.update({
             'mode': 'quick' if self.quick else 'full',
-            'nproc': os.cpu_count(),
-            'cpu': cpu,
-            'memory': mem,
-            'kernel': platform.release(),
-            'debian': deb,
-            'libvirt': first(['libvirtd', '--version']),
-            'glusterfs': first(['glusterfs', '--version']),
-            'qemu-img': first(['qemu-img', '--version']),
-            'gfpool_commit': source_rev(with_dirty=True),
             'module': self.args.module,
-            'module_sha256_16': mod_sha,
             'loadavg_start': loadavg(),
             'volumes': self.volumes,
             'sizes': self.sizes,
             'reps': {'fast': self.reps, 'netfs_big': self.reps_netfs_big,
                      'slow': self.reps_slow, 'floor': self.floor_reps},
-        }
+        })
+        return facts
 
     def setup(self):
         self.work = tempfile.mkdtemp(prefix='gfbench', dir='/tmp')
@@ -250,9 +140,7 @@ class Bench:
             raise SystemExit('module not built: %s (run scripts/build.sh)'
                              % self.args.module)
         # snapshot the module: others may rebuild ./build during the run
-        self.module_copy = os.path.join(
-            self.work, 'libvirt_storage_backend_gluster.so')
-        shutil.copy2(self.args.module, self.module_copy)
+        self.module_copy = snapshot_module(self.args.module, self.work)
         self.data['meta'] = self.machine_facts()
         self.save()
 
@@ -329,49 +217,10 @@ class Bench:
         return '%s-%s-%s' % (b, v, sub)
 
     def define(self, b, v, sub):
-        name = self.pool_name(b, v, sub)
-        directory = '%s/%s' % (BASE, sub)
-        if b == 'netfs':
-            target = os.path.join(self.mnt, name)
-            os.makedirs(target, exist_ok=True)
-            xml = ("<pool type='netfs'><name>%s</name><source>"
-                   "<host name='%s'/><dir path='/%s%s'/>"
-                   "<format type='glusterfs'/></source>"
-                   "<target><path>%s</path></target></pool>"
-                   % (name, self.addr, v, directory, target))
-        else:
-            xml = pool_xml(name, self.cluster.addresses, volume=v,
-                           directory=directory)
-        path = os.path.join(self.work, name + '.xml')
-        with open(path, 'w') as f:
-            f.write(xml)
-        self.run_virsh(b, 'pool-define', path)
+        self.define_pool(b, self.pool_name(b, v, sub), volume=v,
+                         directory='%s/%s' % (BASE, sub))
 
     # -- helpers -----------------------------------------------------------
-    def is_active(self, b, pool):
-        _, rc, out, _ = self.run_virsh(b, 'pool-info', pool, check=False)
-        return rc == 0 and re.search(r'^State:\s+running', out, re.M)
-
-    def destroy(self, b, pool):
-        if self.is_active(b, pool):
-            self.run_virsh(b, 'pool-destroy', pool)
-        self.netfs_active.discard((b, pool))
-
-    def ensure_started(self, b, pool):
-        if not self.is_active(b, pool):
-            self.run_virsh(b, 'pool-start', pool, timeout=600)
-        if b == 'netfs':
-            self.netfs_active.add((b, pool))
-
-    def cache_file(self, pool):
-        uuid = self.run_virsh('ours', 'pool-uuid', pool)[2].strip()
-        return os.path.join(self.daemons['ours'].workdir, 'cache', 'libvirt',
-                            'gfpool', uuid + '.probe')
-
-    def count_vols(self, b, pool):
-        out = self.run_virsh(b, 'vol-list', pool)[2]
-        return len([l for l in out.splitlines() if l.strip()])
-
     def floor(self, tag):
         for b in BACKENDS:
             self.measure(b, None, 'floor', None, ['pool-list'],

@@ -287,8 +287,10 @@ class Gfapi:
         finally:
             self._lib.glfs_close(fd)
 
-    def put_sparse(self, path, size, mode=0o644, parents=True):
-        """Create `path` as a sparse file of `size` bytes (ftruncate)."""
+    def put_sparse(self, path, size, mode=0o644, parents=True, extents=()):
+        """Create `path` as a sparse file of `size` bytes (ftruncate), with
+        only `extents` [(offset, bytes)] written: an image's few non-zero
+        blocks take that much room on the bricks, not its length."""
         if parents:
             d = os.path.dirname(_b(path))
             if d not in (b'', b'/'):
@@ -298,6 +300,11 @@ class Gfapi:
         try:
             if self._lib.glfs_ftruncate(fd, size, None, None) != 0:
                 _raise('ftruncate', _b(path))
+            for off, data in extents:
+                buf = ctypes.create_string_buffer(bytes(data), len(data))
+                if self._lib.glfs_pwrite(fd, buf, len(data), off, 0, None,
+                                         None) != len(data):
+                    _raise('pwrite', _b(path))
         finally:
             self._lib.glfs_close(fd)
 

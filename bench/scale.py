@@ -50,7 +50,7 @@ refresh, and a pool-refresh; it keeps no cache) and a netfs pool mounting
 it with FUSE (pool-start, i.e. mount and first refresh, and a pool-refresh)
 at the sizes of --other-sizes (default: the largest) on the volumes of
 --other-volumes (default: rep3), one sample each. libvirt's own cost is a
-`dir` pool of as many local sparse files in a fourth private libvirtd:
+`dir` pool of as many local files, the same mix, in a fourth private libvirtd:
 its refresh and its VmRSS before pool-start and after a refresh.
 
 Fast rows are medians of --reps samples; a row stops after its first
@@ -387,9 +387,28 @@ class Scale(VirshBench):
                 pass
 
     def grow_local(self, n):
+        """The same mix as the gluster pools (overlays name their local
+        base), so that libvirt's own objects per volume (a backing store
+        for each overlay) are counted alike on both sides."""
+        if not hasattr(self, 'local_templates'):
+            self.local_templates = {}
+            for kind, path in self.templates.items():
+                with open(path, 'rb') as f:
+                    data = f.read()
+                self.local_templates[kind] = (len(data), nonzero_extents(data))
         for i in range(self.local_filled, n):
-            with open(os.path.join(self.local, 'img-%06d.raw' % i), 'wb') as f:
-                f.truncate(RAW_SIZE)
+            kind = image_kind(i)
+            with open(os.path.join(self.local, image_name(i)), 'wb') as f:
+                if kind == 'raw':
+                    f.truncate(RAW_SIZE)
+                    continue
+                size, ext = self.local_templates[kind]
+                f.truncate(size)
+                for off, blk in ext:
+                    if kind == 'overlay':
+                        blk = blk.replace(BACKING_SLOT, image_name(i - 5).encode())
+                    f.seek(off)
+                    f.write(blk)
         self.local_filled = max(n, self.local_filled)
 
     # -- helpers ---------------------------------------------------------------

@@ -124,6 +124,17 @@ def virsh_cmd(d, *args):
     return ['virsh', '-q', '-c', d.uri] + [str(a) for a in args]
 
 
+def fmt_s(x):
+    """A duration for a results table: ms below 1 s, 3 significant digits."""
+    if x is None:
+        return '—'
+    if x >= 10:
+        return '%.1f s' % x
+    if x >= 1:
+        return '%.2f s' % x
+    return '%.0f ms' % (x * 1000) if x >= 0.1 else '%.1f ms' % (x * 1000)
+
+
 def teardown(work, daemons=(), cluster=None, netfs=()):
     """Stop what a benchmark started, whatever state it is in: the netfs
     pools [(Libvirtd, pool)] (unmounting their FUSE mounts), the daemons,

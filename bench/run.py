@@ -61,7 +61,7 @@ REPO = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(REPO, 'tests'))
 
 import testbed  # noqa: E402
-from benchlib import (DEBIAN_MODULE, README, RELEASE_TITLE,  # noqa: E402
+from benchlib import (DEBIAN_MODULE, fmt_s, README, RELEASE_TITLE,  # noqa: E402
                       VirshBench, loadavg, log, machine_facts, replace_block,
                       run_guarded, sh, snapshot_module, teardown, timed)
 from testbed.gfapi_ctypes import Gfapi  # noqa: E402
@@ -402,16 +402,6 @@ class Bench(VirshBench):
 # ---------------------------------------------------------------------------
 # Report
 # ---------------------------------------------------------------------------
-def fmt_s(x):
-    if x is None:
-        return '—'
-    if x >= 10:
-        return '%.1f s' % x
-    if x >= 1:
-        return '%.2f s' % x
-    return '%.0f ms' % (x * 1000) if x >= 0.1 else '%.1f ms' % (x * 1000)
-
-
 def fmt_above(x):
     if x is None:
         return ''

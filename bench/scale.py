@@ -80,7 +80,7 @@ sys.path.insert(0, os.path.join(REPO, 'tests'))
 sys.path.insert(0, HERE)
 
 import testbed  # noqa: E402
-from benchlib import (DEBIAN_MODULE, RELEASE_TITLE, VirshBench,  # noqa: E402
+from benchlib import (DEBIAN_MODULE, fmt_s, RELEASE_TITLE, VirshBench,  # noqa: E402
                       loadavg, log, machine_facts, run_guarded, sh,
                       snapshot_module, teardown, timed, vm_rss_kib)
 from testbed.gfapi_ctypes import Gfapi  # noqa: E402
@@ -677,16 +677,6 @@ class Scale(VirshBench):
 # ---------------------------------------------------------------------------
 # Report
 # ---------------------------------------------------------------------------
-def fmt_s(x):
-    if x is None:
-        return '—'
-    if x >= 10:
-        return '%.1f s' % x
-    if x >= 1:
-        return '%.2f s' % x
-    return '%.0f ms' % (x * 1000) if x >= 0.1 else '%.1f ms' % (x * 1000)
-
-
 ROWS = [
     # (backend, op, label)
     ('ours', 'refresh-warm', 'pool-refresh, unchanged'),

@@ -27,7 +27,7 @@ if os.path.join(REPO, 'tests') not in sys.path:
     sys.path.insert(0, os.path.join(REPO, 'tests'))
 
 import testbed  # noqa: E402
-from testbed.pools import pool_xml  # noqa: E402
+from testbed.pools import netfs_pool_xml, pool_xml  # noqa: E402
 
 README = os.path.join(HERE, 'README.md')
 # Debian's own gluster storage backend, what run.py and data.py compare with
@@ -399,11 +399,7 @@ class VirshBench:
         elif b == 'netfs':
             target = os.path.join(self.work, 'mnt', name)
             os.makedirs(target, exist_ok=True)
-            xml = ("<pool type='netfs'><name>%s</name><source>"
-                   "<host name='%s'/><dir path='/%s%s'/>"
-                   "<format type='glusterfs'/></source>"
-                   "<target><path>%s</path></target></pool>"
-                   % (name, self.addr, volume, directory, target))
+            xml = netfs_pool_xml(name, self.addr, volume, directory, target)
         else:
             xml = pool_xml(name, self.cluster.addresses, volume=volume,
                            directory=directory)

@@ -46,7 +46,8 @@ sys.path.insert(0, os.path.join(REPO, 'tests'))
 
 import testbed  # noqa: E402
 from testbed.gfapi_ctypes import Gfapi  # noqa: E402
-from testbed.pools import pool_xml, sha256_file, sparse_file  # noqa: E402
+from testbed.pools import (netfs_pool_xml, pool_xml, sha256_file,  # noqa: E402
+                           sparse_file)
 from benchlib import (DEBIAN_MODULE, RELEASE_TITLE, loadavg, log,  # noqa: E402
                       replace_block, run_guarded, sh, source_rev, teardown, timed,
                       virsh_cmd)
@@ -241,11 +242,8 @@ class DataBench:
         if b == 'netfs':
             target = os.path.join(self.work, 'mnt', name)
             os.makedirs(target, exist_ok=True)
-            xml = ("<pool type='netfs'><name>%s</name><source>"
-                   "<host name='%s'/><dir path='/%s%s/netfs'/>"
-                   "<format type='glusterfs'/></source>"
-                   "<target><path>%s</path></target></pool>"
-                   % (name, self.cluster.addresses[0], v, BASE, target))
+            xml = netfs_pool_xml(name, self.cluster.addresses[0], v, BASE + '/netfs',
+                                 target)
         else:
             xml = pool_xml(name, self.cluster.addresses, volume=v,
                            directory='%s/%s' % (BASE, b))

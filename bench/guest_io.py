@@ -54,7 +54,7 @@ sys.path.insert(0, os.path.join(REPO, 'tests'))
 
 import testbed  # noqa: E402
 from testbed import guests  # noqa: E402
-from testbed.pools import pool_xml  # noqa: E402
+from testbed.pools import netfs_pool_xml, pool_xml  # noqa: E402
 from benchlib import (loadavg, log, run_guarded, sh, source_rev,  # noqa: E402
                       teardown)
 
@@ -266,11 +266,7 @@ class GuestIO:
             os.makedirs(target)
             xml = os.path.join(self.work, name + '.xml')
             with open(xml, 'w') as f:
-                f.write("<pool type='netfs'><name>%s</name><source>"
-                        "<host name='%s'/><dir path='/%s%s'/>"
-                        "<format type='glusterfs'/></source><target><path>"
-                        "%s</path></target></pool>" % (
-                            name, self.cluster.addresses[0], v, DIR, target))
+                f.write(netfs_pool_xml(name, self.cluster.addresses[0], v, DIR, target))
             self.virsh('pool-create', xml, timeout=120)
             self.netfs.append(name)
             self.virsh('pool-create', self.gluster_pool_xml(v))

@@ -39,6 +39,16 @@ def pool_xml(name, hosts, volume='rep3', directory='/images', port=None):
     return ET.tostring(root, encoding='unicode')
 
 
+def netfs_pool_xml(name, host, volume, directory, target):
+    """A libvirt netfs pool that mounts gluster volume's directory with
+    FUSE (mount.glusterfs) at target: the pool gfpool is measured against."""
+    return ("<pool type='netfs'><name>%s</name><source>"
+            "<host name='%s'/><dir path='/%s%s'/>"
+            "<format type='glusterfs'/></source>"
+            "<target><path>%s</path></target></pool>"
+            % (name, host, volume, directory, target))
+
+
 def define_pool(libvirtd, tmp_path, xml):
     path = os.path.join(str(tmp_path), 'pool.xml')
     with open(path, 'w') as f:

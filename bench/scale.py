@@ -131,26 +131,36 @@ def nonzero_extents(data, block=4096):
     return out
 
 
+def template_extents(path):
+    """(size, non-zero extents) of a template image file."""
+    with open(path, 'rb') as f:
+        data = f.read()
+    return len(data), nonzero_extents(data)
+
+
+def image_extents(i, templates):
+    """(size, extents) of qcow2 image i from templates' (size, extents) by
+    kind: an overlay names its own base (the image five before it)."""
+    kind = image_kind(i)
+    size, ext = templates[kind]
+    if kind == 'overlay':
+        base = image_name(i - 5).encode()
+        ext = [(off, blk.replace(BACKING_SLOT, base)) for off, blk in ext]
+    return size, ext
+
+
 def populate_worker(spec):
     """One process's share of the images (spec: volume, hosts, dir,
     indices, templates, threads), written with its own gfapi client."""
     g = Gfapi(spec['volume'], [tuple(h) for h in spec['hosts']])
-    tpl = {}
-    for kind, path in spec['templates'].items():
-        with open(path, 'rb') as f:
-            data = f.read()
-        tpl[kind] = (len(data), nonzero_extents(data))
+    tpl = {kind: template_extents(path) for kind, path in spec['templates'].items()}
 
     def one(i):
-        kind = image_kind(i)
         path = '%s/%s' % (spec['dir'], image_name(i))
-        if kind == 'raw':
+        if image_kind(i) == 'raw':
             g.put_sparse(path, RAW_SIZE, parents=False)
             return
-        size, ext = tpl[kind]
-        if kind == 'overlay':
-            base = image_name(i - 5).encode()
-            ext = [(off, blk.replace(BACKING_SLOT, base)) for off, blk in ext]
+        size, ext = image_extents(i, tpl)
         g.put_sparse(path, size, parents=False, extents=ext)
 
     with concurrent.futures.ThreadPoolExecutor(spec['threads']) as ex:
@@ -391,22 +401,16 @@ class Scale(VirshBench):
         base), so that libvirt's own objects per volume (a backing store
         for each overlay) are counted alike on both sides."""
         if not hasattr(self, 'local_templates'):
-            self.local_templates = {}
-            for kind, path in self.templates.items():
-                with open(path, 'rb') as f:
-                    data = f.read()
-                self.local_templates[kind] = (len(data), nonzero_extents(data))
+            self.local_templates = {kind: template_extents(path)
+                                    for kind, path in self.templates.items()}
         for i in range(self.local_filled, n):
-            kind = image_kind(i)
             with open(os.path.join(self.local, image_name(i)), 'wb') as f:
-                if kind == 'raw':
+                if image_kind(i) == 'raw':
                     f.truncate(RAW_SIZE)
                     continue
-                size, ext = self.local_templates[kind]
+                size, ext = image_extents(i, self.local_templates)
                 f.truncate(size)
                 for off, blk in ext:
-                    if kind == 'overlay':
-                        blk = blk.replace(BACKING_SLOT, image_name(i - 5).encode())
                     f.seek(off)
                     f.write(blk)
         self.local_filled = max(n, self.local_filled)
